@@ -1,0 +1,49 @@
+# Two commands do everything from a fresh clone:  `make book`  and  `make test`.
+# Both create the virtual environment, install pinned Python packages and (as root on
+# Debian/Ubuntu) the system parts the labs use, then build or test.
+
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+BOOK_FLAGS ?= -W -n --keep-going
+
+.PHONY: setup system book test lint lab diagrams bench gc clean
+
+setup: $(VENV)/.installed system
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	bash scripts/link-dot.sh $(VENV)
+	touch $@
+
+system:
+	bash scripts/setup-system.sh
+
+book: setup
+	$(VENV)/bin/jupyter-book build . $(BOOK_FLAGS)
+	@echo "The book is in _build/html/index.html"
+
+test: book
+	$(VENV)/bin/ruff check labkit tests benchmarks
+	$(PY) -m pytest -ra tests
+
+lint: setup
+	$(VENV)/bin/ruff check labkit tests benchmarks
+
+lab: setup
+	$(PY) -m pip install -q --disable-pip-version-check jupyterlab jupytext
+	$(VENV)/bin/jupyter lab --notebook-dir=. labs
+
+diagrams: setup
+	$(PY) -m labkit.view.diagrams --out images
+
+bench: setup
+	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+gc: setup
+	$(VENV)/bin/labkit gc
+
+clean:
+	rm -rf _build

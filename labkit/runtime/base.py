@@ -1,0 +1,221 @@
+"""The container runtime interface every labkit backend implements.
+
+Its shape follows Kubernetes' CRI (``runtime.v1.RuntimeService``): a *pod sandbox* holds the
+namespaces that a pod's containers share (network above all), and containers are created,
+started, stopped and removed inside it. The kubelet only ever sees this interface, whether the
+backend is labkit's own native runtime, runc/crun, Docker or the simulated runtime, and whether
+it is called in-process or over the CRI gRPC socket (``labkit.node.cri``).
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from dataclasses import dataclass, field
+
+
+class RuntimeError_(Exception):
+    """Base class for runtime errors; the message says what to do about it."""
+
+
+class NotFound(RuntimeError_):
+    """An image, sandbox or container that does not exist."""
+
+
+class Unsupported(RuntimeError_):
+    """The host lacks what this backend needs (root, Linux, a binary, a daemon)."""
+
+
+class ContainerState(str, enum.Enum):
+    CREATED = "CONTAINER_CREATED"
+    RUNNING = "CONTAINER_RUNNING"
+    EXITED = "CONTAINER_EXITED"
+    UNKNOWN = "CONTAINER_UNKNOWN"
+
+
+class SandboxState(str, enum.Enum):
+    READY = "SANDBOX_READY"
+    NOTREADY = "SANDBOX_NOTREADY"
+
+
+@dataclass
+class Mount:
+    host_path: str
+    container_path: str
+    readonly: bool = False
+
+
+@dataclass
+class Device:
+    host_path: str
+    container_path: str
+    permissions: str = "rwm"
+
+
+@dataclass
+class Resources:
+    memory_bytes: int | None = None  # hard limit; None = unlimited
+    cpu_quota_us: int | None = None  # CFS quota per period; None = unlimited
+    cpu_period_us: int = 100_000
+    pids_limit: int | None = None
+
+    @classmethod
+    def from_cpus(cls, cpus: float, **kw) -> Resources:
+        return cls(cpu_quota_us=int(cpus * 100_000), cpu_period_us=100_000, **kw)
+
+
+@dataclass
+class PodSandboxConfig:
+    name: str
+    namespace: str = "default"
+    uid: str = ""
+    hostname: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    log_directory: str | None = None
+
+
+@dataclass
+class ContainerConfig:
+    name: str
+    image: str
+    command: list[str] = field(default_factory=list)  # entrypoint; empty = image default
+    args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    working_dir: str | None = None
+    mounts: list[Mount] = field(default_factory=list)
+    devices: list[Device] = field(default_factory=list)
+    resources: Resources = field(default_factory=Resources)
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class PodSandboxStatus:
+    id: str
+    name: str
+    namespace: str
+    state: SandboxState
+    created_at: float
+    netns_path: str | None = None  # where CNI plugins configure the pod's network
+    ip: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ContainerStatus:
+    id: str
+    sandbox_id: str
+    name: str
+    image: str
+    image_ref: str  # content digest, e.g. "sha256:..."
+    state: ContainerState
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    exit_code: int | None = None
+    reason: str = ""  # "Completed", "Error", "OOMKilled"
+    message: str = ""
+    pid: int | None = None  # host PID of the container's first process
+    log_path: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ContainerStats:
+    id: str
+    memory_bytes: int | None = None
+    cpu_usage_ns: int | None = None
+    pids: int | None = None
+
+
+@dataclass
+class ExecResult:
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+
+
+@dataclass
+class ImageInfo:
+    name: str
+    digest: str  # "sha256:..." of the image manifest
+    size: int
+
+
+@dataclass
+class VersionInfo:
+    runtime_name: str  # what really runs the containers, e.g. "native", "runc", "docker"
+    runtime_version: str
+    api_version: str = "v1"
+
+
+class Runtime(abc.ABC):
+    """A container runtime, CRI-shaped. Subclasses are the backends."""
+
+    #: short backend name used by ``--runtime`` and printed in every lab output
+    name: str = "?"
+
+    # --- identity -------------------------------------------------------
+    @abc.abstractmethod
+    def version(self) -> VersionInfo: ...
+
+    # --- images ---------------------------------------------------------
+    @abc.abstractmethod
+    def list_images(self) -> list[ImageInfo]: ...
+
+    @abc.abstractmethod
+    def image_status(self, image: str) -> ImageInfo | None: ...
+
+    @abc.abstractmethod
+    def pull_image(self, image: str) -> ImageInfo:
+        """Make ``image`` available to this backend from labkit's local image store."""
+
+    # --- sandboxes ------------------------------------------------------
+    @abc.abstractmethod
+    def run_pod_sandbox(self, config: PodSandboxConfig) -> str: ...
+
+    @abc.abstractmethod
+    def stop_pod_sandbox(self, sandbox_id: str) -> None: ...
+
+    @abc.abstractmethod
+    def remove_pod_sandbox(self, sandbox_id: str) -> None: ...
+
+    @abc.abstractmethod
+    def pod_sandbox_status(self, sandbox_id: str) -> PodSandboxStatus: ...
+
+    @abc.abstractmethod
+    def list_pod_sandboxes(self) -> list[PodSandboxStatus]: ...
+
+    # --- containers -----------------------------------------------------
+    @abc.abstractmethod
+    def create_container(
+        self, sandbox_id: str, config: ContainerConfig, sandbox_config: PodSandboxConfig
+    ) -> str: ...
+
+    @abc.abstractmethod
+    def start_container(self, container_id: str) -> None: ...
+
+    @abc.abstractmethod
+    def stop_container(self, container_id: str, timeout: float = 10.0) -> None: ...
+
+    @abc.abstractmethod
+    def remove_container(self, container_id: str) -> None: ...
+
+    @abc.abstractmethod
+    def container_status(self, container_id: str) -> ContainerStatus: ...
+
+    @abc.abstractmethod
+    def list_containers(self, sandbox_id: str | None = None) -> list[ContainerStatus]: ...
+
+    @abc.abstractmethod
+    def logs(self, container_id: str) -> bytes: ...
+
+    @abc.abstractmethod
+    def exec_sync(self, container_id: str, cmd: list[str], timeout: float = 10.0) -> ExecResult: ...
+
+    @abc.abstractmethod
+    def container_stats(self, container_id: str) -> ContainerStats: ...
+
+    def close(self) -> None:
+        """Release clients and sockets; containers keep running."""

@@ -26,14 +26,14 @@ class Unsupported(RuntimeError_):
     """The host lacks what this backend needs (root, Linux, a binary, a daemon)."""
 
 
-class ContainerState(str, enum.Enum):
+class ContainerState(enum.StrEnum):
     CREATED = "CONTAINER_CREATED"
     RUNNING = "CONTAINER_RUNNING"
     EXITED = "CONTAINER_EXITED"
     UNKNOWN = "CONTAINER_UNKNOWN"
 
 
-class SandboxState(str, enum.Enum):
+class SandboxState(enum.StrEnum):
     READY = "SANDBOX_READY"
     NOTREADY = "SANDBOX_NOTREADY"
 

@@ -37,6 +37,10 @@ class Compacted(StoreError):
     """The requested revision is below the compaction floor."""
 
 
+class FutureRevision(StoreError):
+    """A read asked for a revision the store has not reached yet."""
+
+
 class Unavailable(StoreError):
     """The backend cannot serve writes now (e.g. etcd lost quorum); retrying later may work."""
 
@@ -98,14 +102,24 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def watch(self, prefix: str, start_revision: int,
-              callback: Callable[[list[Event]], None]) -> Watch:
+              callback: Callable[[list[Event]], None],
+              on_error: Callable[[StoreError], None] | None = None) -> Watch:
         """Deliver every event with revision >= start_revision, in order, in batches.
 
-        Raises Compacted when start_revision is below the compaction floor.
+        ``start_revision <= 0`` means "from now on" (the next revision), as in etcd.
+        Raises Compacted when start_revision is below the compaction floor. If the backend can
+        no longer continue a live watch (etcd compacted it while reconnecting), ``on_error`` is
+        called once with the error and the watch ends; the caller re-lists and watches again.
         """
 
     @abc.abstractmethod
-    def compact(self, revision: int) -> None: ...
+    def compact(self, revision: int) -> None:
+        """Forget history below ``revision``; compacting at or below the current floor is a no-op."""
+
+    @property
+    def compact_revision(self) -> int:
+        """The compaction floor: reads and watches below it raise Compacted (0 = never compacted)."""
+        return 0
 
     def close(self) -> None:
         pass

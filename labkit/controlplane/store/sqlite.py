@@ -1,0 +1,438 @@
+"""The embedded default store: one append-only SQLite table, in the manner of k3s's kine.
+
+Every write *appends* a row; nothing is updated in place. The row's autoincrement ``id`` is the
+global revision, so "the state at revision R" is simply the newest row per key with ``id <= R``
+that is not a delete, and a watch is "every row with ``id > R``, in order". A unique index on
+``(name, prev_revision)`` turns compare-and-swap into a constraint: two writers that both start
+from the same previous row cannot both append after it.
+
+Durability: WAL journal with ``synchronous=FULL``, so a write is acknowledged only after its
+commit reached the disk. Concurrent writers share commits (group commit): the first one to take
+the write lock commits everything queued behind it in one transaction, one fsync for many writes,
+and each caller returns only after the commit holding its write.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from labkit.controlplane.store.base import (
+    Compacted,
+    Conflict,
+    Event,
+    FutureRevision,
+    KeyExists,
+    KeyNotFound,
+    KeyValue,
+    Store,
+    StoreError,
+    Unavailable,
+    Watch,
+)
+from labkit.controlplane.store.fanout import QueueWatch, WatcherSet
+
+TABLE = "kine"
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {TABLE} (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    deleted INTEGER NOT NULL,
+    create_revision INTEGER NOT NULL,
+    prev_revision INTEGER NOT NULL,
+    lease INTEGER NOT NULL DEFAULT 0,
+    value BLOB,
+    old_value BLOB,
+    version INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX IF NOT EXISTS {TABLE}_name_id ON {TABLE} (name, id);
+CREATE UNIQUE INDEX IF NOT EXISTS {TABLE}_name_prev_revision ON {TABLE} (name, prev_revision);
+CREATE TABLE IF NOT EXISTS {TABLE}_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+COLUMNS = "id, name, created, deleted, create_revision, prev_revision, value, old_value, version"
+POLL_SECONDS = 0.2  # how often watches look for rows written by other processes
+
+
+def _prefix_end(prefix: str) -> str | None:
+    """The smallest string greater than every string that starts with ``prefix``."""
+    while prefix:
+        last = ord(prefix[-1])
+        if last < 0x10FFFF:
+            return prefix[:-1] + chr(last + 1)
+        prefix = prefix[:-1]
+    return None
+
+
+def _row_event(row: tuple) -> Event:
+    rid, name, created, deleted, crev, prev, value, old_value, version = row
+    crev = crev or rid  # a creating row's create_revision is its own id
+    value = bytes(value or b"")
+    if deleted:
+        gone = KeyValue(name, value, crev, rid, version)
+        return Event("DELETE", gone, KeyValue(name, bytes(old_value or b""), crev, prev, version))
+    kv = KeyValue(name, value, crev, rid, version)
+    if created:
+        return Event("PUT", kv, None)
+    return Event("PUT", kv, KeyValue(name, bytes(old_value or b""), crev, prev, version - 1))
+
+
+class _Op:
+    __slots__ = ("fn", "result", "error", "event", "done")
+
+    def __init__(self, fn: Callable[[sqlite3.Cursor], tuple[KeyValue, tuple]]) -> None:
+        self.fn = fn
+        self.result: KeyValue | None = None
+        self.error: BaseException | None = None
+        self.event: Event | None = None
+        self.done = False
+
+
+class SqliteStore(Store):
+    """A kine-style MVCC log in one SQLite file; several processes may share the file."""
+
+    name = "sqlite"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise ValueError(f"sqlite store path {self.path} is a directory: give a file name")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._wconn = self._connect()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open sqlite store {self.path}: {exc}") from exc
+        with self._wconn:
+            self._wconn.executescript(SCHEMA)
+            # a fresh store is at revision 1, like a fresh etcd: the first write gets revision 2
+            self._wconn.execute("INSERT INTO sqlite_sequence (name, seq) SELECT ?, 1 WHERE NOT EXISTS "
+                                "(SELECT 1 FROM sqlite_sequence WHERE name = ?)", (TABLE, TABLE))
+        self._wlock = threading.Lock()  # the one writer connection, and event dispatch order
+        self._qlock = threading.Lock()
+        self._pending: list[_Op] = []
+        self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._all_conns = [self._wconn]
+        self._watchers = WatcherSet()
+        self._tail = self._read_revision(self._wconn)  # last revision handed to the watchers
+        self._closed = threading.Event()
+        self._poller: threading.Thread | None = None
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False,
+                               timeout=10.0)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA busy_timeout=10000")
+        return conn
+
+    # ---- connections -------------------------------------------------------------------
+    def _reader(self) -> sqlite3.Connection:
+        try:
+            return self._readers.get_nowait()
+        except queue.Empty:
+            conn = self._connect()
+            self._all_conns.append(conn)
+            return conn
+
+    def _read(self, fn: Callable[[sqlite3.Connection], object]) -> object:
+        if self._closed.is_set():
+            raise StoreError(f"sqlite store {self.path} is closed")
+        conn = self._reader()
+        try:
+            conn.execute("BEGIN")  # one snapshot for the whole read
+            try:
+                return fn(conn)
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            raise Unavailable(f"sqlite store {self.path}: {exc}") from exc
+        finally:
+            self._readers.put(conn)
+
+    @staticmethod
+    def _read_revision(conn: sqlite3.Connection) -> int:
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (TABLE,)).fetchone()
+        return int(row[0]) if row else 1
+
+    @staticmethod
+    def _read_floor(conn: sqlite3.Connection) -> int:
+        row = conn.execute(f"SELECT value FROM {TABLE}_meta WHERE key = 'compact_revision'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _check_read(self, conn: sqlite3.Connection, revision: int) -> int:
+        current = self._read_revision(conn)
+        floor = self._read_floor(conn)
+        if revision < floor:
+            raise Compacted(f"revision {revision} has been compacted (the floor is {floor})")
+        if revision > current:
+            raise FutureRevision(f"revision {revision} is in the future (the store is at {current})")
+        return current
+
+    # ---- reads -------------------------------------------------------------------------
+    @property
+    def revision(self) -> int:
+        return self._read(self._read_revision)  # type: ignore[return-value]
+
+    @property
+    def compact_revision(self) -> int:
+        return self._read(self._read_floor)  # type: ignore[return-value]
+
+    def get(self, key: str, revision: int | None = None) -> KeyValue | None:
+        def fn(conn: sqlite3.Connection) -> KeyValue | None:
+            if revision is not None:
+                self._check_read(conn, revision)
+                row = conn.execute(f"SELECT {COLUMNS} FROM {TABLE} WHERE name = ? AND id <= ? "
+                                   "ORDER BY id DESC LIMIT 1", (key, revision)).fetchone()
+            else:
+                row = conn.execute(f"SELECT {COLUMNS} FROM {TABLE} WHERE name = ? "
+                                   "ORDER BY id DESC LIMIT 1", (key,)).fetchone()
+            if row is None or row[3]:
+                return None
+            return _row_event(row).kv
+
+        return self._read(fn)  # type: ignore[return-value]
+
+    def list(self, prefix: str, revision: int | None = None, limit: int | None = None,
+             start_after: str | None = None) -> tuple[list[KeyValue], int]:
+        end = _prefix_end(prefix)
+
+        def fn(conn: sqlite3.Connection) -> tuple[list[KeyValue], int]:
+            if revision is None:
+                rev = self._read_revision(conn)
+            else:
+                self._check_read(conn, revision)
+                rev = revision
+            out: list[KeyValue] = []
+            after = start_after
+            page = max(limit or 0, 500)
+            while True:
+                where = ["name >= ?", "id <= ?"]
+                args: list = [prefix, rev]
+                if end is not None:
+                    where.append("name < ?")
+                    args.append(end)
+                if after is not None:
+                    where.append("name > ?")
+                    args.append(after)
+                rows = conn.execute(
+                    f"SELECT {', '.join('k.' + c.strip() for c in COLUMNS.split(','))} FROM {TABLE} k "
+                    f"JOIN (SELECT MAX(id) AS mid FROM {TABLE} WHERE {' AND '.join(where)} "
+                    f"GROUP BY name ORDER BY name LIMIT ?) m ON k.id = m.mid ORDER BY k.name",
+                    (*args, page)).fetchall()
+                for row in rows:
+                    if not row[3]:
+                        out.append(_row_event(row).kv)
+                        if limit and len(out) >= limit:
+                            return out, rev
+                if len(rows) < page:
+                    return out, rev
+                after = rows[-1][1]
+
+        return self._read(fn)  # type: ignore[return-value]
+
+    # ---- writes ------------------------------------------------------------------------
+    def _latest(self, cur: sqlite3.Cursor, key: str) -> tuple | None:
+        return cur.execute(f"SELECT {COLUMNS} FROM {TABLE} WHERE name = ? ORDER BY id DESC LIMIT 1",
+                           (key,)).fetchone()
+
+    def _append(self, cur: sqlite3.Cursor, key: str, created: int, deleted: int, crev: int, prev: int,
+                value: bytes, old_value: bytes | None, version: int) -> int:
+        try:
+            cur.execute(f"INSERT INTO {TABLE} (name, created, deleted, create_revision, prev_revision, "
+                        "value, old_value, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (key, created, deleted, crev, prev, value, old_value, version))
+        except sqlite3.IntegrityError as exc:  # another writer appended after the same row
+            raise Conflict(f"{key}: changed concurrently") from exc
+        return int(cur.lastrowid)
+
+    def _submit(self, fn: Callable[[sqlite3.Cursor], Event]) -> Event:
+        """Run one write in the next commit; return once that commit is on disk."""
+        op = _Op(fn)
+        with self._qlock:
+            self._pending.append(op)
+        with self._wlock:
+            if not op.done:
+                with self._qlock:
+                    batch, self._pending = self._pending, []
+                self._commit(batch)
+        if op.error is not None:
+            raise op.error
+        return op.event  # type: ignore[return-value]
+
+    def _commit(self, batch: list[_Op]) -> None:
+        """Run every queued write in one transaction (caller holds the write lock)."""
+        if self._closed.is_set():
+            for op in batch:
+                op.error, op.done = StoreError(f"sqlite store {self.path} is closed"), True
+            return
+        cur = self._wconn.cursor()
+        try:
+            cur.execute("BEGIN IMMEDIATE")
+            for op in batch:
+                cur.execute("SAVEPOINT op")
+                try:
+                    op.event = op.fn(cur)
+                    cur.execute("RELEASE op")
+                except Exception as exc:  # noqa: BLE001 - handed back to the op's own caller
+                    cur.execute("ROLLBACK TO op")
+                    cur.execute("RELEASE op")
+                    op.error = exc
+            cur.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self._wconn.in_transaction:
+                self._wconn.execute("ROLLBACK")
+            for op in batch:
+                op.event = None
+                op.error = Unavailable(f"sqlite store {self.path}: write failed: {exc}")
+        for op in batch:
+            op.done = True
+        events = [op.event for op in batch if op.event is not None]
+        if events:
+            self._deliver(events)
+
+    def create(self, key: str, value: bytes) -> KeyValue:
+        def fn(cur: sqlite3.Cursor) -> Event:
+            row = self._latest(cur, key)
+            if row is not None and not row[3]:
+                raise KeyExists(key)
+            rid = self._append(cur, key, 1, 0, 0, row[0] if row else 0, bytes(value), None, 1)
+            return Event("PUT", KeyValue(key, bytes(value), rid, rid, 1), None)
+
+        return self._submit(fn).kv
+
+    def _check_current(self, cur: sqlite3.Cursor, key: str, expected: int | None) -> KeyValue:
+        row = self._latest(cur, key)
+        if row is None or row[3]:
+            raise KeyNotFound(key)
+        kv = _row_event(row).kv
+        if expected is not None and kv.mod_revision != expected:
+            raise Conflict(f"{key}: modified at revision {kv.mod_revision}, expected {expected}")
+        return kv
+
+    def update(self, key: str, value: bytes, expected_mod_revision: int | None = None) -> KeyValue:
+        def fn(cur: sqlite3.Cursor) -> Event:
+            prev = self._check_current(cur, key, expected_mod_revision)
+            rid = self._append(cur, key, 0, 0, prev.create_revision, prev.mod_revision, bytes(value),
+                               prev.value, prev.version + 1)
+            kv = KeyValue(key, bytes(value), prev.create_revision, rid, prev.version + 1)
+            return Event("PUT", kv, prev)
+
+        return self._submit(fn).kv
+
+    def delete(self, key: str, expected_mod_revision: int | None = None) -> KeyValue:
+        def fn(cur: sqlite3.Cursor) -> Event:
+            prev = self._check_current(cur, key, expected_mod_revision)
+            rid = self._append(cur, key, 0, 1, prev.create_revision, prev.mod_revision, prev.value,
+                               prev.value, prev.version)
+            gone = KeyValue(key, prev.value, prev.create_revision, rid, prev.version)
+            return Event("DELETE", gone, prev)
+
+        return self._submit(fn).prev_kv  # type: ignore[return-value]
+
+    # ---- watch -------------------------------------------------------------------------
+    def _rows_after(self, conn: sqlite3.Connection, after: int, upto: int | None = None,
+                    prefix: str = "") -> list[Event]:
+        sql = f"SELECT {COLUMNS} FROM {TABLE} WHERE id > ?"
+        args: list = [after]
+        if upto is not None:
+            sql += " AND id <= ?"
+            args.append(upto)
+        if prefix:
+            sql += " AND name >= ?"
+            args.append(prefix)
+            end = _prefix_end(prefix)
+            if end is not None:
+                sql += " AND name < ?"
+                args.append(end)
+        return [_row_event(r) for r in conn.execute(sql + " ORDER BY id", args)]
+
+    def _deliver(self, events: list[Event]) -> None:
+        """Hand freshly committed events to the watchers (caller holds the write lock)."""
+        if not len(self._watchers):
+            self._tail = events[-1].revision
+            return
+        if events[0].revision != self._tail + 1:  # another process wrote in between: read it all
+            events = self._rows_after(self._wconn, self._tail, events[-1].revision)
+        if events:
+            self._watchers.push(events)
+            self._tail = events[-1].revision
+
+    def _catch_up(self) -> None:
+        """Deliver rows other processes appended (caller holds the write lock)."""
+        current = self._read_revision(self._wconn)
+        if current > self._tail:
+            events = self._rows_after(self._wconn, self._tail, current)
+            if events:
+                self._watchers.push(events)
+            self._tail = current
+
+    def _poll(self) -> None:
+        while not self._closed.wait(POLL_SECONDS):
+            if not len(self._watchers):
+                continue
+            try:
+                with self._wlock:
+                    if not self._closed.is_set():
+                        self._catch_up()
+            except sqlite3.Error:
+                continue  # busy or locked by another process: try again on the next tick
+
+    def watch(self, prefix: str, start_revision: int, callback: Callable[[list[Event]], None],
+              on_error: Callable[[StoreError], None] | None = None) -> Watch:
+        with self._wlock:
+            self._catch_up()
+            floor = self._read_floor(self._wconn)
+            start = self._tail + 1 if start_revision <= 0 else start_revision
+            if start < floor:
+                raise Compacted(f"cannot watch from revision {start}: compacted up to {floor}")
+            w = QueueWatch(prefix, start, callback, on_error, on_cancel=self._watchers.remove,
+                           name="sqlite-watch")
+            if start <= self._tail:
+                w.push(self._rows_after(self._wconn, start - 1, self._tail, prefix))
+            self._watchers.add(w)
+            if self._poller is None:
+                self._poller = threading.Thread(target=self._poll, name="labkit-sqlite-poll", daemon=True)
+                self._poller.start()
+            return w
+
+    # ---- compaction --------------------------------------------------------------------
+    def compact(self, revision: int) -> None:
+        with self._wlock:
+            self._catch_up()
+            current = self._read_revision(self._wconn)
+            if revision > current:
+                raise FutureRevision(f"cannot compact at {revision}: the store is at {current}")
+            if revision <= self._read_floor(self._wconn):
+                return
+            cur = self._wconn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                # superseded rows (a newer row for the name exists at or below the floor) and
+                # deletes older than the floor: the state at the floor does not need them
+                cur.execute(
+                    f"DELETE FROM {TABLE} WHERE id < :floor AND (deleted = 1 OR EXISTS ("
+                    f"SELECT 1 FROM {TABLE} AS newer WHERE newer.name = {TABLE}.name "
+                    f"AND newer.id > {TABLE}.id AND newer.id <= :floor))", {"floor": revision})
+                cur.execute(f"INSERT INTO {TABLE}_meta (key, value) VALUES ('compact_revision', ?) "
+                            "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (revision,))
+                cur.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._wconn.execute("ROLLBACK")
+                raise Unavailable(f"sqlite store {self.path}: compaction failed: {exc}") from exc
+
+    def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self._watchers.cancel_all()
+        if self._poller is not None:
+            self._poller.join(timeout=2)
+        with self._wlock:
+            for conn in self._all_conns:
+                try:
+                    conn.close()
+                except sqlite3.Error:
+                    pass

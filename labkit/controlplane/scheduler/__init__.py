@@ -1,1 +1,28 @@
-"""labkit.controlplane.scheduler"""
+"""labkit's kube-scheduler.
+
+* :mod:`.nodetable` - nodes as numpy columns (allocatable, requested, labels, taints)
+* :mod:`.plugins`   - filter and score plugins, vectorised over nodes
+* :mod:`.framework` - ``schedule_one(table, pod) -> Decision``: pure, usable from a lab
+* :mod:`.decision`  - why this node: every plugin's verdict per node, the FailedScheduling text
+* :mod:`.scheduler` - the process: informers, queue, assume, concurrent binds, Events
+"""
+
+from labkit.controlplane.scheduler.decision import Decision
+from labkit.controlplane.scheduler.framework import Framework
+from labkit.controlplane.scheduler.nodetable import NodeTable
+
+
+def simulate(nodes: list[dict], pods: list[dict], pod: dict, framework: Framework | None = None) -> Decision:
+    """Where would ``pod`` go on these nodes, already running ``pods``? (No API server needed.)"""
+    table = NodeTable()
+    for n in nodes:
+        table.upsert_node(n)
+    for p in pods:
+        node = (p.get("spec") or {}).get("nodeName")
+        if node and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+            md = p.get("metadata", {})
+            table.add_pod(f"{md.get('namespace', 'default')}/{md.get('name')}", node, p)
+    return (framework or Framework()).schedule_one(table, pod)
+
+
+__all__ = ["Decision", "Framework", "NodeTable", "simulate"]

@@ -1,0 +1,202 @@
+"""Filter and score plugins, each one vectorised over every node of a :class:`NodeTable`.
+
+Names and failure messages follow kube-scheduler's in-tree plugins, so a FailedScheduling
+Event reads the same as on a real cluster. A filter returns a boolean "passes" mask plus a
+function that explains a failing node; a score returns 0..100 per node (higher is better).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from labkit.controlplane.scheduler.nodetable import NodeTable
+from labkit.controlplane.scheduler.podspec import nonzero_requests, pod_requests, required_terms, tolerates
+
+Reasons = Callable[[int], list[str]]
+
+
+@dataclass
+class PodInfo:
+    """The parts of a pod the plugins read, parsed once per scheduling attempt."""
+
+    key: str
+    pod: dict
+    requests: dict[str, int] = field(default_factory=dict)
+    nonzero: tuple[int, int] = (0, 0)
+
+    @classmethod
+    def of(cls, pod: dict) -> PodInfo:
+        md = pod.get("metadata", {})
+        return cls(f"{md.get('namespace', 'default')}/{md.get('name')}", pod, pod_requests(pod), nonzero_requests(pod))
+
+    @property
+    def spec(self) -> dict:
+        return self.pod.get("spec") or {}
+
+
+class FilterPlugin:
+    name = "?"
+
+    def filter(self, t: NodeTable, p: PodInfo) -> tuple[np.ndarray, Reasons]:
+        raise NotImplementedError
+
+
+class ScorePlugin:
+    name = "?"
+
+    def score(self, t: NodeTable, p: PodInfo) -> np.ndarray:
+        raise NotImplementedError
+
+
+# ---------------------------------------------------------------------------- filters
+class NodeUnschedulable(FilterPlugin):
+    """A cordoned node (spec.unschedulable) takes no new pods unless the pod tolerates that."""
+
+    name = "NodeUnschedulable"
+
+    def filter(self, t: NodeTable, p: PodInfo) -> tuple[np.ndarray, Reasons]:
+        taint = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
+        if tolerates(p.spec.get("tolerations") or [], taint):
+            return np.ones(t.cap, dtype=bool), lambda i: []
+        return ~t.unschedulable, lambda i: ["node(s) were unschedulable"]
+
+
+class NodeName(FilterPlugin):
+    """spec.nodeName set by the user pins the pod to that node."""
+
+    name = "NodeName"
+
+    def filter(self, t: NodeTable, p: PodInfo) -> tuple[np.ndarray, Reasons]:
+        want = p.spec.get("nodeName")
+        if not want:
+            return np.ones(t.cap, dtype=bool), lambda i: []
+        ok = np.zeros(t.cap, dtype=bool)
+        if want in t.slot:
+            ok[t.slot[want]] = True
+        return ok, lambda i: ["node(s) didn't match the requested node name"]
+
+
+class TaintToleration(FilterPlugin):
+    """Every NoSchedule/NoExecute taint on the node must be tolerated by the pod."""
+
+    name = "TaintToleration"
+
+    def filter(self, t: NodeTable, p: PodInfo) -> tuple[np.ndarray, Reasons]:
+        tol = p.spec.get("tolerations") or []
+        bad: list[str | None] = []
+        for taints in t.taint_sets:  # one check per distinct set of taints, not per node
+            first = None
+            for key, value, effect in taints:
+                if effect in ("NoSchedule", "NoExecute") and not tolerates(tol, {"key": key, "value": value,
+                                                                                 "effect": effect}):
+                    first = f"node(s) had untolerated taint {{{key}: {value}}}"
+                    break
+            bad.append(first)
+        group_ok = np.array([b is None for b in bad], dtype=bool)
+        ok = group_ok[t.taint_group]
+        return ok, lambda i: [bad[t.taint_group[i]] or ""]
+
+
+class NodeAffinity(FilterPlugin):
+    """spec.nodeSelector (every label must match) and required node affinity (any term matches)."""
+
+    name = "NodeAffinity"
+
+    def filter(self, t: NodeTable, p: PodInfo) -> tuple[np.ndarray, Reasons]:
+        ok = np.ones(t.cap, dtype=bool)
+        for key, value in (p.spec.get("nodeSelector") or {}).items():
+            codes, vocab = t.label_codes(key)
+            ok &= codes == vocab.get(value, -2)
+        terms = required_terms(p.pod)
+        if terms:
+            any_term = np.zeros(t.cap, dtype=bool)
+            for term in terms:
+                m = np.ones(t.cap, dtype=bool)
+                for expr in term.get("matchExpressions") or []:
+                    m &= _match_expression(t, expr)
+                for expr in term.get("matchFields") or []:
+                    if expr.get("key") == "metadata.name":
+                        names = np.array([n or "" for n in t.names], dtype=object)
+                        hit = np.isin(names, expr.get("values") or [])
+                        m &= hit if expr.get("operator") == "In" else ~hit
+                any_term |= m
+            ok &= any_term
+        return ok, lambda i: ["node(s) didn't match Pod's node affinity/selector"]
+
+
+def _match_expression(t: NodeTable, expr: dict) -> np.ndarray:
+    key, op, values = expr.get("key", ""), expr.get("operator", "In"), expr.get("values") or []
+    codes, vocab = t.label_codes(key)
+    if op in ("In", "NotIn"):
+        hit = np.isin(codes, [vocab[v] for v in values if v in vocab])
+        return hit if op == "In" else ~hit
+    if op == "Exists":
+        return codes >= 0
+    if op == "DoesNotExist":
+        return codes < 0
+    if op in ("Gt", "Lt"):
+        try:
+            bound = int(values[0])
+        except (IndexError, ValueError):
+            return np.zeros(t.cap, dtype=bool)
+        out = np.zeros(t.cap, dtype=bool)
+        for i, v in enumerate(t.label_values(key)):
+            if v is not None and v.lstrip("-").isdigit():
+                out[i] = int(v) > bound if op == "Gt" else int(v) < bound
+        return out
+    return np.zeros(t.cap, dtype=bool)
+
+
+class NodeResourcesFit(FilterPlugin):
+    """Requests (cpu, memory, pods, extended resources like nvidia.com/gpu) must fit what is left."""
+
+    name = "NodeResourcesFit"
+
+    def filter(self, t: NodeTable, p: PodInfo) -> tuple[np.ndarray, Reasons]:
+        short: list[tuple[str, np.ndarray]] = []
+        ok = np.ones(t.cap, dtype=bool)
+        for r, need in p.requests.items():
+            if need <= 0:
+                continue
+            row = t.rows.get(r)
+            fits = (t.alloc[row] - t.req[row] >= need) if row is not None else np.zeros(t.cap, dtype=bool)
+            ok &= fits
+            short.append(("Too many pods" if r == "pods" else f"Insufficient {r}", ~fits))
+        return ok, lambda i: [text for text, miss in short if miss[i]]
+
+
+# ---------------------------------------------------------------------------- scores
+def _fraction(t: NodeTable, p: PodInfo) -> np.ndarray:
+    """(2, cap) share of cpu and memory that would be requested if the pod landed there."""
+    alloc = t.alloc[:2].astype(np.float64)
+    used = t.nz + np.array(p.nonzero, dtype=np.int64)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.where(alloc > 0, used / alloc, 1.0)
+    return np.clip(frac, 0.0, 1.0)
+
+
+class NodeResourcesLeastAllocated(ScorePlugin):
+    """Prefer the node with the most room left: mean over cpu and memory of free share x 100."""
+
+    name = "NodeResourcesLeastAllocated"
+
+    def score(self, t: NodeTable, p: PodInfo) -> np.ndarray:
+        return (1.0 - _fraction(t, p)).mean(axis=0) * 100.0
+
+
+class NodeResourcesBalancedAllocation(ScorePlugin):
+    """Prefer nodes whose cpu and memory would be used in equal proportion: (1 - std) x 100."""
+
+    name = "NodeResourcesBalancedAllocation"
+
+    def score(self, t: NodeTable, p: PodInfo) -> np.ndarray:
+        return (1.0 - _fraction(t, p).std(axis=0)) * 100.0
+
+
+DEFAULT_FILTERS: list[FilterPlugin] = [NodeUnschedulable(), NodeName(), TaintToleration(), NodeAffinity(),
+                                       NodeResourcesFit()]
+DEFAULT_SCORES: list[tuple[ScorePlugin, int]] = [(NodeResourcesLeastAllocated(), 1),
+                                                 (NodeResourcesBalancedAllocation(), 1)]

@@ -1,0 +1,212 @@
+"""The scheduler process: watch pods that nobody placed yet, decide, bind.
+
+An ordinary API client. It keeps nodes and bound pods in a :class:`NodeTable` (from
+informers), takes unscheduled pods whose ``spec.schedulerName`` is its own, runs
+:meth:`Framework.schedule_one`, *assumes* the result at once (so the next pod already sees the
+node as fuller) and binds through ``pods/binding`` concurrently, many binds in flight.
+A pod that fits nowhere gets a FailedScheduling Event and waits for the cluster to change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+
+from labkit.client import Client
+from labkit.client.events import EventRecorder
+from labkit.client.informer import Informer, key_of
+from labkit.client.rest import ApiError
+from labkit.controlplane.scheduler.decision import Decision
+from labkit.controlplane.scheduler.framework import Framework
+from labkit.controlplane.scheduler.nodetable import NodeTable
+from labkit.controlplane.scheduler.plugins import PodInfo
+
+log = logging.getLogger(__name__)
+
+WHY_ANNOTATION = "scheduler.labkit.dev/why"
+RETRY_UNSCHEDULABLE_S = 5.0
+
+
+def is_terminal(pod: dict) -> bool:
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+class Scheduler:
+    def __init__(self, client: Client, name: str = "default-scheduler", *, framework: Framework | None = None,
+                 bind_concurrency: int = 64, events: bool = True, explain_max_nodes: int = 16):
+        self.client = client
+        self.name = name
+        self.framework = framework or Framework()
+        self.table = NodeTable()
+        self.events = EventRecorder(client, name) if events else None
+        self.explain_max_nodes = explain_max_nodes
+        self.nodes = Informer(client, "nodes")
+        self.pods = Informer(client, "pods")
+        self.queue: asyncio.Queue[str] = asyncio.Queue()
+        self.queued: set[str] = set()
+        self.unschedulable: set[str] = set()
+        self.binding: set[str] = set()
+        self.decisions: dict[str, Decision] = {}  # last decision per pod key (labs read it)
+        self.bound = 0
+        self.failed = 0
+        self._sem = asyncio.Semaphore(bind_concurrency)
+        self._tasks: set[asyncio.Task] = set()
+        self.nodes.add_handler(self._node_add, self._node_update, self._node_delete)
+        self.pods.add_handler(self._pod_add, self._pod_update, self._pod_delete)
+
+    # ------------------------------------------------------------------ informer handlers
+    def _node_add(self, node: dict) -> None:
+        if self.table.upsert_node(node):
+            self._retry_unschedulable()
+
+    def _node_update(self, old: dict, node: dict) -> None:
+        self._node_add(node)
+
+    def _node_delete(self, node: dict) -> None:
+        self.table.remove_node(node["metadata"]["name"])
+
+    def _mine(self, pod: dict) -> bool:
+        spec = pod.get("spec") or {}
+        return (spec.get("schedulerName") or "default-scheduler") == self.name
+
+    def _pod_add(self, pod: dict) -> None:
+        key = key_of(pod)
+        node = (pod.get("spec") or {}).get("nodeName")
+        if node:
+            self.unschedulable.discard(key)
+            if is_terminal(pod):
+                self.table.remove_pod(key)
+            else:
+                self.table.add_pod(key, node, pod)
+        elif self._mine(pod) and not pod["metadata"].get("deletionTimestamp") and not is_terminal(pod):
+            if key not in self.unschedulable:
+                self._enqueue(key)
+
+    def _pod_update(self, old: dict, pod: dict) -> None:
+        self._pod_add(pod)
+
+    def _pod_delete(self, pod: dict) -> None:
+        key = key_of(pod)
+        self.table.remove_pod(key)
+        self.unschedulable.discard(key)
+        self._retry_unschedulable()
+
+    def _enqueue(self, key: str) -> None:
+        if key not in self.queued and key not in self.binding:
+            self.queued.add(key)
+            self.queue.put_nowait(key)
+
+    def _retry_unschedulable(self) -> None:
+        for key in list(self.unschedulable):
+            self.unschedulable.discard(key)
+            self._enqueue(key)
+
+    # ------------------------------------------------------------------ the loop
+    async def run(self) -> None:
+        """Run until cancelled."""
+        tasks = [asyncio.create_task(self.nodes.run()), asyncio.create_task(self.pods.run()),
+                 asyncio.create_task(self._retry_loop())]
+        try:
+            await self.nodes.wait_synced(60)
+            await self.pods.wait_synced(60)
+            await self._schedule_loop()
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _retry_loop(self) -> None:
+        while True:
+            await asyncio.sleep(RETRY_UNSCHEDULABLE_S)
+            self._retry_unschedulable()
+
+    async def _schedule_loop(self) -> None:
+        n = 0
+        while True:
+            key = await self.queue.get()
+            self.queued.discard(key)
+            pod = self.pods.cache.get(key)
+            if pod is None or (pod.get("spec") or {}).get("nodeName") or pod["metadata"].get("deletionTimestamp"):
+                continue
+            await self._sem.acquire()  # back-pressure: never more than N binds in flight
+            try:
+                self.schedule_and_bind(pod)
+            except Exception:
+                self._sem.release()
+                log.exception("scheduling %s failed", key)
+            n += 1
+            if n % 32 == 0:
+                await asyncio.sleep(0)
+
+    def schedule_and_bind(self, pod: dict) -> Decision:
+        """One cycle: decide, assume, and start the bind (the semaphore is already held)."""
+        p = PodInfo.of(pod)
+        d = self.framework.schedule_one(self.table, p)
+        self.decisions[p.key] = d
+        if len(self.decisions) > 2048:
+            self.decisions.pop(next(iter(self.decisions)))
+        if d.node is None:
+            self._sem.release()
+            self.unschedulable.add(p.key)
+            self.failed += 1
+            task = asyncio.get_running_loop().create_task(self._mark_unschedulable(pod, d))
+        else:
+            self.table.add_pod(p.key, d.node, pod, p.requests)  # assume
+            self.binding.add(p.key)
+            task = asyncio.get_running_loop().create_task(self._bind(pod, p, d))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return d
+
+    def _explain(self, d: Decision) -> str | None:
+        if len(d.names) > self.explain_max_nodes:
+            return None
+        return json.dumps({n: d.why(n).split(": ", 1)[1] for n in d.names}, sort_keys=True)
+
+    async def _bind(self, pod: dict, p: PodInfo, d: Decision) -> None:
+        try:
+            await self._bind_call(pod, d.node, self._explain(d))
+            self.bound += 1
+            if self.events:
+                self.events.event(pod, "Normal", "Scheduled", d.message())
+        except ApiError as exc:
+            self.table.remove_pod(p.key)  # forget the assumption
+            if exc.code not in (404, 409):
+                log.warning("bind %s -> %s failed: %s", p.key, d.node, exc)
+                await asyncio.sleep(0.2)
+                self.unschedulable.add(p.key)
+        finally:
+            self.binding.discard(p.key)
+            self._sem.release()
+
+    async def _bind_call(self, pod: dict, node: str, why: str | None) -> None:
+        md = pod["metadata"]
+        body = {
+            "apiVersion": "v1", "kind": "Binding",
+            "metadata": {"name": md["name"], "namespace": md.get("namespace", "default"), "uid": md.get("uid")},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+        }
+        if why:
+            body["metadata"]["annotations"] = {WHY_ANNOTATION: why}  # the apiserver copies these onto the pod
+        await self.client.request("POST", f"/api/v1/namespaces/{md.get('namespace', 'default')}/pods/{md['name']}/binding",
+                                  body=body)
+
+    async def _mark_unschedulable(self, pod: dict, d: Decision) -> None:
+        msg = d.message()
+        if self.events:
+            self.events.event(pod, "Warning", "FailedScheduling", msg)
+        md = pod["metadata"]
+        cond = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": msg,
+                "lastTransitionTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        conds = [c for c in (pod.get("status") or {}).get("conditions") or [] if c.get("type") != "PodScheduled"]
+        if any(c.get("message") == msg for c in (pod.get("status") or {}).get("conditions") or []):
+            return
+        try:
+            await self.client.patch("pods", md["name"], {"status": {"conditions": [*conds, cond]}},
+                                    md.get("namespace", "default"), sub="status")
+        except ApiError as exc:
+            log.debug("cannot mark %s unschedulable: %s", md["name"], exc)

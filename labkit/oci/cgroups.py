@@ -1,0 +1,403 @@
+"""Control groups for containers, on cgroup v1, v2 and the hybrid of both.
+
+A namespace decides what a process can *see*; a cgroup decides how much it can *use*. The kernel
+offers two interfaces:
+
+* **v1** (this book's build machine): one hierarchy per controller, e.g.
+  ``/sys/fs/cgroup/memory/labkit/<id>/memory.limit_in_bytes``, OOM counters in
+  ``memory.failcnt`` and ``memory.oom_control``.
+* **v2** (most current distributions): one tree, ``/sys/fs/cgroup/labkit/<id>/memory.max``,
+  ``cpu.max``, ``pids.max``; OOM counters in ``memory.events``; ``cgroup.kill`` and
+  ``cgroup.freeze`` act on the whole group at once.
+
+A *hybrid* host has both; labkit then puts a container in every v1 hierarchy for the controllers
+and also in the v2 tree, so that ``cgroup.kill``/``cgroup.events`` work there too.
+
+Contract::
+
+    layout = detect_layout()                     # or fake_v2_layout(tmpdir) in tests
+    cg = Cgroup("/labkit/<id>", layout)
+    cg.create(); cg.set_resources(config["linux"]["resources"])
+    cg.add(pid)  /  cg.procs_files()             # the files a child writes "0" into
+    cg.oom_counters() -> {"oom_kill": n, ...};  cg.oom_killed() -> bool
+    cg.stats() -> {"memory_bytes", "cpu_usage_ns", "pids"}
+    cg.freeze(); cg.thaw(); cg.kill(); cg.destroy()
+    leftovers(layout) -> ["/labkit/<id>", ...]   # what a killed run left (for ``labkit gc``)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer", "devices")
+V2_CONTROLLERS = ("memory", "cpu", "pids")
+
+
+class CgroupError(RuntimeError):
+    """A cgroup that cannot be created, limited or removed; the message says what to do."""
+
+
+@dataclass
+class CgroupLayout:
+    """Where each controller is mounted on this host."""
+
+    mode: str  # "v1", "v2", "hybrid" or "none"
+    v1: dict[str, Path] = field(default_factory=dict)  # controller -> hierarchy mount point
+    v2: Path | None = None  # the unified (v2) mount point
+    v2_controllers: set[str] = field(default_factory=set)
+    fake: bool = False  # plain files in a tmp dir (tests), not a kernel file system
+
+    def describe(self) -> str:
+        """One line for lab output: which cgroup interface limits really go through."""
+        if self.mode == "v1":
+            return "cgroup v1 (one hierarchy per controller)"
+        if self.mode == "v2":
+            return f"cgroup v2 (unified tree at {self.v2})"
+        if self.mode == "hybrid":
+            ctrls = ",".join(sorted(self.v2_controllers)) or "no controllers"
+            return f"hybrid: cgroup v1 controllers, plus a v2 tree at {self.v2} ({ctrls})"
+        return "no cgroups mounted"
+
+
+def detect_layout(mounts_file: str = "/proc/self/mounts") -> CgroupLayout:
+    """Read the mount table and find the v1 hierarchies and the v2 tree."""
+    v1: dict[str, Path] = {}
+    v2: Path | None = None
+    try:
+        lines = Path(mounts_file).read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        parts = line.split()
+        if len(parts) < 4:
+            continue
+        fstype, mnt, opts = parts[2], Path(parts[1]), parts[3].split(",")
+        if fstype == "cgroup":
+            for o in opts:
+                if o in CONTROLLERS:
+                    v1.setdefault(o, mnt)
+        elif fstype == "cgroup2" and v2 is None:
+            v2 = mnt
+    v2_ctrls: set[str] = set()
+    if v2 is not None:
+        try:
+            v2_ctrls = set((v2 / "cgroup.controllers").read_text().split())
+        except OSError:
+            pass
+    if v1 and v2 is not None:
+        mode = "hybrid"
+    elif v1:
+        mode = "v1"
+    elif v2 is not None:
+        mode = "v2"
+    else:
+        mode = "none"
+    return CgroupLayout(mode, v1, v2, v2_ctrls)
+
+
+def fake_v2_layout(root: str | os.PathLike[str]) -> CgroupLayout:
+    """A cgroup v2 tree made of plain files in ``root``, for testing the v2 code on a v1 host."""
+    r = Path(root)
+    r.mkdir(parents=True, exist_ok=True)
+    (r / "cgroup.controllers").write_text("cpuset cpu io memory hugetlb pids rdma misc\n")
+    (r / "cgroup.subtree_control").write_text("")
+    (r / "cgroup.procs").write_text("")
+    return CgroupLayout("v2", {}, r, set(V2_CONTROLLERS) | {"cpuset", "io"}, fake=True)
+
+
+def _write(path: Path, value: str) -> None:
+    try:
+        with open(path, "w") as f:
+            f.write(value)
+    except PermissionError as exc:
+        raise CgroupError(f"cannot write {path}: permission denied (cgroups need root)") from exc
+    except OSError as exc:
+        raise CgroupError(f"cannot write {value.strip()!r} to {path}: {exc.strerror}") from exc
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def _kv(text: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].lstrip("-").isdigit():
+            out[parts[0]] = int(parts[1])
+    return out
+
+
+class Cgroup:
+    """One container's cgroup, in every hierarchy the layout has."""
+
+    def __init__(self, path: str, layout: CgroupLayout | None = None) -> None:
+        rel = path.strip("/")
+        if not rel or ".." in rel.split("/"):
+            raise CgroupError(f"bad cgroup path {path!r}: use something like /labkit/<id>")
+        self.path = "/" + rel
+        self.layout = layout or detect_layout()
+        self.v1: dict[str, Path] = {c: m / rel for c, m in self.layout.v1.items()}
+        self.v2: Path | None = self.layout.v2 / rel if self.layout.v2 is not None else None
+
+    # --- where things live -------------------------------------------------
+    def _ctrl_dir(self, controller: str) -> tuple[Path | None, int]:
+        """(directory, version) that holds ``controller``; (None, 0) when no hierarchy has it."""
+        if controller in self.v1:
+            return self.v1[controller], 1
+        if self.v2 is not None and controller in self.layout.v2_controllers:
+            return self.v2, 2
+        return None, 0
+
+    def dirs(self) -> list[Path]:
+        """Every directory this cgroup occupies (deduplicated co-mounted hierarchies)."""
+        seen: list[Path] = []
+        for d in list(self.v1.values()) + ([self.v2] if self.v2 is not None else []):
+            if d not in seen:
+                seen.append(d)
+        return seen
+
+    def exists(self) -> bool:
+        return any(d.is_dir() for d in self.dirs())
+
+    # --- life cycle ----------------------------------------------------------
+    def create(self) -> Cgroup:
+        """Make the directories (and, on v2, enable the controllers on the way down)."""
+        if self.layout.mode == "none":
+            raise CgroupError("this host has no cgroup file system mounted; limits are unavailable")
+        for d in self.dirs():
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+            except PermissionError as exc:
+                raise CgroupError(f"cannot create cgroup {d}: permission denied (run as root)") from exc
+            except OSError as exc:
+                raise CgroupError(f"cannot create cgroup {d}: {exc.strerror}") from exc
+        if self.v2 is not None and self.layout.v2_controllers & set(V2_CONTROLLERS):
+            self._enable_v2_controllers()
+        if self.layout.fake and self.v2 is not None:
+            _populate_fake_v2(self.v2)
+        return self
+
+    def _enable_v2_controllers(self) -> None:
+        assert self.v2 is not None and self.layout.v2 is not None
+        wanted = [c for c in V2_CONTROLLERS if c in self.layout.v2_controllers and c not in self.v1]
+        if not wanted:
+            return
+        node = self.layout.v2
+        for part in Path(self.path.strip("/")).parts:
+            ctl = node / "cgroup.subtree_control"
+            if ctl.exists():
+                have = set(_read(ctl).split())
+                missing = [c for c in wanted if c not in have]
+                if missing:
+                    if self.layout.fake:
+                        ctl.write_text(" ".join(sorted(have | set(missing))) + "\n")
+                    else:
+                        _write(ctl, " ".join("+" + c for c in missing))
+            node = node / part
+
+    def set_resources(self, resources: dict[str, Any] | None) -> None:
+        """Apply an OCI ``linux.resources`` block (memory, cpu, pids, devices)."""
+        res = resources or {}
+        mem = (res.get("memory") or {}).get("limit")
+        if mem is not None:
+            d, v = self._ctrl_dir("memory")
+            if d is None:
+                raise CgroupError("this host has no memory controller; a memory limit cannot be set")
+            if v == 1:
+                _write(d / "memory.limit_in_bytes", str(int(mem)))
+                swap = (res.get("memory") or {}).get("swap")
+                if swap is not None and (d / "memory.memsw.limit_in_bytes").exists():
+                    _write(d / "memory.memsw.limit_in_bytes", str(int(swap)))
+            else:
+                _write(d / "memory.max", str(int(mem)))
+                swap = (res.get("memory") or {}).get("swap")
+                if swap is not None:
+                    _write(d / "memory.swap.max", str(max(0, int(swap) - int(mem))))
+        cpu = res.get("cpu") or {}
+        if cpu.get("quota") is not None:
+            d, v = self._ctrl_dir("cpu")
+            if d is None:
+                raise CgroupError("this host has no cpu controller; a CPU quota cannot be set")
+            period = int(cpu.get("period") or 100_000)
+            quota = int(cpu["quota"])
+            if v == 1:
+                _write(d / "cpu.cfs_period_us", str(period))
+                _write(d / "cpu.cfs_quota_us", str(quota))
+            else:
+                _write(d / "cpu.max", f"{quota if quota > 0 else 'max'} {period}")
+        pids = (res.get("pids") or {}).get("limit")
+        if pids is not None:
+            d, _v = self._ctrl_dir("pids")
+            if d is None:
+                raise CgroupError("this host has no pids controller; a pids limit cannot be set")
+            _write(d / "pids.max", str(int(pids)) if int(pids) > 0 else "max")
+        devices = res.get("devices")
+        if devices and "devices" in self.v1:
+            d = self.v1["devices"]
+            for rule in devices:
+                kind = rule.get("type") or "a"
+                major = "*" if rule.get("major") in (None, -1) else rule["major"]
+                minor = "*" if rule.get("minor") in (None, -1) else rule["minor"]
+                entry = "a" if kind == "a" else f"{kind} {major}:{minor} {rule.get('access', 'rwm')}"
+                _write(d / ("devices.allow" if rule.get("allow") else "devices.deny"), entry)
+
+    def procs_files(self) -> list[Path]:
+        """The ``cgroup.procs`` files a process writes ``0`` into to join this cgroup everywhere."""
+        return [d / "cgroup.procs" for d in self.dirs()]
+
+    def add(self, pid: int) -> None:
+        for f in self.procs_files():
+            _write(f, str(pid))
+
+    def pids(self) -> list[int]:
+        out: set[int] = set()
+        for f in self.procs_files():
+            for tok in _read(f).split():
+                if tok.isdigit():
+                    out.add(int(tok))
+        return sorted(out)
+
+    # --- what the kernel counted -----------------------------------------------
+    def oom_counters(self) -> dict[str, int]:
+        """The kernel's own OOM counters: v1 ``failcnt``/``oom_kill``; v2 ``memory.events``."""
+        d, v = self._ctrl_dir("memory")
+        if d is None:
+            return {}
+        if v == 1:
+            out = {"failcnt": int(_read(d / "memory.failcnt").strip() or 0)}
+            oc = _kv(_read(d / "memory.oom_control"))
+            out["oom_kill"] = oc.get("oom_kill", 0)
+            out["under_oom"] = oc.get("under_oom", 0)
+            return out
+        ev = _kv(_read(d / "memory.events"))
+        return {k: ev.get(k, 0) for k in ("max", "oom", "oom_kill")}
+
+    def oom_killed(self) -> bool:
+        return self.oom_counters().get("oom_kill", 0) > 0
+
+    def stats(self) -> dict[str, int | None]:
+        out: dict[str, int | None] = {"memory_bytes": None, "cpu_usage_ns": None, "pids": None}
+        d, v = self._ctrl_dir("memory")
+        if d is not None:
+            raw = _read(d / ("memory.usage_in_bytes" if v == 1 else "memory.current")).strip()
+            out["memory_bytes"] = int(raw) if raw.isdigit() else None
+        d, v = self._ctrl_dir("cpuacct") if "cpuacct" in self.v1 else self._ctrl_dir("cpu")
+        if d is not None:
+            if v == 1:
+                raw = _read(d / "cpuacct.usage").strip()
+                out["cpu_usage_ns"] = int(raw) if raw.isdigit() else None
+            else:
+                usec = _kv(_read(d / "cpu.stat")).get("usage_usec")
+                out["cpu_usage_ns"] = usec * 1000 if usec is not None else None
+        d, _v = self._ctrl_dir("pids")
+        if d is not None:
+            raw = _read(d / "pids.current").strip()
+            out["pids"] = int(raw) if raw.isdigit() else None
+        return out
+
+    def events(self) -> dict[str, int]:
+        """v2 ``cgroup.events`` (``populated``, ``frozen``); empty without a v2 tree."""
+        if self.v2 is None:
+            return {}
+        return _kv(_read(self.v2 / "cgroup.events"))
+
+    def memory_limit(self) -> int | None:
+        d, v = self._ctrl_dir("memory")
+        if d is None:
+            return None
+        raw = _read(d / ("memory.limit_in_bytes" if v == 1 else "memory.max")).strip()
+        return int(raw) if raw.isdigit() else None
+
+    # --- acting on the whole group ---------------------------------------------
+    def freeze(self) -> None:
+        if self.v2 is not None and (self.v2 / "cgroup.freeze").exists():
+            _write(self.v2 / "cgroup.freeze", "1")
+        elif "freezer" in self.v1:
+            _write(self.v1["freezer"] / "freezer.state", "FROZEN")
+        else:
+            raise CgroupError("this host has no freezer; cannot pause the container")
+
+    def thaw(self) -> None:
+        if self.v2 is not None and (self.v2 / "cgroup.freeze").exists():
+            _write(self.v2 / "cgroup.freeze", "0")
+        elif "freezer" in self.v1:
+            _write(self.v1["freezer"] / "freezer.state", "THAWED")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signal every process in the group; ``cgroup.kill`` when SIGKILL on v2, else one by one."""
+        if sig == signal.SIGKILL and self.v2 is not None and not self.layout.fake \
+                and (self.v2 / "cgroup.kill").exists():
+            _write(self.v2 / "cgroup.kill", "1")
+            return
+        for pid in self.pids():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def destroy(self, timeout: float = 5.0) -> None:
+        """Kill what is left and remove every directory; raises if a directory stays busy."""
+        deadline = time.monotonic() + timeout
+        while self.pids() and time.monotonic() < deadline:
+            self.kill()
+            time.sleep(0.01)
+        errors = []
+        for d in self.dirs():
+            if not d.is_dir():
+                continue
+            if self.layout.fake:
+                shutil.rmtree(d, ignore_errors=True)
+                continue
+            for _ in range(100):
+                try:
+                    d.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as exc:
+                    if exc.errno != 16 or time.monotonic() > deadline:  # EBUSY
+                        errors.append(f"{d}: {exc.strerror}")
+                        break
+                    time.sleep(0.01)
+        if errors:
+            raise CgroupError("could not remove cgroup: " + "; ".join(errors))
+
+
+def _populate_fake_v2(d: Path) -> None:
+    """Give a fake v2 cgroup the files the kernel would create, with their initial values."""
+    initial = {
+        "cgroup.procs": "", "cgroup.events": "populated 0\nfrozen 0\n", "cgroup.freeze": "0\n",
+        "cgroup.kill": "", "cgroup.subtree_control": "", "memory.max": "max\n", "memory.swap.max": "max\n",
+        "memory.current": "0\n", "memory.events": "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n",
+        "cpu.max": "max 100000\n", "cpu.stat": "usage_usec 0\nuser_usec 0\nsystem_usec 0\n",
+        "pids.max": "max\n", "pids.current": "0\n",
+    }
+    for name, value in initial.items():
+        f = d / name
+        if not f.exists():
+            f.write_text(value)
+
+
+def leftovers(layout: CgroupLayout | None = None, prefix: str = "labkit") -> list[str]:
+    """Cgroup paths (``/labkit/<id>``) that exist in any hierarchy: what ``labkit gc`` removes."""
+    lay = layout or detect_layout()
+    found: set[str] = set()
+    roots = list(dict.fromkeys(list(lay.v1.values()) + ([lay.v2] if lay.v2 is not None else [])))
+    for root in roots:
+        base = root / prefix
+        if not base.is_dir():
+            continue
+        for child in base.iterdir():
+            if child.is_dir():
+                found.add(f"/{prefix}/{child.name}")
+    return sorted(found)

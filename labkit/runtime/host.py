@@ -1,0 +1,232 @@
+"""What this host can do for containers, probed cheaply and without side effects.
+
+``labkit doctor`` prints these facts and :func:`labkit.runtime.default` uses them to pick a
+backend, so both always agree on *why* a runtime was (or was not) chosen.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from labkit.paths import is_root
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+CNI_DIRS = ("/usr/lib/cni", "/opt/cni/bin", "/usr/libexec/cni")
+
+
+@dataclass
+class Check:
+    """One line of ``labkit doctor``: a fact, whether it is good news, and why it matters."""
+
+    name: str
+    ok: bool
+    detail: str
+    why: str = ""
+
+
+@dataclass
+class CgroupLayout:
+    """Which cgroup hierarchies the host mounts: "v1", "v2" or "hybrid" (v1 plus a v2 mount)."""
+
+    mode: str  # "v1" | "v2" | "hybrid" | "none"
+    v1_controllers: list[str] = field(default_factory=list)
+    v2_controllers: list[str] = field(default_factory=list)
+    v2_mount: str | None = None
+
+
+def is_linux() -> bool:
+    return platform.system() == "Linux"
+
+
+@functools.cache
+def cgroup_layout() -> CgroupLayout:
+    """Read /proc/self/mounts: v2-only hosts are most readers' laptops, v1/hybrid is this CI host."""
+    if not is_linux():
+        return CgroupLayout("none")
+    v1: list[str] = []
+    v2_mount = None
+    try:
+        lines = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return CgroupLayout("none")
+    for line in lines:
+        parts = line.split()
+        if len(parts) < 4:
+            continue
+        fstype, mnt, opts = parts[2], parts[1], parts[3].split(",")
+        if fstype == "cgroup":
+            v1 += [o for o in opts if o in _V1_CONTROLLERS]
+        elif fstype == "cgroup2":
+            v2_mount = mnt
+    v2: list[str] = []
+    if v2_mount:
+        try:
+            v2 = (Path(v2_mount) / "cgroup.controllers").read_text().split()
+        except OSError:
+            v2 = []
+    if v1 and v2_mount:
+        mode = "hybrid"
+    elif v1:
+        mode = "v1"
+    elif v2_mount:
+        mode = "v2"
+    else:
+        mode = "none"
+    return CgroupLayout(mode, sorted(set(v1)), v2, v2_mount)
+
+
+_V1_CONTROLLERS = {"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids",
+                   "net_cls", "net_prio", "perf_event", "hugetlb", "rdma", "misc"}
+
+
+def crun_needs_unified_unmount() -> bool:
+    """crun 1.8 refuses a hybrid layout whose v2 mount has controllers; hiding that mount fixes it."""
+    layout = cgroup_layout()
+    return layout.mode == "hybrid" and bool(layout.v2_controllers)
+
+
+def namespaces() -> dict[str, bool]:
+    """Namespace kinds this kernel offers (what /proc/self/ns lists)."""
+    kinds = ["pid", "mnt", "uts", "ipc", "net", "user", "cgroup"]
+    base = Path("/proc/self/ns")
+    return {k: (base / k).exists() for k in kinds}
+
+
+def user_namespaces_allowed() -> bool:
+    """Unprivileged user namespaces may be switched off by sysctl; root can always create them."""
+    try:
+        v = Path("/proc/sys/user/max_user_namespaces").read_text().strip()
+        if v == "0":
+            return False
+    except OSError:
+        return False
+    try:
+        return Path("/proc/sys/kernel/unprivileged_userns_clone").read_text().strip() != "0"
+    except OSError:
+        return True
+
+
+def overlayfs() -> bool:
+    try:
+        return "overlay" in Path("/proc/filesystems").read_text()
+    except OSError:
+        return False
+
+
+@functools.cache
+def binary_version(binary: str) -> str | None:
+    """First line of ``BINARY --version``, or None when it is not installed."""
+    path = shutil.which(binary)
+    if not path:
+        return None
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    first = (out.stdout or out.stderr).strip().splitlines()
+    return first[0] if first else path
+
+
+def docker_reachable(timeout: float = 2.0) -> tuple[bool, str]:
+    """Ask the Engine for its version over its socket (no CLI needed). Returns (ok, detail)."""
+    sock = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if sock.startswith("unix://") and not os.path.exists(sock[len("unix://"):]):
+        return False, f"no Docker socket at {sock[len('unix://'):]} (start dockerd)"
+    try:
+        import docker  # imported here: the SDK costs ~0.1 s and most commands do not need it
+
+        client = docker.DockerClient(base_url=sock, timeout=timeout)
+        try:
+            v = client.version()
+        finally:
+            client.close()
+        return True, f"Docker Engine {v.get('Version', '?')} at {sock}"
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"; say why
+        return False, f"Docker daemon not reachable at {sock}: {exc.__class__.__name__}"
+
+
+def cni_plugins() -> tuple[str | None, list[str]]:
+    for d in CNI_DIRS:
+        p = Path(d)
+        if p.is_dir():
+            names = sorted(x.name for x in p.iterdir() if os.access(x, os.X_OK))
+            if names:
+                return d, names
+    return None, []
+
+
+def kubectl() -> str | None:
+    found = shutil.which("kubectl")
+    if found:
+        return found
+    sdk = sorted(Path("/usr/lib/google-cloud-sdk/bin").glob("kubectl.1.*"))
+    return str(sdk[-1]) if sdk else None
+
+
+def can_run_real_containers() -> tuple[bool, str]:
+    """The common gate of native and oci: Linux, root, namespaces."""
+    if not is_linux():
+        return False, f"this is {platform.system()}, not Linux: containers need Linux namespaces and cgroups"
+    if not is_root():
+        return False, "not root: creating namespaces, mounts and cgroups needs root (try sudo)"
+    ns = namespaces()
+    missing = [k for k in ("pid", "mnt", "uts", "ipc", "net") if not ns.get(k)]
+    if missing:
+        return False, f"kernel lacks namespaces: {', '.join(missing)}"
+    return True, "Linux, root, namespaces present"
+
+
+def checks() -> list[Check]:
+    """Everything ``labkit doctor`` reports, in reading order."""
+    out: list[Check] = []
+    out.append(Check("linux", is_linux(), f"{platform.system()} {platform.release()}",
+                     "namespaces and cgroups are Linux features"))
+    out.append(Check("root", is_root(), "uid 0" if is_root() else f"uid {os.getuid()}",
+                     "mounts, namespaces and cgroups need root; otherwise the simulated runtime runs"))
+    if is_linux():
+        layout = cgroup_layout()
+        detail = f"{layout.mode}"
+        if layout.v1_controllers:
+            detail += f"; v1: {','.join(layout.v1_controllers)}"
+        if layout.v2_mount:
+            detail += f"; v2 at {layout.v2_mount}: {','.join(layout.v2_controllers) or '(no controllers)'}"
+        out.append(Check("cgroups", layout.mode in ("v1", "v2", "hybrid"), detail,
+                         "limits on memory, CPU and pids"))
+        ns = namespaces()
+        out.append(Check("namespaces", all(ns[k] for k in ("pid", "mnt", "uts", "ipc", "net")),
+                         " ".join(f"{k}{'+' if v else '-'}" for k, v in ns.items()),
+                         "what a container is isolated by"))
+        out.append(Check("user namespaces", ns.get("user", False) and user_namespaces_allowed(),
+                         "allowed" if user_namespaces_allowed() else "disabled by sysctl",
+                         "rootless containers map uid 0 inside to an ordinary user outside"))
+        out.append(Check("overlayfs", overlayfs(), "in /proc/filesystems" if overlayfs() else "missing",
+                         "image layers shared copy-on-write; without it labkit copies the rootfs"))
+        out.append(Check("pivot_root", is_root(), "syscall available (needs root + mount ns)",
+                         "switches the root so a container cannot chroot its way out"))
+    for binary in ("runc", "crun"):
+        v = binary_version(binary)
+        detail = v or "not installed (apt-get install " + binary + ")"
+        if binary == "crun" and v and crun_needs_unified_unmount():
+            detail += "; hybrid cgroups: labkit runs it with /sys/fs/cgroup/unified unmounted in a private mount ns"
+        out.append(Check(binary, v is not None, detail, "an OCI runtime labkit can drive"))
+    ok, detail = docker_reachable()
+    out.append(Check("docker", ok, detail, "the Docker backend and the Swarm labs"))
+    d, names = cni_plugins()
+    out.append(Check("cni plugins", bool(names), f"{d}: {len(names)} ({', '.join(names[:6])}...)" if d
+                     else "none (apt-get install containernetworking-plugins)", "pod networking (CNI)"))
+    etcd = shutil.which("etcd")
+    out.append(Check("etcd", etcd is not None, binary_version("etcd") or "not installed (apt-get install etcd-server)",
+                     "the etcd store behind the apiserver; sqlite/memory work without it"))
+    k = kubectl()
+    out.append(Check("kubectl", k is not None, k or "not installed (optional)",
+                     "optional: labkit's apiserver also answers real kubectl"))
+    dot = shutil.which("dot")
+    out.append(Check("graphviz dot", dot is not None, dot or "missing (apt-get install graphviz)",
+                     "diagrams in the book"))
+    return out

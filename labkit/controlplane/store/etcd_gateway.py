@@ -1,0 +1,210 @@
+"""A small client for etcd v3's JSON gateway (``/v3/kv/...``, ``/v3/watch``), with member failover.
+
+etcd speaks gRPC; every etcd since 3.3 also serves the same calls as JSON over HTTP, with keys and
+values in base64 and 64-bit numbers as strings. That is all labkit needs, and it keeps the store
+free of generated gRPC code. A cluster has several members: a request goes to the member that
+answered last, and moves on to the next one when a member does not answer.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+from labkit.controlplane.store.base import Compacted, FutureRevision, StoreError, Unavailable
+
+
+def b64(data: str | bytes) -> str:
+    if isinstance(data, str):
+        data = data.encode()
+    return base64.b64encode(data).decode("ascii")
+
+
+def unb64(text: str | None) -> bytes:
+    return base64.b64decode(text) if text else b""
+
+
+class GatewayError(StoreError):
+    """etcd answered with an error we do not map to a more specific StoreError."""
+
+
+def _raise_for(body: bytes, status: int, endpoint: str) -> None:
+    try:
+        err = json.loads(body)
+        message = err.get("message") or err.get("error") or body.decode(errors="replace")
+    except ValueError:
+        message = body.decode(errors="replace")
+    if "required revision has been compacted" in message:
+        raise Compacted(message)
+    if "future revision" in message:
+        raise FutureRevision(message)
+    if any(s in message for s in ("timed out", "no leader", "leader changed", "not capable",
+                                  "too many requests", "stopped")):
+        raise _MemberUnavailable(f"{endpoint}: {message}")
+    raise GatewayError(f"etcd at {endpoint} answered {status}: {message}")
+
+
+class _MemberUnavailable(Exception):
+    """This member cannot serve the request now; another one might."""
+
+
+class Gateway:
+    """JSON-over-HTTP calls to an etcd cluster; thread-safe, one keep-alive connection per thread."""
+
+    def __init__(self, endpoints: list[str], timeout: float = 3.0) -> None:
+        if not endpoints:
+            raise ValueError("no etcd endpoints given")
+        self.endpoints: list[tuple[str, str, int]] = []
+        for url in endpoints:
+            if "://" not in url:
+                url = "http://" + url
+            parts = urlsplit(url)
+            if parts.scheme != "http" or not parts.hostname:
+                raise ValueError(f"etcd endpoint {url!r}: use http://HOST:PORT (TLS is not supported)")
+            self.endpoints.append((url.rstrip("/"), parts.hostname, parts.port or 2379))
+        self.timeout = timeout
+        self._preferred = 0
+        self._local = threading.local()
+
+    # ---- plumbing ----------------------------------------------------------------------
+    def _conn(self, i: int) -> tuple[http.client.HTTPConnection, bool]:
+        conns = getattr(self._local, "conns", None)
+        if conns is None:
+            conns = self._local.conns = {}
+        conn = conns.get(i)
+        if conn is not None:
+            return conn, True
+        _, host, port = self.endpoints[i]
+        conn = conns[i] = http.client.HTTPConnection(host, port, timeout=self.timeout)
+        return conn, False
+
+    def _drop(self, i: int) -> None:
+        conn = getattr(self._local, "conns", {}).pop(i, None)
+        if conn is not None:
+            conn.close()
+
+    def _once(self, i: int, path: str, payload: bytes) -> dict:
+        for attempt in range(2):
+            conn, reused = self._conn(i)
+            try:
+                conn.request("POST", path, payload, {"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                body = resp.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self._drop(i)
+                if reused and attempt == 0:
+                    continue  # the member closed an idle keep-alive connection: reconnect once
+                raise
+            except OSError:
+                self._drop(i)
+                raise
+            if resp.status != 200:
+                _raise_for(body, resp.status, self.endpoints[i][0])
+            return json.loads(body)
+        raise ConnectionError("unreachable")
+
+    def call(self, path: str, body: dict, write: bool = False) -> dict:
+        """POST ``body`` to ``path`` on the first member that can serve it.
+
+        Raises Unavailable, with what every member said, when none can.
+        """
+        payload = json.dumps(body).encode()
+        problems: list[str] = []
+        n = len(self.endpoints)
+        start = self._preferred
+        for step in range(n):
+            i = (start + step) % n
+            url = self.endpoints[i][0]
+            try:
+                result = self._once(i, path, payload)
+            except ConnectionRefusedError:
+                problems.append(f"{url} refused the connection (not running)")
+                continue
+            except TimeoutError:
+                self._drop(i)
+                problems.append(f"{url} did not answer within {self.timeout:g} s")
+                if write:
+                    break  # the write may still commit later: do not send it twice
+                continue
+            except _MemberUnavailable as exc:
+                problems.append(str(exc))
+                continue
+            except (OSError, http.client.HTTPException) as exc:
+                problems.append(f"{url}: {exc.__class__.__name__}: {exc}")
+                continue
+            self._preferred = i
+            return result
+        alive = n - sum("refused" in p for p in problems)
+        hint = ""
+        if n > 1 and alive <= n // 2:
+            hint = (f" Only {alive} of {n} members answer, and etcd needs {n // 2 + 1} for a quorum: "
+                    "start the stopped members again.")
+        if write and any("did not answer" in p for p in problems):
+            hint += " The write may or may not have been applied."
+        raise Unavailable("etcd cannot serve this request: " + "; ".join(problems) + "." + hint)
+
+    # ---- watch stream ------------------------------------------------------------------
+    def open_watch(self, create_request: dict) -> WatchStream:
+        """Open a watch stream on the first member that accepts it."""
+        problems: list[str] = []
+        n = len(self.endpoints)
+        for step in range(n):
+            i = (self._preferred + step) % n
+            url, host, port = self.endpoints[i]
+            try:
+                return WatchStream(host, port, create_request, self.timeout)
+            except (OSError, http.client.HTTPException) as exc:
+                problems.append(f"{url}: {exc}")
+        raise Unavailable("cannot open an etcd watch: " + "; ".join(problems))
+
+    def close(self) -> None:
+        for conn in getattr(self._local, "conns", {}).values():
+            conn.close()
+
+
+class WatchStream:
+    """One ``/v3/watch`` HTTP stream: newline-delimited JSON responses."""
+
+    def __init__(self, host: str, port: int, create_request: dict, timeout: float) -> None:
+        self.conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        self.conn.request("POST", "/v3/watch", json.dumps({"create_request": create_request}).encode(),
+                          {"Content-Type": "application/json"})
+        self.resp = self.conn.getresponse()
+        if self.resp.status != 200:
+            body = self.resp.read()
+            self.conn.close()
+            _raise_for(body, self.resp.status, f"http://{host}:{port}")
+        self.conn.sock.settimeout(None)  # a quiet watch is not a dead one
+
+    def __iter__(self) -> Iterator[dict]:
+        while True:
+            line = self.resp.readline()
+            if not line:
+                return
+            line = line.strip()
+            if line:
+                yield json.loads(line)
+
+    def close(self) -> None:
+        """Break the stream; safe from another thread (the reader closes the connection itself)."""
+        sock = self.conn.sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def dispose(self) -> None:
+        """Close the stream and its connection (only from the thread that reads it)."""
+        self.close()
+        self.conn.close()
+
+
+def backoff(attempt: int) -> None:
+    time.sleep(min(0.05 * (2 ** attempt), 1.0))

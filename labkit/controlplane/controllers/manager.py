@@ -1,0 +1,62 @@
+"""The controller-manager: many controllers in one process, sharing informers (one watch per resource)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from labkit.client import Client
+from labkit.client.events import EventRecorder
+from labkit.controlplane.controllers.base import Controller, SharedInformers
+from labkit.controlplane.controllers.deployment import DeploymentController
+from labkit.controlplane.controllers.endpoints import EndpointsController
+from labkit.controlplane.controllers.garbagecollector import GarbageCollector
+from labkit.controlplane.controllers.nodeipam import NodeIpamController
+from labkit.controlplane.controllers.nodelifecycle import NodeLifecycleController
+from labkit.controlplane.controllers.replicaset import ReplicaSetController
+
+log = logging.getLogger(__name__)
+
+ALL = ("replicaset", "deployment", "nodelifecycle", "garbagecollector", "nodeipam", "endpoints", "pvbinder")
+
+
+class ControllerManager:
+    def __init__(self, client: Client, controllers: tuple[str, ...] = ALL, *, node_grace: float = 40.0,
+                 eviction_cap: float | None = None, cluster_cidr: str = "10.244.0.0/16"):
+        self.client = client
+        self.informers = SharedInformers(client)
+        rec = lambda name: EventRecorder(client, name)  # noqa: E731
+        self.controllers: list[Controller] = []
+        inf = self.informers
+        if "replicaset" in controllers:
+            self.controllers.append(ReplicaSetController(client, inf, rec("replicaset-controller")))
+        if "deployment" in controllers:
+            self.controllers.append(DeploymentController(client, inf, rec("deployment-controller")))
+        if "nodelifecycle" in controllers:
+            self.controllers.append(NodeLifecycleController(client, inf, rec("node-controller"), grace=node_grace,
+                                                            eviction_cap=eviction_cap))
+        if "garbagecollector" in controllers:
+            self.controllers.append(GarbageCollector(client, inf, rec("garbage-collector-controller")))
+        if "nodeipam" in controllers:
+            self.controllers.append(NodeIpamController(client, inf, rec("node-ipam-controller"),
+                                                       cluster_cidr=cluster_cidr))
+        if "endpoints" in controllers:
+            self.controllers.append(EndpointsController(client, inf, rec("endpoint-controller")))
+        if "pvbinder" in controllers:
+            try:  # written by the storage engineer; optional
+                from labkit.controlplane.controllers.pv_binder import PersistentVolumeBinder  # type: ignore
+            except ImportError:
+                pass
+            else:
+                try:
+                    self.controllers.append(PersistentVolumeBinder(client, inf, rec("persistentvolume-controller")))
+                except Exception:
+                    log.exception("the PV binder could not start; running without it")
+
+    async def run(self) -> None:
+        await self.informers.start()
+        log.info("controllers running: %s", ", ".join(c.name for c in self.controllers))
+        try:
+            await asyncio.gather(*(c.run() for c in self.controllers))
+        finally:
+            await self.informers.stop()

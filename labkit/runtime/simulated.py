@@ -52,6 +52,7 @@ class SimulatedRuntime(LocalRuntime):
     """Containers as plain processes; the shim still records exit codes and logs."""
 
     name = "simulated"
+    notice = NOTICE
     isolated = False
     shim_at_create = False
 
@@ -119,6 +120,7 @@ class HollowRuntime(Runtime):
     """Bookkeeping-only containers, all in memory: thousands per process, nothing runs."""
 
     name = "simulated"
+    notice = "hollow simulated runtime: bookkeeping only, nothing runs"
 
     def __init__(self) -> None:
         self._sandboxes: dict[str, PodSandboxStatus] = {}

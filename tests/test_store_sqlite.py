@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 from test_store_helpers import Collector
 
 from labkit.controlplane.store import open_store
@@ -15,7 +16,7 @@ from labkit.controlplane.store import open_store
 WRITER = textwrap.dedent("""
     import sys, threading
     from labkit.controlplane.store import open_store
-    store = open_store("sqlite:" + sys.argv[1])
+    store = open_store("sqlite:" + sys.argv[1] + "?sync=" + sys.argv[2])
     out = threading.Lock()
 
     def writer(t):
@@ -34,9 +35,10 @@ WRITER = textwrap.dedent("""
 """)
 
 
-def test_every_acknowledged_write_survives_kill_9(tmp_path):
+@pytest.mark.parametrize("sync", ["full", "normal"])
+def test_every_acknowledged_write_survives_kill_9(tmp_path, sync):
     db = tmp_path / "kill.db"
-    child = subprocess.Popen([sys.executable, "-c", WRITER, str(db)], stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen([sys.executable, "-c", WRITER, str(db), sync], stdout=subprocess.PIPE, text=True)
     acked = []
     try:
         for line in child.stdout:

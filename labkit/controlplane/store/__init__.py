@@ -4,7 +4,8 @@
 
 * ``memory`` - everything in this process; gone when it ends.
 * ``sqlite`` or ``sqlite:PATH`` - the embedded default, one append-only log table in the manner
-  of k3s's kine; ``sqlite`` alone means ``<labkit data dir>/store.db``.
+  of k3s's kine; ``sqlite`` alone means ``<labkit data dir>/store.db``. ``?sync=normal`` trades
+  power-cut safety for speed (the default ``sync=full`` fsyncs every commit).
 * ``etcd:http://127.0.0.1:2379[,http://...]`` - real etcd v3 through its JSON gateway; every
   member URL is tried in turn.
 """
@@ -53,11 +54,17 @@ def open_store(url: str = "sqlite") -> Store:
 
         if rest.startswith("//"):  # tolerate sqlite:///abs/path
             rest = rest[2:]
+        rest, _, query = rest.partition("?")
+        options = dict(p.partition("=")[::2] for p in query.split("&") if p)
+        unknown = set(options) - {"sync"}
+        if unknown:
+            raise ValueError(f"store URL {url!r}: unknown option(s) {sorted(unknown)}; the only one is sync=full|normal")
+        sync = options.get("sync", "full")
         if not rest:
             from labkit.paths import data_dir
 
-            return SqliteStore(data_dir() / "store.db")
-        return SqliteStore(Path(rest).expanduser())
+            return SqliteStore(data_dir() / "store.db", sync)
+        return SqliteStore(Path(rest).expanduser(), sync)
     if scheme == "etcd":
         from labkit.controlplane.store.etcd import EtcdStore
 

@@ -7,7 +7,8 @@ that is not a delete, and a watch is "every row with ``id > R``, in order". A un
 from the same previous row cannot both append after it.
 
 Durability: WAL journal with ``synchronous=FULL``, so a write is acknowledged only after its
-commit reached the disk. Concurrent writers share commits (group commit): the first one to take
+commit reached the disk. (``sqlite:PATH?sync=normal`` skips that fsync: a write then survives a
+crash of the process - it is in the kernel's page cache - but not a power cut.) Concurrent writers share commits (group commit): the first one to take
 the write lock commits everything queued behind it in one transaction, one fsync for many writes,
 and each caller returns only after the commit holding its write.
 """
@@ -96,7 +97,11 @@ class SqliteStore(Store):
 
     name = "sqlite"
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, synchronous: str = "FULL") -> None:
+        self.synchronous = synchronous.upper()
+        if self.synchronous not in ("FULL", "NORMAL"):
+            raise ValueError(f"sqlite sync={synchronous!r}: use 'full' (every commit reaches the disk) "
+                             "or 'normal' (survives a process crash, not a power cut)")
         self.path = Path(path)
         if self.path.is_dir():
             raise ValueError(f"sqlite store path {self.path} is a directory: give a file name")
@@ -124,7 +129,7 @@ class SqliteStore(Store):
         conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False,
                                timeout=10.0)
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
         conn.execute("PRAGMA busy_timeout=10000")
         return conn
 

@@ -221,7 +221,7 @@ class DockerRuntime(Runtime):
         except self._errors.APIError as exc:
             msg = _api_message(exc)
             if "executable file not found" in msg or "no such file or directory" in msg:
-                raise NotFound(f"executable not found in image {c.labels.get('labkit.name', '')}: {msg}") from exc
+                raise NotFound(f"executable not found in image {c.attrs['Config'].get('Image', '')}: {msg}") from exc
             raise RuntimeError_(f"docker could not start the container: {msg}") from exc
 
     def stop_container(self, container_id: str, timeout: float = 10.0) -> None:

@@ -108,6 +108,11 @@ class LocalRuntime(Runtime):
         for c in self.list_containers(rec["id"]):
             if c.state == ContainerState.RUNNING:
                 self.stop_container(c.id, timeout=2.0)
+        if self.isolated and rec["state"] == SandboxState.READY.value:
+            from labkit.runtime import sandbox
+
+            # CRI: a stopped sandbox releases its network; the records stay until removal
+            sandbox.destroy_namespaces(rec["id"], folder / "ns")
         rec["state"] = SandboxState.NOTREADY.value
         records.write_json(folder / "sandbox.json", rec)
 

@@ -1,0 +1,5 @@
+import sys
+
+from labkit.node.proxy.proxy import main
+
+sys.exit(main())

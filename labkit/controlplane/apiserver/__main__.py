@@ -1,0 +1,56 @@
+"""``python -m labkit.controlplane.apiserver --port P --store URL``: run the apiserver as a process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from labkit.controlplane.apiserver.server import APIServer
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m labkit.controlplane.apiserver",
+                                     description="Serve the Kubernetes API for labkit's control plane.")
+    parser.add_argument("--port", type=int, default=6443, help="TCP port (0 picks a free one)")
+    parser.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--store", default="sqlite", help="memory | sqlite[:PATH] | etcd:http://HOST:PORT")
+    parser.add_argument("--bookmark-interval", type=float, default=5.0, help="seconds between watch bookmarks")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s apiserver %(levelname)s %(message)s")
+    try:
+        server = APIServer(args.store, host=args.bind, port=args.port, bookmark_interval=args.bookmark_interval)
+    except ValueError as exc:
+        print(f"apiserver: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        print(f"apiserver: cannot open the store {args.store!r}: {exc}", file=sys.stderr)
+        return 1
+
+    async def run() -> None:
+        try:
+            await server.start_async()
+        except OSError as exc:
+            print(f"apiserver: cannot listen on {args.bind}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+            raise SystemExit(1) from None
+        print(f"apiserver ready on {server.url} (store: {server.store.name})", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await server.stop_async()
+
+    try:
+        asyncio.run(run())
+    finally:
+        server.store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""Discovery documents and OpenAPI: how clients learn which resources exist and how to patch them.
+
+kubectl reads these before anything else. It maps ``po`` to ``pods`` from the short names here,
+learns which subresources exist (``pods/log``, ``deployments/scale``), and, for ``kubectl apply``
+with validation on, checks in ``/openapi/v3`` that PATCH takes a ``fieldValidation`` parameter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from .resources import RESOURCES, ResourceType, group_versions, in_group_version
+
+VERSION_INFO = {"major": "1", "minor": "30", "gitVersion": "v1.30.0-labkit", "gitCommit": "labkit",
+                "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "python",
+                "compiler": "labkit", "platform": "linux/amd64"}
+
+SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "scale": ["get", "patch", "update"],
+                     "binding": ["create"], "log": ["get"]}
+
+
+def _subresource_kind(rt: ResourceType, sub: str) -> tuple[str, str, str]:
+    if sub == "scale":
+        return "autoscaling", "v1", "Scale"
+    if sub == "binding":
+        return "", "v1", "Binding"
+    if sub == "log":
+        return "", "v1", "Pod"
+    return rt.group, rt.version, rt.kind
+
+
+def api_versions() -> dict:
+    return {"kind": "APIVersions", "versions": ["v1"],
+            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": ""}]}
+
+
+def api_group(group: str) -> dict:
+    versions = [{"groupVersion": f"{group}/{v}", "version": v} for v in group_versions()[group]]
+    return {"name": group, "versions": versions, "preferredVersion": versions[0]}
+
+
+def api_group_list() -> dict:
+    return {"kind": "APIGroupList", "apiVersion": "v1",
+            "groups": [api_group(g) for g in group_versions() if g]}
+
+
+def resource_list(group: str, version: str) -> dict:
+    gv = f"{group}/{version}" if group else version
+    resources: list[dict[str, Any]] = []
+    for rt in in_group_version(group, version):
+        entry: dict[str, Any] = {"name": rt.plural, "singularName": rt.singular, "namespaced": rt.namespaced,
+                                 "kind": rt.kind, "verbs": list(_verbs(rt))}
+        if rt.short_names:
+            entry["shortNames"] = list(rt.short_names)
+        if rt.categories:
+            entry["categories"] = list(rt.categories)
+        resources.append(entry)
+        for sub in rt.subresources:
+            g, v, k = _subresource_kind(rt, sub)
+            e = {"name": f"{rt.plural}/{sub}", "singularName": "", "namespaced": rt.namespaced, "kind": k,
+                 "verbs": SUBRESOURCE_VERBS[sub]}
+            if g != rt.group or v != rt.version:
+                e["group"], e["version"] = g, v
+            resources.append(e)
+    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}
+
+
+def _verbs(rt: ResourceType) -> tuple[str, ...]:
+    return ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+
+
+def aggregated(core: bool, version: str) -> dict:
+    """``APIGroupDiscoveryList`` (apidiscovery.k8s.io ``version`` = v2 or v2beta1)."""
+    items = []
+    for group, versions in group_versions().items():
+        if core != (group == ""):
+            continue
+        vlist = []
+        for v in versions:
+            res = []
+            for rt in in_group_version(group, v):
+                entry: dict[str, Any] = {
+                    "resource": rt.plural,
+                    "responseKind": {"group": rt.group, "version": rt.version, "kind": rt.kind},
+                    "scope": "Namespaced" if rt.namespaced else "Cluster",
+                    "singularResource": rt.singular, "verbs": list(_verbs(rt))}
+                if rt.short_names:
+                    entry["shortNames"] = list(rt.short_names)
+                if rt.categories:
+                    entry["categories"] = list(rt.categories)
+                subs = []
+                for sub in rt.subresources:
+                    g, sv, k = _subresource_kind(rt, sub)
+                    subs.append({"subresource": sub, "responseKind": {"group": g, "version": sv, "kind": k},
+                                 "verbs": SUBRESOURCE_VERBS[sub]})
+                if subs:
+                    entry["subresources"] = subs
+                res.append(entry)
+            vlist.append({"version": v, "resources": res, "freshness": "Current"})
+        meta = {"name": group} if group else {}
+        items.append({"metadata": meta, "versions": vlist})
+    return {"kind": "APIGroupDiscoveryList", "apiVersion": f"apidiscovery.k8s.io/{version}",
+            "metadata": {}, "items": items}
+
+
+# ---------------------------------------------------------------- OpenAPI v3
+
+def _gv_path(group: str, version: str) -> str:
+    return f"api/{version}" if not group else f"apis/{group}/{version}"
+
+
+def _schema_name(rt: ResourceType) -> str:
+    prefix = "io.k8s.api.core" if not rt.group else "io.k8s.api." + rt.group.split(".")[0]
+    return f"{prefix}.{rt.version}.{rt.kind}"
+
+
+def openapi_document(group: str, version: str) -> dict:
+    """A minimal OpenAPI 3 document for one group/version: paths with their GVK and parameters."""
+    paths: dict[str, Any] = {}
+    schemas: dict[str, Any] = {}
+    params = [{"name": n, "in": "query", "schema": {"type": "string"}}
+              for n in ("dryRun", "fieldManager", "fieldValidation", "pretty")]
+    for rt in in_group_version(group, version):
+        gvk = [{"group": rt.group, "version": rt.version, "kind": rt.kind}]
+        ref = {"$ref": f"#/components/schemas/{_schema_name(rt)}"}
+        schemas[_schema_name(rt)] = {"type": "object", "x-kubernetes-group-version-kind": gvk,
+                                     "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"},
+                                                    "metadata": {"type": "object"}}}
+        base = f"/{_gv_path(group, version)}/" + ("namespaces/{namespace}/" if rt.namespaced else "")
+
+        def op(verb: str, action: str, rt: ResourceType = rt, ref: dict = ref, gvk: list = gvk) -> dict:
+            body = {"content": {"application/json": {"schema": ref}}}
+            o: dict[str, Any] = {"operationId": f"{verb}{rt.kind}", "x-kubernetes-action": action,
+                                 "x-kubernetes-group-version-kind": gvk[0], "parameters": params,
+                                 "responses": {"200": {"description": "OK", "content": body["content"]}}}
+            if verb in ("create", "replace", "patch"):
+                o["requestBody"] = body
+            return o
+        paths[base + rt.plural] = {"get": op("list", "list"), "post": op("create", "post")}
+        paths[base + rt.plural + "/{name}"] = {"get": op("read", "get"), "put": op("replace", "put"),
+                                               "patch": op("patch", "patch"), "delete": op("delete", "delete")}
+    return {"openapi": "3.0.0", "info": {"title": "Kubernetes (labkit)", "version": "v1.30.0"},
+            "paths": paths, "components": {"schemas": schemas}}
+
+
+_DOC_CACHE: dict[tuple[str, str], tuple[bytes, str]] = {}
+
+
+def openapi_bytes(group: str, version: str) -> tuple[bytes, str]:
+    """(document bytes, hash) for one group/version, computed once."""
+    key = (group, version)
+    if key not in _DOC_CACHE:
+        data = json.dumps(openapi_document(group, version)).encode()
+        _DOC_CACHE[key] = (data, hashlib.sha512(data).hexdigest()[:32].upper())
+    return _DOC_CACHE[key]
+
+
+def openapi_root() -> dict:
+    paths = {}
+    for group, versions in group_versions().items():
+        for v in versions:
+            p = _gv_path(group, v)
+            paths[p] = {"serverRelativeURL": f"/openapi/v3/{p}?hash={openapi_bytes(group, v)[1]}"}
+    return {"paths": paths}
+
+
+def known_resources() -> list[ResourceType]:
+    return list(RESOURCES)

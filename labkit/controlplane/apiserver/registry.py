@@ -1,0 +1,410 @@
+"""Object storage rules: what create, update, patch and delete do to an object in the store.
+
+This is kube-apiserver's "registry" layer: it fills in metadata (uid, creationTimestamp,
+generation), runs defaulting and validation, turns store outcomes into API errors (a stale
+resourceVersion becomes 409 Conflict, an existing name 409 AlreadyExists) and implements graceful
+deletion. Everything here is synchronous; the HTTP layer decides which thread calls it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from labkit.controlplane.store import Compacted, Conflict, KeyExists, KeyNotFound, Store, Unavailable
+
+from . import errors
+from .codec import decode, encode, now_rfc3339, with_rv
+from .errors import StatusError
+from .resources import BY_PLURAL, META_FIELDS, RESOURCES, ResourceType
+from .validation import check_labels, check_name, generate_name
+
+OBJECT_MODIFIED = "the object has been modified; please apply your changes to the latest version and try again"
+PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+# Well-known fields below the top level that strict field validation knows about.
+_CONTAINER_FIELDS = {
+    "name", "image", "command", "args", "workingDir", "ports", "envFrom", "env", "resources", "resizePolicy",
+    "restartPolicy", "volumeMounts", "volumeDevices", "livenessProbe", "readinessProbe", "startupProbe",
+    "lifecycle", "terminationMessagePath", "terminationMessagePolicy", "imagePullPolicy", "securityContext",
+    "stdin", "stdinOnce", "tty"}
+_POD_SPEC_FIELDS = {
+    "volumes", "initContainers", "containers", "ephemeralContainers", "restartPolicy",
+    "terminationGracePeriodSeconds", "activeDeadlineSeconds", "dnsPolicy", "nodeSelector", "serviceAccountName",
+    "serviceAccount", "automountServiceAccountToken", "nodeName", "hostNetwork", "hostPID", "hostIPC",
+    "shareProcessNamespace", "securityContext", "imagePullSecrets", "hostname", "subdomain", "affinity",
+    "schedulerName", "tolerations", "hostAliases", "priorityClassName", "priority", "dnsConfig", "readinessGates",
+    "runtimeClassName", "enableServiceLinks", "preemptionPolicy", "overhead", "topologySpreadConstraints",
+    "setHostnameAsFQDN", "os", "hostUsers", "schedulingGates", "resourceClaims", "resources"}
+_WORKLOAD_SPEC_FIELDS = {"replicas", "selector", "template", "strategy", "minReadySeconds",
+                         "revisionHistoryLimit", "paused", "progressDeadlineSeconds"}
+
+
+def unknown_fields(rt: ResourceType, obj: dict) -> list[str]:
+    """Paths of fields this server does not know (for fieldValidation=Strict/Warn)."""
+    out = [k for k in obj if k not in COMMON_TOP_ALL and k not in rt.top_fields]
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        out += [f"metadata.{k}" for k in meta if k not in META_FIELDS]
+    spec = obj.get("spec")
+    pod_specs: list[tuple[str, Any]] = []
+    if rt.plural == "pods":
+        pod_specs.append(("spec", spec))
+    elif rt.plural in ("deployments", "replicasets") and isinstance(spec, dict):
+        out += [f"spec.{k}" for k in spec if k not in _WORKLOAD_SPEC_FIELDS]
+        tmpl = spec.get("template")
+        if isinstance(tmpl, dict):
+            out += [f"spec.template.{k}" for k in tmpl if k not in ("metadata", "spec")]
+            pod_specs.append(("spec.template.spec", tmpl.get("spec")))
+    for path, ps in pod_specs:
+        if not isinstance(ps, dict):
+            continue
+        out += [f"{path}.{k}" for k in ps if k not in _POD_SPEC_FIELDS]
+        for key in ("containers", "initContainers"):
+            for c in ps.get(key) or []:
+                if isinstance(c, dict):
+                    out += [f"{path}.{key}[{c.get('name', '')}].{k}" for k in c if k not in _CONTAINER_FIELDS]
+    return out
+
+
+COMMON_TOP_ALL = {"apiVersion", "kind", "metadata"}
+
+
+def _drop_unknown(rt: ResourceType, obj: dict) -> None:
+    """Unknown fields are dropped, as decoding into Go structs drops them in Kubernetes."""
+    for k in [k for k in obj if k not in COMMON_TOP_ALL and k not in rt.top_fields]:
+        del obj[k]
+
+
+def _ts(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Registry:
+    """Create/read/update/delete for every resource in the table, on one :class:`Store`."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    # ------------------------------------------------------------------ helpers
+    def _store_call(self, fn, *args):
+        try:
+            return fn(*args)
+        except Unavailable as exc:
+            raise errors.unavailable(f"the storage backend is unavailable: {exc}") from exc
+
+    def ensure_namespaces(self) -> None:
+        ns_rt = BY_PLURAL["namespaces"]
+        for name in SYSTEM_NAMESPACES:
+            if self.store.get(ns_rt.key(None, name)) is None:
+                try:
+                    self.create(ns_rt, None, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+                except StatusError:
+                    pass
+
+    def get_kv(self, rt: ResourceType, ns: str | None, name: str):
+        kv = self._store_call(self.store.get, rt.key(ns, name))
+        if kv is None:
+            raise errors.not_found(rt.plural, rt.group, name)
+        return kv
+
+    def get(self, rt: ResourceType, ns: str | None, name: str) -> dict:
+        kv = self.get_kv(rt, ns, name)
+        return decode(kv.value, kv.mod_revision)
+
+    def get_bytes(self, rt: ResourceType, ns: str | None, name: str) -> bytes:
+        kv = self.get_kv(rt, ns, name)
+        return with_rv(kv.value, kv.mod_revision)
+
+    def _check_body(self, rt: ResourceType, obj: Any, ns: str | None, name: str | None) -> dict:
+        if not isinstance(obj, dict):
+            raise errors.bad_request("the request body must be an object")
+        kind, api_version = obj.get("kind"), obj.get("apiVersion")
+        if kind is None and api_version is None:
+            obj["kind"], obj["apiVersion"] = rt.kind, rt.group_version
+        elif kind != rt.kind or api_version != rt.group_version:
+            raise errors.bad_request(
+                f"the API version in the data ({api_version}) does not match the expected API version "
+                f"({rt.group_version})" if api_version != rt.group_version else
+                f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})")
+        meta = obj.get("metadata")
+        if meta is None:
+            meta = obj["metadata"] = {}
+        if not isinstance(meta, dict):
+            raise errors.bad_request("metadata must be an object")
+        if rt.namespaced:
+            if meta.get("namespace") and ns and meta["namespace"] != ns:
+                raise errors.bad_request("the namespace of the provided object does not match the namespace "
+                                         "sent on the request")
+            meta["namespace"] = ns
+        else:
+            meta.pop("namespace", None)
+        if name is not None and meta.get("name") and meta["name"] != name:
+            raise errors.bad_request(f"the name of the object ({meta['name']}) does not match the name "
+                                     f"on the URL ({name})")
+        if name is not None:
+            meta["name"] = name
+        return obj
+
+    def _validate(self, rt: ResourceType, obj: dict, old: dict | None) -> None:
+        meta = obj["metadata"]
+        name = meta.get("name") or ""
+        causes = []
+        why = check_name(name, label=rt.plural in ("namespaces", "services"))
+        if why:
+            causes.append(errors.cause("metadata.name", f'Invalid value: "{name}": {why}'))
+        causes += check_labels(meta.get("labels"), "metadata.labels")
+        anns = meta.get("annotations")
+        if anns is not None and (not isinstance(anns, dict) or not all(isinstance(v, str) for v in anns.values())):
+            causes.append(errors.cause("metadata.annotations", "must be a map of strings"))
+        if rt.validator:
+            causes += rt.validator(obj, old)
+        if causes:
+            raise errors.invalid(rt.kind, rt.group, name, causes)
+
+    # ------------------------------------------------------------------ create
+    def create(self, rt: ResourceType, ns: str | None, obj: Any, dry_run: bool = False) -> tuple[dict, bytes]:
+        obj = self._check_body(rt, obj, ns, None)
+        meta = obj["metadata"]
+        if not meta.get("name"):
+            if meta.get("generateName"):
+                meta["name"] = generate_name(meta["generateName"])
+            else:
+                raise errors.invalid(rt.kind, rt.group, "", [errors.cause(
+                    "metadata.name", "Required value: name or generateName is required", "FieldValueRequired")])
+        if rt.namespaced:
+            if not ns:
+                raise errors.bad_request("a namespace must be given for a namespaced resource")
+            if rt.plural != "events" and self.store.get(BY_PLURAL["namespaces"].key(None, ns)) is None:
+                raise errors.not_found("namespaces", "", ns)
+        _drop_unknown(rt, obj)
+        if rt.defaulter:
+            rt.defaulter(obj)
+        self._validate(rt, obj, None)
+        for k in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
+            meta.pop(k, None)
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = now_rfc3339()
+        if rt.has_generation:
+            meta["generation"] = 1
+        if rt.reset_status_on_create:
+            obj["status"] = self._initial_status(rt, obj)
+        if dry_run:
+            return obj, encode(obj)
+        value = encode(obj)
+        try:
+            kv = self._store_call(self.store.create, rt.key(ns, meta["name"]), value)
+        except KeyExists:
+            raise errors.already_exists(rt.plural, rt.group, meta["name"]) from None
+        meta["resourceVersion"] = str(kv.mod_revision)
+        return obj, with_rv(value, kv.mod_revision)
+
+    @staticmethod
+    def _initial_status(rt: ResourceType, obj: dict) -> dict:
+        if rt.plural == "pods":
+            return {"phase": "Pending", "qosClass": _qos_class(obj.get("spec") or {})}
+        return {}
+
+    # ------------------------------------------------------------------ update
+    def update(self, rt: ResourceType, ns: str | None, name: str, obj: Any, subresource: str | None = None,
+               dry_run: bool = False, old_kv=None) -> tuple[dict, bytes]:
+        obj = self._check_body(rt, obj, ns, name)
+        kv = old_kv or self.get_kv(rt, ns, name)
+        old = decode(kv.value, kv.mod_revision)
+        want_rv = obj["metadata"].get("resourceVersion")
+        if want_rv not in (None, "") and str(want_rv) != str(kv.mod_revision):
+            raise errors.conflict(rt.plural, rt.group, name, OBJECT_MODIFIED)
+        if subresource == "status":
+            new = decode(kv.value, kv.mod_revision)
+            new["status"] = obj.get("status", {})
+            obj = new
+        else:
+            _drop_unknown(rt, obj)
+            if rt.has_status:
+                if "status" in old:
+                    obj["status"] = old["status"]
+                else:
+                    obj.pop("status", None)
+            if rt.defaulter:
+                rt.defaulter(obj)
+            self._validate(rt, obj, old)
+        return self._write(rt, ns, name, obj, old, kv, dry_run)
+
+    def _write(self, rt: ResourceType, ns: str | None, name: str, obj: dict, old: dict, kv,
+               dry_run: bool) -> tuple[dict, bytes]:
+        meta, old_meta = obj["metadata"], old["metadata"]
+        for k in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"):
+            if k in old_meta:
+                meta[k] = old_meta[k]
+            else:
+                meta.pop(k, None)
+        meta.pop("selfLink", None)
+        if rt.has_generation and obj.get("spec") != old.get("spec"):
+            meta["generation"] = old_meta.get("generation", 0) + 1
+        meta["resourceVersion"] = old_meta["resourceVersion"]
+        if obj == old:  # a no-op update writes nothing and keeps the resourceVersion
+            return obj, with_rv(kv.value, kv.mod_revision)
+        if dry_run:
+            return obj, encode(obj)
+        if meta.get("deletionTimestamp") and not meta.get("finalizers") and \
+                not meta.get("deletionGracePeriodSeconds"):
+            return self._remove(rt, ns, name, kv, obj)
+        value = encode(obj)
+        try:
+            new_kv = self._store_call(self.store.update, rt.key(ns, name), value, kv.mod_revision)
+        except Conflict:
+            raise errors.conflict(rt.plural, rt.group, name, OBJECT_MODIFIED) from None
+        except KeyNotFound:
+            raise errors.not_found(rt.plural, rt.group, name) from None
+        meta["resourceVersion"] = str(new_kv.mod_revision)
+        return obj, with_rv(value, new_kv.mod_revision)
+
+    def patch(self, rt: ResourceType, ns: str | None, name: str, patcher, subresource: str | None = None,
+              dry_run: bool = False) -> tuple[dict, bytes]:
+        """Apply ``patcher(current_obj) -> new_obj``, retrying when someone else wrote in between."""
+        for _ in range(5):
+            kv = self.get_kv(rt, ns, name)
+            current = decode(kv.value, kv.mod_revision)
+            new = patcher(decode(kv.value, kv.mod_revision))
+            if not isinstance(new, dict):
+                raise errors.bad_request("the patch did not produce an object")
+            meta = new.setdefault("metadata", {}) if isinstance(new.get("metadata"), dict | None) else None
+            if meta is None:
+                raise errors.bad_request("metadata must be an object")
+            rv_in_patch = meta.get("resourceVersion")
+            if rv_in_patch != current["metadata"]["resourceVersion"] and rv_in_patch not in (None, ""):
+                raise errors.conflict(rt.plural, rt.group, name, OBJECT_MODIFIED)
+            meta["resourceVersion"] = current["metadata"]["resourceVersion"]
+            try:
+                return self.update(rt, ns, name, new, subresource, dry_run, old_kv=kv)
+            except StatusError as exc:
+                if exc.reason != "Conflict" or rv_in_patch not in (None, ""):
+                    raise
+        raise errors.conflict(rt.plural, rt.group, name, OBJECT_MODIFIED)
+
+    def write_raw(self, rt: ResourceType, ns: str | None, name: str, obj: dict, kv) -> tuple[dict, bytes]:
+        """Compare-and-swap ``obj`` over ``kv`` with no defaulting or validation (binding uses it)."""
+        value = encode(obj)
+        try:
+            new_kv = self._store_call(self.store.update, rt.key(ns, name), value, kv.mod_revision)
+        except Conflict:
+            raise errors.conflict(rt.plural, rt.group, name, OBJECT_MODIFIED) from None
+        except KeyNotFound:
+            raise errors.not_found(rt.plural, rt.group, name) from None
+        obj["metadata"]["resourceVersion"] = str(new_kv.mod_revision)
+        return obj, with_rv(value, new_kv.mod_revision)
+
+    # ------------------------------------------------------------------ delete
+    def delete(self, rt: ResourceType, ns: str | None, name: str, options: dict | None = None,
+               dry_run: bool = False) -> tuple[dict, bytes, bool]:
+        """Returns (object, bytes, gone): ``gone`` is False while a graceful delete is pending."""
+        options = options or {}
+        kv = self.get_kv(rt, ns, name)
+        obj = decode(kv.value, kv.mod_revision)
+        meta = obj["metadata"]
+        pre = options.get("preconditions") or {}
+        if pre.get("uid") and pre["uid"] != meta.get("uid"):
+            raise errors.conflict(rt.plural, rt.group, name,
+                                  f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: "
+                                  f"{meta.get('uid')}")
+        if pre.get("resourceVersion") and str(pre["resourceVersion"]) != meta["resourceVersion"]:
+            raise errors.conflict(rt.plural, rt.group, name,
+                                  f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, "
+                                  f"ResourceVersion in object meta: {meta['resourceVersion']}")
+        if rt.plural == "namespaces" and name in PROTECTED_NAMESPACES:
+            raise StatusError(403, "Forbidden", f'namespaces "{name}" is forbidden: this namespace may not be '
+                              "deleted", {"name": name, "kind": "namespaces"})
+        if dry_run:
+            return obj, with_rv(kv.value, kv.mod_revision), True
+        policy = options.get("propagationPolicy")
+        if policy is None and options.get("orphanDependents") is True:
+            policy = "Orphan"
+        finalizers = list(meta.get("finalizers") or [])
+        if policy == "Foreground" and "foregroundDeletion" not in finalizers:
+            finalizers.append("foregroundDeletion")
+        elif policy == "Orphan" and "orphan" not in finalizers:
+            finalizers.append("orphan")
+        grace = self._grace_period(rt, obj, options)
+        if rt.plural == "namespaces":
+            self._empty_namespace(name)
+            finalizers = [f for f in finalizers if f not in ("foregroundDeletion", "orphan")]
+        if not finalizers and not grace:
+            obj2, data = self._remove(rt, ns, name, kv, obj)
+            return obj2, data, True
+        # graceful: record the intent; the kubelet (pods) or a controller (finalizers) finishes it
+        if meta.get("deletionTimestamp"):
+            old_grace = meta.get("deletionGracePeriodSeconds") or 0
+            if grace is not None and grace < old_grace:
+                meta["deletionGracePeriodSeconds"] = grace
+                meta["deletionTimestamp"] = _ts(datetime.now(UTC) + timedelta(seconds=grace))
+        else:
+            meta["deletionTimestamp"] = _ts(datetime.now(UTC) + timedelta(seconds=grace or 0))
+            meta["deletionGracePeriodSeconds"] = grace or 0
+        if finalizers:
+            meta["finalizers"] = finalizers
+        value = encode(obj)
+        try:
+            new_kv = self._store_call(self.store.update, rt.key(ns, name), value, kv.mod_revision)
+        except (Conflict, KeyNotFound):
+            raise errors.conflict(rt.plural, rt.group, name, OBJECT_MODIFIED) from None
+        meta["resourceVersion"] = str(new_kv.mod_revision)
+        return obj, with_rv(value, new_kv.mod_revision), False
+
+    @staticmethod
+    def _grace_period(rt: ResourceType, obj: dict, options: dict) -> int | None:
+        if rt.plural != "pods":
+            return None
+        spec, status = obj.get("spec") or {}, obj.get("status") or {}
+        grace = options.get("gracePeriodSeconds")
+        if grace is None:
+            grace = spec.get("terminationGracePeriodSeconds", 30)
+        if not spec.get("nodeName") or status.get("phase") in ("Succeeded", "Failed"):
+            return 0  # nothing runs it: no kubelet will confirm, so delete now
+        return max(int(grace), 0)
+
+    def _remove(self, rt: ResourceType, ns: str | None, name: str, kv, obj: dict) -> tuple[dict, bytes]:
+        try:
+            gone = self._store_call(self.store.delete, rt.key(ns, name), kv.mod_revision)
+        except Conflict:
+            raise errors.conflict(rt.plural, rt.group, name, OBJECT_MODIFIED) from None
+        except KeyNotFound:
+            raise errors.not_found(rt.plural, rt.group, name) from None
+        return obj, with_rv(gone.value, gone.mod_revision)
+
+    def _empty_namespace(self, ns: str) -> None:
+        for rt in RESOURCES:
+            if not rt.namespaced:
+                continue
+            kvs, _ = self.store.list(rt.key_prefix(ns))
+            for kv in kvs:
+                try:
+                    self.store.delete(kv.key)
+                except KeyNotFound:
+                    pass
+
+    # ------------------------------------------------------------------ list
+    def list_page(self, rt: ResourceType, ns: str | None, revision: int | None, limit: int | None,
+                  start_after: str | None):
+        try:
+            return self._store_call(self.store.list, rt.key_prefix(ns), revision, limit, start_after)
+        except Compacted:
+            raise errors.expired("The provided continue parameter is too old to display a consistent list "
+                                 "result. You can start a new list without the continue parameter.") from None
+
+
+def _qos_class(spec: dict) -> str:
+    requests = limits = 0
+    guaranteed = True
+    for c in spec.get("containers") or []:
+        res = c.get("resources") or {}
+        req, lim = res.get("requests") or {}, res.get("limits") or {}
+        requests += len(req)
+        limits += len(lim)
+        for r in ("cpu", "memory"):
+            if r not in lim or (r in req and req[r] != lim[r]):
+                guaranteed = False
+    if not requests and not limits:
+        return "BestEffort"
+    return "Guaranteed" if guaranteed else "Burstable"

@@ -1,0 +1,157 @@
+"""The table of resources this apiserver serves.
+
+Adding a resource is one :class:`ResourceType` entry: its group/version/kind, whether it lives in
+a namespace, its short names and subresources, and optional defaulting, validation and field
+selector hooks. Discovery, OpenAPI, routing and storage keys are all derived from this table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from . import validation as v
+
+Validator = Callable[[dict, "dict | None"], list]
+Getter = Callable[[dict], str]
+
+ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+COMMON_TOP = {"apiVersion", "kind", "metadata"}
+META_FIELDS = {"name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",
+               "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels",
+               "annotations", "ownerReferences", "finalizers", "managedFields"}
+
+
+def _path(*parts: str) -> Getter:
+    def get(obj: dict) -> str:
+        cur = obj
+        for p in parts:
+            cur = cur.get(p) if isinstance(cur, dict) else None
+            if cur is None:
+                return ""
+        return str(cur) if not isinstance(cur, bool) else str(cur).lower()
+    return get
+
+
+BASE_FIELDS: dict[str, Getter] = {"metadata.name": _path("metadata", "name"),
+                                  "metadata.namespace": _path("metadata", "namespace")}
+
+
+@dataclass
+class ResourceType:
+    group: str
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool = True
+    short_names: tuple[str, ...] = ()
+    subresources: tuple[str, ...] = ()
+    defaulter: Callable[[dict], None] | None = None
+    validator: Validator | None = None
+    fields: dict[str, Getter] = field(default_factory=dict)
+    top_fields: frozenset[str] = frozenset({"spec", "status"})
+    has_generation: bool = True  # bump metadata.generation when spec changes
+    reset_status_on_create: bool = False
+    categories: tuple[str, ...] = ()
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    @property
+    def group_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def list_kind(self) -> str:
+        return self.kind + "List"
+
+    @property
+    def has_status(self) -> bool:
+        return "status" in self.subresources
+
+    @property
+    def field_getters(self) -> dict[str, Getter]:
+        return {**BASE_FIELDS, **self.fields}
+
+    def key_prefix(self, namespace: str | None = None) -> str:
+        if self.namespaced and namespace:
+            return f"/registry/{self.plural}/{namespace}/"
+        return f"/registry/{self.plural}/"
+
+    def key(self, namespace: str | None, name: str) -> str:
+        if self.namespaced:
+            return f"/registry/{self.plural}/{namespace}/{name}"
+        return f"/registry/{self.plural}/{name}"
+
+
+_POD_FIELDS = {"spec.nodeName": _path("spec", "nodeName"), "spec.schedulerName": _path("spec", "schedulerName"),
+               "spec.restartPolicy": _path("spec", "restartPolicy"),
+               "spec.serviceAccountName": _path("spec", "serviceAccountName"),
+               "status.phase": _path("status", "phase"), "status.podIP": _path("status", "podIP"),
+               "status.nominatedNodeName": _path("status", "nominatedNodeName")}
+_EVENT_FIELDS = {f"involvedObject.{f}": _path("involvedObject", f)
+                 for f in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")}
+_EVENT_FIELDS.update({"reason": _path("reason"), "source": _path("source", "component"), "type": _path("type"),
+                      "reportingComponent": _path("reportingComponent")})
+
+RESOURCES: list[ResourceType] = [
+    ResourceType("", "v1", "namespaces", "Namespace", namespaced=False, short_names=("ns",),
+                 subresources=("status",), defaulter=v.default_namespace, has_generation=False,
+                 fields={"status.phase": _path("status", "phase")}),
+    ResourceType("", "v1", "pods", "Pod", short_names=("po",), subresources=("status", "binding", "log"),
+                 defaulter=v.default_pod, validator=v.validate_pod, fields=_POD_FIELDS,
+                 reset_status_on_create=True, categories=("all",)),
+    ResourceType("", "v1", "nodes", "Node", namespaced=False, short_names=("no",), subresources=("status",),
+                 fields={"spec.unschedulable": _path("spec", "unschedulable")}, has_generation=False),
+    ResourceType("", "v1", "events", "Event", short_names=("ev",), fields=_EVENT_FIELDS, has_generation=False,
+                 top_fields=frozenset({"involvedObject", "reason", "message", "source", "firstTimestamp",
+                                       "lastTimestamp", "count", "type", "eventTime", "series", "action",
+                                       "related", "reportingComponent", "reportingInstance"})),
+    ResourceType("", "v1", "services", "Service", short_names=("svc",), subresources=("status",),
+                 defaulter=v.default_service, validator=v.validate_service, categories=("all",),
+                 fields={"spec.clusterIP": _path("spec", "clusterIP"), "spec.type": _path("spec", "type")}),
+    ResourceType("", "v1", "endpoints", "Endpoints", short_names=("ep",), has_generation=False,
+                 top_fields=frozenset({"subsets"})),
+    ResourceType("", "v1", "configmaps", "ConfigMap", short_names=("cm",), validator=v.validate_configmap,
+                 has_generation=False, top_fields=frozenset({"data", "binaryData", "immutable"})),
+    ResourceType("", "v1", "secrets", "Secret", defaulter=v.default_secret, validator=v.validate_secret,
+                 has_generation=False, fields={"type": _path("type")},
+                 top_fields=frozenset({"data", "stringData", "type", "immutable"})),
+    ResourceType("", "v1", "serviceaccounts", "ServiceAccount", short_names=("sa",), has_generation=False,
+                 top_fields=frozenset({"secrets", "imagePullSecrets", "automountServiceAccountToken"})),
+    ResourceType("", "v1", "persistentvolumes", "PersistentVolume", namespaced=False, short_names=("pv",),
+                 subresources=("status",), defaulter=v.default_pv, has_generation=False,
+                 fields={"spec.storageClassName": _path("spec", "storageClassName")}),
+    ResourceType("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", short_names=("pvc",),
+                 subresources=("status",), defaulter=v.default_pvc, has_generation=False),
+    ResourceType("apps", "v1", "deployments", "Deployment", short_names=("deploy",),
+                 subresources=("status", "scale"), defaulter=v.default_deployment,
+                 validator=v.validate_deployment, reset_status_on_create=True, categories=("all",)),
+    ResourceType("apps", "v1", "replicasets", "ReplicaSet", short_names=("rs",),
+                 subresources=("status", "scale"), defaulter=v.default_replicaset,
+                 validator=v.validate_replicaset, reset_status_on_create=True, categories=("all",),
+                 fields={"status.replicas": _path("status", "replicas")}),
+    ResourceType("coordination.k8s.io", "v1", "leases", "Lease", has_generation=False),
+    ResourceType("storage.k8s.io", "v1", "storageclasses", "StorageClass", namespaced=False, short_names=("sc",),
+                 defaulter=v.default_storageclass, has_generation=False,
+                 top_fields=frozenset({"provisioner", "parameters", "reclaimPolicy", "mountOptions",
+                                       "allowVolumeExpansion", "volumeBindingMode", "allowedTopologies"})),
+]
+
+BY_PATH: dict[tuple[str, str, str], ResourceType] = {(r.group, r.version, r.plural): r for r in RESOURCES}
+BY_PLURAL: dict[str, ResourceType] = {r.plural: r for r in RESOURCES}
+
+
+def group_versions() -> dict[str, list[str]]:
+    """group -> versions, in table order (core group is "")."""
+    out: dict[str, list[str]] = {}
+    for r in RESOURCES:
+        vs = out.setdefault(r.group, [])
+        if r.version not in vs:
+            vs.append(r.version)
+    return out
+
+
+def in_group_version(group: str, version: str) -> list[ResourceType]:
+    return [r for r in RESOURCES if r.group == group and r.version == version]

@@ -1,0 +1,753 @@
+"""The HTTP front of the apiserver: Kubernetes REST paths, content negotiation, watch streams.
+
+One aiohttp handler parses ``/api/v1/...`` and ``/apis/<group>/<version>/...`` itself, looks the
+resource up in the table (:mod:`.resources`) and calls the registry. Replies are JSON; objects
+leave as the bytes the store holds with their resourceVersion spliced in (see :mod:`.codec`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import concurrent.futures
+import json
+import logging
+import threading
+import time
+from typing import Any
+from urllib.parse import quote
+
+import yaml
+from aiohttp import ClientError, ClientSession, ClientTimeout, web
+
+from labkit.controlplane.store import Store, open_store
+
+from . import discovery, errors, tables
+from .attrs import AttrCache, matches
+from .codec import decode, dumps, with_rv
+from .errors import StatusError
+from .patch import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, apply_patch
+from .registry import Registry, unknown_fields
+from .resources import BY_PATH, BY_PLURAL, ResourceType, group_versions
+from .selectors import FieldSelector, LabelSelector
+from .watch import Subscriber, WatchHub
+
+log = logging.getLogger(__name__)
+
+BODY_LIMIT = 3 * 1024 * 1024
+JSON = "application/json"
+TABLE_CT = "application/json;as=Table;v=v1;g=meta.k8s.io"
+PROTOBUF = "application/vnd.kubernetes.protobuf"
+
+
+class Request:
+    """What one API request is about, parsed from the path and query."""
+
+    __slots__ = ("rt", "ns", "name", "sub", "query", "http")
+
+    def __init__(self, rt: ResourceType, ns: str | None, name: str | None, sub: str | None, http: web.Request):
+        self.rt, self.ns, self.name, self.sub, self.http = rt, ns, name, sub, http
+        self.query = http.query
+
+    @property
+    def dry_run(self) -> bool:
+        return "All" in self.query.getall("dryRun", [])
+
+    def wants_table(self) -> bool:
+        accept = self.http.headers.get("Accept", "")
+        return "as=Table" in accept and "g=meta.k8s.io" in accept
+
+    def selectors(self) -> tuple[LabelSelector, FieldSelector]:
+        return (LabelSelector.parse(self.query.get("labelSelector")),
+                FieldSelector.parse(self.query.get("fieldSelector"), self.rt.field_getters))
+
+    def int_param(self, name: str) -> int | None:
+        raw = self.query.get(name)
+        if raw in (None, ""):
+            return None
+        try:
+            return int(raw)
+        except ValueError:
+            raise errors.bad_request(f"invalid value for {name}: {raw!r} is not an integer") from None
+
+
+def _response(body: bytes, status: int = 200, content_type: str = JSON, headers: dict | None = None) -> web.Response:
+    resp = web.Response(body=body, status=status, headers=headers)
+    resp.headers["Content-Type"] = content_type
+    return resp
+
+
+def _status_response(err: StatusError) -> web.Response:
+    return _response(dumps(err.status()), err.code)
+
+
+def _success(rt: ResourceType, name: str, uid: str | None = None) -> dict:
+    details: dict[str, Any] = {"name": name, "group": rt.group, "kind": rt.plural}
+    if uid:
+        details["uid"] = uid
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
+
+
+class APIServer:
+    """kube-apiserver for the subset of Kubernetes labkit serves.
+
+    ``APIServer("memory").start()`` runs it on a background thread (``.url``, ``.stop()``, or use it
+    as a context manager); ``python -m labkit.controlplane.apiserver`` runs it as a process.
+    """
+
+    def __init__(self, store: str | Store = "memory", host: str = "127.0.0.1", port: int = 0,
+                 bookmark_interval: float = 5.0, watch_window: int = 100_000):
+        self._own_store = isinstance(store, str)
+        self.store: Store = open_store(store) if isinstance(store, str) else store
+        self.registry = Registry(self.store)
+        self.host, self.port = host, port
+        self.bookmark_interval = bookmark_interval
+        self.watch_window = watch_window
+        self.attrs = AttrCache()
+        self.hub: WatchHub | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._stopped: asyncio.Event | None = None
+        self._start_error: BaseException | None = None
+        inline = getattr(self.store, "name", "") == "memory"
+        self._pool = None if inline else concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="labkit-api")
+        self._http: ClientSession | None = None
+        self.started_at = time.time()
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def make_app(self) -> web.Application:
+        app = web.Application(client_max_size=BODY_LIMIT * 4)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        return app
+
+    async def start_async(self) -> None:
+        """Bind the port and start serving on the running event loop."""
+        self.loop = asyncio.get_running_loop()
+        self.registry.ensure_namespaces()
+        self.hub = WatchHub(self.store, self.loop, self.attrs, self.watch_window)
+        self._runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        await site.start()
+        sock = site._server.sockets[0]  # type: ignore[union-attr]
+        self.port = sock.getsockname()[1]
+        self._stopped = asyncio.Event()
+
+    async def stop_async(self) -> None:
+        if self.hub is not None:
+            self.hub.close()
+        if self._http is not None:
+            await self._http.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def start(self) -> APIServer:
+        """Serve on a background thread; returns once the port accepts connections."""
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self.start_async())
+            except BaseException as exc:  # report bind errors to the caller of start()
+                self._start_error = exc
+                self._ready.set()
+                return
+            self._ready.set()
+            loop.run_until_complete(self._stopped.wait())
+            loop.run_until_complete(self.stop_async())
+            loop.close()
+        self._thread = threading.Thread(target=run, name="labkit-apiserver", daemon=True)
+        self._thread.start()
+        self._ready.wait(30)
+        if self._start_error is not None:
+            raise RuntimeError(f"the apiserver could not start on {self.host}:{self.port}: {self._start_error}")
+        return self
+
+    def stop(self) -> None:
+        if self.loop is not None and self._stopped is not None and self._thread is not None:
+            self.loop.call_soon_threadsafe(self._stopped.set)
+            self._thread.join(10)
+            self._thread = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+        if self._own_store:
+            self.store.close()
+
+    def __enter__(self) -> APIServer:
+        return self.start() if self._thread is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def compact(self, revision: int | None = None) -> int:
+        """Compact the store (default: at the current revision) and the watch cache with it.
+
+        kube-apiserver does this every few minutes; afterwards a watch from an older
+        resourceVersion is answered with 410 Expired.
+        """
+        rev = self.store.revision if revision is None else revision
+        self.store.compact(rev)
+        if self.hub is not None and self.loop is not None:
+            fut = asyncio.run_coroutine_threadsafe(self._forget(rev), self.loop)
+            if threading.current_thread() is not self._thread:
+                fut.result(10)
+        return rev
+
+    async def _forget(self, rev: int) -> None:
+        assert self.hub is not None
+        self.hub.forget_below(rev)
+
+    async def _call(self, fn, *args):
+        """Run a (blocking) registry call: inline for the memory store, on a worker thread otherwise."""
+        if self._pool is None:
+            return fn(*args)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    # ------------------------------------------------------------------ routing
+    async def _handle(self, http: web.Request) -> web.StreamResponse:
+        try:
+            return await self._route(http)
+        except StatusError as err:
+            return _status_response(err)
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            log.exception("internal error on %s %s", http.method, http.path)
+            return _status_response(errors.internal(f"{type(exc).__name__}: {exc}"))
+
+    async def _route(self, http: web.Request) -> web.StreamResponse:
+        path = http.path.rstrip("/") or "/"
+        parts = path.strip("/").split("/")
+        head = parts[0]
+        if head in ("healthz", "livez", "readyz"):
+            return web.Response(text="ok")
+        if path == "/version":
+            return _response(dumps(discovery.VERSION_INFO))
+        if head == "openapi":
+            return self._openapi(parts, http)
+        if head not in ("api", "apis"):
+            raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
+        accept = http.headers.get("Accept", "")
+        if head == "api" and len(parts) == 1:
+            return self._discovery_root(True, accept)
+        if head == "apis" and len(parts) == 1:
+            return self._discovery_root(False, accept)
+        if head == "api":
+            group, version, rest = "", parts[1], parts[2:]
+        else:
+            if len(parts) == 2:
+                if parts[1] not in group_versions():
+                    raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
+                return _response(dumps({"kind": "APIGroup", "apiVersion": "v1", **discovery.api_group(parts[1])}))
+            group, version, rest = parts[1], parts[2], parts[3:]
+        if version not in group_versions().get(group, []):
+            raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
+        if not rest:
+            return _response(dumps(discovery.resource_list(group, version)))
+        req = self._parse(group, version, rest, http)
+        return await self._dispatch(req)
+
+    def _parse(self, group: str, version: str, rest: list[str], http: web.Request) -> Request:
+        not_found = errors.StatusError(404, "NotFound", "the server could not find the requested resource")
+        if rest[0] == "namespaces" and len(rest) >= 3:
+            rt = BY_PATH.get((group, version, rest[2]))
+            if rt is not None and rt.namespaced:
+                if len(rest) > 5:
+                    raise not_found
+                return Request(rt, rest[1], rest[3] if len(rest) > 3 else None, rest[4] if len(rest) > 4 else None,
+                               http)
+        rt = BY_PATH.get((group, version, rest[0]))
+        if rt is None or len(rest) > 3:
+            raise not_found
+        if rt.namespaced and len(rest) > 1:
+            raise not_found
+        return Request(rt, None, rest[1] if len(rest) > 1 else None, rest[2] if len(rest) > 2 else None, http)
+
+    async def _dispatch(self, req: Request) -> web.StreamResponse:
+        m = req.http.method
+        if req.sub is not None:
+            if req.sub not in req.rt.subresources:
+                raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
+            if req.sub == "status":
+                if m == "GET":
+                    return await self._get(req)
+                if m in ("PUT", "PATCH"):
+                    return await (self._update(req) if m == "PUT" else self._patch(req))
+            elif req.sub == "scale":
+                if m in ("GET", "PUT", "PATCH"):
+                    return await self._scale(req)
+            elif req.sub == "binding":
+                if m == "POST":
+                    return await self._binding(req)
+            elif req.sub == "log":
+                if m == "GET":
+                    return await self._log(req)
+            raise errors.method_not_allowed()
+        if req.name is None:
+            if m == "GET":
+                if req.query.get("watch") in ("true", "1"):
+                    return await self._watch(req)
+                return await self._list(req)
+            if m == "POST":
+                return await self._create(req)
+            if m == "DELETE":
+                return await self._delete_collection(req)
+            raise errors.method_not_allowed()
+        if m == "GET":
+            return await self._get(req)
+        if m == "PUT":
+            return await self._update(req)
+        if m == "PATCH":
+            return await self._patch(req)
+        if m == "DELETE":
+            return await self._delete(req)
+        if m == "POST":
+            raise errors.method_not_allowed()
+        raise errors.method_not_allowed()
+
+    # ------------------------------------------------------------------ discovery
+    def _discovery_root(self, core: bool, accept: str) -> web.Response:
+        for choice in accept.split(","):
+            choice = choice.strip()
+            if "as=APIGroupDiscoveryList" in choice and "g=apidiscovery.k8s.io" in choice:
+                version = "v2" if "v=v2;" in choice + ";" and "v=v2beta1" not in choice else "v2beta1"
+                ct = f"application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList"
+                return _response(dumps(discovery.aggregated(core, version)), content_type=ct)
+        return _response(dumps(discovery.api_versions() if core else discovery.api_group_list()))
+
+    def _openapi(self, parts: list[str], http: web.Request) -> web.Response:
+        if parts[:2] == ["openapi", "v3"]:
+            if len(parts) == 2:
+                return _response(dumps(discovery.openapi_root()))
+            rest = parts[2:]
+            if rest[0] == "api" and len(rest) == 2:
+                group, version = "", rest[1]
+            elif rest[0] == "apis" and len(rest) == 3:
+                group, version = rest[1], rest[2]
+            else:
+                group, version = "?", "?"
+            if version in group_versions().get(group, []):
+                data, _ = discovery.openapi_bytes(group, version)
+                return _response(data)
+        # /openapi/v2 is not served: kubectl then skips client-side schema checks (see the lab)
+        raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
+
+    # ------------------------------------------------------------------ bodies
+    async def _body(self, req: Request, allow_patch: bool = False) -> tuple[Any, str]:
+        http = req.http
+        if http.content_length is not None and http.content_length > BODY_LIMIT:
+            raise errors.too_large(BODY_LIMIT)
+        chunks, size = [], 0
+        while True:
+            chunk = await http.content.read(65536)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > BODY_LIMIT:
+                raise errors.too_large(BODY_LIMIT)
+            chunks.append(chunk)
+        raw = b"".join(chunks)
+        ct = (http.headers.get("Content-Type") or JSON).split(";")[0].strip().lower()
+        if ct in ("", JSON, "*/*") or (allow_patch and ct in (MERGE_PATCH, STRATEGIC_PATCH, JSON_PATCH)):
+            try:
+                return json.loads(raw), ct
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise errors.bad_request(f"error decoding request body as JSON: {exc}") from None
+        if ct in ("application/yaml", "application/x-yaml", "text/yaml"):
+            try:
+                return yaml.safe_load(raw), ct
+            except yaml.YAMLError as exc:
+                raise errors.bad_request(f"error decoding request body as YAML: {exc}") from None
+        if ct == PROTOBUF and not allow_patch:
+            from .protobuf import decode_request
+            return decode_request(raw, req.rt), ct
+        if allow_patch and ct == APPLY_PATCH:
+            raise errors.unsupported_media_type(ct + " (server-side apply is not served; use client-side "
+                                                "`kubectl apply`)")
+        raise errors.unsupported_media_type(ct)
+
+    def _field_warnings(self, req: Request, obj: Any) -> dict:
+        """fieldValidation: Strict rejects unknown fields, Warn (the default) warns, Ignore ignores."""
+        mode = req.query.get("fieldValidation", "Warn")
+        if mode == "Ignore" or not isinstance(obj, dict):
+            return {}
+        unknown = unknown_fields(req.rt, obj)
+        if not unknown:
+            return {}
+        if mode == "Strict":
+            raise errors.bad_request("strict decoding error: " + ", ".join(f'unknown field "{u}"' for u in unknown))
+        return {"Warning": ", ".join(f'299 - "unknown field \\"{u}\\""' for u in unknown)}
+
+    def _object_reply(self, req: Request, obj: dict, data: bytes, status: int = 200,
+                      headers: dict | None = None) -> web.Response:
+        if req.wants_table():
+            meta = {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
+            return _response(dumps(tables.table(req.rt.plural, [obj], meta, req.query.get("includeObject",
+                                                                                             "Metadata"))),
+                             status, TABLE_CT, headers)
+        return _response(data, status, JSON, headers)
+
+    # ------------------------------------------------------------------ verbs
+    async def _get(self, req: Request) -> web.Response:
+        kv = await self._call(self.registry.get_kv, req.rt, req.ns, req.name)
+        data = with_rv(kv.value, kv.mod_revision)
+        if req.wants_table():
+            return self._object_reply(req, decode(kv.value, kv.mod_revision), data)
+        return _response(data)
+
+    async def _create(self, req: Request) -> web.Response:
+        body, _ = await self._body(req)
+        headers = self._field_warnings(req, body)
+        obj, data = await self._call(self.registry.create, req.rt, req.ns, body, req.dry_run)
+        return self._object_reply(req, obj, data, 201, headers)
+
+    async def _update(self, req: Request) -> web.Response:
+        body, _ = await self._body(req)
+        headers = self._field_warnings(req, body)
+        obj, data = await self._call(self.registry.update, req.rt, req.ns, req.name, body, req.sub, req.dry_run)
+        return self._object_reply(req, obj, data, 200, headers)
+
+    async def _patch(self, req: Request) -> web.Response:
+        body, ct = await self._body(req, allow_patch=True)
+        if ct not in (MERGE_PATCH, STRATEGIC_PATCH, JSON_PATCH):
+            raise errors.unsupported_media_type(ct)
+        if ct != JSON_PATCH and not isinstance(body, dict):
+            raise errors.bad_request("a merge patch must be a JSON object")
+        headers: dict = {}
+
+        def patcher(current: dict) -> dict:
+            new = apply_patch(ct, current, body)
+            headers.update(self._field_warnings(req, new))
+            return new
+        obj, data = await self._call(self.registry.patch, req.rt, req.ns, req.name, patcher, req.sub,
+                                     req.dry_run)
+        return self._object_reply(req, obj, data, 200, headers)
+
+    async def _delete_options(self, req: Request) -> dict:
+        options: dict = {}
+        if req.http.can_read_body:
+            body, _ = await self._body(req)
+            if isinstance(body, dict):
+                options = body
+            elif body is not None:
+                raise errors.bad_request("DeleteOptions must be an object")
+        grace = req.int_param("gracePeriodSeconds")
+        if grace is not None:
+            options["gracePeriodSeconds"] = grace
+        if req.query.get("propagationPolicy"):
+            options["propagationPolicy"] = req.query["propagationPolicy"]
+        if options.get("propagationPolicy") not in (None, "Background", "Foreground", "Orphan"):
+            raise errors.bad_request(f"invalid propagationPolicy {options['propagationPolicy']!r}: use "
+                                     "Background, Foreground or Orphan")
+        return options
+
+    async def _delete(self, req: Request) -> web.Response:
+        options = await self._delete_options(req)
+        obj, data, gone = await self._call(self.registry.delete, req.rt, req.ns, req.name, options, req.dry_run)
+        if req.rt.plural in ("pods", "namespaces") or not gone:
+            return _response(data, 200 if gone else 202 if req.rt.plural != "pods" else 200)
+        return _response(dumps(_success(req.rt, req.name or "", obj["metadata"].get("uid"))))
+
+    async def _delete_collection(self, req: Request) -> web.Response:
+        options = await self._delete_options(req)
+        lsel, fsel = req.selectors()
+        kvs, _ = await self._call(self.registry.list_page, req.rt, req.ns, None, None, None)
+        for kv in kvs:
+            if matches(self.attrs.get(req.rt, kv.key, kv.mod_revision, kv.value), lsel, fsel):
+                obj = decode(kv.value)
+                try:
+                    await self._call(self.registry.delete, req.rt, obj["metadata"].get("namespace"),
+                                     obj["metadata"]["name"], dict(options), req.dry_run)
+                except StatusError as err:
+                    if err.code != 404:
+                        raise
+        return _response(dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}))
+
+    # ------------------------------------------------------------------ list
+    async def _list(self, req: Request) -> web.Response:
+        lsel, fsel = req.selectors()
+        limit = req.int_param("limit") or None
+        token = req.query.get("continue")
+        start_after, rev = None, None
+        if token:
+            try:
+                state = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+                rev, start_after = int(state["rv"]), state["start"]
+            except (ValueError, KeyError, TypeError):
+                raise errors.bad_request("invalid continue token") from None
+        filtered = not (lsel.empty and fsel.empty)
+        prefix = req.rt.key_prefix(req.ns)
+        if start_after is not None and not start_after.startswith(prefix):
+            raise errors.bad_request("the continue token does not belong to this list")
+        items: list = []
+        more_key = None
+        name_only = fsel.name_equals()
+        if name_only is not None and req.ns is not None or (name_only is not None and not req.rt.namespaced):
+            kvs, rev = await self._call(self._point_list, req.rt, req.ns, name_only)
+            items = [kv for kv in kvs if matches(self.attrs.get(req.rt, kv.key, kv.mod_revision, kv.value),
+                                                 lsel, fsel)]
+        else:
+            page = (limit + 1) if limit and not filtered else max(2 * (limit or 0), 1000) if limit else None
+            while True:
+                kvs, rev = await self._call(self.registry.list_page, req.rt, req.ns, rev, page, start_after)
+                for kv in kvs:
+                    if filtered and not matches(self.attrs.get(req.rt, kv.key, kv.mod_revision, kv.value),
+                                                lsel, fsel):
+                        continue
+                    if limit and len(items) == limit:
+                        more_key = items[-1].key
+                        break
+                    items.append(kv)
+                if more_key is not None or page is None or len(kvs) < page:
+                    break
+                start_after = kvs[-1].key
+        meta: dict[str, Any] = {"resourceVersion": str(rev)}
+        if more_key is not None:
+            meta["continue"] = base64.urlsafe_b64encode(dumps({"rv": rev, "start": more_key})).decode().rstrip("=")
+        if req.wants_table():
+            objs = [decode(kv.value, kv.mod_revision) for kv in items]
+            return _response(dumps(tables.table(req.rt.plural, objs, meta, req.query.get("includeObject",
+                                                                                          "Metadata"))),
+                             content_type=TABLE_CT)
+        head = dumps({"kind": req.rt.list_kind, "apiVersion": req.rt.group_version, "metadata": meta})
+        body = b"".join((head[:-1], b',"items":[', b",".join(with_rv(kv.value, kv.mod_revision) for kv in items),
+                         b"]}"))
+        return _response(body)
+
+    def _point_list(self, rt: ResourceType, ns: str | None, name: str):
+        kv = self.store.get(rt.key(ns, name))
+        return ([kv] if kv is not None else []), self.store.revision
+
+    # ------------------------------------------------------------------ watch
+    async def _watch(self, req: Request) -> web.StreamResponse:
+        assert self.hub is not None
+        lsel, fsel = req.selectors()
+        rv_param = req.query.get("resourceVersion")
+        timeout = req.int_param("timeoutSeconds")
+        bookmarks = req.query.get("allowWatchBookmarks") in ("true", "1")
+        send_initial = req.query.get("sendInitialEvents") in ("true", "1")
+        as_table = req.wants_table()
+        include = req.query.get("includeObject", "Metadata")
+        initial: list = []
+        if rv_param in (None, "", "0") or send_initial:
+            kvs, from_rev = await self._call(self.registry.list_page, req.rt, req.ns, None, None, None)
+            initial = [kv for kv in kvs if matches(self.attrs.get(req.rt, kv.key, kv.mod_revision, kv.value),
+                                                   lsel, fsel)]
+        else:
+            try:
+                from_rev = int(rv_param)
+            except ValueError:
+                raise errors.bad_request(f"invalid resourceVersion {rv_param!r}") from None
+        resp = web.StreamResponse(status=200)
+        resp.headers["Content-Type"] = TABLE_CT if as_table else JSON
+        resp.enable_chunked_encoding()
+        await resp.prepare(req.http)
+        first = [True]
+
+        def line(kind: str, value: bytes | None = None, rev: int = 0, obj_bytes: bytes | None = None) -> bytes:
+            if as_table:
+                obj = decode(value, rev) if value is not None else json.loads(obj_bytes or b"{}")
+                t = tables.table(req.rt.plural, [obj], {"resourceVersion": str(rev)}, include, headers=True)
+                first[0] = False
+                return b'{"type":"%s","object":%s}\n' % (kind.encode(), dumps(t))
+            if obj_bytes is None:
+                obj_bytes = with_rv(value, rev)  # type: ignore[arg-type]
+            return b'{"type":"%s","object":%s}\n' % (kind.encode(), obj_bytes)
+
+        try:
+            sub: Subscriber = self.hub.subscribe(req.rt, req.ns, lsel, fsel, from_rev)
+        except StatusError as err:
+            await resp.write(b'{"type":"ERROR","object":%s}\n' % dumps(err.status()))
+            await resp.write_eof()
+            return resp
+        try:
+            if initial:
+                await resp.write(b"".join(line("ADDED", kv.value, kv.mod_revision) for kv in initial))
+            if send_initial:
+                await resp.write(self._bookmark(req.rt, from_rev, initial_end=True))
+            deadline = time.monotonic() + timeout if timeout else None
+            while True:
+                while sub.pending:
+                    batch = []
+                    while sub.pending and len(batch) < 500:
+                        kind, ev = sub.pending.popleft()
+                        if as_table:
+                            batch.append(line(kind, ev.value, ev.revision))
+                        else:
+                            batch.append(line(kind, obj_bytes=ev.object_bytes()))
+                    await resp.write(b"".join(batch))
+                if sub.error is not None:
+                    await resp.write(b'{"type":"ERROR","object":%s}\n' % dumps(sub.error.status()))
+                    break
+                wait = self.bookmark_interval
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    wait = min(wait, left)
+                sub.wake.clear()
+                if sub.pending or sub.error is not None:
+                    continue
+                try:
+                    await asyncio.wait_for(sub.wake.wait(), wait)
+                except TimeoutError:
+                    transport = req.http.transport
+                    if transport is None or transport.is_closing():
+                        break
+                    if bookmarks and not sub.pending:
+                        await resp.write(self._bookmark(req.rt, max(sub.last_rev, self.hub.revision)))
+            await resp.write_eof()
+        except (ConnectionResetError, ConnectionError):
+            pass
+        finally:
+            sub.close()
+        return resp
+
+    @staticmethod
+    def _bookmark(rt: ResourceType, rev: int, initial_end: bool = False) -> bytes:
+        meta: dict[str, Any] = {"resourceVersion": str(rev)}
+        if initial_end:
+            meta["annotations"] = {"k8s.io/initial-events-end": "true"}
+        return b'{"type":"BOOKMARK","object":%s}\n' % dumps({"kind": rt.kind, "apiVersion": rt.group_version,
+                                                              "metadata": meta})
+
+    # ------------------------------------------------------------------ subresources
+    async def _binding(self, req: Request) -> web.Response:
+        body, _ = await self._body(req)
+        if not isinstance(body, dict):
+            raise errors.bad_request("the body must be a Binding object")
+        target = body.get("target") or {}
+        node = target.get("name")
+        if not node:
+            raise errors.invalid("Binding", "", req.name or "", [errors.cause("target.name", "Required value",
+                                                                              "FieldValueRequired")])
+        rt, name = req.rt, req.name or ""
+
+        def bind() -> None:
+            kv = self.registry.get_kv(rt, req.ns, name)
+            pod = decode(kv.value, kv.mod_revision)
+            if pod["metadata"].get("deletionTimestamp"):
+                raise errors.conflict(rt.plural, rt.group, name, "pod is being deleted, cannot be assigned to a host")
+            current = (pod.get("spec") or {}).get("nodeName")
+            if current:
+                raise errors.conflict(rt.plural, rt.group, name,
+                                      f"pod {name} is already assigned to node \"{current}\"")
+            uid = (body.get("metadata") or {}).get("uid")
+            if uid and uid != pod["metadata"].get("uid"):
+                raise errors.conflict(rt.plural, rt.group, name, "the UID in the binding does not match the pod")
+            pod["spec"]["nodeName"] = node
+            conds = [c for c in (pod.setdefault("status", {}).get("conditions") or [])
+                     if c.get("type") != "PodScheduled"]
+            conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                          "lastTransitionTime": tables_now()})
+            pod["status"]["conditions"] = conds
+            self.registry.write_raw(rt, req.ns, name, pod, kv)
+        await self._call(bind)
+        return _response(dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                                "code": 201}), 201)
+
+    async def _scale(self, req: Request) -> web.Response:
+        rt, name = req.rt, req.name or ""
+
+        def to_scale(obj: dict) -> dict:
+            meta = obj["metadata"]
+            sel = (obj.get("spec") or {}).get("selector") or {}
+            selector = ",".join(f"{k}={v}" for k, v in sorted((sel.get("matchLabels") or {}).items()))
+            return {"kind": "Scale", "apiVersion": "autoscaling/v1",
+                    "metadata": {"name": meta["name"], "namespace": meta.get("namespace"), "uid": meta.get("uid"),
+                                 "resourceVersion": meta.get("resourceVersion"),
+                                 "creationTimestamp": meta.get("creationTimestamp")},
+                    "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 0)},
+                    "status": {"replicas": (obj.get("status") or {}).get("replicas", 0), "selector": selector}}
+
+        if req.http.method == "GET":
+            obj = await self._call(self.registry.get, rt, req.ns, name)
+            return _response(dumps(to_scale(obj)))
+        body, ct = await self._body(req, allow_patch=req.http.method == "PATCH")
+
+        def patcher(current: dict) -> dict:
+            scale = to_scale(current)
+            if req.http.method == "PATCH":
+                new_scale = apply_patch(ct, scale, body)
+            else:
+                if not isinstance(body, dict):
+                    raise errors.bad_request("the body must be a Scale object")
+                new_scale = body
+            replicas = (new_scale.get("spec") or {}).get("replicas")
+            if not isinstance(replicas, int) or replicas < 0:
+                raise errors.invalid("Scale", "autoscaling", name, [errors.cause(
+                    "spec.replicas", f"Invalid value: {replicas}: must be greater than or equal to 0")])
+            want_rv = (new_scale.get("metadata") or {}).get("resourceVersion")
+            if want_rv and str(want_rv) != current["metadata"]["resourceVersion"]:
+                raise errors.conflict(rt.plural, rt.group, name, "the object has been modified; please apply "
+                                      "your changes to the latest version and try again")
+            current.setdefault("spec", {})["replicas"] = replicas
+            return current
+        obj, _ = await self._call(self.registry.patch, rt, req.ns, name, patcher, None, req.dry_run)
+        return _response(dumps(to_scale(obj)))
+
+    async def _log(self, req: Request) -> web.StreamResponse:
+        pod = await self._call(self.registry.get, req.rt, req.ns, req.name)
+        spec = pod.get("spec") or {}
+        names = [c.get("name") for c in spec.get("containers") or []]
+        container = req.query.get("container")
+        if not container:
+            if len(names) != 1:
+                raise errors.bad_request(f"a container name must be specified for pod {req.name}, choose one of: "
+                                         f"[{' '.join(n for n in names if n)}]")
+            container = names[0]
+        elif container not in names + [c.get("name") for c in spec.get("initContainers") or []]:
+            raise errors.bad_request(f"container {container} is not valid for pod {req.name}")
+        node_name = spec.get("nodeName")
+        if not node_name:
+            raise errors.bad_request(f"pod {req.name} does not have a host assigned")
+        try:
+            node = await self._call(self.registry.get, BY_PLURAL["nodes"], None, node_name)
+        except StatusError:
+            raise errors.bad_request(f"node {node_name} of pod {req.name} is not registered") from None
+        port = (((node.get("status") or {}).get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
+        if not port:
+            raise errors.bad_request(f"node {node_name} publishes no kubelet endpoint "
+                                     "(status.daemonEndpoints.kubeletEndpoint.Port)")
+        host = "127.0.0.1"
+        for a in (node.get("status") or {}).get("addresses") or []:
+            if a.get("type") == "InternalIP" and str(a.get("address", "")).startswith("127."):
+                host = a["address"]
+        url = f"http://{host}:{port}/containerLogs/{quote(req.ns or '')}/{quote(req.name or '')}/{quote(container)}"
+        params = {k: v for k, v in req.query.items() if k in ("follow", "tailLines", "timestamps", "previous",
+                                                                  "sinceSeconds", "limitBytes")}
+        if self._http is None:
+            self._http = ClientSession(timeout=ClientTimeout(total=None, sock_connect=5))
+        follow = params.get("follow") in ("true", "1")
+        try:
+            upstream = await self._http.get(url, params=params)
+        except (ClientError, OSError) as exc:
+            raise errors.StatusError(502, "InternalError",
+                                     f"Get \"{url}\": the kubelet on {node_name} did not answer: {exc}") from None
+        async with upstream:
+            if upstream.status != 200:
+                text = (await upstream.text())[:500]
+                raise errors.bad_request(f"the kubelet on {node_name} answered {upstream.status}: {text}")
+            resp = web.StreamResponse(status=200)
+            resp.headers["Content-Type"] = "text/plain"
+            if follow:
+                resp.enable_chunked_encoding()
+            await resp.prepare(req.http)
+            try:
+                async for chunk in upstream.content.iter_any():
+                    await resp.write(chunk)
+                await resp.write_eof()
+            except (ConnectionResetError, ConnectionError):
+                pass
+            return resp
+
+
+def tables_now() -> str:
+    from .codec import now_rfc3339
+    return now_rfc3339()

@@ -1,0 +1,245 @@
+"""The watch cache: one store watch for the whole server, fanned out to every HTTP watcher.
+
+kube-apiserver does not open an etcd watch per client: it keeps a window of recent events in
+memory and serves all watchers from it. Here too: the hub subscribes once to ``/registry/``,
+keeps the last events in a ring, and hands each event to every matching subscriber as bytes that
+are encoded once. A watcher that asks for a resourceVersion older than the ring gets its own
+store watch; older than the store's compaction floor, it gets 410 Expired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Callable
+
+from labkit.controlplane.store import Compacted, Event, Store
+
+from . import errors
+from .attrs import AttrCache, Attrs, matches
+from .codec import with_rv
+from .errors import StatusError
+from .resources import BY_PLURAL, ResourceType
+from .selectors import FieldSelector, LabelSelector
+
+log = logging.getLogger(__name__)
+
+
+class HubEvent:
+    """One store change, with its reply bytes encoded at most once."""
+
+    __slots__ = ("revision", "type", "key", "resource", "value", "prev_value", "_obj_bytes")
+
+    def __init__(self, ev: Event):
+        kv = ev.kv
+        self.revision = kv.mod_revision
+        self.key = kv.key
+        parts = kv.key.split("/", 3)
+        self.resource = parts[2] if len(parts) > 2 else ""
+        if ev.type == "DELETE":
+            self.type = "DELETED"
+        else:
+            self.type = "ADDED" if kv.create_revision == kv.mod_revision else "MODIFIED"
+        self.value = kv.value
+        self.prev_value = ev.prev_kv.value if ev.prev_kv is not None else None
+        self._obj_bytes: bytes | None = None
+
+    def object_bytes(self) -> bytes:
+        if self._obj_bytes is None:
+            self._obj_bytes = with_rv(self.value, self.revision)
+        return self._obj_bytes
+
+
+class Subscriber:
+    """One HTTP watch: its filter, and the events waiting to be written to it."""
+
+    def __init__(self, hub: WatchHub, rt: ResourceType, ns: str | None, lsel: LabelSelector,
+                 fsel: FieldSelector, from_rev: int):
+        self.hub = hub
+        self.rt = rt
+        self.prefix = rt.key_prefix(ns)
+        self.lsel, self.fsel = lsel, fsel
+        self.filtered = not (lsel.empty and fsel.empty)
+        self.from_rev = from_rev
+        self.pending: collections.deque[tuple[str, HubEvent]] = collections.deque()
+        self.wake = asyncio.Event()
+        self.error: StatusError | None = None
+        self.store_watch = None
+        self.last_rev = from_rev
+
+    def offer(self, ev: HubEvent) -> bool:
+        if ev.revision <= self.from_rev or not ev.key.startswith(self.prefix):
+            return False
+        self.last_rev = ev.revision
+        if not self.filtered:
+            self.pending.append((ev.type, ev))
+            return True
+        now = matches(self.hub.attrs_of(ev), self.lsel, self.fsel)
+        if ev.type == "MODIFIED":
+            prev = self.hub.prev_attrs_of(ev)
+            before = prev is not None and matches(prev, self.lsel, self.fsel)
+            if now and not before:
+                self.pending.append(("ADDED", ev))
+            elif before and not now:
+                self.pending.append(("DELETED", ev))
+            elif now:
+                self.pending.append(("MODIFIED", ev))
+            else:
+                return False
+            return True
+        if now:
+            self.pending.append((ev.type, ev))
+            return True
+        return False
+
+    def fail(self, err: StatusError) -> None:
+        self.error = err
+        self.wake.set()
+
+    def close(self) -> None:
+        self.hub.unsubscribe(self)
+        if self.store_watch is not None:
+            self.store_watch.cancel()
+            self.store_watch = None
+
+
+class WatchHub:
+    """Runs on the server's event loop; fed by one store watch on a store-owned thread."""
+
+    def __init__(self, store: Store, loop: asyncio.AbstractEventLoop, attrs: AttrCache, window: int = 100_000):
+        self.store = store
+        self.loop = loop
+        self.attrs = attrs
+        self.window = window
+        self.ring: collections.deque[HubEvent] = collections.deque()
+        self.latest: dict[str, bytes] = {}  # key -> last value seen (for "did it match before?")
+        self.subs: dict[str, set[Subscriber]] = collections.defaultdict(set)
+        self.revision = store.revision
+        self.complete_from = self.revision  # every event after this revision is in the ring
+        self._watch = store.watch("/registry/", self.revision + 1, self._from_store, self._store_failed)
+        self.listeners: list[Callable[[list[HubEvent]], None]] = []
+
+    # ---- feeding ---------------------------------------------------------------------
+    def _from_store(self, events: list[Event]) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self._dispatch, events)
+        except RuntimeError:  # loop closed during shutdown
+            pass
+
+    def _store_failed(self, exc: Exception) -> None:
+        log.warning("the store ended the apiserver's watch: %s", exc)
+
+        def fail_all() -> None:
+            for subs in self.subs.values():
+                for s in list(subs):
+                    s.fail(errors.expired(f"the watch cache lost its store watch: {exc}"))
+            self.ring.clear()
+            self.complete_from = self.store.revision
+            self.revision = self.complete_from
+            self._watch = self.store.watch("/registry/", self.revision + 1, self._from_store, self._store_failed)
+        try:
+            self.loop.call_soon_threadsafe(fail_all)
+        except RuntimeError:
+            pass
+
+    def _dispatch(self, events: list[Event]) -> None:
+        touched: set[Subscriber] = set()
+        hevs = []
+        for e in events:
+            if e.kv.mod_revision <= self.revision:
+                continue
+            ev = HubEvent(e)
+            hevs.append(ev)
+            self.revision = ev.revision
+            self.ring.append(ev)
+            if len(self.ring) > self.window:
+                self.complete_from = self.ring.popleft().revision
+            for sub in self.subs.get(ev.resource, ()):
+                if sub.offer(ev):
+                    touched.add(sub)
+            if ev.type == "DELETED":
+                self.latest.pop(ev.key, None)
+                self.attrs.forget(ev.key)
+            else:
+                self.latest[ev.key] = ev.value
+        for sub in touched:
+            sub.wake.set()
+        for fn in self.listeners:
+            fn(hevs)
+
+    def attrs_of(self, ev: HubEvent) -> Attrs:
+        rt = BY_PLURAL.get(ev.resource)
+        return self.attrs.get(rt, ev.key, ev.revision, ev.value) if rt else ({}, {})
+
+    def prev_attrs_of(self, ev: HubEvent) -> Attrs | None:
+        rt = BY_PLURAL.get(ev.resource)
+        if rt is None:
+            return None
+        prev = ev.prev_value
+        if prev is None:
+            prev = self.latest.get(ev.key)
+        if prev is None:
+            try:
+                kv = self.store.get(ev.key, ev.revision - 1)
+            except Exception:
+                kv = None
+            prev = kv.value if kv is not None else None
+        if prev is None:
+            return None
+        from .attrs import compute
+        return compute(rt, prev)
+
+    # ---- subscribing -------------------------------------------------------------------
+    def subscribe(self, rt: ResourceType, ns: str | None, lsel: LabelSelector, fsel: FieldSelector,
+                  from_rev: int) -> Subscriber:
+        """Start delivering events after ``from_rev``; raises StatusError 410 if it is too old."""
+        floor = getattr(self.store, "compact_revision", 0) or 0
+        if from_rev + 1 < floor:
+            raise errors.expired(f"too old resource version: {from_rev} ({floor})")
+        sub = Subscriber(self, rt, ns, lsel, fsel, from_rev)
+        if from_rev >= self.complete_from:
+            newer = []
+            for ev in reversed(self.ring):
+                if ev.revision <= from_rev:
+                    break
+                newer.append(ev)
+            for ev in reversed(newer):
+                sub.offer(ev)
+            self.subs[rt.plural].add(sub)
+            if sub.pending:
+                sub.wake.set()
+            return sub
+        # older than the window: a private store watch replays history for this client alone
+        def feed(events: list[Event]) -> None:
+            def push() -> None:
+                for e in events:
+                    sub.offer(HubEvent(e))
+                sub.wake.set()
+            self.loop.call_soon_threadsafe(push)
+
+        def failed(exc: Exception) -> None:
+            self.loop.call_soon_threadsafe(sub.fail, errors.expired(f"too old resource version: {from_rev}"))
+        try:
+            sub.store_watch = self.store.watch(sub.prefix, from_rev + 1, feed, failed)
+        except Compacted:
+            raise errors.expired(f"too old resource version: {from_rev} ({floor})") from None
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        self.subs.get(sub.rt.plural, set()).discard(sub)
+
+    def forget_below(self, revision: int) -> None:
+        """After compaction: drop ring entries the store no longer has (so old watches get 410)."""
+        while self.ring and self.ring[0].revision < revision:
+            self.complete_from = self.ring.popleft().revision
+        self.complete_from = max(self.complete_from, revision - 1)
+
+    def close(self) -> None:
+        try:
+            self._watch.cancel()
+        except Exception:
+            pass
+        for subs in self.subs.values():
+            for s in list(subs):
+                s.fail(errors.StatusError(500, "InternalError", "the apiserver is shutting down"))

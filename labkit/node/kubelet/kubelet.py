@@ -1,0 +1,270 @@
+"""The kubelet: the node agent that turns pods bound to this node into running containers.
+
+It is an ordinary API client. It registers its Node, renews its Lease in ``kube-node-lease``
+(the heartbeat the node lifecycle controller watches), watches the pods whose
+``spec.nodeName`` is this node, hands each to a :class:`PodWorker`, and serves container logs
+on its own port for ``kubectl logs``. The runtime is reached only through
+:class:`labkit.runtime.base.Runtime` — in-process, or over the CRI socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+from pathlib import Path
+
+from labkit import paths
+from labkit.client import Client
+from labkit.client.events import EventRecorder, now_micro
+from labkit.client.informer import Informer, key_of
+from labkit.client.rest import ApiError
+from labkit.node.kubelet import containers as C
+from labkit.node.kubelet import nodestatus, volumes
+from labkit.node.kubelet.plugins import NodePlugins
+from labkit.node.kubelet.podworker import PodRecord, PodWorker
+from labkit.runtime.base import PodSandboxStatus, Runtime, RuntimeError_
+
+log = logging.getLogger(__name__)
+
+
+def load_plugins(node_name: str, **kw) -> NodePlugins:
+    """The node's CNI/CSI/device plugins from labkit.node.plugins when present; none otherwise."""
+    try:
+        from labkit.node.plugins import build_node_plugins  # type: ignore[attr-defined]
+    except ImportError:
+        return NodePlugins()
+    try:
+        return build_node_plugins(node_name=node_name, **kw)
+    except TypeError:
+        return build_node_plugins(node_name)
+    except Exception:
+        log.exception("node plugins failed to load; running pods without CNI/CSI/device plugins")
+        return NodePlugins()
+
+
+class Kubelet:
+    def __init__(
+        self, client: Client, node_name: str, runtime: Runtime, plugins: NodePlugins | None = None, *,
+        capacity: dict[str, str] | None = None, labels: dict[str, str] | None = None,
+        taints: list[dict] | None = None, lease_interval: float = 5.0, status_interval: float = 10.0,
+        serve_logs: bool = True, port: int = 0, address: str = "127.0.0.1", hollow: bool = False,
+        pod_poll: float = 1.0, backoff_base: float = 2.0, backoff_max: float = 60.0, watch_pods: bool = True,
+        state: Path | None = None,
+    ):
+        self.client = client
+        self.node_name = node_name
+        self.runtime = runtime
+        self.plugins = plugins or NodePlugins()
+        v = runtime.version()
+        self.runtime_name = v.runtime_name
+        self.runtime_version = f"{v.runtime_name}://{v.runtime_version}"
+        self.capacity = dict(capacity or nodestatus.host_capacity())
+        self.labels = labels or {}
+        self.taints = taints
+        self.lease_interval = lease_interval
+        self.status_interval = status_interval
+        self.serve_logs = serve_logs
+        self.port = port
+        self.address = address
+        self.hollow = hollow
+        self.pod_poll = pod_poll
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.state = state or paths.state_dir()
+        self.events = EventRecorder(client, "kubelet", host=node_name)
+        self.records: dict[str, PodRecord] = {}  # pod uid -> record
+        self.workers: dict[str, asyncio.Task] = {}
+        self.pods = Informer(client, "pods", field_selector=f"spec.nodeName={node_name}") if watch_pods else None
+        if self.pods:
+            self.pods.add_handler(self.on_pod, lambda old, new: self.on_pod(new), self.on_pod_deleted)
+        self._executor = None if hollow else concurrent.futures.ThreadPoolExecutor(8, f"kubelet-{node_name}")
+        self._existing: dict[str, PodSandboxStatus] = {}
+        self._tasks: list[asyncio.Task] = []
+        self._server = None
+        self.node: dict | None = None
+
+    # ------------------------------------------------------------------ runtime
+    async def call_runtime(self, fn, *args, **kw):
+        if self._executor is None:
+            return fn(*args, **kw)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: fn(*args, **kw))
+
+    def adopt_sandbox(self, uid: str) -> PodSandboxStatus | None:
+        """A sandbox this node's runtime already has for the pod (after a kubelet restart)."""
+        return self._existing.pop(uid, None)
+
+    async def get_configmap(self, name: str, namespace: str) -> dict:
+        return await self.client.get("configmaps", name, namespace)
+
+    # ------------------------------------------------------------------ pods
+    def on_pod(self, pod: dict) -> None:
+        uid = pod["metadata"].get("uid", "")
+        rec = self.records.get(uid)
+        if rec is None:
+            if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") and uid not in self._existing \
+                    and not pod["metadata"].get("deletionTimestamp"):
+                return  # finished before this kubelet started: nothing to run
+            rec = PodRecord(key_of(pod), pod)
+            if (pod.get("status") or {}).get("startTime"):
+                rec.start_time = pod["status"]["startTime"]
+            self.records[uid] = rec
+            self.workers[uid] = asyncio.get_running_loop().create_task(self._work(rec))
+        else:
+            rec.pod = pod
+        rec.wake.set()
+
+    def on_pod_deleted(self, pod: dict) -> None:
+        rec = self.records.get(pod["metadata"].get("uid", ""))
+        if rec is not None:
+            rec.deleted = True
+            rec.wake.set()
+
+    async def _work(self, rec: PodRecord) -> None:
+        try:
+            await PodWorker(self, rec).run()
+        finally:
+            self.records.pop(rec.uid, None)
+            self.workers.pop(rec.uid, None)
+
+    async def cleanup_pod(self, pod: dict, sandbox: PodSandboxStatus | None) -> None:
+        """Everything a pod had on this node goes: containers, network, volumes, devices, sandbox."""
+        uid = pod["metadata"].get("uid", "")
+        if sandbox is not None:
+            try:
+                await self.call_runtime(self.plugins.network.teardown_pod, pod, sandbox)
+            except Exception:  # noqa: BLE001 - keep cleaning
+                log.exception("network teardown for %s", key_of(pod))
+            try:
+                for cs in await self.call_runtime(self.runtime.list_containers, sandbox.id):
+                    await self.call_runtime(self.runtime.remove_container, cs.id)
+                await self.call_runtime(self.runtime.stop_pod_sandbox, sandbox.id)
+                await self.call_runtime(self.runtime.remove_pod_sandbox, sandbox.id)
+            except RuntimeError_ as exc:
+                log.info("removing sandbox of %s: %s", key_of(pod), exc)
+        for fn in (self.plugins.volumes.unmount_pod_volumes, self.plugins.devices.release_pod):
+            try:
+                await self.call_runtime(fn, pod)
+            except Exception:  # noqa: BLE001
+                log.exception("plugin cleanup for %s", key_of(pod))
+        if not self.hollow:
+            volumes.remove_pod_dir(self.state, uid)
+
+    async def _housekeeping(self) -> None:
+        """After the first list: remove sandboxes of pods that no longer exist on this node."""
+        known = {p["metadata"].get("uid") for p in self.pods.cache.values()} if self.pods else set()
+        for uid, sb in list(self._existing.items()):
+            if uid not in known:
+                self._existing.pop(uid, None)
+                pod = {"metadata": {"uid": uid, "name": sb.name, "namespace": sb.namespace}}
+                await self.cleanup_pod(pod, sb)
+
+    # ------------------------------------------------------------------ node
+    def node_object(self) -> dict:
+        cap = {**self.capacity, **{k: str(v) for k, v in self.plugins.devices.capacity().items()}}
+        return nodestatus.node_object(self.node_name, capacity=cap, runtime_version=self.runtime_version,
+                                      port=self.port, labels=self.labels, taints=self.taints, address=self.address)
+
+    async def register(self) -> dict:
+        body = self.node_object()
+        try:
+            self.node = await self.client.create("nodes", body)
+        except ApiError as exc:
+            if exc.code != 409:
+                raise
+            self.node = await self.client.patch("nodes", self.node_name, {"status": body["status"]}, sub="status")
+            labels = body["metadata"]["labels"]
+            if any((self.node["metadata"].get("labels") or {}).get(k) != v for k, v in labels.items()):
+                self.node = await self.client.patch("nodes", self.node_name, {"metadata": {"labels": labels}})
+        self.events.event({"kind": "Node", "apiVersion": "v1", "metadata": {
+            "name": self.node_name, "uid": self.node_name, "namespace": "default"}},
+            "Normal", "Starting", f"Starting kubelet ({self.runtime_version}).")
+        return self.node
+
+    async def post_status(self) -> None:
+        body = self.node_object()
+        await self.client.patch("nodes", self.node_name, {"status": body["status"]}, sub="status")
+
+    async def renew_lease(self) -> None:
+        lease = {
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": self.node_name, "namespace": "kube-node-lease"},
+            "spec": {"holderIdentity": self.node_name, "leaseDurationSeconds": 40, "renewTime": now_micro()},
+        }
+        try:
+            await self.client.patch("leases", self.node_name, {"spec": lease["spec"]}, "kube-node-lease")
+        except ApiError as exc:
+            if not exc.not_found:
+                raise
+            if self.node and self.node["metadata"].get("uid"):
+                lease["metadata"]["ownerReferences"] = [{"apiVersion": "v1", "kind": "Node", "name": self.node_name,
+                                                         "uid": self.node["metadata"]["uid"]}]
+            try:
+                await self.client.create("leases", lease, namespace="kube-node-lease")
+            except ApiError as exc2:
+                if exc2.not_found:  # no kube-node-lease namespace yet
+                    await self.client.create("namespaces", {"metadata": {"name": "kube-node-lease"}})
+                elif exc2.code != 409:
+                    raise
+
+    async def _every(self, interval: float, fn) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await fn()
+            except ApiError as exc:
+                log.info("%s: %s: %s", self.node_name, fn.__name__, exc)
+                if exc.not_found and fn == self.post_status:
+                    await self.register()  # someone deleted our Node: register again
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Register, start heartbeats, log server and the pod watch; returns once the first list is done."""
+        if self.serve_logs:
+            from labkit.node.kubelet.server import start_server
+
+            self._server, self.port = await start_server(self, self.port)
+        if not self.hollow:
+            try:
+                for sb in await self.call_runtime(self.runtime.list_pod_sandboxes):
+                    if sb.labels.get(C.NODE) == self.node_name and sb.labels.get(C.POD_UID):
+                        self._existing[sb.labels[C.POD_UID]] = sb
+            except RuntimeError_ as exc:
+                log.warning("cannot list existing sandboxes: %s", exc)
+        await self.register()
+        await self.renew_lease()
+        self._tasks.append(asyncio.create_task(self._every(self.lease_interval, self.renew_lease)))
+        self._tasks.append(asyncio.create_task(self._every(self.status_interval, self.post_status)))
+        if self.pods:
+            self._tasks.append(asyncio.create_task(self.pods.run()))
+            await self.pods.wait_synced(60)
+            await self._housekeeping()
+
+    async def run(self) -> None:
+        await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop()
+
+    async def stop(self, kill_pods: bool = False) -> None:
+        """Stop watching and heartbeating; containers keep running unless ``kill_pods`` (as a real kubelet)."""
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        workers = list(self.workers.values())
+        for t in workers:
+            t.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        if kill_pods:
+            for sb in await self.call_runtime(self.runtime.list_pod_sandboxes):
+                if sb.labels.get(C.NODE) == self.node_name:
+                    await self.cleanup_pod({"metadata": {"uid": sb.labels.get(C.POD_UID, ""), "name": sb.name,
+                                                         "namespace": sb.namespace}}, sb)
+        if self._server is not None:
+            await self._server.cleanup()
+            self._server = None
+        await self.events.flush()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)

@@ -118,8 +118,10 @@ class Gateway:
         problems: list[str] = []
         n = len(self.endpoints)
         start = self._preferred
+        tried: set[int] = set()
         for step in range(n):
             i = (start + step) % n
+            tried.add(i)
             url = self.endpoints[i][0]
             try:
                 result = self._once(i, path, payload)
@@ -140,11 +142,20 @@ class Gateway:
                 continue
             self._preferred = i
             return result
+        for i in range(n):  # members skipped after an unanswered write: are they even running?
+            if i not in tried:
+                url, host, port = self.endpoints[i]
+                try:
+                    socket.create_connection((host, port), timeout=0.3).close()
+                    problems.append(f"{url} is up (not asked again)")
+                except OSError:
+                    problems.append(f"{url} refused the connection (not running)")
         alive = n - sum("refused" in p for p in problems)
         hint = ""
         if n > 1 and alive <= n // 2:
-            hint = (f" Only {alive} of {n} members answer, and etcd needs {n // 2 + 1} for a quorum: "
-                    "start the stopped members again.")
+            hint = (f" Only {alive} of {n} members are running and etcd needs {n // 2 + 1} for a quorum: "
+                    "a member without a quorum cannot commit anything, so it does not answer. "
+                    "Start the stopped members again.")
         if write and any("did not answer" in p for p in problems):
             hint += " The write may or may not have been applied."
         raise Unavailable("etcd cannot serve this request: " + "; ".join(problems) + "." + hint)

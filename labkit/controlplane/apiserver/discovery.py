@@ -168,3 +168,29 @@ def openapi_root() -> dict:
 
 def known_resources() -> list[ResourceType]:
     return list(RESOURCES)
+
+
+# ---------------------------------------------------------------- OpenAPI v2 (protobuf)
+
+def openapi_v2_protobuf() -> bytes:
+    """A gnostic ``openapi.v2.Document`` with one PATCH operation per kind.
+
+    kubectl 1.27/1.28 fetch this (as protobuf only) before ``apply``/``create`` with validation on.
+    What they need from it: each kind's PATCH lists a ``fieldValidation`` query parameter, so they
+    leave validation to the server (``?fieldValidation=Strict``). Schemas are not included, so
+    kubectl falls back to its built-in types for strategic-merge patch keys.
+    """
+    from .protowire import field_bytes, field_str
+
+    paths = b""
+    for rt in RESOURCES:
+        base = "/" + _gv_path(rt.group, rt.version) + "/" + ("namespaces/{namespace}/" if rt.namespaced else "")
+        query = field_str(2, "query") + field_str(4, "fieldValidation") + field_str(6, "string")
+        param = field_bytes(1, field_bytes(2, field_bytes(3, query)))  # ParametersItem>Parameter>NonBody>Query
+        gvk_yaml = f"group: \"{rt.group}\"\nkind: {rt.kind}\nversion: {rt.version}\n"
+        ext = field_str(1, "x-kubernetes-group-version-kind") + field_bytes(2, field_str(2, gvk_yaml))
+        op = field_str(5, f"patch{rt.kind}") + field_bytes(8, param) + field_bytes(13, ext)
+        item = field_bytes(8, op)  # PathItem.patch
+        paths += field_bytes(2, field_str(1, base + rt.plural + "/{name}") + field_bytes(2, item))
+    info = field_str(1, "Kubernetes (labkit)") + field_str(2, VERSION_INFO["gitVersion"])
+    return field_str(1, "2.0") + field_bytes(2, info) + field_bytes(8, paths)

@@ -335,7 +335,13 @@ class APIServer:
             if version in group_versions().get(group, []):
                 data, _ = discovery.openapi_bytes(group, version)
                 return _response(data)
-        # /openapi/v2 is not served: kubectl then skips client-side schema checks (see the lab)
+        if parts[:2] == ["openapi", "v2"] and len(parts) == 2:
+            accept = http.headers.get("Accept", "")
+            if "protobuf" in accept:
+                return _response(discovery.openapi_v2_protobuf(),
+                                 content_type="application/com.github.proto-openapi.spec.v2.v1.0+protobuf")
+            return _response(dumps({"swagger": "2.0", "info": {"title": "Kubernetes (labkit)", "version": "v1"},
+                                    "paths": {}, "definitions": {}}))
         raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
 
     # ------------------------------------------------------------------ bodies

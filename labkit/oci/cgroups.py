@@ -140,14 +140,23 @@ def _kv(text: str) -> dict[str, int]:
 class Cgroup:
     """One container's cgroup, in every hierarchy the layout has."""
 
-    def __init__(self, path: str, layout: CgroupLayout | None = None) -> None:
+    def __init__(self, path: str, layout: CgroupLayout | None = None, include_v2: bool | None = None) -> None:
+        """``include_v2``: on a hybrid host, also use the v2 tree (for cgroup.kill/freeze/events).
+
+        The default (None) uses it only where it carries a controller; joining a v2 cgroup costs
+        an RCU grace period (~10-25 ms here), more than the rest of a container start.
+        """
         rel = path.strip("/")
         if not rel or ".." in rel.split("/"):
             raise CgroupError(f"bad cgroup path {path!r}: use something like /labkit/<id>")
         self.path = "/" + rel
         self.layout = layout or detect_layout()
         self.v1: dict[str, Path] = {c: m / rel for c, m in self.layout.v1.items()}
-        self.v2: Path | None = self.layout.v2 / rel if self.layout.v2 is not None else None
+        use_v2 = include_v2
+        if use_v2 is None:
+            use_v2 = self.layout.mode == "v2" or bool(
+                (self.layout.v2_controllers & set(V2_CONTROLLERS)) - set(self.layout.v1))
+        self.v2: Path | None = self.layout.v2 / rel if self.layout.v2 is not None and use_v2 else None
 
     # --- where things live -------------------------------------------------
     def _ctrl_dir(self, controller: str) -> tuple[Path | None, int]:
@@ -254,6 +263,17 @@ class Cgroup:
     def procs_files(self) -> list[Path]:
         """The ``cgroup.procs`` files a process writes ``0`` into to join this cgroup everywhere."""
         return [d / "cgroup.procs" for d in self.dirs()]
+
+    def join_files(self) -> list[Path]:
+        """The files a single-threaded process writes ``0`` into to move itself here.
+
+        On v1 that is ``tasks``: moving one thread skips the global lock that a ``cgroup.procs``
+        write takes (an RCU grace period, about a millisecond per hierarchy).
+        """
+        out = []
+        for d in self.dirs():
+            out.append(d / ("cgroup.procs" if d == self.v2 else "tasks"))
+        return out
 
     def add(self, pid: int) -> None:
         for f in self.procs_files():

@@ -98,6 +98,17 @@ def _status_code(status: int) -> tuple[int, int | None]:
     return os.WEXITSTATUS(status), None
 
 
+_OWN_PID_NS: int | None = None
+
+
+def _own_pid_ns() -> int:
+    """An fd on this process's own PID namespace, to return to after a container fork."""
+    global _OWN_PID_NS
+    if _OWN_PID_NS is None:
+        _OWN_PID_NS = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    return _OWN_PID_NS
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -131,6 +142,7 @@ class NativeContainer:
         self.die_with_parent = die_with_parent and not detach
         self.pid: int | None = None
         self.shim_pid: int | None = None
+        self._waitee: int | None = None  # the child this process reaps (shim or PID 1)
         self._sync_r: int | None = None
         self._start_w: int | None = None
         self._cgroup: cg.Cgroup | None = None
@@ -239,7 +251,7 @@ class NativeContainer:
             group.set_resources(linux.get("resources"))
         except cg.CgroupError as exc:
             raise NativeError(str(exc)) from exc
-        procs = [os.open(p, os.O_WRONLY | os.O_CLOEXEC) for p in group.procs_files()]
+        procs = [os.open(p, os.O_WRONLY | os.O_CLOEXEC) for p in group.join_files()]
         opened += procs
         sync_r, sync_w = os.pipe()
         opened.append(sync_w)
@@ -259,11 +271,19 @@ class NativeContainer:
             except OSError as exc:
                 raise NativeError(f"cannot open pid namespace {pid_ns['path']}: {exc.strerror}") from exc
             opened.append(pid_ns_fd)
-        shim = os.fork()
-        if shim == 0:
-            self._shim(cfg, rootfs, sync_r, sync_w, start_r, start_w, fifo_path if fifo else None,
-                       stdio, procs, pid_ns, pid_ns_fd)  # never returns
-        self.shim_pid = shim
+        if self.detach:
+            # a detached container outlives this process: a shim waits for it and records its exit
+            shim = os.fork()
+            if shim == 0:
+                self._shim(cfg, rootfs, sync_r, sync_w, start_r, start_w, fifo_path if fifo else None,
+                           stdio, procs, pid_ns, pid_ns_fd)  # never returns
+            self.shim_pid = self._waitee = shim
+        else:
+            # in-process: this process is the parent of the container's PID 1 (one fork, no shim)
+            child = self._fork_into_pid_ns(pid_ns, pid_ns_fd)
+            if child == 0:
+                cinit.container_init(cfg, rootfs, sync_w, start_r, stdio, procs, self.die_with_parent)
+            self.pid = self._waitee = child
         self._sync_r = sync_r
         self._start_w = start_w
         for fd in list(opened):  # the children hold their copies now
@@ -273,7 +293,7 @@ class NativeContainer:
         if "P" in msgs:
             self.pid = int(msgs["P"])
         if "E" in msgs or "R" not in msgs:
-            status = self._reap_shim()
+            status = self._reap()
             if "E" in msgs:
                 text = msgs["E"]
                 kind = ExecutableNotFound if "executable not found" in text or "not executable" in text \
@@ -288,6 +308,28 @@ class NativeContainer:
             self._after_exec()
             self._write_state(status="running", started=True)
         return self.pid or 0
+
+    def _fork_into_pid_ns(self, pid_ns: dict[str, Any] | None, pid_ns_fd: int | None) -> int:
+        """fork() with the child as PID 1 of a new (or the given) PID namespace.
+
+        ``unshare(CLONE_NEWPID)`` changes only where this thread's *future children* go, so the
+        namespace is entered just for this one fork and left again right after it.
+        """
+        if pid_ns is None:
+            return os.fork()
+        own = _own_pid_ns()
+        if pid_ns_fd is not None:
+            sc.setns(pid_ns_fd, sc.CLONE_NEWPID)
+        else:
+            sc.unshare(sc.CLONE_NEWPID)
+        try:
+            child = os.fork()
+        except BaseException:
+            sc.setns(own, sc.CLONE_NEWPID)
+            raise
+        if child != 0:
+            sc.setns(own, sc.CLONE_NEWPID)
+        return child
 
     def _stdio(self, opened: list[int]) -> tuple[int, int, int]:
         def dev_null(mode: int) -> int:
@@ -358,6 +400,8 @@ class NativeContainer:
     def _read_sync(self, until_ready: bool) -> dict[str, str]:
         """Read the init's messages: ``P<pid>``, then ``R`` (ready) or ``E<error>``; EOF = exec'd."""
         msgs: dict[str, str] = {}
+        if self.shim_pid is None and self.pid:
+            msgs["P"] = str(self.pid)
         buf = b""
         assert self._sync_r is not None
         while True:
@@ -415,42 +459,53 @@ class NativeContainer:
         finally:
             self.delete(force=True)
 
-    def _reap_shim(self) -> ExitStatus:
-        code, sig = 0, None
-        if self.shim_pid:
+    def _reap(self) -> ExitStatus:
+        """waitpid() our child (the shim, or the container's PID 1) and record the exit status."""
+        code, sig = 255, None
+        pid = self._waitee
+        if pid:
             while True:
                 try:
-                    _, status = os.waitpid(self.shim_pid, 0)
+                    _, status = os.waitpid(pid, 0)
                     code, sig = _status_code(status)
                     break
                 except InterruptedError:
                     continue
                 except ChildProcessError:
                     break
+            self._waitee = None
             self.shim_pid = None
-        try:
-            ex = json.loads((self.dir / "exit.json").read_text())
-            code, sig = ex["code"], ex["signal"]
-        except (OSError, ValueError, KeyError):
-            pass
+        ex = self._exit_from_file()
+        if ex is not None:
+            return ex
+        self._record_exit(code, sig)
         return ExitStatus(code, sig)
+
+    def _record_exit(self, code: int, sig: int | None) -> None:
+        if self.dir.is_dir():
+            tmp = self.dir / "exit.json.tmp"
+            tmp.write_text(json.dumps({"code": code, "signal": sig, "finished_at": time.time()}))
+            os.replace(tmp, self.dir / "exit.json")
 
     def wait(self, timeout: float | None = None) -> ExitStatus:
         """Block until the program exits; the status says whether the kernel OOM-killed it."""
         if self._exit is not None:
             return self._exit
         deadline = None if timeout is None else time.monotonic() + timeout
-        if self.shim_pid and self._is_my_child(self.shim_pid):
+        if self._waitee and self._is_my_child(self._waitee):
             if deadline is None:
-                status = self._reap_shim()
+                status = self._reap()
             else:
                 delay = 0.0005
                 while True:
-                    pid, _st = os.waitpid(self.shim_pid, os.WNOHANG)
+                    pid, _st = os.waitpid(self._waitee, os.WNOHANG)
                     if pid:
                         code, sig = _status_code(_st)
-                        self.shim_pid = None
-                        status = self._exit_from_file() or ExitStatus(code, sig)
+                        self._waitee = self.shim_pid = None
+                        status = self._exit_from_file()
+                        if status is None:
+                            self._record_exit(code, sig)
+                            status = ExitStatus(code, sig)
                         break
                     if time.monotonic() > deadline:
                         raise TimeoutError(f"container {self.id} still running after {timeout} s")
@@ -541,7 +596,7 @@ class NativeContainer:
         st = self.status()
         if st != "stopped" and not force:
             raise NativeError(f"container {self.id!r} is {st}; stop it first or delete with force")
-        if st != "stopped" or self.shim_pid:
+        if st != "stopped" or self._waitee:
             self.cgroup().kill()
             if self.pid:
                 try:
@@ -573,12 +628,12 @@ class NativeContainer:
         if self._start_w is not None:
             os.close(self._start_w)
             self._start_w = None
-        if self.shim_pid:
+        if self._waitee:
             try:
-                os.kill(self.shim_pid, signal.SIGKILL)
+                os.kill(self._waitee, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            self._reap_shim()
+            self._reap()
         if self.pid:
             try:
                 os.kill(self.pid, signal.SIGKILL)

@@ -43,9 +43,10 @@ def open_runtime(spec: str | None) -> tuple[Runtime, str]:
 @click.option("--label", "labels", multiple=True, help="Node label key=value (repeatable).")
 @click.option("--lease-interval", default=5.0, show_default=True, help="Seconds between Lease renewals.")
 @click.option("--no-plugins", is_flag=True, help="Do not load CNI/CSI/device plugins.")
+@click.option("--cleanup-on-exit", is_flag=True, help="On SIGTERM remove this node's pods (labkit cluster down).")
 @click.option("-v", "--verbose", is_flag=True)
 def main(kubeconfig, node_name, runtime_spec, port, cpu, memory, max_pods, labels, lease_interval, no_plugins,
-         verbose) -> None:
+         cleanup_on_exit, verbose) -> None:
     """labkit's kubelet."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format=f"%(asctime)s kubelet[{node_name}] %(levelname)s %(message)s")
@@ -84,7 +85,7 @@ def main(kubeconfig, node_name, runtime_spec, port, cpu, memory, max_pods, label
             logging.info("node %s ready: runtime %s, logs on %s:%d", node_name, said, k.address, k.port)
             await stop.wait()
         finally:
-            await k.stop()
+            await k.stop(kill_pods=cleanup_on_exit)
             await client.close()
             runtime.close()
 

@@ -83,6 +83,8 @@ class Kubelet:
         self._tasks: list[asyncio.Task] = []
         self._server = None
         self.node: dict | None = None
+        # sandboxes carry this label so several clusters on one host never touch each other's pods
+        self.owner = f"{node_name}@{client.config.server}"
 
     # ------------------------------------------------------------------ runtime
     async def call_runtime(self, fn, *args, **kw):
@@ -227,7 +229,7 @@ class Kubelet:
         if not self.hollow:
             try:
                 for sb in await self.call_runtime(self.runtime.list_pod_sandboxes):
-                    if sb.labels.get(C.NODE) == self.node_name and sb.labels.get(C.POD_UID):
+                    if sb.labels.get(C.NODE) == self.owner and sb.labels.get(C.POD_UID):
                         self._existing[sb.labels[C.POD_UID]] = sb
             except RuntimeError_ as exc:
                 log.warning("cannot list existing sandboxes: %s", exc)
@@ -259,7 +261,7 @@ class Kubelet:
         await asyncio.gather(*workers, return_exceptions=True)
         if kill_pods:
             for sb in await self.call_runtime(self.runtime.list_pod_sandboxes):
-                if sb.labels.get(C.NODE) == self.node_name:
+                if sb.labels.get(C.NODE) == self.owner:
                     await self.cleanup_pod({"metadata": {"uid": sb.labels.get(C.POD_UID, ""), "name": sb.name,
                                                          "namespace": sb.namespace}}, sb)
         if self._server is not None:

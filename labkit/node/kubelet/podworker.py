@@ -129,7 +129,7 @@ class PodWorker:
                         rec.current[name] = cs
                         rec.restarts[name] = C.restart_count(cs)
             else:
-                cfg = C.sandbox_config(rec.pod, k.node_name)
+                cfg = C.sandbox_config(rec.pod, k.owner)
                 sid = await self.rt(k.runtime.run_pod_sandbox, cfg)
                 rec.sandbox = await self.rt(k.runtime.pod_sandbox_status, sid)
             rec.start_time = rec.start_time or (rec.pod.get("status") or {}).get("startTime") or now_iso()
@@ -233,11 +233,11 @@ class PodWorker:
             return
         mounts = volumes.container_mounts(c, rec.volume_paths) + list(alloc.mounts)
         env = {**C.env_of(c, rec.pod, rec.ip, k.node_name), **alloc.env}
-        cfg = C.container_config(c, rec.pod, restart, mounts, env, k.node_name)
+        cfg = C.container_config(c, rec.pod, restart, mounts, env, k.owner)
         cfg.devices = list(alloc.devices)
         try:
             cid = await self.rt(k.runtime.create_container, rec.sandbox.id, cfg,
-                                C.sandbox_config(rec.pod, k.node_name))
+                                C.sandbox_config(rec.pod, k.owner))
             self.event("Normal", "Created", f"Created container {name}")
             await self.rt(k.runtime.start_container, cid)
             self.event("Normal", "Started", f"Started container {name}")

@@ -1,0 +1,159 @@
+"""The node's plug points, assembled: what ``build_node_plugins`` hands the kubelet.
+
+* network  - CNI: the node's namespace on the fabric, a bridge and one IP per pod
+  (:mod:`labkit.node.cni`); needs root, otherwise pods run without a network of their own;
+* volumes  - CSI: a hostpath driver serving this node on ``<state>/csi/<node>.sock`` and the
+  hook that publishes a pod's claims through it (:mod:`labkit.node.csi`);
+* devices  - device plugins: the Registration socket ``<state>/device-plugins/<node>/kubelet.sock``
+  that plugins (``python -m labkit.node.deviceplugin.sample --kubelet-dir ...``) register with.
+
+Options (all optional): ``kubeconfig`` (path or KubeConfig; default ``$KUBECONFIG``), ``client``
+(a labkit Client: its kubeconfig is used), ``cni_plugin`` ("bridge" = Debian's Go plugin,
+"lk-bridge" = labkit's Python one), ``fabric`` (router namespace name), ``network`` (False to
+skip CNI), ``device_plugin_dir``, ``gpus`` (start the sample plugin with N simulated GPUs,
+or the real ones when ``nvidia-smi`` works), ``csi`` (False to skip CSI).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from labkit import paths
+from labkit.client.kubeconfig import KubeConfig
+from labkit.node import apiget
+from labkit.node.kubelet.plugins import DevicePlugins, NetworkPlugin, NodePlugins, PluginError, VolumePlugin
+from labkit.runtime.base import PodSandboxStatus
+
+log = logging.getLogger(__name__)
+
+
+class NodeNetworkPlugin(NetworkPlugin):
+    """CNI that learns the node's podCIDR from its Node object when it was not given one.
+
+    The node-IPAM controller assigns ``spec.podCIDR`` after the kubelet registers the Node, so
+    the first pod may arrive before the CIDR does: then the pod gets NetworkNotReady and the
+    kubelet retries, as a real kubelet does while its CNI config is missing.
+    """
+
+    def __init__(self, node_name: str, pod_cidr: str | None, kubeconfig, plugin: str = "bridge",
+                 fabric: str | None = None):
+        self.node_name = node_name
+        self.pod_cidr = pod_cidr
+        self._kc = kubeconfig
+        self.plugin = plugin
+        self.fabric = fabric
+        self._cni = None
+        self._lock = threading.Lock()
+
+    @property
+    def cni(self):
+        """The live CNINetworkPlugin (built on first use)."""
+        with self._lock:
+            if self._cni is None:
+                from labkit.node.cni.plugin import CNINetworkPlugin
+                from labkit.node.cni.topology import FABRIC_NS
+
+                cidr = self.pod_cidr or self._lookup_cidr()
+                self._cni = CNINetworkPlugin(self.node_name, cidr, self.plugin, fabric=self.fabric or FABRIC_NS)
+                self.pod_cidr = cidr
+            return self._cni
+
+    def _lookup_cidr(self) -> str:
+        try:
+            kc = self._kc if isinstance(self._kc, KubeConfig) else apiget.load(self._kc)
+            node = apiget.node(kc, self.node_name)
+        except Exception as exc:  # no kubeconfig, server down ...
+            raise PluginError(f"cannot read Node {self.node_name} to learn its podCIDR: {exc}",
+                              reason="NetworkNotReady") from None
+        cidr = (node.get("spec") or {}).get("podCIDR")
+        if not cidr:
+            raise PluginError(f"node {self.node_name} has no spec.podCIDR yet (the node-IPAM controller assigns it)",
+                              reason="NetworkNotReady")
+        return cidr
+
+    def setup_pod(self, pod: dict, sandbox: PodSandboxStatus) -> str | None:
+        if (pod.get("spec") or {}).get("hostNetwork"):
+            return None
+        return self.cni.setup_pod(pod, sandbox)
+
+    def teardown_pod(self, pod: dict, sandbox: PodSandboxStatus) -> None:
+        if (pod.get("spec") or {}).get("hostNetwork") or self._cni is None:
+            return
+        self._cni.teardown_pod(pod, sandbox)
+
+    def close(self) -> None:
+        if self._cni is not None:
+            self._cni.close()
+            self._cni = None
+
+
+@dataclass
+class LabkitNodePlugins(NodePlugins):
+    """NodePlugins plus what must be stopped with the node (servers, namespaces)."""
+
+    closers: list = field(default_factory=list)
+    description: dict[str, str] = field(default_factory=dict)
+
+    def close(self) -> None:
+        """Stop servers and remove the node's network namespace; volumes' data stays."""
+        for fn in reversed(self.closers):
+            try:
+                fn()
+            except Exception:  # closing one part must not stop the others
+                log.exception("closing a node plug-in failed")
+        self.closers.clear()
+
+
+def build_node_plugins(node_name: str, pod_cidr: str | None = None, options: dict | None = None) -> NodePlugins:
+    """The kubelet's CNI, CSI and device-plugin hooks for ``node_name`` (see the module docstring)."""
+    opts = dict(options or {})
+    kc = opts.get("kubeconfig")
+    if kc is None and opts.get("client") is not None:
+        kc = opts["client"].config
+    out = LabkitNodePlugins()
+
+    # --- network (CNI) --------------------------------------------------
+    if opts.get("network", True) and paths.is_root():
+        net = NodeNetworkPlugin(node_name, pod_cidr, kc, opts.get("cni_plugin", "bridge"), opts.get("fabric"))
+        out.network = net
+        out.closers.append(net.close)
+        out.description["network"] = f"CNI {net.plugin} + host-local on the node's podCIDR"
+    else:
+        out.network = NetworkPlugin()
+        out.description["network"] = "none (CNI needs root): pods share the runtime's default network"
+
+    # --- volumes (CSI) ----------------------------------------------------
+    if opts.get("csi", True):
+        from labkit.node.csi.driver import DRIVER_NAME, CSIDriverServer
+        from labkit.node.csi.volumeplugin import CSIVolumePlugin
+
+        sock = paths.state_dir() / "csi" / f"{node_name}.sock"
+        driver = CSIDriverServer(sock, opts.get("csi_root"), node_id=node_name).start()
+        vol = CSIVolumePlugin({DRIVER_NAME: driver.endpoint}, kc)
+        out.volumes = vol
+        out.closers += [driver.stop, vol.close]
+        out.description["volumes"] = f"CSI {DRIVER_NAME} at {sock}"
+    else:
+        out.volumes = VolumePlugin()
+
+    # --- devices (device plugins) -----------------------------------------
+    from labkit.node.deviceplugin.manager import DeviceManager
+
+    dp_dir = opts.get("device_plugin_dir") or paths.state_dir() / "device-plugins" / node_name
+    mgr = DeviceManager(dp_dir, on_change=opts.get("on_device_change"))
+    out.devices = mgr
+    out.closers.append(mgr.close)
+    out.description["devices"] = f"device plugins register at {mgr.socket}"
+    if opts.get("gpus"):
+        from labkit.node.deviceplugin.sample import SampleDevicePlugin
+
+        plugin = SampleDevicePlugin(dp_dir, count=int(opts["gpus"]), real=opts.get("real_gpus")).start()
+        out.closers.insert(len(out.closers) - 1, plugin.stop)
+        mgr.wait_for("nvidia.com/gpu", sum(g.health == "Healthy" for g in plugin.gpus.values()), timeout=10)
+        out.description["gpus"] = f"{len(plugin.gpus)} x nvidia.com/gpu: {plugin.kind}"
+    return out
+
+
+__all__ = ["DevicePlugins", "LabkitNodePlugins", "NodeNetworkPlugin", "build_node_plugins"]

@@ -60,7 +60,7 @@ def _follow_local(rt, cid: str) -> None:
                 out.flush()
                 delay = 0.001
                 continue
-            if (cdir / "exit.json").exists():
+            if rt.has_exited(cid):
                 rest = f.read()
                 if rest:
                     out.write(rest)

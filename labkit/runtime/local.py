@@ -70,6 +70,14 @@ class LocalRuntime(Runtime):
     def _start(self, rec: dict[str, Any]) -> None:
         raise NotImplementedError
 
+    def _launch(self, cdir: Path, rec: dict[str, Any]) -> None:
+        """Bring the container to "created": by default a shim that runs the runtime's create."""
+        self._spawn_shim(cdir)
+
+    def _exit(self, cdir: Path, rec: dict[str, Any]) -> dict[str, Any] | None:
+        """How the container ended (``exit.json``), or None while it has not."""
+        return records.read_json(cdir / "exit.json")
+
     def _delete(self, rec: dict[str, Any]) -> None:
         """Remove what the runtime made for this container (state, cgroup, rootfs mount)."""
 
@@ -163,9 +171,10 @@ class LocalRuntime(Runtime):
         try:
             rec.update(self._prepare(cdir, cid, config, sb))
             records.write_json(cdir / "container.json", rec)
-            records.write_json(cdir / "shim.json", rec["shim"])
+            if rec.get("shim"):
+                records.write_json(cdir / "shim.json", rec["shim"])
             if self.shim_at_create:
-                self._spawn_shim(cdir)
+                self._launch(cdir, rec)
         except BaseException:
             self._discard(cdir, rec)
             raise
@@ -213,8 +222,8 @@ class LocalRuntime(Runtime):
 
     def start_container(self, container_id: str) -> None:
         cdir, rec = self._container(container_id)
-        if (cdir / "exit.json").exists():
-            ex = records.read_json(cdir / "exit.json") or {}
+        ex = self._exit(cdir, rec)
+        if ex is not None:
             raise RuntimeError_(f"container {container_id[:12]} cannot start: {ex.get('message') or ex.get('reason')}")
         if rec.get("started_at"):
             raise RuntimeError_(f"container {container_id[:12]} was already started")
@@ -230,7 +239,7 @@ class LocalRuntime(Runtime):
 
     def container_status(self, container_id: str) -> ContainerStatus:
         cdir, rec = self._container(container_id)
-        ex = records.read_json(cdir / "exit.json")
+        ex = self._exit(cdir, rec)
         pid = self._pid(cdir)
         st = ContainerStatus(
             id=rec["id"], sandbox_id=rec["sandbox_id"], name=rec["name"], image=rec["image"],
@@ -249,12 +258,17 @@ class LocalRuntime(Runtime):
             st.state = ContainerState.RUNNING if alive else ContainerState.UNKNOWN
         return st
 
+    def has_exited(self, container_id: str) -> bool:
+        """True once the container's process has ended (cheap: one file check)."""
+        cdir, rec = self._container(container_id)
+        return self._exit(cdir, rec) is not None
+
     def wait(self, container_id: str, timeout: float | None = None) -> ContainerStatus:
         """Block until the container exits (not in the CRI; the kubelet polls status instead)."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        cdir, _ = self._container(container_id)
+        cdir, rec = self._container(container_id)
         delay = 0.0005
-        while not (cdir / "exit.json").exists():
+        while self._exit(cdir, rec) is None:
             if deadline is not None and time.monotonic() > deadline:
                 break
             time.sleep(delay)
@@ -284,7 +298,7 @@ class LocalRuntime(Runtime):
 
     def stop_container(self, container_id: str, timeout: float = 10.0) -> None:
         cdir, rec = self._container(container_id)
-        if (cdir / "exit.json").exists():
+        if self._exit(cdir, rec) is not None:
             return
         if not rec.get("started_at"):
             # a created, never started container: kill it so the shim records an exit
@@ -301,7 +315,7 @@ class LocalRuntime(Runtime):
             cdir, rec = self._container(container_id)
         except NotFound:
             return
-        if not (cdir / "exit.json").exists():
+        if self._exit(cdir, rec) is None:
             self._signal(rec, signal.SIGKILL)
             self.wait(container_id, 10.0)
         self._discard(cdir, rec)

@@ -50,7 +50,7 @@ def _exit_code(status: int) -> int:
 
 
 def _reason(code: int, oom: int) -> str:
-    if oom > 0 and code in (137, 9):
+    if oom > 0 and code != 0:  # the kernel killed something in the container's cgroup
         return "OOMKilled"
     return "Completed" if code == 0 else "Error"
 

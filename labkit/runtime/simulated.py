@@ -91,7 +91,7 @@ class SimulatedRuntime(LocalRuntime):
                          else str(work), "env": env}}
 
     def _start(self, rec: dict[str, Any]) -> None:
-        self._spawn_shim(self.containers / rec["id"])
+        self._launch(self.containers / rec["id"], rec)
 
     def _signal(self, rec: dict[str, Any], sig: int) -> None:
         # no pid namespace: signal the whole process group the shim made for the command

@@ -16,7 +16,10 @@ or the real ones when ``nvidia-smi`` works), ``csi`` (False to skip CSI).
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import sys
 import threading
 from dataclasses import dataclass, field
 
@@ -106,13 +109,36 @@ class LabkitNodePlugins(NodePlugins):
         self.closers.clear()
 
 
-def build_node_plugins(node_name: str, pod_cidr: str | None = None, options: dict | None = None) -> NodePlugins:
-    """The kubelet's CNI, CSI and device-plugin hooks for ``node_name`` (see the module docstring)."""
-    opts = dict(options or {})
-    kc = opts.get("kubeconfig")
-    if kc is None and opts.get("client") is not None:
-        kc = opts["client"].config
+def guess_kubeconfig(opts: dict) -> KubeConfig | str | None:
+    """Where the node's API server is: the options, else ``$KUBECONFIG``, else the kubelet's own
+    ``--kubeconfig`` argument (the hooks are built inside the kubelet process)."""
+    if opts.get("kubeconfig") is not None:
+        return opts["kubeconfig"]
+    if opts.get("client") is not None:
+        return opts["client"].config
+    if os.environ.get("KUBECONFIG"):
+        return None  # KubeConfig.load reads it
+    argv = sys.argv
+    for i, a in enumerate(argv):
+        if a == "--kubeconfig" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--kubeconfig="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def build_node_plugins(node_name: str, pod_cidr: str | None = None, options: dict | None = None,
+                       **kw) -> NodePlugins:
+    """The kubelet's CNI, CSI and device-plugin hooks for ``node_name`` (see the module docstring).
+
+    Keyword arguments are merged into ``options`` (``load_plugins(node, kubeconfig=...)`` works).
+    ``close()`` on the result stops them; it also runs at interpreter exit, so a kubelet that
+    exits normally leaves no network namespace behind.
+    """
+    opts = {**(options or {}), **kw}
+    kc = guess_kubeconfig(opts)
     out = LabkitNodePlugins()
+    atexit.register(out.close)
 
     # --- network (CNI) --------------------------------------------------
     if opts.get("network", True) and paths.is_root():

@@ -63,7 +63,7 @@ def find_match(pvc: dict, pvs: list[dict], storage_class: str) -> dict | None:
     fits = []
     for pv in pvs:
         spec = pv.get("spec") or {}
-        if spec.get("claimRef") or (pv.get("status") or {}).get("phase", "Available") != "Available":
+        if spec.get("claimRef") or (pv.get("status") or {}).get("phase", "Available") not in ("Available", "Pending"):
             continue
         if (spec.get("storageClassName") or "") != storage_class:
             continue
@@ -126,11 +126,20 @@ class PersistentVolumeBinder(Controller):
         classes = self.classes.list()
         by_name = {c["metadata"]["name"]: c for c in classes}
         pvs = self.pvs.list()
+        for pv in pvs:  # a new, unclaimed volume is ready for claims: Pending -> Available
+            if not (pv.get("spec") or {}).get("claimRef") and (pv.get("status") or {}).get("phase") in (None, "Pending"):
+                fresh = await self.client.get("persistentvolumes", pv["metadata"]["name"])
+                fresh["status"] = {"phase": "Available"}
+                await self.client.update_status("persistentvolumes", fresh)
         for pvc in self.pvcs.list():
             if (pvc.get("status") or {}).get("phase") == "Bound" and (pvc.get("spec") or {}).get("volumeName"):
                 continue
             sc = claim_class(pvc, classes)
-            pv = find_match(pvc, pvs, sc)
+            uid = pvc["metadata"].get("uid")
+            # a bind already under way (our last pass, seen late through the watch) is finished, never redone
+            pv = next((p for p in pvs if p["metadata"]["name"] == (pvc.get("spec") or {}).get("volumeName")), None) \
+                or next((p for p in pvs if ((p.get("spec") or {}).get("claimRef") or {}).get("uid") == uid), None) \
+                or find_match(pvc, pvs, sc)
             if pv is None:
                 provisioner = (by_name.get(sc) or {}).get("provisioner")
                 if provisioner in self.provisioners:
@@ -180,6 +189,12 @@ class PersistentVolumeBinder(Controller):
     async def bind(self, pvc: dict, pv: dict) -> None:
         md = pvc["metadata"]
         pv = await self.client.get("persistentvolumes", pv["metadata"]["name"])
+        claim = await self.client.get("persistentvolumeclaims", md["name"], md.get("namespace", "default"))
+        taken = ((pv.get("spec") or {}).get("claimRef") or {}).get("uid")
+        if (taken and taken != claim["metadata"].get("uid")) or \
+                (claim.get("spec") or {}).get("volumeName") not in (None, "", pv["metadata"]["name"]):
+            self.queue.add("*")  # stale cache: look again with fresh eyes
+            return
         pv.setdefault("spec", {})["claimRef"] = {
             "kind": "PersistentVolumeClaim", "apiVersion": "v1", "namespace": md.get("namespace", "default"),
             "name": md["name"], "uid": md.get("uid"),
@@ -187,7 +202,6 @@ class PersistentVolumeBinder(Controller):
         pv = await self.client.update("persistentvolumes", pv)
         pv["status"] = {"phase": "Bound"}
         await self.client.update_status("persistentvolumes", pv)
-        claim = await self.client.get("persistentvolumeclaims", md["name"], md.get("namespace", "default"))
         claim.setdefault("spec", {})["volumeName"] = pv["metadata"]["name"]
         claim = await self.client.update("persistentvolumeclaims", claim)
         claim["status"] = {"phase": "Bound", "accessModes": pv["spec"].get("accessModes", []),

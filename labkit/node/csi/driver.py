@@ -45,6 +45,25 @@ def is_mounted(path: str | os.PathLike) -> bool:
         return any(line.split()[4] == target for line in f)
 
 
+def published_at(directory: str | os.PathLike) -> list[str]:
+    """Mount points that show ``directory`` (a bind mount's root has the source's device and inode)."""
+    try:
+        st = os.stat(directory)
+    except OSError:
+        return []
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = line.split()[4].replace("\\040", " ")
+            try:
+                m = os.stat(mp)
+            except OSError:
+                continue
+            if (m.st_dev, m.st_ino) == (st.st_dev, st.st_ino) and os.path.realpath(mp) != os.path.realpath(directory):
+                out.append(mp)
+    return out
+
+
 class HostPathDriver(pb_grpc.IdentityServicer, pb_grpc.ControllerServicer, pb_grpc.NodeServicer):
     """All three services in one object, as most small drivers are deployed."""
 
@@ -97,8 +116,10 @@ class HostPathDriver(pb_grpc.IdentityServicer, pb_grpc.ControllerServicer, pb_gr
         self.calls.append("DeleteVolume")
         d = self._volume_dir(request.volume_id, context)
         if d.exists():
-            if is_mounted(d):
-                context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"volume {request.volume_id} is still mounted")
+            users = published_at(d)
+            if users:
+                context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                              f"volume {request.volume_id} is still mounted at {', '.join(users)}")
             shutil.rmtree(d)
         return pb.DeleteVolumeResponse()
 

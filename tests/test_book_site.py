@@ -1,0 +1,327 @@
+"""The built static site, checked the way a reader meets it: every page opened from disk by a
+headless Chromium with no network, plus link, glossary and seed-coverage checks on the HTML.
+
+The site is ``_build/html`` (``make test`` builds it first); ``LABKIT_BOOK_HTML`` points elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html.parser
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE = Path(os.environ.get("LABKIT_BOOK_HTML", ROOT / "_build" / "html"))
+CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"),
+                             shutil.which("google-chrome")) if p), None)
+
+pytestmark = pytest.mark.skipif(not (SITE / "intro.html").exists(),
+                                reason=f"no built book at {SITE}: run 'make book' first")
+
+# Seed (Chinese source text) section -> the page that explains it.
+SEED_SECTIONS = {
+    "从容器到容器云": "chapters/02-from-container-to-container-cloud.html",
+    "容器编排工具": "chapters/03-orchestration-tools.html",
+    "Kubernetes的来源": "chapters/04-where-kubernetes-came-from.html",
+    "Kubernetes要解决的问题是什么？": "chapters/05-what-kubernetes-solves.html",
+    "Kubernetes全局架构": "chapters/06-architecture.html",
+    "Borg对Kubernetes的指导体现在哪里？": "chapters/07-borg-lessons.html",
+}
+GLOSSARY_TERMS = ["容器编排", "控制节点", "计算节点", "持久化数据", "容器云", "镜像", "调度", "作业",
+                  "容器运行时", "路由网关", "水平扩展", "监控", "备份", "灾难恢复"]
+RAW_MYST = ["```", "{code-cell}", "{ref}", "{doc}", "{figure}", "{note}", ":::", "{eval-rst}"]
+WIDGET_PAGE = "chapters/03-orchestration-tools.html"
+
+
+def pages() -> list[Path]:
+    return sorted(p for p in SITE.rglob("*.html") if "_static" not in p.parts and "_sources" not in p.parts)
+
+
+# ---------------------------------------------------------------- HTML checks (no browser)
+
+class _Links(html.parser.HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[str] = []
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        for key in ("id", "name"):
+            if a.get(key):
+                self.ids.add(a[key])
+        for key in ("href", "src"):
+            if a.get(key) and tag in ("a", "link", "script", "img", "iframe", "source"):
+                self.links.append(a[key])
+
+
+def _parse(page: Path) -> _Links:
+    p = _Links()
+    p.feed(page.read_text(errors="replace"))
+    return p
+
+
+def test_every_internal_link_resolves():
+    parsed = {page: _parse(page) for page in pages()}
+    broken = []
+    for page, p in parsed.items():
+        for link in p.links:
+            parts = urlsplit(link)
+            if parts.scheme or link.startswith("//"):
+                continue  # external (checked for not being loaded by the browser test)
+            target = (page.parent / unquote(parts.path)).resolve() if parts.path else page
+            if not target.exists():
+                broken.append(f"{page.relative_to(SITE)}: {link}")
+                continue
+            if parts.fragment and target.suffix == ".html":
+                ids = parsed[target].ids if target in parsed else _parse(target).ids
+                if parts.fragment not in ids:
+                    broken.append(f"{page.relative_to(SITE)}: {link} (no such anchor)")
+    assert not broken, "broken internal links:\n" + "\n".join(broken)
+
+
+def test_every_seed_section_has_a_page():
+    for heading, page in SEED_SECTIONS.items():
+        path = SITE / page
+        assert path.exists(), f"no page for the seed section {heading}"
+        assert heading in path.read_text(), f"{page} does not name its seed section {heading}"
+
+
+def test_seed_headings_are_all_mapped():
+    seed_dir = Path(os.environ.get("LABKIT_SEED", ROOT.parent / "shared" / "seed"))
+    seeds = sorted(seed_dir.glob("*.txt")) if seed_dir.is_dir() else []
+    if not seeds:
+        pytest.skip(f"the seed text is not at {seed_dir} (set LABKIT_SEED to check it)")
+    for seed in seeds:
+        text = seed.read_text()
+        headings = re.findall(r"^## (.+?)\s*$", text, re.M) + re.findall(r"^\*\*(.+?)[：:]\*\*\s*$", text, re.M)
+        assert headings
+        for h in headings:
+            assert h in SEED_SECTIONS, f"seed section {h!r} has no page in SEED_SECTIONS"
+
+
+def test_glossary_has_the_chinese_terms_beside_english():
+    text = (SITE / "chapters" / "glossary.html").read_text()
+    missing = [t for t in GLOSSARY_TERMS if t not in text]
+    assert not missing, f"glossary lacks {missing}"
+    for english in ["container orchestration", "Master node", "persistent data", "scheduling", "job"]:
+        assert english in text
+
+
+def test_chapters_carry_the_dates_a_careful_reader_expects():
+    text = " ".join((SITE / "chapters" / f).read_text() for f in [
+        "01-what-is-a-container.html", "03-orchestration-tools.html", "04-where-kubernetes-came-from.html",
+        "06-architecture.html", "07-borg-lessons.html"])
+    for fact in ["March 2013", "April 2015", "EuroSys 2015", "June 2014", "July 2015", "Cloud Native Computing",
+                 "UC Berkeley", "1.24", "December 2018", "1.8", "Fig"]:
+        assert fact in text, fact
+
+
+def test_widget_javascript_is_served_by_the_book_only_where_needed():
+    static = SITE / "_static"
+    assert (static / "require.js").exists() and (static / "embed-amd.js").exists()
+    widget_page = (SITE / WIDGET_PAGE).read_text()
+    assert "_static/require.js" in widget_page and "_static/embed-amd.js" in widget_page
+    assert "cdn.jsdelivr.net" not in widget_page and "cdnjs.cloudflare.com" not in widget_page
+    plain = (SITE / "chapters" / "01-what-is-a-container.html").read_text()
+    assert "embed-amd.js" not in plain
+
+
+# ---------------------------------------------------------------- the browser
+
+class Chromium:
+    """Headless Chromium driven over the DevTools protocol (one browser, one tab, many pages)."""
+
+    def __init__(self) -> None:
+        self.profile = tempfile.mkdtemp(prefix="labkit-book-chromium-")
+        self.proc: subprocess.Popen | None = None
+        self.ws = None
+        self.session = None
+        self.next_id = 0
+        self.pending: dict[int, asyncio.Future] = {}
+        self.events: list[dict] = []
+
+    async def start(self) -> None:
+        import aiohttp
+
+        self.proc = subprocess.Popen(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", "--no-default-browser-check",
+             "--host-resolver-rules=MAP * ~NOTFOUND", f"--user-data-dir={self.profile}",
+             "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1", "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        port_file = Path(self.profile) / "DevToolsActivePort"
+        for _ in range(300):
+            if port_file.exists() and port_file.read_text().strip():
+                break
+            await asyncio.sleep(0.05)
+        port = int(port_file.read_text().split()[0])
+        self.session = aiohttp.ClientSession()
+        for _ in range(100):
+            async with self.session.get(f"http://127.0.0.1:{port}/json/list") as r:
+                targets = [t for t in await r.json(content_type=None) if t.get("type") == "page"]
+            if targets:
+                break
+            await asyncio.sleep(0.05)
+        self.ws = await self.session.ws_connect(targets[0]["webSocketDebuggerUrl"], max_msg_size=0)
+        self.reader = asyncio.get_running_loop().create_task(self._read())
+        for domain in ("Page", "Runtime", "Log", "Network"):
+            await self.call(f"{domain}.enable")
+
+    async def _read(self) -> None:
+        async for msg in self.ws:
+            data = json.loads(msg.data)
+            if "id" in data and data["id"] in self.pending:
+                self.pending.pop(data["id"]).set_result(data)
+            elif "method" in data:
+                self.events.append(data)
+
+    async def call(self, method: str, **params) -> dict:
+        self.next_id += 1
+        fut = asyncio.get_running_loop().create_future()
+        self.pending[self.next_id] = fut
+        await self.ws.send_json({"id": self.next_id, "method": method, "params": params})
+        reply = await asyncio.wait_for(fut, 30)
+        if "error" in reply:
+            raise RuntimeError(f"{method}: {reply['error']}")
+        return reply.get("result", {})
+
+    async def evaluate(self, expr: str):
+        r = await self.call("Runtime.evaluate", expression=expr, awaitPromise=True, returnByValue=True)
+        return r.get("result", {}).get("value")
+
+    async def open(self, url: str) -> None:
+        self.events.clear()
+        await self.call("Page.navigate", url=url)
+        for _ in range(300):
+            if any(e["method"] == "Page.loadEventFired" for e in self.events):
+                return
+            await asyncio.sleep(0.05)
+        raise TimeoutError(f"{url} did not finish loading")
+
+    def problems(self) -> list[str]:
+        out = []
+        for e in self.events:
+            m, p = e["method"], e.get("params", {})
+            if m == "Runtime.exceptionThrown":
+                d = p["exceptionDetails"]
+                out.append("exception: " + d.get("exception", {}).get("description", d.get("text", "")))
+            elif m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
+                out.append("console.error: " + " ".join(str(a.get("value", a.get("description"))) for a in p["args"]))
+            elif m == "Log.entryAdded" and p["entry"]["level"] == "error":
+                out.append(f"log: {p['entry'].get('text')} {p['entry'].get('url', '')}")
+            elif m == "Network.requestWillBeSent":
+                url = p["request"]["url"]
+                if not url.startswith(("file:", "data:", "blob:", "about:", "chrome")):
+                    out.append(f"network request off the disk: {url}")
+        return out
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+        if self.session is not None:
+            await self.session.close()
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+BROKEN_IMAGES_JS = """(async () => {
+  const imgs = Array.from(document.images);
+  imgs.forEach(i => { i.loading = 'eager'; });
+  await Promise.all(imgs.map(i => i.decode().catch(() => null)));
+  return imgs.filter(i => !i.complete || i.naturalWidth === 0).map(i => i.getAttribute('src'));
+})()"""
+
+RAW_TEXT_JS = """(() => {
+  const main = (document.querySelector('main') || document.body).cloneNode(true);
+  main.querySelectorAll('pre, code, script, style, .cell_output').forEach(n => n.remove());
+  return main.innerText;
+})()"""
+
+WIDGETS_JS = """(async () => {
+  const wanted = document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]').length;
+  for (let i = 0; i < 100; i++) {
+    const drawn = document.querySelectorAll('.jupyter-widgets.widget-tab, .jupyter-widgets.lm-Widget, .widget-tab, .widget-box, .widget-html, .jupyter-widgets');
+    if (drawn.length >= wanted && wanted > 0) break;
+    await new Promise(r => setTimeout(r, 100));
+  }
+  const tabs = Array.from(document.querySelectorAll('.lm-TabBar-tabLabel, .p-TabBar-tabLabel')).map(t => t.innerText);
+  return {wanted, drawn: document.querySelectorAll('.jupyter-widgets').length, tabs,
+          svgs: document.querySelectorAll('.jupyter-widgets svg').length};
+})()"""
+
+
+@pytest.fixture(scope="module")
+def browser_report() -> dict:
+    if CHROMIUM is None:
+        pytest.skip("no chromium on this host (apt-get install chromium): the browser checks need it")
+
+    async def run() -> dict:
+        b = Chromium()
+        report = {}
+        try:
+            await b.start()
+            for page in pages():
+                rel = str(page.relative_to(SITE))
+                await b.open(page.as_uri())
+                has_widgets = "application/vnd.jupyter.widget-view+json" in page.read_text(errors="replace")
+                widgets = await b.evaluate(WIDGETS_JS) if has_widgets else None
+                report[rel] = {
+                    "broken_images": await b.evaluate(BROKEN_IMAGES_JS),
+                    "text": await b.evaluate(RAW_TEXT_JS) or "",
+                    "widgets": widgets,
+                    "images": await b.evaluate("document.images.length"),
+                }
+                await asyncio.sleep(0.1)  # late console errors (e.g. from widget scripts)
+                report[rel]["problems"] = b.problems()
+        finally:
+            await b.close()
+        return report
+
+    return asyncio.run(run())
+
+
+def test_browser_opens_every_page_with_no_console_errors(browser_report):
+    bad = {page: r["problems"] for page, r in browser_report.items() if r["problems"]}
+    assert not bad, "console errors or network requests:\n" + json.dumps(bad, indent=1, ensure_ascii=False)
+
+
+def test_every_image_loads(browser_report):
+    bad = {page: r["broken_images"] for page, r in browser_report.items() if r["broken_images"]}
+    assert not bad, f"images that did not load: {bad}"
+    assert browser_report["intro.html"]["images"] >= 1
+    assert browser_report["chapters/06-architecture.html"]["images"] >= 1
+
+
+def test_no_raw_myst_syntax_in_the_text(browser_report):
+    bad = {page: [m for m in RAW_MYST if m in r["text"]] for page, r in browser_report.items()}
+    bad = {page: marks for page, marks in bad.items() if marks}
+    assert not bad, f"raw MyST syntax shown to readers: {bad}"
+
+
+def test_widget_is_drawn_offline(browser_report):
+    w = browser_report[WIDGET_PAGE]["widgets"]
+    assert w and w["drawn"] >= 1, f"the widget on {WIDGET_PAGE} was not drawn: {w}"
+    assert w["tabs"] == ["Swarm", "Mesos", "Kubernetes"], w
+    assert w["svgs"] >= 1, "the tab widget shows no diagram"
+
+
+def test_every_widget_page_draws_its_widgets(browser_report):
+    bad = {page: r["widgets"] for page, r in browser_report.items()
+           if r["widgets"] is not None and r["widgets"]["drawn"] < 1}
+    assert not bad, f"pages whose widgets stayed empty: {bad}"

@@ -205,6 +205,8 @@ class Registry:
     def _initial_status(rt: ResourceType, obj: dict) -> dict:
         if rt.plural == "pods":
             return {"phase": "Pending", "qosClass": _qos_class(obj.get("spec") or {})}
+        if rt.plural == "replicasets":
+            return {"replicas": 0}  # not omitempty in Kubernetes; clients require it
         return {}
 
     # ------------------------------------------------------------------ update

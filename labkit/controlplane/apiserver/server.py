@@ -38,6 +38,9 @@ BODY_LIMIT = 3 * 1024 * 1024
 JSON = "application/json"
 TABLE_CT = "application/json;as=Table;v=v1;g=meta.k8s.io"
 PROTOBUF = "application/vnd.kubernetes.protobuf"
+# DELETE answers with the object for these (as Kubernetes does); with a Status for the others
+RETURNS_DELETED_OBJECT = {"pods", "namespaces", "services", "serviceaccounts", "persistentvolumes",
+                          "persistentvolumeclaims", "storageclasses"}
 
 
 class Request:
@@ -456,8 +459,8 @@ class APIServer:
     async def _delete(self, req: Request) -> web.Response:
         options = await self._delete_options(req)
         obj, data, gone = await self._call(self.registry.delete, req.rt, req.ns, req.name, options, req.dry_run)
-        if req.rt.plural in ("pods", "namespaces") or not gone:
-            return _response(data, 200 if gone else 202 if req.rt.plural != "pods" else 200)
+        if req.rt.plural in RETURNS_DELETED_OBJECT or not gone:
+            return _response(data, 200 if gone or req.rt.plural == "pods" else 202)
         return _response(dumps(_success(req.rt, req.name or "", obj["metadata"].get("uid"))))
 
     async def _delete_collection(self, req: Request) -> web.Response:

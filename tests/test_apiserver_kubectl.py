@@ -1,0 +1,132 @@
+"""Real kubectl (1.27, 1.30, 1.33 where installed) against labkit's apiserver."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from test_apiserver_helpers import api, kubeconfig, kubectls  # noqa: F401
+
+DEPLOYMENT = """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: {replicas}
+  selector:
+    matchLabels: {{app: web}}
+  template:
+    metadata:
+      labels: {{app: web}}
+    spec:
+      containers:
+      - name: web
+        image: nginx:1.25
+        ports:
+        - containerPort: 80
+"""
+
+
+@pytest.fixture()
+def kubectl(request, api, tmp_path):  # noqa: F811
+    binary = request.param
+    cfg = kubeconfig(tmp_path / "kubeconfig", api.url)
+    ns = "k" + Path(binary).suffix.replace(".", "") + str(time.time_ns())[-6:]
+
+    def run(*args: str, check: bool = True, timeout: float = 30, stdin: str | None = None,
+            namespaced: bool = True) -> subprocess.CompletedProcess:
+        cmd = [binary, "--kubeconfig", str(cfg), *(("-n", ns) if namespaced else ()), *args]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=stdin)
+        if check and p.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} failed: {p.stderr}")
+        return p
+    run("create", "namespace", ns, namespaced=False)
+    run.ns = ns  # type: ignore[attr-defined]
+    run.cmd = [binary, "--kubeconfig", str(cfg), "-n", ns]  # type: ignore[attr-defined]
+    run.tmp = tmp_path  # type: ignore[attr-defined]
+    yield run
+    run("delete", "namespace", ns, namespaced=False, check=False)
+
+
+@pytest.mark.parametrize("kubectl", kubectls(), indirect=True)
+def test_apply_twice_scale_label_delete(kubectl):
+    f = kubectl.tmp / "web.yaml"
+    f.write_text(DEPLOYMENT.format(replicas=2))
+    assert "deployment.apps/web created" in kubectl("apply", "-f", str(f)).stdout
+    f.write_text(DEPLOYMENT.format(replicas=3))
+    assert "deployment.apps/web configured" in kubectl("apply", "-f", str(f)).stdout
+    out = kubectl("get", "deploy", "web", "-o", "jsonpath={.spec.replicas} {.metadata.generation}").stdout
+    assert out == "3 2"
+    assert "scaled" in kubectl("scale", "deploy/web", "--replicas=5").stdout
+    assert kubectl("get", "deploy", "web", "-o", "jsonpath={.spec.replicas}").stdout == "5"
+    kubectl("label", "deploy", "web", "tier=frontend")
+    assert "tier=frontend" in kubectl("get", "deploy", "--show-labels").stdout
+    wide = kubectl("get", "deploy", "-o", "wide").stdout
+    assert wide.split("\n")[0].split() == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE", "CONTAINERS",
+                                           "IMAGES", "SELECTOR"]
+    assert "nginx:1.25" in wide and "app=web" in wide
+    assert 'deployment.apps "web" deleted' in kubectl("delete", "deploy", "web").stdout
+    assert "No resources found" in kubectl("get", "deploy").stderr
+
+
+@pytest.mark.parametrize("kubectl", kubectls(), indirect=True)
+def test_create_get_describe_and_yaml(kubectl):
+    out = kubectl("create", "deployment", "made", "--image=busybox:1.36", "--replicas=2")
+    assert "deployment.apps/made created" in out.stdout
+    kubectl("run", "solo", "--image=busybox:1.36", "--labels=app=solo")
+    get = kubectl("get", "pods", "-o", "wide").stdout.splitlines()
+    assert get[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE", "NOMINATED", "NODE",
+                              "READINESS", "GATES"]
+    assert get[1].split()[:3] == ["solo", "0/1", "Pending"]
+    all_ns = kubectl("get", "pods", "-A", namespaced=False).stdout
+    assert all_ns.split("\n")[0].split()[:2] == ["NAMESPACE", "NAME"] and kubectl.ns in all_ns
+    y = kubectl("get", "pod", "solo", "-o", "yaml").stdout
+    assert "restartPolicy: Always" in y and "resourceVersion:" in y
+    d = kubectl("describe", "pod", "solo").stdout
+    assert "Name:" in d and "solo" in d and "busybox:1.36" in d
+    assert kubectl("get", "po", "solo", "-o", "name").stdout.strip() == "pod/solo"
+    kubectl("create", "configmap", "cm", "--from-literal=a=b")
+    kubectl("create", "secret", "generic", "sec", "--from-literal=x=y")
+    assert kubectl("get", "secret", "sec", "-o", "jsonpath={.data.x}").stdout == "eQ=="
+    assert kubectl("get", "deploy", "made", "-o", "jsonpath={.spec.template.spec.containers[0].image}"
+                   ).stdout == "busybox:1.36"
+
+
+@pytest.mark.parametrize("kubectl", kubectls(), indirect=True)
+def test_get_watch_streams_changes(kubectl):
+    kubectl("run", "first", "--image=busybox:1.36")
+    proc = subprocess.Popen([*kubectl.cmd, "get", "pods", "-w"], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.5)
+        kubectl("run", "second", "--image=busybox:1.36")
+        kubectl("label", "pod", "first", "seen=yes")
+        time.sleep(1.5)
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+    lines = [line.split()[0] for line in out.splitlines() if line.strip()]
+    assert lines[0] == "NAME" and "first" in lines[1:] and "second" in lines[2:]
+    assert lines.count("first") >= 2  # listed, then modified
+
+
+@pytest.mark.parametrize("kubectl", kubectls(), indirect=True)
+def test_errors_print_like_kubernetes(kubectl):
+    p = kubectl("get", "pod", "nope", check=False)
+    assert p.returncode == 1 and 'Error from server (NotFound): pods "nope" not found' in p.stderr
+    kubectl("create", "configmap", "twice")
+    p = kubectl("create", "configmap", "twice", check=False)
+    assert p.returncode == 1 and 'configmaps "twice" already exists' in p.stderr
+    bad = kubectl.tmp / "bad.yaml"
+    bad.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: Bad_Name}\nspec:\n  containers: [{name: c, "
+                   "image: x}]\n")
+    p = kubectl("apply", "-f", str(bad), check=False)
+    assert p.returncode == 1 and "is invalid" in p.stderr
+    unknown = kubectl.tmp / "unknown.yaml"
+    unknown.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: ok}\nspec:\n  containers: [{name: c, "
+                       "image: x}]\n  bogusField: 1\n")
+    p = kubectl("apply", "-f", str(unknown), check=False)
+    assert p.returncode == 1 and "bogusField" in p.stderr
+    p = kubectl("get", "widgets", check=False)
+    assert p.returncode == 1 and "widgets" in p.stderr

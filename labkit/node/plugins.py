@@ -17,11 +17,13 @@ or the real ones when ``nvidia-smi`` works), ``csi`` (False to skip CSI).
 from __future__ import annotations
 
 import atexit
+import hashlib
 import logging
 import os
 import sys
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from labkit import paths
 from labkit.client.kubeconfig import KubeConfig
@@ -41,14 +43,17 @@ class NodeNetworkPlugin(NetworkPlugin):
     """
 
     def __init__(self, node_name: str, pod_cidr: str | None, kubeconfig, plugin: str = "bridge",
-                 fabric: str | None = None):
+                 fabric: str | None = None, scope: str = ""):
         self.node_name = node_name
+        self.scope = scope
         self.pod_cidr = pod_cidr
         self._kc = kubeconfig
         self.plugin = plugin
         self.fabric = fabric
         self._cni = None
         self._lock = threading.Lock()
+        self.with_proxy = True
+        self.proxy = None
 
     @property
     def cni(self):
@@ -56,12 +61,24 @@ class NodeNetworkPlugin(NetworkPlugin):
         with self._lock:
             if self._cni is None:
                 from labkit.node.cni.plugin import CNINetworkPlugin
-                from labkit.node.cni.topology import FABRIC_NS
 
                 cidr = self.pod_cidr or self._lookup_cidr()
-                self._cni = CNINetworkPlugin(self.node_name, cidr, self.plugin, fabric=self.fabric or FABRIC_NS)
+                self._cni = CNINetworkPlugin(self.node_name, cidr, self.plugin, fabric=self.fabric or fabric_name(self.scope),
+                                             scope=self.scope)
                 self.pod_cidr = cidr
+                if self.with_proxy:
+                    self._start_proxy()
             return self._cni
+
+    def _start_proxy(self) -> None:
+        """kube-proxy for this node: Services' ClusterIPs DNATed to ready pods in the node's namespace."""
+        try:
+            from labkit.node.proxy import KubeProxy
+
+            kc = self._kc if isinstance(self._kc, KubeConfig) else apiget.load(self._kc)
+            self.proxy = KubeProxy(kc, [self._cni.node.netns_path]).start()
+        except Exception as exc:  # pods still get IPs; only Services will not answer
+            log.warning("node %s: kube-proxy did not start: %s", self.node_name, exc)
 
     def _lookup_cidr(self) -> str:
         try:
@@ -87,6 +104,9 @@ class NodeNetworkPlugin(NetworkPlugin):
         self._cni.teardown_pod(pod, sandbox)
 
     def close(self) -> None:
+        if self.proxy is not None:
+            self.proxy.stop()
+            self.proxy = None
         if self._cni is not None:
             self._cni.close()
             self._cni = None
@@ -107,6 +127,40 @@ class LabkitNodePlugins(NodePlugins):
             except Exception:  # closing one part must not stop the others
                 log.exception("closing a node plug-in failed")
         self.closers.clear()
+
+
+def cluster_scope(kubeconfig: KubeConfig | str | None) -> str:
+    """A short id for the cluster a node belongs to (from its API server URL), ``""`` if unknown.
+
+    Several clusters may run on one host at once, each with a "node-1": every per-node name on
+    the host (network namespaces, sockets, IPAM files) carries this scope so they never collide.
+    """
+    try:
+        kc = kubeconfig if isinstance(kubeconfig, KubeConfig) else apiget.load(kubeconfig)
+    except Exception:  # no kubeconfig: a node on its own
+        return ""
+    return hashlib.sha256(kc.server.encode()).hexdigest()[:6]
+
+
+def fabric_name(scope: str) -> str:
+    """The router namespace of a cluster's nodes."""
+    from labkit.node.cni.topology import FABRIC_NS
+
+    return f"{FABRIC_NS}-{scope}" if scope else FABRIC_NS
+
+
+def node_id(node_name: str, scope: str) -> str:
+    return f"{scope}-{node_name}" if scope else node_name
+
+
+def device_plugin_dir(node_name: str, kubeconfig: KubeConfig | str | None = None) -> Path:
+    """Where a node's kubelet.sock is: start a device plugin with ``--kubelet-dir`` set to this."""
+    return paths.state_dir() / "device-plugins" / node_id(node_name, cluster_scope(kubeconfig))
+
+
+def csi_socket(node_name: str, kubeconfig: KubeConfig | str | None = None) -> Path:
+    """The node's CSI hostpath driver socket."""
+    return paths.state_dir() / "csi" / f"{node_id(node_name, cluster_scope(kubeconfig))}.sock"
 
 
 def guess_kubeconfig(opts: dict) -> KubeConfig | str | None:
@@ -137,12 +191,13 @@ def build_node_plugins(node_name: str, pod_cidr: str | None = None, options: dic
     """
     opts = {**(options or {}), **kw}
     kc = guess_kubeconfig(opts)
+    scope = opts.get("scope", cluster_scope(kc))
     out = LabkitNodePlugins()
     atexit.register(out.close)
 
     # --- network (CNI) --------------------------------------------------
     if opts.get("network", True) and paths.is_root():
-        net = NodeNetworkPlugin(node_name, pod_cidr, kc, opts.get("cni_plugin", "bridge"), opts.get("fabric"))
+        net = NodeNetworkPlugin(node_name, pod_cidr, kc, opts.get("cni_plugin", "bridge"), opts.get("fabric"), scope)
         out.network = net
         out.closers.append(net.close)
         out.description["network"] = f"CNI {net.plugin} + host-local on the node's podCIDR"
@@ -155,7 +210,7 @@ def build_node_plugins(node_name: str, pod_cidr: str | None = None, options: dic
         from labkit.node.csi.driver import DRIVER_NAME, CSIDriverServer
         from labkit.node.csi.volumeplugin import CSIVolumePlugin
 
-        sock = paths.state_dir() / "csi" / f"{node_name}.sock"
+        sock = paths.state_dir() / "csi" / f"{node_id(node_name, scope)}.sock"
         driver = CSIDriverServer(sock, opts.get("csi_root"), node_id=node_name).start()
         vol = CSIVolumePlugin({DRIVER_NAME: driver.endpoint}, kc)
         out.volumes = vol
@@ -167,7 +222,7 @@ def build_node_plugins(node_name: str, pod_cidr: str | None = None, options: dic
     # --- devices (device plugins) -----------------------------------------
     from labkit.node.deviceplugin.manager import DeviceManager
 
-    dp_dir = opts.get("device_plugin_dir") or paths.state_dir() / "device-plugins" / node_name
+    dp_dir = opts.get("device_plugin_dir") or paths.state_dir() / "device-plugins" / node_id(node_name, scope)
     mgr = DeviceManager(dp_dir, on_change=opts.get("on_device_change"))
     out.devices = mgr
     out.closers.append(mgr.close)
@@ -182,4 +237,5 @@ def build_node_plugins(node_name: str, pod_cidr: str | None = None, options: dic
     return out
 
 
-__all__ = ["DevicePlugins", "LabkitNodePlugins", "NodeNetworkPlugin", "build_node_plugins"]
+__all__ = ["DevicePlugins", "LabkitNodePlugins", "NodeNetworkPlugin", "build_node_plugins", "cluster_scope",
+           "csi_socket", "device_plugin_dir"]

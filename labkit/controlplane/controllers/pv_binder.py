@@ -75,11 +75,13 @@ def find_match(pvc: dict, pvs: list[dict], storage_class: str) -> dict | None:
     return min(fits, key=_capacity) if fits else None
 
 
-def default_provisioners() -> dict[str, str]:
-    """labkit's hostpath driver, at the first live node socket under ``<state>/csi`` (all share one root)."""
+def default_provisioners(kubeconfig: KubeConfig | None = None) -> dict[str, str]:
+    """labkit's hostpath driver at one of this cluster's node sockets (all nodes share one volume root)."""
     from labkit.node.csi.driver import DRIVER_NAME
+    from labkit.node.plugins import cluster_scope
 
-    for sock in sorted((paths.state_dir() / "csi").glob("*.sock")):
+    scope = cluster_scope(kubeconfig) if kubeconfig is not None else ""
+    for sock in sorted((paths.state_dir() / "csi").glob(f"{scope}-*.sock" if scope else "*.sock")):
         return {DRIVER_NAME: f"unix://{sock}"}
     return {}
 
@@ -107,7 +109,7 @@ class PersistentVolumeBinder(Controller):
 
     @property
     def provisioners(self) -> dict[str, str]:
-        return self._provisioners if self._provisioners is not None else default_provisioners()
+        return self._provisioners if self._provisioners is not None else default_provisioners(self.client.config)
 
     def _enqueue_all(self, *_: dict) -> None:
         self.queue.add("*")

@@ -31,13 +31,14 @@ BRIDGE = f"{paths.IFACE_PREFIX}br0"
 POD_NS_PREFIX = f"{paths.PREFIX}-pod-"
 
 
-def node_conflist(node_name: str, pod_cidr: str, plugin: str = "bridge") -> dict:
+def node_conflist(node_name: str, pod_cidr: str, plugin: str = "bridge", scope: str = "") -> dict:
     """The node's pod network as a CNI 1.0.0 conflist. ``plugin``: "bridge" (Go) or "lk-bridge" (Python)."""
-    data_dir = paths.state_dir() / "cni" / "ipam" / node_name
+    node_id = f"{scope}-{node_name}" if scope else node_name
+    data_dir = paths.state_dir() / "cni" / "ipam" / node_id
     gateway = str(next(ipaddress.ip_network(pod_cidr).hosts()))  # the bridge's address
     return {
         "cniVersion": "1.0.0",
-        "name": f"{paths.PREFIX}-{node_name}",
+        "name": f"{paths.PREFIX}-{node_id}",
         "plugins": [
             {
                 "type": plugin,
@@ -70,12 +71,13 @@ class CNINetworkPlugin(NetworkPlugin):
         plugin: str = "bridge",
         plugin_dirs: list[str] | None = None,
         fabric: str = FABRIC_NS,
+        scope: str = "",
     ):
         if not (paths.is_root() and shutil.which("ip") and shutil.which("nsenter")):
             raise PluginError("CNI needs root and iproute2 (ip, nsenter) on Linux", reason="NetworkNotReady")
-        self.node = NodeNetwork(node_name, pod_cidr, fabric)
+        self.node = NodeNetwork(node_name, pod_cidr, fabric, scope)
         self.plugin = plugin
-        self.conflist = node_conflist(node_name, pod_cidr, plugin)
+        self.conflist = node_conflist(node_name, pod_cidr, plugin, scope)
         try:
             self.node_ip = self.node.setup()
             self.cni = CNI(self.conflist, plugin_dirs, exec_netns=self.node.netns_path)

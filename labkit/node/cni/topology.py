@@ -96,10 +96,11 @@ class NodeNetwork:
     node_name: str
     pod_cidr: str
     fabric: str = FABRIC_NS  #: the router namespace; separate fabrics are separate "data centres"
+    scope: str = ""  #: which cluster: two clusters on one host may both have a "node-1"
 
     @property
     def netns(self) -> str:
-        return NODE_NS_PREFIX + self.node_name
+        return NODE_NS_PREFIX + (f"{self.scope}-" if self.scope else "") + self.node_name
 
     @property
     def netns_path(self) -> str:
@@ -115,6 +116,8 @@ class NodeNetwork:
         except ValueError as exc:
             raise TopologyError(f"node {self.node_name}: podCIDR {self.pod_cidr!r} is not a network: {exc}") from None
         with _registry(self.fabric) as reg:
+            if reg.get(self.node_name) and not netns_exists(self.netns):
+                reg.pop(self.node_name)  # the namespace was removed behind our back (gc): start afresh
             for other, entry in reg.items():
                 if other != self.node_name and ipaddress.ip_network(entry["pod_cidr"]).overlaps(
                     ipaddress.ip_network(self.pod_cidr)

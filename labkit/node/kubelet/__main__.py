@@ -43,10 +43,11 @@ def open_runtime(spec: str | None) -> tuple[Runtime, str]:
 @click.option("--label", "labels", multiple=True, help="Node label key=value (repeatable).")
 @click.option("--lease-interval", default=5.0, show_default=True, help="Seconds between Lease renewals.")
 @click.option("--no-plugins", is_flag=True, help="Do not load CNI/CSI/device plugins.")
+@click.option("--gpus", default=0, show_default=True, help="Start the sample device plugin with N GPUs.")
 @click.option("--cleanup-on-exit", is_flag=True, help="On SIGTERM remove this node's pods (labkit cluster down).")
 @click.option("-v", "--verbose", is_flag=True)
 def main(kubeconfig, node_name, runtime_spec, port, cpu, memory, max_pods, labels, lease_interval, no_plugins,
-         cleanup_on_exit, verbose) -> None:
+         gpus, cleanup_on_exit, verbose) -> None:
     """labkit's kubelet."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format=f"%(asctime)s kubelet[{node_name}] %(levelname)s %(message)s")
@@ -70,7 +71,10 @@ def main(kubeconfig, node_name, runtime_spec, port, cpu, memory, max_pods, label
             sys.exit(2)
         k_, v_ = item.split("=", 1)
         lab[k_] = v_
-    plugins = None if no_plugins else load_plugins(node_name)
+    opts = {"kubeconfig": kubeconfig} if kubeconfig else {}
+    if gpus:
+        opts["gpus"] = gpus
+    plugins = None if no_plugins else load_plugins(node_name, **opts)
 
     async def run() -> None:
         client = Client(kubeconfig, user_agent=f"labkit-kubelet/{node_name}")

@@ -35,9 +35,7 @@ def load_plugins(node_name: str, **kw) -> NodePlugins:
     except ImportError:
         return NodePlugins()
     try:
-        return build_node_plugins(node_name=node_name, **kw)
-    except TypeError:
-        return build_node_plugins(node_name)
+        return build_node_plugins(node_name, **kw)
     except Exception:
         log.exception("node plugins failed to load; running pods without CNI/CSI/device plugins")
         return NodePlugins()
@@ -270,3 +268,9 @@ class Kubelet:
         await self.events.flush()
         if self._executor is not None:
             self._executor.shutdown(wait=False)
+        close = getattr(self.plugins, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:  # noqa: BLE001 - stopping anyway
+                log.exception("closing node plugins")

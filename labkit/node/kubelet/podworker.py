@@ -124,7 +124,7 @@ class PodWorker:
                 rec.sandbox = existing
                 rec.ip = existing.ip
                 for cs in await self.rt(k.runtime.list_containers, existing.id):
-                    name = cs.labels.get(C.CONTAINER_NAME)
+                    name = cs.labels.get(C.CONTAINER_NAME) or cs.name
                     if name and (name not in rec.current or cs.created_at > rec.current[name].created_at):
                         rec.current[name] = cs
                         rec.restarts[name] = C.restart_count(cs)

@@ -57,7 +57,7 @@ class _MemberUnavailable(Exception):
 class Gateway:
     """JSON-over-HTTP calls to an etcd cluster; thread-safe, one keep-alive connection per thread."""
 
-    def __init__(self, endpoints: list[str], timeout: float = 3.0) -> None:
+    def __init__(self, endpoints: list[str], timeout: float = 3.0, failover_wait: float = 3.0) -> None:
         if not endpoints:
             raise ValueError("no etcd endpoints given")
         self.endpoints: list[tuple[str, str, int]] = []
@@ -69,7 +69,10 @@ class Gateway:
                 raise ValueError(f"etcd endpoint {url!r}: use http://HOST:PORT (TLS is not supported)")
             self.endpoints.append((url.rstrip("/"), parts.hostname, parts.port or 2379))
         self.timeout = timeout
+        self.failover_wait = failover_wait  # how long to wait for a new leader before giving up
         self._preferred = 0
+        self._ids: dict[str, str] = {}
+        self._located = False
         self._local = threading.local()
 
     # ---- plumbing ----------------------------------------------------------------------
@@ -89,11 +92,16 @@ class Gateway:
         if conn is not None:
             conn.close()
 
-    def _once(self, i: int, path: str, payload: bytes) -> dict:
+    def _once(self, i: int, path: str, payload: bytes, short: bool = False) -> dict:
         for attempt in range(2):
             conn, reused = self._conn(i)
+            conn.timeout = 0.5 if short else self.timeout
+            if conn.sock is not None:
+                conn.sock.settimeout(conn.timeout)
             try:
-                conn.request("POST", path, payload, {"Content-Type": "application/json"})
+                # "hasleader": a member that knows no leader says so at once instead of waiting
+                conn.request("POST", path, payload, {"Content-Type": "application/json",
+                                                     "Grpc-Metadata-Hasleader": "true"})
                 resp = conn.getresponse()
                 body = resp.read()
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
@@ -109,56 +117,114 @@ class Gateway:
             return json.loads(body)
         raise ConnectionError("unreachable")
 
-    def call(self, path: str, body: dict, write: bool = False) -> dict:
-        """POST ``body`` to ``path`` on the first member that can serve it.
+    def _member_urls(self, i: int) -> dict[str, str]:
+        """Member ID -> client URL, as member ``i`` knows the cluster."""
+        r = self._once(i, "/v3/cluster/member/list", b"{}", short=True)
+        return {m["ID"]: (m.get("clientURLs") or [""])[0].rstrip("/") for m in r.get("members", [])}
 
-        Raises Unavailable, with what every member said, when none can.
+    def _await_leader(self, down: set[int], deadline: float) -> int | None:
+        """Index of a live member to send requests to, once the cluster has a live leader.
+
+        After the leader dies the others keep forwarding writes to it until they notice (one
+        election timeout), and a write forwarded there is lost: etcd answers it only after its
+        own ~6 s request timeout. So before failing over we wait for a leader that is not one
+        of the members that just refused us, and talk to that leader directly.
+        """
+        n = len(self.endpoints)
+        index = {url: i for i, (url, _, _) in enumerate(self.endpoints)}
+        while True:
+            for j in range(n):
+                if j in down:
+                    continue
+                try:
+                    leader = self._once(j, "/v3/maintenance/status", b"{}", short=True).get("leader", "0")
+                    if leader in ("", "0"):
+                        continue
+                    ids = self._ids if leader in self._ids else self._member_urls(j)
+                    self._ids = ids
+                except (OSError, http.client.HTTPException, ValueError, StoreError, _MemberUnavailable):
+                    continue
+                li = index.get(ids.get(leader, ""))
+                if li is None:
+                    return j  # the leader is not in our list: any live member forwards to it
+                if li not in down:
+                    return li
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.05)
+
+    def call(self, path: str, body: dict, write: bool = False) -> dict:
+        """POST ``body`` to ``path`` on the member we follow (the leader, once one failed over).
+
+        Raises Unavailable, saying what each member did, when no member can serve it in time.
         """
         payload = json.dumps(body).encode()
-        problems: list[str] = []
-        n = len(self.endpoints)
-        start = self._preferred
-        tried: set[int] = set()
-        for step in range(n):
-            i = (start + step) % n
-            tried.add(i)
+        problems: dict[int, str] = {}
+        down: set[int] = set()
+        deadline = time.monotonic() + self.failover_wait
+        if not self._located and len(self.endpoints) > 1:
+            # talk to the leader from the start: a follower would forward our writes to it anyway,
+            # and would keep forwarding them to a leader that just died
+            self._located = True
+            found = self._await_leader(set(), time.monotonic())
+            if found is not None:
+                self._preferred = found
+        i = self._preferred
+        while True:
             url = self.endpoints[i][0]
             try:
                 result = self._once(i, path, payload)
+                self._preferred = i
+                return result
             except ConnectionRefusedError:
-                problems.append(f"{url} refused the connection (not running)")
-                continue
-            except TimeoutError:
+                problems[i] = f"{url} refused the connection (not running)"
+                down.add(i)
+            except TimeoutError as exc:
                 self._drop(i)
-                problems.append(f"{url} did not answer within {self.timeout:g} s")
-                if write:
-                    break  # the write may still commit later: do not send it twice
-                continue
+                problems[i] = f"{url} did not answer within {self.timeout:g} s"
+                if write:  # it may still commit later: never send a write twice
+                    raise Unavailable(self._explain(self._probe_rest(problems))
+                                      + " The write may or may not have been applied.") from exc
+                down.add(i)
             except _MemberUnavailable as exc:
-                problems.append(str(exc))
-                continue
+                problems[i] = str(exc)
+                if write and "timed out" in str(exc):
+                    raise Unavailable(self._explain(self._probe_rest(problems))
+                                      + " The write may or may not have been applied.") from exc
             except (OSError, http.client.HTTPException) as exc:
-                problems.append(f"{url}: {exc.__class__.__name__}: {exc}")
-                continue
-            self._preferred = i
-            return result
-        for i in range(n):  # members skipped after an unanswered write: are they even running?
-            if i not in tried:
-                url, host, port = self.endpoints[i]
-                try:
-                    socket.create_connection((host, port), timeout=0.3).close()
-                    problems.append(f"{url} is up (not asked again)")
-                except OSError:
-                    problems.append(f"{url} refused the connection (not running)")
-        alive = n - sum("refused" in p for p in problems)
-        hint = ""
+                problems[i] = f"{url}: {exc.__class__.__name__}: {exc}"
+                down.add(i)
+                if write and not isinstance(exc, (ConnectionRefusedError, http.client.RemoteDisconnected)):
+                    raise Unavailable(self._explain(self._probe_rest(problems))
+                                      + " The write may or may not have been applied.") from exc
+            j = self._await_leader(down, deadline)
+            if j is None:
+                raise Unavailable(self._explain(self._probe_rest(problems)))
+            i = j
+
+    def _probe_rest(self, problems: dict[int, str]) -> dict[int, str]:
+        """Complete an error report with the members this request never reached."""
+        for k in range(len(self.endpoints)):
+            if k not in problems:
+                problems[k] = self._probe(k)
+        return problems
+
+    def _probe(self, i: int) -> str:
+        url, host, port = self.endpoints[i]
+        try:
+            socket.create_connection((host, port), timeout=0.3).close()
+        except OSError:
+            return f"{url} refused the connection (not running)"
+        return f"{url} is running"
+
+    def _explain(self, problems: dict[int, str]) -> str:
+        n = len(self.endpoints)
+        alive = n - sum("refused" in p for p in problems.values())
+        text = "etcd cannot serve this request: " + "; ".join(problems[k] for k in sorted(problems)) + "."
         if n > 1 and alive <= n // 2:
-            hint = (f" Only {alive} of {n} members are running and etcd needs {n // 2 + 1} for a quorum: "
-                    "a member without a quorum cannot commit anything, so it does not answer. "
-                    "Start the stopped members again.")
-        if write and any("did not answer" in p for p in problems):
-            hint += " The write may or may not have been applied."
-        raise Unavailable("etcd cannot serve this request: " + "; ".join(problems) + "." + hint)
+            text += (f" Only {alive} of {n} members are running and etcd needs {n // 2 + 1} for a quorum: "
+                     "without one, nothing can be committed. Start the stopped members again.")
+        return text
 
     # ---- watch stream ------------------------------------------------------------------
     def open_watch(self, create_request: dict) -> WatchStream:

@@ -25,12 +25,15 @@ LK_BRIDGE = os.path.join(os.path.dirname(runner.__file__), "plugins", "lk-bridge
 
 
 def netns_list() -> set[str]:
-    return set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+    """The namespaces these tests make (other engineers' clusters run beside them: not theirs)."""
+    names = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+    return {n for n in names if n.startswith(("labkit-fabric-t", "labkit-node-t", "labkit-pod-"))}
 
 
 def host_links() -> set[str]:
+    """Host links named like the temporary veth ends the topology creates (lk + 8 hex digits)."""
     out = subprocess.run(["ip", "-j", "link"], capture_output=True, text=True).stdout
-    return {x["ifname"] for x in json.loads(out)}
+    return {x["ifname"] for x in json.loads(out) if x["ifname"].startswith("lk") and len(x["ifname"]) == 10}
 
 
 @pytest.fixture

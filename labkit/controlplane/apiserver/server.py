@@ -726,7 +726,7 @@ class APIServer:
                                      "(status.daemonEndpoints.kubeletEndpoint.Port)")
         host = "127.0.0.1"
         for a in (node.get("status") or {}).get("addresses") or []:
-            if a.get("type") == "InternalIP" and str(a.get("address", "")).startswith("127."):
+            if a.get("type") == "InternalIP" and a.get("address"):  # where the kubelet listens
                 host = a["address"]
         url = f"http://{host}:{port}/containerLogs/{quote(req.ns or '')}/{quote(req.name or '')}/{quote(container)}"
         params = {k: v for k, v in req.query.items() if k in ("follow", "tailLines", "timestamps", "previous",

@@ -52,6 +52,7 @@ class CgroupLayout:
     v2: Path | None = None  # the unified (v2) mount point
     v2_controllers: set[str] = field(default_factory=set)
     fake: bool = False  # plain files in a tmp dir (tests), not a kernel file system
+    all_v1: list[Path] = field(default_factory=list)  # every v1 hierarchy (blkio, cpuset, name=systemd ...)
 
     def describe(self) -> str:
         """One line for lab output: which cgroup interface limits really go through."""
@@ -68,6 +69,7 @@ class CgroupLayout:
 def detect_layout(mounts_file: str = "/proc/self/mounts") -> CgroupLayout:
     """Read the mount table and find the v1 hierarchies and the v2 tree."""
     v1: dict[str, Path] = {}
+    all_v1: list[Path] = []
     v2: Path | None = None
     try:
         lines = Path(mounts_file).read_text().splitlines()
@@ -79,6 +81,7 @@ def detect_layout(mounts_file: str = "/proc/self/mounts") -> CgroupLayout:
             continue
         fstype, mnt, opts = parts[2], Path(parts[1]), parts[3].split(",")
         if fstype == "cgroup":
+            all_v1.append(mnt)
             for o in opts:
                 if o in CONTROLLERS:
                     v1.setdefault(o, mnt)
@@ -98,7 +101,7 @@ def detect_layout(mounts_file: str = "/proc/self/mounts") -> CgroupLayout:
         mode = "v2"
     else:
         mode = "none"
-    return CgroupLayout(mode, v1, v2, v2_ctrls)
+    return CgroupLayout(mode, v1, v2, v2_ctrls, all_v1=all_v1)
 
 
 def fake_v2_layout(root: str | os.PathLike[str]) -> CgroupLayout:
@@ -412,7 +415,7 @@ def leftovers(layout: CgroupLayout | None = None, prefix: str = "labkit") -> lis
     """Cgroup paths (``/labkit/<id>``) that exist in any hierarchy: what ``labkit gc`` removes."""
     lay = layout or detect_layout()
     found: set[str] = set()
-    roots = list(dict.fromkeys(list(lay.v1.values()) + ([lay.v2] if lay.v2 is not None else [])))
+    roots = list(dict.fromkeys(list(lay.v1.values()) + lay.all_v1 + ([lay.v2] if lay.v2 is not None else [])))
     for root in roots:
         base = root / prefix
         if not base.is_dir():
@@ -421,3 +424,18 @@ def leftovers(layout: CgroupLayout | None = None, prefix: str = "labkit") -> lis
             if child.is_dir():
                 found.add(f"/{prefix}/{child.name}")
     return sorted(found)
+
+
+def destroy_everywhere(path: str, layout: CgroupLayout | None = None) -> None:
+    """Remove cgroup ``path`` from every hierarchy, including ones labkit does not use itself
+    (runc also creates blkio, cpuset and name=systemd groups); for ``labkit gc`` and tests."""
+    lay = layout or detect_layout()
+    Cgroup(path, lay, include_v2=True).destroy()
+    rel = path.strip("/")
+    for root in lay.all_v1:
+        d = root / rel
+        if d.is_dir():
+            try:
+                d.rmdir()
+            except OSError as exc:
+                raise CgroupError(f"could not remove cgroup {d}: {exc.strerror}") from exc

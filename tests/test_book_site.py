@@ -325,3 +325,46 @@ def test_every_widget_page_draws_its_widgets(browser_report):
     bad = {page: r["widgets"] for page, r in browser_report.items()
            if r["widgets"] is not None and r["widgets"]["drawn"] < 1}
     assert not bad, f"pages whose widgets stayed empty: {bad}"
+
+
+# ---------------------------------------------------------------- the concept checklist (DESIGN.md S1-S16)
+
+CONCEPTS = {
+    "S1": ("02-from-container-to-container-cloud", ["image", "digest", "CI/CD", "monitoring", "security",
+                                                   "network", "storage", "developers"]),
+    "S2": ("02-from-container-to-container-cloud", ["container cloud", "orchestration", "top seat"]),
+    "S3": ("03-orchestration-tools", ["Compose", "Swarm", "Mesos", "Kubernetes", "Red Hat", "offers"]),
+    "S4": ("04-where-kubernetes-came-from", ["Borg", "April 2015", "Spanner", "BigTable", "bottom",
+                                            "priority", "quota"]),
+    "S5": ("03-orchestration-tools", ["advancedness", "completeness"]),
+    "S6": ("05-what-kubernetes-solves", ["no fixed answer", "Orchestration", "Scheduling", "Cluster management"]),
+    "S7": ("05-what-kubernetes-solves", ["routing gateway", "horizontal scaling", "monitoring", "backup",
+                                         "disaster recovery", "Cloud Foundry", "PaaS"]),
+    "S8": ("05-what-kubernetes-solves", ["Compose + Swarm", "no edge"]),
+    "S9": ("06-architecture", ["kube-apiserver", "kube-scheduler", "kube-controller-manager", "etcd",
+                               "persistent data"]),
+    "S10": ("06-architecture", ["CRI", "OCI", "namespaces", "cgroups", "Docker"]),
+    "S11": ("06-architecture", ["Device plugins", "gRPC", "GPU", "machine-learning"]),
+    "S12": ("06-architecture", ["CNI", "network"]),
+    "S13": ("06-architecture", ["CSI", "persistent volumes"]),
+    "S14": ("07-borg-lessons", ["kubelet", "Borglet", "Master", "jobs"]),
+    "S15": ("07-borg-lessons", ["new way to package"]),
+    "S16": ("07-borg-lessons", ["lowest layer", "1.24", "runtime"]),
+}
+
+
+@pytest.mark.parametrize("concept", sorted(CONCEPTS, key=lambda s: int(s[1:])))
+def test_every_seed_claim_is_explained(concept):
+    page, phrases = CONCEPTS[concept]
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", (SITE / "chapters" / f"{page}.html").read_text()))
+    missing = [p for p in phrases if p not in text]
+    assert not missing, f"{concept} on {page}: missing {missing}"
+
+
+def test_every_chapter_runs_labkit_and_links_to_its_labs():
+    for n in range(1, 8):
+        page = next((SITE / "chapters").glob(f"0{n}-*.html"))
+        text = page.read_text()
+        assert "cell_output" in text, f"{page.name} has no executed output"
+        assert "labkit" in text
+        assert 'href="../labs/' in text, f"{page.name} links to no lab"

@@ -298,6 +298,8 @@ class Cgroup:
             return {}
         if v == 1:
             out = {"failcnt": int(_read(d / "memory.failcnt").strip() or 0)}
+            if (d / "memory.memsw.failcnt").exists():
+                out["memsw_failcnt"] = int(_read(d / "memory.memsw.failcnt").strip() or 0)
             oc = _kv(_read(d / "memory.oom_control"))
             out["oom_kill"] = oc.get("oom_kill", 0)
             out["under_oom"] = oc.get("under_oom", 0)

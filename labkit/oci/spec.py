@@ -126,7 +126,7 @@ def linux_resources(resources: Any, devices: list[dict[str, Any]] | None = None)
             raise SpecError(
                 f"memory limit {mem} bytes is too small to start a container "
                 f"(minimum {MIN_MEMORY_BYTES // (1024 * 1024)} MiB); ask for more, e.g. --memory 32m")
-        out["memory"] = {"limit": mem, "swap": mem}
+        out["memory"] = {"limit": mem}  # swap left unset, as Docker does; v1 failcnt then counts hits
     quota = getattr(resources, "cpu_quota_us", None)
     if quota is not None:
         period = int(getattr(resources, "cpu_period_us", 100_000) or 100_000)

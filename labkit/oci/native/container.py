@@ -374,6 +374,11 @@ class NativeContainer:
                 cinit.container_init(cfg, rootfs, sync_w, start_fd, stdio, procs, self.die_with_parent)
             os.write(sync_w, f"P{child}\n".encode())
             os.close(sync_w)
+            # the shim outlives the command that created it: let go of that command's stdio
+            null = os.open("/dev/null", os.O_RDWR)
+            for target in (0, 1, 2):
+                os.dup2(null, target)
+            os.close(null)
             for fd in procs + [x for x in (start_r,) if x is not None]:
                 os.close(fd)
             while True:

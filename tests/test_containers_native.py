@@ -1,0 +1,273 @@
+"""labkit's native runtime: namespaces, pivot_root, /proc, /dev, caps, limits, errors, no leaks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_containers_helpers import (  # noqa: F401
+    IS_LINUX_ROOT,
+    bundle_id,
+    image_root,
+    make_bundle,
+    new_id,
+    no_leaks,
+    state_root,
+    store,
+)
+
+from labkit.oci import capabilities, cgroups, spec
+from labkit.oci.native import (
+    ExecutableNotFound,
+    MemoryTooSmall,
+    NativeContainer,
+    NativeError,
+)
+from labkit.runtime.base import Resources
+
+pytestmark = pytest.mark.skipif(not IS_LINUX_ROOT, reason="the native runtime needs root on Linux")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(bundle: Path, root: Path, **kw) -> tuple[int, str, str, NativeContainer]:  # noqa: ANN003
+    """Run a bundle to completion; return (exit code, stdout, stderr, container)."""
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    c = NativeContainer(bundle, bundle_id(bundle), root=root, stdout=out_w, stderr=err_w, **kw)
+    try:
+        c.create(start_now=True)
+    finally:
+        os.close(out_w)
+        os.close(err_w)
+    with os.fdopen(out_r) as o, os.fdopen(err_r) as e:
+        out, err = o.read(), e.read()
+    st = c.wait()
+    return st.code, out, err, c
+
+
+def test_pid_1_inside_another_pid_outside(make_bundle, state_root):  # noqa: F811
+    b = make_bundle(["sh", "-c", "echo $$; hostname; exit 5"], hostname="box1")
+    code, out, _err, c = run(b, state_root)
+    try:
+        assert code == 5
+        assert out.split() == ["1", "box1"]
+        assert c.pid and c.pid != 1
+    finally:
+        c.delete()
+
+
+def test_namespaces_differ_from_the_host(make_bundle, state_root):  # noqa: F811
+    b = make_bundle(["sleep", "30"])
+    c = NativeContainer(b, bundle_id(b), root=state_root)
+    c.create()
+    try:
+        assert c.state()["status"] == "created"
+        c.start()
+        assert c.state()["status"] == "running"
+        for ns in ("pid", "mnt", "uts", "ipc", "net"):
+            inside = os.readlink(f"/proc/{c.pid}/ns/{ns}")
+            assert inside != os.readlink(f"/proc/self/ns/{ns}"), ns
+        assert os.readlink(f"/proc/{c.pid}/ns/user") == os.readlink("/proc/self/ns/user")
+        res = c.exec(["ps", "-o", "pid,comm"])
+        assert res.exit_code == 0
+        rows = [line.split() for line in res.stdout.decode().strip().split("\n")[1:]]
+        assert rows[0] == ["1", "sleep"] and len(rows) == 2  # only the container's own processes
+    finally:
+        c.delete(force=True)
+    assert c.wait().code == 137
+
+
+def test_pivot_root_hides_the_host_and_mounts_proc_and_dev(make_bundle, state_root):  # noqa: F811
+    script = ("test -e /work && printf 'seen-%s\\n' work; cat /proc/self/mountinfo | awk '$5==\"/\"{print $9}';"
+              "ls /dev; cat /proc/1/cmdline | tr '\\0' ' '; echo; echo x > /dev/null && echo devnull-ok")
+    b = make_bundle(["sh", "-c", script])
+    code, out, err, c = run(b, state_root)
+    c.delete()
+    assert code == 0, err
+    assert "seen-work" not in out
+    lines = out.split("\n")
+    assert lines[0] == "overlay"  # "/" is the image's overlay, not the host's root
+    for dev in ("null", "zero", "full", "random", "urandom", "tty", "pts", "shm"):
+        assert dev in out.split(), dev
+    assert "sh -c" in out and "devnull-ok" in out
+
+
+def test_the_chroot_escape_fails_after_pivot_root(make_bundle, state_root):  # noqa: F811
+    # chroot into a subdirectory, then climb out with chdir(".."): against a chroot this reaches
+    # the host; after pivot_root the old root is gone, so the climb stops at the image's "/"
+    script = "mkdir -p /jail && chroot /jail /bin/true 2>/dev/null; cd / ; cd ../../..; ls /work 2>&1 | head -1"
+    b = make_bundle(["sh", "-c", script])
+    code, out, _err, c = run(b, state_root)
+    c.delete()
+    assert "No such file" in out or out.strip() == ""
+
+
+def test_capabilities_are_dropped_and_no_new_privs_is_set(make_bundle, state_root):  # noqa: F811
+    b = make_bundle(["sh", "-c", "grep -E '^(CapBnd|CapEff|NoNewPrivs)' /proc/self/status; hostname x 2>&1"])
+    code, out, _err, c = run(b, state_root)
+    c.delete()
+    fields = dict(line.split(":\t") for line in out.strip().split("\n") if ":\t" in line)
+    expect = capabilities.mask(capabilities.DEFAULT_CAPABILITIES)
+    assert int(fields["CapBnd"], 16) == expect and int(fields["CapEff"], 16) == expect
+    assert "CAP_SYS_ADMIN" not in capabilities.names(int(fields["CapEff"], 16))
+    assert fields["NoNewPrivs"].strip() == "1"
+    assert "Operation not permitted" in out  # sethostname needs CAP_SYS_ADMIN, which is gone
+
+
+def test_memory_limit_gets_the_process_oom_killed_with_counters(make_bundle, state_root):  # noqa: F811
+    b = make_bundle(["dd", "if=/dev/zero", "of=/dev/null", "bs=100M", "count=1"],
+                    resources=Resources(memory_bytes=32 << 20))
+    c = NativeContainer(b, bundle_id(b), root=state_root, stderr=os.open(os.devnull, os.O_WRONLY))
+    c.create(start_now=True)
+    try:
+        st = c.wait()
+        counters = c.cgroup().oom_counters()
+    finally:
+        c.delete()
+    assert st.code == 137 and st.oom_killed and st.reason == "OOMKilled"
+    assert counters["oom_kill"] >= 1
+    if "failcnt" in counters:  # v1: how many times the limit was hit
+        assert counters["failcnt"] > 0
+
+
+def test_enough_memory_completes(make_bundle, state_root):  # noqa: F811
+    b = make_bundle(["dd", "if=/dev/zero", "of=/dev/null", "bs=8M", "count=1"],
+                    resources=Resources(memory_bytes=64 << 20))
+    code, _out, _err, c = run(b, state_root)
+    c.delete()
+    assert code == 0
+
+
+def test_cpu_quota_throttles_a_busy_loop(make_bundle, state_root):  # noqa: F811
+    b = make_bundle(["sh", "-c", "i=0; while [ $i -lt 60000 ]; do i=$((i+1)); done"],
+                    resources=Resources.from_cpus(0.1))
+    c = NativeContainer(b, bundle_id(b), root=state_root)
+    c.create(start_now=True)
+    try:
+        c.wait()
+        cg = c.cgroup()
+        d, version = cg._ctrl_dir("cpu")
+        stat = dict(line.split() for line in (d / "cpu.stat").read_text().strip().split("\n"))
+        quota = (d / ("cpu.cfs_quota_us" if version == 1 else "cpu.max")).read_text().split()[0]
+    finally:
+        c.delete()
+    assert quota == "10000"
+    assert int(stat["nr_throttled"]) > 0  # the kernel stopped it when its 10 ms per 100 ms ran out
+
+
+def test_pids_limit_stops_a_fork_loop(make_bundle, state_root):  # noqa: F811
+    b = make_bundle(["sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 5 & done; echo done"],
+                    resources=Resources(pids_limit=6))
+    code, out, err, c = run(b, state_root)
+    c.delete()
+    assert "can't fork" in err  # the kernel refused the 7th process: pids.max is 6
+
+
+def test_missing_command_is_a_clear_error_and_leaves_nothing(make_bundle, state_root):  # noqa: F811
+    b = make_bundle(["no-such-program", "x"])
+    c = NativeContainer(b, bundle_id(b), root=state_root)
+    with pytest.raises(ExecutableNotFound, match="executable not found in image: 'no-such-program'"):
+        c.create()
+    assert not (state_root / bundle_id(b)).exists()
+
+
+def test_memory_limit_too_small_to_start(make_bundle, state_root):  # noqa: F811
+    b = make_bundle(["true"])
+    cfg = json.loads((b / "config.json").read_text())
+    cfg["linux"]["resources"]["memory"] = {"limit": 1 << 20}
+    (b / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(MemoryTooSmall, match="too small to start"):
+        NativeContainer(b, bundle_id(b), root=state_root).create()
+
+
+def test_join_an_existing_network_namespace(store, tmp_path, state_root, no_leaks):  # noqa: F811
+    from labkit.oci.bundle import Bundle
+
+    name = new_id("ns")
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        ns_path = f"/var/run/netns/{name}"
+        cid = new_id()
+        b = Bundle.create(tmp_path / "b", spec.make_config(["sleep", "30"], netns_path=ns_path,
+                                                           cgroups_path=f"/labkit/{cid}"))
+        with store.prepare_rootfs("busybox", b.rootfs):
+            c = NativeContainer(b.path, cid, root=state_root)
+            c.create(start_now=True)
+            try:
+                assert os.stat(f"/proc/{c.pid}/ns/net").st_ino == os.stat(ns_path).st_ino
+            finally:
+                c.delete(force=True)
+        b.remove()
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=True)
+
+
+def test_delete_refuses_a_running_container_without_force(make_bundle, state_root):  # noqa: F811
+    b = make_bundle(["sleep", "30"])
+    c = NativeContainer(b, bundle_id(b), root=state_root)
+    c.create(start_now=True)
+    try:
+        with pytest.raises(NativeError, match="is running; stop it first"):
+            c.delete()
+        c.kill(15)  # PID 1 without a TERM handler ignores it: still running
+        with pytest.raises(NativeError, match="already exists"):
+            NativeContainer(b, bundle_id(b), root=state_root).create()
+    finally:
+        c.delete(force=True)
+    assert cgroups.Cgroup(f"/labkit/{bundle_id(b)}").exists() is False
+
+
+def _cli(*args: str, root: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "labkit.oci.native", "--root", str(root), *args],
+                          capture_output=True, text=True, timeout=60, cwd=REPO, stdin=subprocess.DEVNULL)
+
+
+def test_runc_shaped_cli(make_bundle, state_root, tmp_path):  # noqa: F811
+    b = make_bundle(["sh", "-c", "echo started; sleep 30"])
+    cid = bundle_id(b)
+    log = tmp_path / "c.log"
+    created = subprocess.run([sys.executable, "-m", "labkit.oci.native", "--root", str(state_root), "--log",
+                              str(log), "create", cid, "--bundle", str(b)], timeout=60, cwd=REPO,
+                             stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    assert created.returncode == 0, created.stderr
+    try:
+        assert json.loads(_cli("state", cid, root=state_root).stdout)["status"] == "created"
+        assert _cli("start", cid, root=state_root).returncode == 0
+        st = json.loads(_cli("state", cid, root=state_root).stdout)
+        assert st["status"] == "running" and st["pid"] > 1
+        ex = _cli("exec", cid, "--", "hostname", root=state_root)
+        assert ex.returncode == 0 and ex.stdout.strip() == cid
+        refused = _cli("delete", cid, root=state_root)
+        assert refused.returncode == 1 and "stop it first" in refused.stderr and "Traceback" not in refused.stderr
+        assert _cli("kill", cid, "KILL", root=state_root).returncode == 0
+        for _ in range(100):
+            st = json.loads(_cli("state", cid, root=state_root).stdout)
+            if st["status"] == "stopped":
+                break
+        assert st["status"] == "stopped" and st["exitCode"] == 137
+    finally:
+        _cli("delete", "--force", cid, root=state_root)
+    assert "started" in log.read_text()
+    missing = _cli("state", "nope", root=state_root)
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
+
+
+def test_cli_run_exits_with_the_containers_status(make_bundle, state_root):  # noqa: F811
+    b = make_bundle(["sh", "-c", "echo out; exit 9"])
+    out = _cli("run", bundle_id(b), "--bundle", str(b), root=state_root)
+    assert out.returncode == 9 and out.stdout == "out\n"
+
+
+def test_not_root_gets_a_plain_message(make_bundle, state_root):  # noqa: F811
+    b = make_bundle(["true"])
+    code = ("import sys; from labkit.oci.native import NativeContainer, NativeError\n"
+            "try:\n    NativeContainer(sys.argv[1], 'x', root='/tmp').create()\n"
+            "except NativeError as e:\n    print(e)\n")
+    out = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable,
+                          "-c", code, str(b)], capture_output=True, text=True, cwd=REPO, timeout=60,
+                         env=dict(os.environ, LABKIT_STATE="/tmp"))
+    assert "needs root" in out.stdout and "simulated" in out.stdout, out.stderr

@@ -32,6 +32,10 @@ from pathlib import Path
 from labkit import paths
 from labkit.client.kubeconfig import write_kubeconfig
 
+# The native runtime forks inside processes that also run gRPC servers (CRI, CSI, device plugins);
+# gRPC's fork handlers then hang the child. Components inherit this from the cluster's environment.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
+
 
 class ClusterError(Exception):
     """The cluster could not start (the message says which component and where its log is)."""
@@ -81,7 +85,8 @@ class Cluster:
                  *, name: str | None = None, cri: bool = True, port: int = 0, node_grace: float = 8.0,
                  eviction_seconds: float = 2.0, lease_interval: float = 2.0, node_cpu: str | None = None,
                  node_memory: str | None = None, node_labels: dict[str, dict[str, str]] | None = None,
-                 kubeconfig: str | os.PathLike | None = None, keep_state: bool = False):
+                 node_gpus: dict[str, int] | None = None, kubeconfig: str | os.PathLike | None = None,
+                 keep_state: bool = False):
         if nodes < 0:
             raise ValueError("nodes must be 0 or more")
         if store not in ("memory", "sqlite", "etcd") and not store.startswith(("sqlite:", "etcd:")):
@@ -99,6 +104,7 @@ class Cluster:
         self.node_cpu = node_cpu
         self.node_memory = node_memory
         self.node_labels = node_labels or {}
+        self.node_gpus = node_gpus or {}
         self.keep_state = keep_state
         self.kubeconfig = str(kubeconfig or self.dir / "kubeconfig")
         self.runtime_spec = runtime
@@ -203,6 +209,8 @@ class Cluster:
             args += ["--memory", self.node_memory]
         for k, v in self.node_labels.get(node, {}).items():
             args += ["--label", f"{k}={v}"]
+        if self.node_gpus.get(node):
+            args += ["--gpus", str(self.node_gpus[node])]
         if self.cri:
             cri = self._py("labkit.node.cri.server", "--socket", sock, "--backend", self.runtime_name)
             return cri, self._py("labkit.node.kubelet", *args, "--runtime", f"unix://{sock}")
@@ -309,7 +317,7 @@ class Cluster:
                     continue
                 pod = {"metadata": {"uid": sb.labels.get(C.POD_UID, ""), "name": sb.name, "namespace": sb.namespace}}
                 try:
-                    load_plugins(owner.split("@")[0]).network.teardown_pod(pod, sb)
+                    load_plugins(owner.split("@")[0], kubeconfig=self.kubeconfig).network.teardown_pod(pod, sb)
                 except Exception:  # noqa: BLE001
                     pass
                 for cs in rt.list_containers(sb.id):
@@ -520,7 +528,11 @@ class _InProcess:
             cap["cpu"] = self.c.node_cpu
         if self.c.node_memory:
             cap["memory"] = self.c.node_memory
-        k = Kubelet(await self._client(f"labkit-kubelet/{node}"), node, rt, load_plugins(node), capacity=cap,
+        opts: dict = {"kubeconfig": self.c.kubeconfig}
+        if self.c.node_gpus.get(node):
+            opts["gpus"] = self.c.node_gpus[node]
+        plugins = await asyncio.to_thread(load_plugins, node, **opts)
+        k = Kubelet(await self._client(f"labkit-kubelet/{node}"), node, rt, plugins, capacity=cap,
                     labels=self.c.node_labels.get(node, {}), lease_interval=self.c.lease_interval)
         self.kubelets[node] = k
         await k.start()

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
+
+# before grpc is imported: the native runtime forks in this process (see labkit.cluster)
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
 
 import click
 

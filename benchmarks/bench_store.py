@@ -92,15 +92,12 @@ def bench_store_level(backends, n: int, threads: int) -> dict[str, dict[str, flo
 def _api_server(store: Store):
     """Start labkit's apiserver in-process on ``store``; returns (base_url, stop) or None."""
     try:
-        from labkit.controlplane.apiserver import server as api  # the apiserver engineer's module
-    except ImportError:
+        from labkit.controlplane.apiserver.server import APIServer
+    except ImportError as exc:
+        print(f"(the apiserver cannot be imported: {exc})")
         return None
-    start = getattr(api, "start_in_thread", None) or getattr(api, "serve_in_thread", None)
-    if start is None:
-        return None
-    handle = start(store=store, host="127.0.0.1", port=0)
-    url = getattr(handle, "url", None) or f"http://127.0.0.1:{handle.port}"
-    return url, handle.stop
+    server = APIServer(store).start()
+    return server.url, server.stop
 
 
 def bench_api_level(backends, n: int, threads: int) -> dict[str, dict[str, float]] | None:

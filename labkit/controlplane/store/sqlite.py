@@ -277,13 +277,11 @@ class SqliteStore(Store):
         try:
             cur.execute("BEGIN IMMEDIATE")
             for op in batch:
-                cur.execute("SAVEPOINT op")
+                # No savepoint needed: an op either fails before it writes (KeyExists, Conflict...)
+                # or its one INSERT fails, and SQLite undoes a failed statement by itself.
                 try:
                     op.event = op.fn(cur)
-                    cur.execute("RELEASE op")
                 except Exception as exc:  # noqa: BLE001 - handed back to the op's own caller
-                    cur.execute("ROLLBACK TO op")
-                    cur.execute("RELEASE op")
                     op.error = exc
             cur.execute("COMMIT")
         except sqlite3.Error as exc:

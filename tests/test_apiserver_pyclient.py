@@ -291,3 +291,29 @@ def test_pod_logs_are_proxied_from_the_kubelet_endpoint(kc, ns):  # noqa: F811
     with pytest.raises(ApiException) as e:
         core.read_namespaced_pod_log("lp", ns, container="nope")
     assert e.value.status == 400
+
+
+def test_list_by_node_name_follows_binds_and_deletes(kc, ns):  # noqa: F811
+    core = client.CoreV1Api(kc)
+    node = f"idx-{ns}"
+    sel = f"spec.nodeName={node}"
+    assert core.list_pod_for_all_namespaces(field_selector=sel).items == []
+    for name in ("i1", "i2", "i3"):
+        core.create_namespaced_pod(ns, pod(name))
+    for name in ("i1", "i3"):
+        core.create_namespaced_pod_binding(name, ns, {"metadata": {"name": name}, "target": {"name": node}},
+                                           _preload_content=False)
+    listed = core.list_pod_for_all_namespaces(field_selector=sel)
+    assert [p.metadata.name for p in listed.items] == ["i1", "i3"]
+    assert [p.metadata.name for p in core.list_namespaced_pod(ns, field_selector=sel, limit=1).items] == ["i1"]
+    unscheduled = core.list_namespaced_pod(ns, field_selector="spec.nodeName=")
+    assert [p.metadata.name for p in unscheduled.items] == ["i2"]
+    core.delete_namespaced_pod("i1", ns, grace_period_seconds=0)
+    assert [p.metadata.name for p in core.list_namespaced_pod(ns, field_selector=sel).items] == ["i3"]
+    # a watch that starts where the list left off sees the next bind
+    rv = core.list_namespaced_pod(ns, field_selector=sel).metadata.resource_version
+    core.create_namespaced_pod_binding("i2", ns, {"metadata": {"name": "i2"}, "target": {"name": node}},
+                                       _preload_content=False)
+    events = [(e["type"], e["object"].metadata.name) for e in watch.Watch().stream(
+        core.list_namespaced_pod, ns, field_selector=sel, resource_version=rv, timeout_seconds=1)]
+    assert events == [("ADDED", "i2")]

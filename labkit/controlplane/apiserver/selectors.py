@@ -148,12 +148,15 @@ class FieldSelector:
                 raise bad_request(f'invalid selector: \'{part}\'; can\'t understand \'{part}\'')
         return cls(terms)
 
-    def name_equals(self) -> str | None:
-        """The single ``metadata.name=X`` term, if any: lets a list become a point lookup."""
+    def equals(self, wanted: str) -> str | None:
+        """The value of a ``<wanted>=X`` term, if any: lets a list use a point lookup or an index."""
         for field, eq, value in self.terms:
-            if field == "metadata.name" and eq:
+            if field == wanted and eq:
                 return value
         return None
+
+    def name_equals(self) -> str | None:
+        return self.equals("metadata.name")
 
     def matches(self, fields: Mapping[str, str]) -> bool:
         for field, eq, value in self.terms:

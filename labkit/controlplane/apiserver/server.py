@@ -26,6 +26,7 @@ from . import discovery, errors, tables
 from .attrs import AttrCache, matches
 from .codec import decode, dumps, with_rv
 from .errors import StatusError
+from .indexes import PodsByNode
 from .patch import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, apply_patch
 from .registry import Registry, unknown_fields
 from .resources import BY_PATH, BY_PLURAL, ResourceType, group_versions
@@ -108,6 +109,7 @@ class APIServer:
         self.watch_window = watch_window
         self.attrs = AttrCache()
         self.hub: WatchHub | None = None
+        self.pods_by_node: PodsByNode | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -134,6 +136,8 @@ class APIServer:
         self.loop = asyncio.get_running_loop()
         self.registry.ensure_namespaces()
         self.hub = WatchHub(self.store, self.loop, self.attrs, self.watch_window)
+        self.pods_by_node = PodsByNode(self.store, self.hub)
+        self._warmup = asyncio.ensure_future(self.pods_by_node.ensure())  # build the index off the request path
         self._runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
@@ -496,11 +500,14 @@ class APIServer:
             raise errors.bad_request("the continue token does not belong to this list")
         items: list = []
         more_key = None
-        name_only = fsel.name_equals()
-        if name_only is not None and req.ns is not None or (name_only is not None and not req.rt.namespaced):
-            kvs, rev = await self._call(self._point_list, req.rt, req.ns, name_only)
+        indexed = None if token else await self._indexed(req, fsel)
+        if indexed is not None:
+            kvs, rev = indexed
             items = [kv for kv in kvs if matches(self.attrs.get(req.rt, kv.key, kv.mod_revision, kv.value),
                                                  lsel, fsel)]
+            if limit and len(items) > limit:
+                more_key = items[limit - 1].key
+                items = items[:limit]
         else:
             page = (limit + 1) if limit and not filtered else max(2 * (limit or 0), 1000) if limit else None
             while True:
@@ -529,9 +536,29 @@ class APIServer:
                          b"]}"))
         return _response(body)
 
+    async def _indexed(self, req: Request, fsel: FieldSelector):
+        """(kvs, revision) from a point lookup or the pods-by-node index, or None to scan."""
+        name = fsel.name_equals()
+        if name is not None and (req.ns is not None or not req.rt.namespaced):
+            return await self._call(self._point_list, req.rt, req.ns, name)
+        node = fsel.equals("spec.nodeName") if req.rt.plural == "pods" else None
+        if node is None or self.pods_by_node is None or not await self.pods_by_node.ensure():
+            return None
+        keys, rev = self.pods_by_node.lookup(node, req.ns)
+        return await self._call(self._get_many, keys, rev)
+
     def _point_list(self, rt: ResourceType, ns: str | None, name: str):
-        kv = self.store.get(rt.key(ns, name))
-        return ([kv] if kv is not None else []), self.store.revision
+        rev = self.store.revision
+        kv = self.store.get(rt.key(ns, name), rev)
+        return ([kv] if kv is not None else []), rev
+
+    def _get_many(self, keys: list[str], rev: int):
+        out = []
+        for key in keys:
+            kv = self.store.get(key, rev)
+            if kv is not None:
+                out.append(kv)
+        return out, rev
 
     # ------------------------------------------------------------------ watch
     async def _watch(self, req: Request) -> web.StreamResponse:
@@ -545,7 +572,11 @@ class APIServer:
         include = req.query.get("includeObject", "Metadata")
         initial: list = []
         if rv_param in (None, "", "0") or send_initial:
-            kvs, from_rev = await self._call(self.registry.list_page, req.rt, req.ns, None, None, None)
+            indexed = await self._indexed(req, fsel)
+            if indexed is not None:
+                kvs, from_rev = indexed
+            else:
+                kvs, from_rev = await self._call(self.registry.list_page, req.rt, req.ns, None, None, None)
             initial = [kv for kv in kvs if matches(self.attrs.get(req.rt, kv.key, kv.mod_revision, kv.value),
                                                    lsel, fsel)]
         else:

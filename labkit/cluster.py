@@ -83,7 +83,7 @@ class Cluster:
 
     def __init__(self, nodes: int = 3, runtime: str | None = None, store: str = "sqlite", processes: bool = True,
                  *, name: str | None = None, cri: bool = True, port: int = 0, node_grace: float = 8.0,
-                 eviction_seconds: float = 2.0, lease_interval: float = 2.0, node_cpu: str | None = None,
+                 eviction_seconds: float | None = 2.0, lease_interval: float = 2.0, node_cpu: str | None = None,
                  node_memory: str | None = None, node_labels: dict[str, dict[str, str]] | None = None,
                  node_gpus: dict[str, int] | None = None, kubeconfig: str | os.PathLike | None = None,
                  keep_state: bool = False):
@@ -230,9 +230,10 @@ class Cluster:
         if component == "scheduler":
             return self._py("labkit.controlplane.scheduler", "--kubeconfig", self.kubeconfig)
         if component == "controller-manager":
-            return self._py("labkit.controlplane.controllers", "--kubeconfig", self.kubeconfig,
-                            "--node-monitor-grace-period", str(self.node_grace),
-                            "--eviction-seconds", str(self.eviction_seconds))
+            args = ["--kubeconfig", self.kubeconfig, "--node-monitor-grace-period", str(self.node_grace)]
+            if self.eviction_seconds is not None:
+                args += ["--eviction-seconds", str(self.eviction_seconds)]
+            return self._py("labkit.controlplane.controllers", *args)
         if component.startswith("cri-"):
             cri, _ = self._node_cmds(component[4:])
             if cri is None:

@@ -23,7 +23,7 @@ from labkit.node.kubelet import containers as C
 from labkit.node.kubelet import nodestatus, volumes
 from labkit.node.kubelet.plugins import NodePlugins
 from labkit.node.kubelet.podworker import PodRecord, PodWorker
-from labkit.runtime.base import PodSandboxStatus, Runtime, RuntimeError_
+from labkit.runtime.base import ContainerState, PodSandboxStatus, Runtime, RuntimeError_
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +137,8 @@ class Kubelet:
                 log.exception("network teardown for %s", key_of(pod))
             try:
                 for cs in await self.call_runtime(self.runtime.list_containers, sandbox.id):
+                    if cs.state == ContainerState.RUNNING:
+                        await self.call_runtime(self.runtime.stop_container, cs.id, 1.0)
                     await self.call_runtime(self.runtime.remove_container, cs.id)
                 await self.call_runtime(self.runtime.stop_pod_sandbox, sandbox.id)
                 await self.call_runtime(self.runtime.remove_pod_sandbox, sandbox.id)

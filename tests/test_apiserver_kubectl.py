@@ -130,3 +130,41 @@ def test_errors_print_like_kubernetes(kubectl):
     assert p.returncode == 1 and "bogusField" in p.stderr
     p = kubectl("get", "widgets", check=False)
     assert p.returncode == 1 and "widgets" in p.stderr
+
+
+@pytest.mark.parametrize("kubectl", kubectls(), indirect=True)
+def test_logs_delete_and_get_all(kubectl, api):  # noqa: F811
+    import http.server
+    import socketserver
+    import threading
+
+    import requests
+
+    class Kubelet(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.end_headers()
+            self.wfile.write(b"hello from the kubelet\n")
+
+        def log_message(self, *a):
+            pass
+    with socketserver.TCPServer(("127.0.0.1", 0), Kubelet) as srv:
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        node = f"node-{kubectl.ns}"
+        requests.post(f"{api.url}/api/v1/nodes", timeout=5, json={"metadata": {"name": node}, "status": {
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": srv.server_address[1]}}}})
+        kubectl("run", "talker", "--image=busybox:1.36")
+        requests.post(f"{api.url}/api/v1/namespaces/{kubectl.ns}/pods/talker/binding", timeout=5,
+                      json={"metadata": {"name": "talker"}, "target": {"name": node}})
+        assert kubectl("logs", "talker").stdout == "hello from the kubelet\n"
+        srv.shutdown()
+    requests.delete(f"{api.url}/api/v1/nodes/{node}", timeout=5)
+    kubectl("create", "deployment", "d", "--image=busybox:1.36")
+    kubectl("expose", "deployment", "d", "--port=80")
+    out = kubectl("get", "all").stdout
+    assert "pod/talker" in out and "service/d" in out and "deployment.apps/d" in out
+    kubectl("run", "gone", "--image=busybox:1.36")
+    assert 'pod "gone" deleted' in kubectl("delete", "pod", "gone").stdout  # never scheduled: removed at once
+    p = kubectl("get", "pod", "gone", check=False)
+    assert p.returncode == 1 and "NotFound" in p.stderr

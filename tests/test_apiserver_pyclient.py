@@ -317,3 +317,11 @@ def test_list_by_node_name_follows_binds_and_deletes(kc, ns):  # noqa: F811
     events = [(e["type"], e["object"].metadata.name) for e in watch.Watch().stream(
         core.list_namespaced_pod, ns, field_selector=sel, resource_version=rv, timeout_seconds=1)]
     assert events == [("ADDED", "i2")]
+
+
+def test_delete_collection_by_label(kc, ns):  # noqa: F811
+    core = client.CoreV1Api(kc)
+    for i in range(4):
+        core.create_namespaced_config_map(ns, {"metadata": {"name": f"dc{i}", "labels": {"batch": str(i % 2)}}})
+    core.delete_collection_namespaced_config_map(ns, label_selector="batch=1")
+    assert sorted(c.metadata.name for c in core.list_namespaced_config_map(ns).items) == ["dc0", "dc2"]

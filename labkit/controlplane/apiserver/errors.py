@@ -78,11 +78,11 @@ def method_not_allowed(message: str = "the server does not allow this method on 
     return StatusError(405, "MethodNotAllowed", message)
 
 
-def unsupported_media_type(content_type: str) -> StatusError:
+def unsupported_media_type(content_type: str, hint: str = "") -> StatusError:
     return StatusError(415, "UnsupportedMediaType",
                        f'the body of the request was in an unknown format - accepted media types include: '
                        f'application/json, application/yaml, application/vnd.kubernetes.protobuf '
-                       f'(got "{content_type}")')
+                       f'(got "{content_type}"){hint}')
 
 
 def too_large(limit: int) -> StatusError:

@@ -199,11 +199,11 @@ def decode_request(raw: bytes, rt: ResourceType) -> dict:
             elif num == 2:
                 payload = val  # type: ignore[assignment]
             elif num == 3 and val:
-                raise errors.unsupported_media_type(f"protobuf with contentEncoding {val!r}")
+                raise errors.unsupported_media_type(PROTOBUF_CT, f"; contentEncoding {val!r} is not supported")
         name = KIND_MESSAGES.get((api_version, kind))
         if name is None:
-            raise errors.unsupported_media_type(f"{PROTOBUF_CT} for {kind or '?'} {api_version or '?'} "
-                                                "(send JSON for this kind)")
+            raise errors.unsupported_media_type(PROTOBUF_CT, f"; {kind or '?'} {api_version or '?'} is not "
+                                                "decoded from protobuf here: send it as JSON")
         obj = decode_message(name, payload)
     except (WireError, UnicodeDecodeError, ValueError) as exc:
         raise errors.bad_request(f"error decoding protobuf body: {exc}") from None

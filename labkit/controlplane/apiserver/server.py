@@ -381,8 +381,8 @@ class APIServer:
             from .protobuf import decode_request
             return decode_request(raw, req.rt), ct
         if allow_patch and ct == APPLY_PATCH:
-            raise errors.unsupported_media_type(ct + " (server-side apply is not served; use client-side "
-                                                "`kubectl apply`)")
+            raise errors.unsupported_media_type(ct, "; server-side apply is not served here: use client-side "
+                                                "`kubectl apply` (without --server-side)")
         raise errors.unsupported_media_type(ct)
 
     def _field_warnings(self, req: Request, obj: Any) -> dict:

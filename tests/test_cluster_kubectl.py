@@ -1,0 +1,137 @@
+"""A whole cluster (every component its own process) driven by kubectl and the official Python client."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+import yaml
+from test_cluster_helpers import KUBECTL, deployment, kubectl, running_pods, wait_for
+
+from labkit.cluster import Cluster
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with Cluster(nodes=3, store="sqlite", processes=True) as c:
+        yield c
+
+
+def test_nodes_register_with_the_runtime_that_really_runs(cluster):
+    core = cluster.core()
+    nodes = core.list_node().items
+    assert sorted(n.metadata.name for n in nodes) == ["node-1", "node-2", "node-3"]
+    for n in nodes:
+        assert n.status.node_info.container_runtime_version.startswith(cluster.runtime_name.split(":")[0])
+        assert n.spec.pod_cidr, "node IPAM gave every node a pod CIDR"
+    assert len({n.spec.pod_cidr for n in nodes}) == 3
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl not installed")
+def test_kubectl_apply_scale_delete_logs_describe_rollout(cluster, tmp_path):
+    core = cluster.core()
+    f = tmp_path / "web.yaml"
+    f.write_text(yaml.safe_dump(deployment("web", 3, "echo hello from $HOSTNAME; sleep 3600")))
+    assert "created" in kubectl(cluster, "apply", "-f", str(f))
+    kubectl(cluster, "rollout", "status", "deployment/web", "--timeout=60s")
+    pods = wait_for(lambda: len(running_pods(core, "app=web")) == 3 and running_pods(core, "app=web"),
+                    what="3 running web pods")
+    assert all(p.status.pod_ip and p.spec.node_name for p in pods)
+    assert len({p.spec.node_name for p in pods}) >= 2, "the scheduler spreads pods over nodes"
+
+    out = kubectl(cluster, "get", "pods", "-o", "wide")
+    assert "Running" in out and "NODE" in out
+    name = pods[0].metadata.name
+    assert f"hello from {name}" in wait_for(lambda: kubectl(cluster, "logs", name).strip(), what="log line")
+    desc = kubectl(cluster, "describe", "pod", name)
+    for reason in ("Scheduled", "Pulled", "Created", "Started"):
+        assert reason in desc
+
+    kubectl(cluster, "scale", "deployment/web", "--replicas=5")
+    wait_for(lambda: len(running_pods(core, "app=web")) == 5, what="5 pods after kubectl scale")
+    kubectl(cluster, "delete", "pod", name, "--wait=true")
+    wait_for(lambda: len(running_pods(core, "app=web")) == 5
+             and name not in {p.metadata.name for p in running_pods(core, "app=web")},
+             what="a replacement for the deleted pod")
+
+    kubectl(cluster, "set", "env", "deployment/web", "COLOR=blue")
+    kubectl(cluster, "rollout", "status", "deployment/web", "--timeout=90s")
+    rs = cluster.apps().list_namespaced_replica_set("default", label_selector="app=web").items
+    assert len(rs) == 2
+    assert "2" in kubectl(cluster, "rollout", "history", "deployment/web")
+    kubectl(cluster, "rollout", "undo", "deployment/web")
+    kubectl(cluster, "rollout", "status", "deployment/web", "--timeout=90s")
+    dep = cluster.apps().read_namespaced_deployment("web", "default")
+    assert not any(e.name == "COLOR" for e in dep.spec.template.spec.containers[0].env or [])
+    assert dep.metadata.annotations["deployment.kubernetes.io/revision"] == "3"
+    assert dep.status.updated_replicas == 5 and dep.status.available_replicas == 5
+    kubectl(cluster, "delete", "deployment", "web")
+    wait_for(lambda: not core.list_namespaced_pod("default", label_selector="app=web").items,
+             what="the garbage collector removing the deployment's pods")
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl not installed")
+def test_kubectl_get_watch_streams_a_pod_to_completion(cluster):
+    w = subprocess.Popen([KUBECTL, "--kubeconfig", cluster.kubeconfig, "get", "pods", "-w"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(0.5)
+        kubectl(cluster, "run", "once", "--image=busybox", "--restart=Never", "--", "sh", "-c", "echo done")
+        wait_for(lambda: cluster.core().read_namespaced_pod("once", "default").status.phase == "Succeeded",
+                 what="pod once Succeeded")
+        time.sleep(0.5)
+    finally:
+        w.terminate()
+        out, _ = w.communicate(timeout=10)
+    lines = [ln for ln in out.splitlines() if ln.startswith("once")]
+    assert any("Pending" in ln or "ContainerCreating" in ln for ln in lines), out
+    assert any("Completed" in ln for ln in lines), out
+    kubectl(cluster, "delete", "pod", "once")
+
+
+def test_python_client_create_watch_patch_scale_delete(cluster):
+    from kubernetes import watch
+
+    core, apps = cluster.core(), cluster.apps()
+    apps.create_namespaced_deployment("default", deployment("api", 2))
+    seen = set()
+    w = watch.Watch()
+    for ev in w.stream(core.list_namespaced_pod, "default", label_selector="app=api", timeout_seconds=60):
+        p = ev["object"]
+        if p.status.phase == "Running":
+            seen.add(p.metadata.name)
+        if len(seen) == 2:
+            w.stop()
+    assert len(seen) == 2
+    apps.patch_namespaced_deployment_scale("api", "default", {"spec": {"replicas": 4}})
+    wait_for(lambda: len(running_pods(core, "app=api")) == 4, what="4 api pods after scale")
+    apps.patch_namespaced_deployment("api", "default", {"spec": {"template": {"metadata": {"labels": {
+        "app": "api", "tier": "backend"}}}}})
+    wait_for(lambda: len([p for p in running_pods(core, "app=api") if p.metadata.labels.get("tier")]) == 4,
+             what="a rolling update to the labelled template")
+    dep = apps.read_namespaced_deployment_status("api", "default")
+    assert dep.status.observed_generation == dep.metadata.generation
+    apps.delete_namespaced_deployment("api", "default", propagation_policy="Foreground")
+    wait_for(lambda: not core.list_namespaced_pod("default", label_selector="app=api").items
+             and not apps.list_namespaced_deployment("default").items,
+             what="foreground deletion: pods, replica sets, then the deployment")
+
+
+def test_crashing_container_restarts_with_backoff(cluster):
+    core = cluster.core()
+    core.create_namespaced_pod("default", {
+        "metadata": {"name": "crasher"},
+        "spec": {"terminationGracePeriodSeconds": 1,
+                 "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", "echo boom; exit 2"]}]}})
+    pod = wait_for(lambda: (lambda p: p if p.status.container_statuses
+                            and p.status.container_statuses[0].restart_count >= 2 else None)(
+        core.read_namespaced_pod("crasher", "default")), timeout=60, what="two restarts")
+    cs = pod.status.container_statuses[0]
+    assert cs.last_state.terminated.exit_code == 2
+    reasons = {e.reason for e in core.list_namespaced_event(
+        "default", field_selector="involvedObject.name=crasher").items}
+    assert "BackOff" in reasons or "Started" in reasons
+    core.delete_namespaced_pod("crasher", "default")

@@ -74,13 +74,15 @@ def check_host() -> None:
 def container(args: list[str], image: str = "busybox", hostname: str | None = None,
               memory: int | None = None, cpus: float | None = None, pids: int | None = None,
               stdout: int | None = None, stderr: int | None = None, start: bool = True,
-              **spec_kw: Any) -> Iterator[NativeContainer]:
-    """A running container (or created, with ``start=False``); everything is removed on exit."""
+              store: Any = None, **spec_kw: Any) -> Iterator[NativeContainer]:
+    """A running container (or created, with ``start=False``); everything is removed on exit.
+
+    ``store`` is an :class:`~labkit.images.ImageStore` (default: the shared one)."""
     check_host()
     from labkit.images import ImageStore
     from labkit.paths import state_dir
 
-    store = ImageStore()
+    store = store or ImageStore()
     img = store.ensure(image)
     cid = f"lab-{uuid.uuid4().hex[:10]}"
     work = Path(tempfile.mkdtemp(prefix=f"{cid}-", dir=state_dir()))
@@ -102,11 +104,11 @@ def container(args: list[str], image: str = "busybox", hostname: str | None = No
 
 
 def run(args: list[str], image: str = "busybox", memory: int | None = None, cpus: float | None = None,
-        pids: int | None = None, hostname: str | None = None, **spec_kw: Any) -> Finished:
+        pids: int | None = None, hostname: str | None = None, store: Any = None, **spec_kw: Any) -> Finished:
     """Run ``args`` to completion and return its output plus what the kernel counted."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         with container(args, image=image, hostname=hostname, memory=memory, cpus=cpus, pids=pids,
-                       stdout=out.fileno(), stderr=err.fileno(), **spec_kw) as c:
+                       stdout=out.fileno(), stderr=err.fileno(), store=store, **spec_kw) as c:
             st = c.wait()
             cg = c.cgroup()
             files = {}

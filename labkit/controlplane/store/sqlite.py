@@ -142,12 +142,15 @@ class SqliteStore(Store):
             self._all_conns.append(conn)
             return conn
 
-    def _read(self, fn: Callable[[sqlite3.Connection], object]) -> object:
+    def _read(self, fn: Callable[[sqlite3.Connection], object], snapshot: bool = True) -> object:
+        """Run ``fn`` on a reader connection; ``snapshot`` holds one read transaction across its queries."""
         if self._closed.is_set():
             raise StoreError(f"sqlite store {self.path} is closed")
         conn = self._reader()
         try:
-            conn.execute("BEGIN")  # one snapshot for the whole read
+            if not snapshot:  # a single statement is its own snapshot
+                return fn(conn)
+            conn.execute("BEGIN")
             try:
                 return fn(conn)
             finally:
@@ -179,11 +182,11 @@ class SqliteStore(Store):
     # ---- reads -------------------------------------------------------------------------
     @property
     def revision(self) -> int:
-        return self._read(self._read_revision)  # type: ignore[return-value]
+        return self._read(self._read_revision, snapshot=False)  # type: ignore[return-value]
 
     @property
     def compact_revision(self) -> int:
-        return self._read(self._read_floor)  # type: ignore[return-value]
+        return self._read(self._read_floor, snapshot=False)  # type: ignore[return-value]
 
     def get(self, key: str, revision: int | None = None) -> KeyValue | None:
         def fn(conn: sqlite3.Connection) -> KeyValue | None:
@@ -198,7 +201,7 @@ class SqliteStore(Store):
                 return None
             return _row_event(row).kv
 
-        return self._read(fn)  # type: ignore[return-value]
+        return self._read(fn, snapshot=revision is not None)  # type: ignore[return-value]
 
     def list(self, prefix: str, revision: int | None = None, limit: int | None = None,
              start_after: str | None = None) -> tuple[list[KeyValue], int]:

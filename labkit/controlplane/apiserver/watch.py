@@ -17,7 +17,7 @@ from collections.abc import Callable
 from labkit.controlplane.store import Compacted, Event, Store
 
 from . import errors
-from .attrs import AttrCache, Attrs, matches
+from .attrs import AttrCache, Attrs, compute, matches
 from .codec import with_rv
 from .errors import StatusError
 from .resources import BY_PLURAL, ResourceType
@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 class HubEvent:
     """One store change, with its reply bytes encoded at most once."""
 
-    __slots__ = ("revision", "type", "key", "resource", "value", "prev_value", "_obj_bytes")
+    __slots__ = ("revision", "type", "key", "resource", "value", "prev_value", "_obj_bytes", "attrs",
+                 "prev_attrs", "prev_known")
 
     def __init__(self, ev: Event):
         kv = ev.kv
@@ -44,6 +45,9 @@ class HubEvent:
         self.value = kv.value
         self.prev_value = ev.prev_kv.value if ev.prev_kv is not None else None
         self._obj_bytes: bytes | None = None
+        self.attrs: Attrs | None = None  # computed once, shared by every subscriber
+        self.prev_attrs: Attrs | None = None
+        self.prev_known = False
 
     def object_bytes(self) -> bytes:
         if self._obj_bytes is None:
@@ -67,6 +71,8 @@ class Subscriber:
         self.error: StatusError | None = None
         self.store_watch = None
         self.last_rev = from_rev
+        # pods watched by node name (every kubelet) are found through an index, not a scan
+        self.trigger = fsel.equals("spec.nodeName") if rt.plural == "pods" else None
 
     def offer(self, ev: HubEvent) -> bool:
         if ev.revision <= self.from_rev or not ev.key.startswith(self.prefix):
@@ -75,9 +81,9 @@ class Subscriber:
         if not self.filtered:
             self.pending.append((ev.type, ev))
             return True
-        now = matches(self.hub.attrs_of(ev), self.lsel, self.fsel)
         if ev.type == "MODIFIED":
             prev = self.hub.prev_attrs_of(ev)
+            now = matches(self.hub.attrs_of(ev), self.lsel, self.fsel)
             before = prev is not None and matches(prev, self.lsel, self.fsel)
             if now and not before:
                 self.pending.append(("ADDED", ev))
@@ -88,7 +94,7 @@ class Subscriber:
             else:
                 return False
             return True
-        if now:
+        if matches(self.hub.attrs_of(ev), self.lsel, self.fsel):
             self.pending.append((ev.type, ev))
             return True
         return False
@@ -113,8 +119,9 @@ class WatchHub:
         self.attrs = attrs
         self.window = window
         self.ring: collections.deque[HubEvent] = collections.deque()
-        self.latest: dict[str, bytes] = {}  # key -> last value seen (for "did it match before?")
+        self.latest: dict[str, tuple[int, bytes]] = {}  # key -> (revision, value) last seen
         self.subs: dict[str, set[Subscriber]] = collections.defaultdict(set)
+        self.by_node: dict[str, set[Subscriber]] = collections.defaultdict(set)  # pod watchers by spec.nodeName
         self.revision = store.revision
         self.complete_from = self.revision  # every event after this revision is in the ring
         self._watch = store.watch("/registry/", self.revision + 1, self._from_store, self._store_failed)
@@ -131,7 +138,7 @@ class WatchHub:
         log.warning("the store ended the apiserver's watch: %s", exc)
 
         def fail_all() -> None:
-            for subs in self.subs.values():
+            for subs in [*self.subs.values(), *self.by_node.values()]:
                 for s in list(subs):
                     s.fail(errors.expired(f"the watch cache lost its store watch: {exc}"))
             self.ring.clear()
@@ -158,37 +165,53 @@ class WatchHub:
             for sub in self.subs.get(ev.resource, ()):
                 if sub.offer(ev):
                     touched.add(sub)
+            if self.by_node and ev.resource == "pods":
+                node = self.attrs_of(ev)[1].get("spec.nodeName", "")
+                candidates = set(self.by_node.get(node, ()))
+                if ev.type == "MODIFIED":
+                    prev = self.prev_attrs_of(ev)
+                    if prev is not None and prev[1].get("spec.nodeName", "") != node:
+                        candidates |= self.by_node.get(prev[1].get("spec.nodeName", ""), set())
+                for sub in candidates:
+                    if sub.offer(ev):
+                        touched.add(sub)
             if ev.type == "DELETED":
                 self.latest.pop(ev.key, None)
                 self.attrs.forget(ev.key)
             else:
-                self.latest[ev.key] = ev.value
+                self.latest[ev.key] = (ev.revision, ev.value)
         for sub in touched:
             sub.wake.set()
         for fn in self.listeners:
             fn(hevs)
 
     def attrs_of(self, ev: HubEvent) -> Attrs:
-        rt = BY_PLURAL.get(ev.resource)
-        return self.attrs.get(rt, ev.key, ev.revision, ev.value) if rt else ({}, {})
+        if ev.attrs is None:
+            rt = BY_PLURAL.get(ev.resource)
+            ev.attrs = self.attrs.get(rt, ev.key, ev.revision, ev.value) if rt else ({}, {})
+        return ev.attrs
 
     def prev_attrs_of(self, ev: HubEvent) -> Attrs | None:
+        """The selectable attributes of the object before this change (None if it is unknown)."""
+        if ev.prev_known:
+            return ev.prev_attrs
+        ev.prev_known = True
         rt = BY_PLURAL.get(ev.resource)
         if rt is None:
             return None
         prev = ev.prev_value
         if prev is None:
-            prev = self.latest.get(ev.key)
+            last = self.latest.get(ev.key)
+            prev = last[1] if last is not None and last[0] < ev.revision else None
         if prev is None:
             try:
                 kv = self.store.get(ev.key, ev.revision - 1)
             except Exception:
                 kv = None
             prev = kv.value if kv is not None else None
-        if prev is None:
-            return None
-        from .attrs import compute
-        return compute(rt, prev)
+        if prev is not None:
+            ev.prev_attrs = compute(rt, prev)
+        return ev.prev_attrs
 
     # ---- subscribing -------------------------------------------------------------------
     def subscribe(self, rt: ResourceType, ns: str | None, lsel: LabelSelector, fsel: FieldSelector,
@@ -206,7 +229,10 @@ class WatchHub:
                 newer.append(ev)
             for ev in reversed(newer):
                 sub.offer(ev)
-            self.subs[rt.plural].add(sub)
+            if sub.trigger is not None:
+                self.by_node[sub.trigger].add(sub)
+            else:
+                self.subs[rt.plural].add(sub)
             if sub.pending:
                 sub.wake.set()
             return sub
@@ -227,7 +253,14 @@ class WatchHub:
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
-        self.subs.get(sub.rt.plural, set()).discard(sub)
+        if sub.trigger is not None:
+            bucket = self.by_node.get(sub.trigger)
+            if bucket is not None:
+                bucket.discard(sub)
+                if not bucket:
+                    del self.by_node[sub.trigger]
+        else:
+            self.subs.get(sub.rt.plural, set()).discard(sub)
 
     def forget_below(self, revision: int) -> None:
         """After compaction: drop ring entries the store no longer has (so old watches get 410)."""
@@ -240,6 +273,6 @@ class WatchHub:
             self._watch.cancel()
         except Exception:
             pass
-        for subs in self.subs.values():
+        for subs in [*self.subs.values(), *self.by_node.values()]:
             for s in list(subs):
                 s.fail(errors.StatusError(500, "InternalError", "the apiserver is shutting down"))

@@ -96,14 +96,28 @@ def test_pivot_root_hides_the_host_and_mounts_proc_and_dev(make_bundle, state_ro
     assert "sh -c" in out and "devnull-ok" in out
 
 
-def test_the_chroot_escape_fails_after_pivot_root(make_bundle, state_root):  # noqa: F811
-    # chroot into a subdirectory, then climb out with chdir(".."): against a chroot this reaches
-    # the host; after pivot_root the old root is gone, so the climb stops at the image's "/"
-    script = "mkdir -p /jail && chroot /jail /bin/true 2>/dev/null; cd / ; cd ../../..; ls /work 2>&1 | head -1"
-    b = make_bundle(["sh", "-c", script])
-    code, out, _err, c = run(b, state_root)
-    c.delete()
-    assert "No such file" in out or out.strip() == ""
+def test_the_chroot_escape_works_on_chroot_and_fails_after_pivot_root(store, make_bundle, state_root,  # noqa: F811
+                                                                       tmp_path):
+    from labkit.oci import escape
+
+    secret = tmp_path / "host-secret.txt"
+    secret.write_text("s3cret\n")
+    process = spec.make_config(["true"])["process"]  # the default container capabilities
+    jail = store.prepare_rootfs("busybox", tmp_path / "jail", overlay=False)
+    try:
+        out = escape.attempt(escape.enter_chroot(str(jail.path), process), str(secret))
+    finally:
+        jail.unmount()
+    assert out.escaped and "s3cret" in out.detail and "CAP_SYS_CHROOT" in out.capabilities
+    b = make_bundle(["sleep", "30"])
+    c = NativeContainer(b, bundle_id(b), root=state_root)
+    c.create(start_now=True)
+    try:
+        out = escape.attempt(escape.enter_container(c.pid, process), str(secret))
+    finally:
+        c.delete(force=True)
+    assert not out.escaped and "No such file" in out.detail
+    assert "lk-escape" in out.root_listing and "work" not in out.root_listing
 
 
 def test_capabilities_are_dropped_and_no_new_privs_is_set(make_bundle, state_root):  # noqa: F811

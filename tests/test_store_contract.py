@@ -10,6 +10,7 @@ from test_store_helpers import Collector, etcd_available, running_etcd
 from labkit.controlplane.store import (
     Compacted,
     Conflict,
+    FutureRevision,
     KeyExists,
     KeyNotFound,
     Store,
@@ -240,3 +241,25 @@ def test_values_are_bytes_kept_exactly(store):
     assert store.get(k(store, "bin")).value == blob
     store.create(k(store, "ünï/cödé"), b"ok")
     assert store.list(k(store, "ünï/"))[0][0].value == b"ok"
+
+
+def test_list_then_watch_misses_nothing(store):
+    """The informer pattern: list at revision R, then watch from R + 1."""
+    for i in range(3):
+        store.create(k(store, f"i/{i}"), b"before")
+    items, rev = store.list(k(store, "i/"))
+    store.create(k(store, "i/3"), b"after")
+    store.update(k(store, "i/0"), b"changed")
+    got = Collector()
+    w = store.watch(k(store, "i/"), rev + 1, got)
+    try:
+        events = got.wait_for(2)
+        assert len(items) == 3
+        assert [(e.kv.key[-1], e.kv.value) for e in events] == [("3", b"after"), ("0", b"changed")]
+    finally:
+        w.cancel()
+
+
+def test_reading_the_future_is_an_error(store):
+    with pytest.raises(FutureRevision):
+        store.get(k(store, "a"), revision=store.revision + 1000)

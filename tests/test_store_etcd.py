@@ -75,3 +75,18 @@ def test_unreachable_etcd_is_a_clear_error():
     store = open_store(f"etcd:http://127.0.0.1:{port}")
     with pytest.raises(Unavailable, match="refused"):
         store.create("/x", b"y")
+
+
+def test_value_over_etcds_request_limit_is_a_clear_error():
+    from test_store_helpers import running_etcd
+
+    from labkit.controlplane.store import StoreError
+
+    with running_etcd() as cluster:
+        store = open_store(cluster.url)
+        try:
+            with pytest.raises(StoreError, match="max-request-bytes"):
+                store.create("/registry/configmaps/default/huge", b"x" * (2 * 1024 * 1024))
+            assert store.get("/registry/configmaps/default/huge") is None
+        finally:
+            store.close()

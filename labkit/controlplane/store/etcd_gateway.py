@@ -44,6 +44,9 @@ def _raise_for(body: bytes, status: int, endpoint: str) -> None:
         raise Compacted(message)
     if "future revision" in message:
         raise FutureRevision(message)
+    if "request is too large" in message or "message larger than max" in message:
+        raise GatewayError(f"etcd at {endpoint} refused a value that large ({message}); etcd's limit is "
+                           "--max-request-bytes, 1.5 MiB by default")
     if any(s in message for s in ("timed out", "no leader", "leader changed", "not capable",
                                   "too many requests", "stopped")):
         raise _MemberUnavailable(f"{endpoint}: {message}")

@@ -15,6 +15,7 @@ and each caller returns only after the commit holding its write.
 
 from __future__ import annotations
 
+import logging
 import queue
 import sqlite3
 import threading
@@ -35,6 +36,8 @@ from labkit.controlplane.store.base import (
     Watch,
 )
 from labkit.controlplane.store.fanout import QueueWatch, WatcherSet
+
+log = logging.getLogger(__name__)
 
 TABLE = "kine"
 SCHEMA = f"""
@@ -297,7 +300,10 @@ class SqliteStore(Store):
             op.done = True
         events = [op.event for op in batch if op.event is not None]
         if events:
-            self._deliver(events)
+            try:
+                self._deliver(events)
+            except sqlite3.Error:  # committed all the same: the poller delivers them on its next tick
+                log.warning("sqlite store %s: watch delivery deferred to the poller", self.path, exc_info=True)
 
     def create(self, key: str, value: bytes) -> KeyValue:
         def fn(cur: sqlite3.Cursor) -> Event:

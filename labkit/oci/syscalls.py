@@ -79,10 +79,20 @@ _libc: ctypes.CDLL | None = None
 
 
 def libc() -> ctypes.CDLL:
-    """The C library, loaded once with errno tracking on."""
+    """The C library, loaded once with errno tracking on, argument types declared up front
+    (declared types let ctypes convert plain ints itself, which keeps a container start fast)."""
     global _libc
     if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        c_int, c_ulong, c_char_p = ctypes.c_int, ctypes.c_ulong, ctypes.c_char_p
+        lib.prctl.argtypes = [c_int, c_ulong, c_ulong, c_ulong, c_ulong]
+        lib.prctl.restype = c_int
+        lib.mount.argtypes = [c_char_p, c_char_p, c_char_p, c_ulong, c_char_p]
+        lib.mount.restype = c_int
+        lib.umount2.argtypes = [c_char_p, c_int]
+        lib.unshare.argtypes = [c_int]
+        lib.setns.argtypes = [c_int, c_int]
+        _libc = lib
     return _libc
 
 
@@ -101,22 +111,23 @@ def _b(s: str | bytes | None) -> bytes | None:
 
 def unshare(flags: int) -> None:
     """Move the calling process into new namespaces (``CLONE_NEW*`` flags)."""
-    _check(libc().unshare(ctypes.c_int(flags)), "unshare")
+    _check(libc().unshare(flags), "unshare")
 
 
 def setns(fd: int, nstype: int = 0) -> None:
     """Join the namespace that ``fd`` (an open ``/proc/<pid>/ns/*`` or bind-mounted file) names."""
-    _check(libc().setns(ctypes.c_int(fd), ctypes.c_int(nstype)), "setns")
+    _check(libc().setns(fd, nstype), "setns")
 
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None) -> None:
     """mount(2). ``source``/``fstype``/``data`` may be None."""
-    _check(libc().mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data)),
-           f"mount {fstype or ''} {source or ''} on {target}")
+    if libc().mount(_b(source), _b(target), _b(fstype), flags, _b(data)) < 0:
+        _check(-1, f"mount {fstype or ''} {source or ''} on {target}")
 
 
 def umount2(target: str, flags: int = 0) -> None:
-    _check(libc().umount2(_b(target), ctypes.c_int(flags)), f"umount {target}")
+    if libc().umount2(_b(target), flags) < 0:
+        _check(-1, f"umount {target}")
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
@@ -133,8 +144,8 @@ def sethostname(name: str) -> None:
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
-    return _check(libc().prctl(ctypes.c_int(option), ctypes.c_ulong(arg2), ctypes.c_ulong(arg3),
-                               ctypes.c_ulong(arg4), ctypes.c_ulong(arg5)), "prctl")
+    ret = libc().prctl(option, arg2, arg3, arg4, arg5)
+    return ret if ret >= 0 else _check(ret, "prctl")
 
 
 class _CapHeader(ctypes.Structure):

@@ -85,10 +85,17 @@ class ExecOutput:
     stderr: bytes
 
 
+_DEFAULT_ROOT: Path | None = None
+
+
 def default_root() -> Path:
+    """``<labkit state>/native``: one directory per container (state.json, exit.json, exec.fifo)."""
+    global _DEFAULT_ROOT
     from labkit.paths import state_dir
 
-    return state_dir() / "native"
+    if _DEFAULT_ROOT is None or os.environ.get("LABKIT_STATE"):
+        _DEFAULT_ROOT = state_dir() / "native"
+    return _DEFAULT_ROOT
 
 
 def _status_code(status: int) -> tuple[int, int | None]:
@@ -107,6 +114,14 @@ def _own_pid_ns() -> int:
     if _OWN_PID_NS is None:
         _OWN_PID_NS = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     return _OWN_PID_NS
+
+
+def _has_entries(path: Path) -> bool:
+    try:
+        with os.scandir(path) as it:
+            return next(it, None) is not None
+    except OSError:
+        return False
 
 
 def _pid_alive(pid: int) -> bool:
@@ -133,7 +148,7 @@ class NativeContainer:
         if not _ID_RE.match(id or ""):
             raise NativeError(f"bad container ID {id!r}: use letters, digits, '_', '.', '-' (max 128)")
         self.id = id
-        self.bundle_path = Path(bundle).resolve()
+        self.bundle_path = Path(os.path.abspath(bundle))
         self.root = Path(root) if root else default_root()
         self.dir = self.root / id
         self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
@@ -164,18 +179,20 @@ class NativeContainer:
         return c
 
     def _write_state(self, **extra: Any) -> None:
-        st = {"ociVersion": "1.0.2", "id": self.id, "pid": self.pid, "shim_pid": self.shim_pid,
-              "bundle": str(self.bundle_path), "rootfs": str(self._rootfs()),
-              "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "cgroupsPath": self._cgroup.path if self._cgroup else None,
-              "annotations": (self.config.get("annotations") or {}), "owner": ""}
-        old = self._read_state()
-        if old.get("created"):
-            st["created"] = old["created"]
-        st.update({k: v for k, v in old.items() if k not in st})
+        """Write ``state.json`` (what ``state``, ``kill`` and ``delete`` from another process read)."""
+        st = getattr(self, "_state", None)
+        if st is None:
+            st = self._read_state() or {
+                "ociVersion": "1.0.2", "id": self.id, "bundle": str(self.bundle_path),
+                "rootfs": str(self._rootfs()), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "annotations": (self.config.get("annotations") or {}), "owner": ""}
+            self._state = st
+        st.update({"pid": self.pid, "shim_pid": self.shim_pid,
+                   "cgroupsPath": self._cgroup.path if self._cgroup else None})
         st.update(extra)
         tmp = self.dir / "state.json.tmp"
-        tmp.write_text(json.dumps(st))
+        with open(tmp, "w") as f:
+            f.write(json.dumps(st))
         os.replace(tmp, self.dir / "state.json")
 
     def _read_state(self) -> dict[str, Any]:
@@ -217,7 +234,7 @@ class NativeContainer:
                           "Run as root, or use the simulated runtime (--runtime simulated)")
         cfg = self.config
         rootfs = self._rootfs()
-        if not rootfs.is_dir() or not any(rootfs.iterdir()):
+        if not _has_entries(rootfs):
             raise NativeError(f"root file system {rootfs} is missing or empty; prepare it first "
                               "(ImageStore.prepare_rootfs)")
         if (cfg.get("process") or {}).get("terminal"):
@@ -303,10 +320,11 @@ class NativeContainer:
                 raise MemoryTooSmall("the memory limit is too small: the kernel OOM-killed the container "
                                      "before its program started; raise the limit")
             raise NativeError(f"container init died before it was ready (exit status {status.code})")
-        self._write_state(status="created", started=False)
         if start_now:
             self._after_exec()
             self._write_state(status="running", started=True)
+        else:
+            self._write_state(status="created", started=False)
         return self.pid or 0
 
     def _fork_into_pid_ns(self, pid_ns: dict[str, Any] | None, pid_ns_fd: int | None) -> int:

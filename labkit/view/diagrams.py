@@ -23,7 +23,7 @@ from pathlib import Path
 
 import graphviz
 
-FONT = "Helvetica,Arial,sans-serif"
+FONT = "Helvetica"  # one name: graphviz-pure has metrics for it, Debian dot maps it to a sans font
 HASH_MARK = "labkit-dot-sha256:"
 
 # Colours: the Master, the Node, the kernel, the plug-ins, history.
@@ -72,35 +72,40 @@ def _module(name: str) -> str:
 
 def architecture() -> graphviz.Digraph:
     """The seed's global architecture (S9-S13), each box annotated with the labkit module behind it."""
-    g = _graph("architecture", rankdir="TB", nodesep="0.35", ranksep="0.45")
+    g = _graph("architecture", rankdir="TB", nodesep="0.3", ranksep="0.4")
     g.node("user", _label("kubectl / kubernetes client", "labkit.client"), shape="box", style="filled",
            fillcolor="white")
     with g.subgraph(name="cluster_master") as m:
         m.attr(label="Master (control plane)", style="rounded,filled", fillcolor="#eff6ff", color="#3b82f6")
         m.attr("node", fillcolor=MASTER)
-        m.node("apiserver", _label("kube-apiserver", _module("kube-apiserver")))
-        m.node("scheduler", _label("kube-scheduler", _module("kube-scheduler")))
-        m.node("controllers", _label("kube-controller-manager", _module("kube-controller-manager")))
+        with m.subgraph() as row:
+            row.attr(rank="same")
+            row.node("scheduler", _label("kube-scheduler", _module("kube-scheduler")))
+            row.node("apiserver", _label("kube-apiserver", _module("kube-apiserver")))
+            row.node("controllers", _label("kube-controller-manager", _module("kube-controller-manager")))
         m.node("etcd", _label("etcd", _module("etcd")), shape="cylinder", style="filled")
     with g.subgraph(name="cluster_node") as n:
         n.attr(label="Node (worker)", style="rounded,filled", fillcolor="#f0fdf4", color="#22c55e")
         n.attr("node", fillcolor=NODE)
         n.node("kubelet", _label("kubelet", _module("kubelet")))
-        n.node("cri", _label("CRI", _module("CRI")), shape="cds", style="filled")
+        with n.subgraph() as row:
+            row.attr(rank="same")
+            row.node("cri", _label("CRI", _module("CRI")), shape="cds", style="filled")
+            row.node("deviceplugin", _label("Device Plugin", _module("Device Plugin (gRPC)")), fillcolor=PLUGIN)
+            row.node("cni", _label("CNI plugin", _module("CNI")), fillcolor=PLUGIN)
+            row.node("csi", _label("CSI driver", _module("CSI")), fillcolor=PLUGIN)
         n.node("runtime", _label("container runtime (Docker, ...)", _module("container runtime")))
         n.node("oci", _label("OCI runtime (runc, ...)", _module("OCI")))
         n.node("kernel", _label("Linux namespaces + cgroups"), fillcolor=KERNEL)
-        n.node("deviceplugin", _label("Device Plugin", _module("Device Plugin (gRPC)")), fillcolor=PLUGIN)
-        n.node("cni", _label("CNI plugin", _module("CNI")), fillcolor=PLUGIN)
-        n.node("csi", _label("CSI driver", _module("CSI")), fillcolor=PLUGIN)
         n.node("gpu", "GPUs, devices", shape="box3d", style="filled", fillcolor=NEUTRAL)
         n.node("net", "pod network", shape="box3d", style="filled", fillcolor=NEUTRAL)
         n.node("disk", "persistent volumes", shape="box3d", style="filled", fillcolor=NEUTRAL)
     g.edge("user", "apiserver", label=" REST API")
     g.edge("apiserver", "etcd", label=" persists", dir="both")
-    g.edge("scheduler", "apiserver", label=" watch + bind")
-    g.edge("controllers", "apiserver", label=" watch + write")
-    g.edge("kubelet", "apiserver", label=" watch pods,\\n report status")
+    g.edge("scheduler", "apiserver", label="watch\\n+ bind")
+    g.edge("apiserver", "controllers", label="watch\\n+ write", dir="back")
+    g.edge("etcd", "kubelet", style="invis")
+    g.edge("apiserver", "kubelet", label=" watch pods, report status", dir="back", constraint="false")
     g.edge("kubelet", "cri", label=" gRPC")
     g.edge("cri", "runtime")
     g.edge("runtime", "oci", label=" config.json")
@@ -114,32 +119,32 @@ def architecture() -> graphviz.Digraph:
     return g
 
 
+def _table(title: str, colour: str, rows: list[str], module: str = "") -> str:
+    """An HTML-like table label: a titled box with one row per item."""
+    head = f'<tr><td bgcolor="{colour}"><b>{title}</b></td></tr>'
+    body = "".join(f'<tr><td align="left">{r}</td></tr>' for r in rows)
+    foot = f'<tr><td border="0"><font point-size="9" color="#4b5563">{module}</font></td></tr>' if module else ""
+    return f'<<table border="0" cellborder="1" cellspacing="0" cellpadding="5">{head}{body}{foot}</table>>'
+
+
 def container() -> graphviz.Digraph:
     """What a container is: one ordinary process, fenced by namespaces, cgroups and its own root."""
-    g = _graph("container", rankdir="LR", nodesep="0.25")
-    g.node("proc", _label("a process (PID 1 inside, e.g. PID 4242 outside)", "labkit.oci / labkit.runtime"),
+    g = _graph("container", rankdir="TB", nodesep="0.4", ranksep="0.5")
+    g.node("proc", _label("a process: PID 1 inside, an ordinary PID outside", "labkit.oci / labkit.runtime"),
            fillcolor=NODE)
-    with g.subgraph(name="cluster_ns") as ns:
-        ns.attr(label="namespaces: what it can see", style="rounded", color="#3b82f6")
-        ns.attr("node", fillcolor=MASTER)
-        for kind, what in [("pid", "its own process tree"), ("mnt", "its own mounts"), ("uts", "its own hostname"),
-                           ("net", "its own interfaces, IPs"), ("ipc", "its own shared memory"),
-                           ("user", "its own user ids")]:
-            ns.node(f"ns_{kind}", f"{kind}: {what}")
-    with g.subgraph(name="cluster_cg") as cg:
-        cg.attr(label="cgroups: how much it may use", style="rounded", color="#f59e0b")
-        cg.attr("node", fillcolor=KERNEL)
-        for kind in ["memory limit", "CPU quota", "pids limit"]:
-            cg.node(f"cg_{kind.split()[0]}", kind)
-    with g.subgraph(name="cluster_root") as rf:
-        rf.attr(label="root filesystem: what it runs", style="rounded", color="#22c55e")
-        rf.attr("node", fillcolor=PLUGIN)
-        rf.node("rootfs", _label("image layers (overlayfs) + pivot_root", "labkit.images"))
-    for kind in ["pid", "mnt", "uts", "net", "ipc", "user"]:
-        g.edge("proc", f"ns_{kind}", arrowhead="none", color="#93c5fd")
-    for kind in ["memory", "CPU", "pids"]:
-        g.edge("proc", f"cg_{kind}", arrowhead="none", color="#fcd34d")
-    g.edge("proc", "rootfs", arrowhead="none", color="#86efac")
+    g.node("ns", _table("namespaces: what it can see", MASTER, [
+        "pid: its own process tree", "mnt: its own mounts", "uts: its own hostname",
+        "net: its own interfaces, IPs", "ipc: its own shared memory", "user: its own user ids",
+        "cgroup: its own view of cgroups"], "kernel: clone / unshare / setns"), shape="plain", style="")
+    g.node("cg", _table("cgroups: how much it may use", KERNEL, [
+        "memory limit (then OOM kill)", "CPU quota per period", "pids limit", "counters: usage, failcnt"],
+        "kernel: /sys/fs/cgroup (v1 or v2)"), shape="plain", style="")
+    g.node("rootfs", _table("its own root filesystem: what it runs", PLUGIN, [
+        "image layers, read-only, shared", "one writable upper layer (overlayfs)",
+        "pivot_root into it", "/proc and a minimal /dev"], "labkit.images"), shape="plain", style="")
+    g.edge("proc", "ns", arrowhead="none", color="#3b82f6")
+    g.edge("proc", "cg", arrowhead="none", color="#f59e0b")
+    g.edge("proc", "rootfs", arrowhead="none", color="#22c55e")
     return g
 
 

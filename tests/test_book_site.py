@@ -379,3 +379,4 @@ def test_index_html_leads_to_the_landing_page():
     """The README tells readers to open _build/html/index.html."""
     index = (SITE / "index.html").read_text().lower()
     assert "intro.html" in index and (SITE / "intro.html").exists()
+

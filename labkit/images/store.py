@@ -14,7 +14,6 @@ different name, and the manifest digest names the whole image exactly.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import io
 import json
@@ -145,6 +144,12 @@ class ImageStore:
     # --- blobs and the index ---------------------------------------------------
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
+        """One writer at a time (other processes may build into the same store)."""
+        try:
+            import fcntl
+        except ImportError:  # not a Unix: a single process is the only writer
+            yield
+            return
         with open(self.root / ".lock", "a") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
             try:

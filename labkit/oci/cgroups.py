@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -370,9 +369,9 @@ class Cgroup:
         elif "freezer" in self.v1:
             _write(self.v1["freezer"] / "freezer.state", "THAWED")
 
-    def kill(self, sig: int = signal.SIGKILL) -> None:
+    def kill(self, sig: int = 9) -> None:
         """Signal every process in the group; ``cgroup.kill`` when SIGKILL on v2, else one by one."""
-        if sig == signal.SIGKILL and self.v2 is not None and not self.layout.fake \
+        if sig == 9 and self.v2 is not None and not self.layout.fake \
                 and (self.v2 / "cgroup.kill").exists():
             _write(self.v2 / "cgroup.kill", "1")
             return

@@ -66,8 +66,7 @@ def check_host() -> None:
         why = "this session is not root"
     else:
         return
-    raise NotRoot(f"real containers need Linux and root (namespaces, mounts, cgroups); {why}, "
-                  "so the simulated runtime is used instead")
+    raise NotRoot(f"real containers need Linux and root (namespaces, mounts, cgroups); {why}")
 
 
 @contextlib.contextmanager

@@ -229,7 +229,7 @@ class NativeContainer:
         ``start_now`` skips the wait for :meth:`start` (the fast path :meth:`run` uses);
         ``fifo`` waits on ``<state>/exec.fifo`` instead, so another process can start it (CLI).
         """
-        if os.geteuid() != 0 or os.environ.get("LABKIT_PRETEND_NOT_ROOT"):
+        if not hasattr(os, "geteuid") or os.geteuid() != 0 or os.environ.get("LABKIT_PRETEND_NOT_ROOT"):
             raise NotRoot("the native runtime needs root: it creates namespaces, mounts and cgroups. "
                           "Run as root, or use the simulated runtime (--runtime simulated)")
         cfg = self.config

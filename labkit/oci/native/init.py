@@ -15,9 +15,13 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import resource
 import signal
 import stat
+
+try:  # Unix only; absent on Windows, where the package must still import
+    import resource
+except ImportError:  # pragma: no cover
+    resource = None  # type: ignore[assignment]
 from typing import Any
 
 from labkit.oci import capabilities as caps
@@ -260,7 +264,7 @@ def container_init(config: dict[str, Any], rootfs: str, sync_fd: int, start_fd: 
             sc.mount(None, "/", None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY)
         if config.get("hostname") and any(ns.get("type") == "uts" for ns in linux.get("namespaces") or []):
             sc.sethostname(config["hostname"])
-        for rl in proc.get("rlimits") or []:
+        for rl in proc.get("rlimits") or [] if resource is not None else []:
             kind = getattr(resource, rl["type"], None)
             if kind is not None:
                 resource.setrlimit(kind, (int(rl["soft"]), int(rl["hard"])))

@@ -134,6 +134,10 @@ class SqliteStore(Store):
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
         conn.execute("PRAGMA busy_timeout=10000")
+        # lists read rows in key order, scattered across a file written in revision order: map
+        # the file instead of read()ing page by page, and keep more pages cached
+        conn.execute("PRAGMA mmap_size=1073741824")
+        conn.execute("PRAGMA cache_size=-16384")
         return conn
 
     # ---- connections -------------------------------------------------------------------
@@ -218,7 +222,7 @@ class SqliteStore(Store):
                 rev = revision
             out: list[KeyValue] = []
             after = start_after
-            page = max(limit or 0, 500)
+            page = max(limit or 0, 500 if limit else 5000)
             while True:
                 where = ["name >= ?", "id <= ?"]
                 args: list = [prefix, rev]
@@ -231,8 +235,9 @@ class SqliteStore(Store):
                 rows = conn.execute(
                     f"SELECT {', '.join('k.' + c.strip() for c in COLUMNS.split(','))} FROM {TABLE} k "
                     f"JOIN (SELECT MAX(id) AS mid FROM {TABLE} WHERE {' AND '.join(where)} "
-                    f"GROUP BY name ORDER BY name LIMIT ?) m ON k.id = m.mid ORDER BY k.name",
+                    f"GROUP BY name ORDER BY name LIMIT ?) m ON k.id = m.mid",
                     (*args, page)).fetchall()
+                rows.sort(key=lambda r: r[1])  # cheaper here than a sorter full of values in SQLite
                 for row in rows:
                     if not row[3]:
                         out.append(_row_event(row).kv)

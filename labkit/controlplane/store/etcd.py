@@ -34,6 +34,8 @@ from labkit.controlplane.store.fanout import QueueWatch
 
 log = logging.getLogger(__name__)
 
+PAGE = 1000  # keys per range request when listing
+
 
 def _prefix_end(prefix: bytes) -> bytes:
     """etcd's range_end for "every key starting with prefix" (b"\\0" = to the end of the keyspace)."""
@@ -97,14 +99,24 @@ class EtcdStore(Store):
              start_after: str | None = None) -> tuple[list[KeyValue], int]:
         raw = prefix.encode()
         start = raw if start_after is None else max(raw, start_after.encode() + b"\0")
-        body: dict = {"key": b64(start or b"\0"), "range_end": b64(_prefix_end(raw))}
-        if limit:
-            body["limit"] = str(limit)
-        if revision is not None:
-            body["revision"] = str(revision)
-        r = self.gateway.call("/v3/kv/range", body)
-        rev = revision if revision is not None else int(r["header"]["revision"])
-        return [_kv(d) for d in r.get("kvs") or []], rev
+        end = b64(_prefix_end(raw))
+        out: list[KeyValue] = []
+        rev = revision
+        while True:
+            # pages of at most PAGE keys, all read at the revision of the first: one answer with
+            # 100k objects would pass the gateway's message size limit
+            want = PAGE if not limit else min(PAGE, limit - len(out))
+            body: dict = {"key": b64(start or b"\0"), "range_end": end, "limit": str(want)}
+            if rev is not None:
+                body["revision"] = str(rev)
+            r = self.gateway.call("/v3/kv/range", body)
+            if rev is None:
+                rev = int(r["header"]["revision"])
+            kvs = [_kv(d) for d in r.get("kvs") or []]
+            out.extend(kvs)
+            if not r.get("more") or not kvs or (limit and len(out) >= limit):
+                return out, rev
+            start = kvs[-1].key.encode() + b"\0"
 
     # ---- writes ------------------------------------------------------------------------
     def _txn(self, key: str, compare: dict, success: dict) -> dict:

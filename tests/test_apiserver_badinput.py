@@ -142,3 +142,52 @@ def test_discovery_and_version(api):  # noqa: F811
     patch = doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"]
     assert patch["x-kubernetes-group-version-kind"]["kind"] == "Deployment"
     assert "fieldValidation" in [p["name"] for p in patch["parameters"]]
+
+
+def test_wrong_json_types_are_400_like_go_decoding(api, ns):  # noqa: F811
+    body = pod("typed")
+    body["spec"]["containers"][0]["ports"] = [{"containerPort": "80"}]
+    r = requests.post(f"{api.url}/api/v1/namespaces/{ns}/pods", json=body, timeout=10)
+    assert r.status_code == 400 and "cannot unmarshal string" in r.json()["message"]
+    body = pod("qty")
+    body["spec"]["containers"][0]["resources"] = {"limits": {"memory": "lots"}}
+    r = requests.post(f"{api.url}/api/v1/namespaces/{ns}/pods", json=body, timeout=10)
+    assert r.status_code == 400 and "quantities must match" in r.json()["message"]
+
+
+def test_strict_validation_sees_nested_unknown_fields(api, ns):  # noqa: F811
+    body = deployment("strict")
+    body["spec"]["template"]["spec"]["containers"][0]["imagePolicy"] = "x"
+    r = requests.post(f"{api.url}/apis/apps/v1/namespaces/{ns}/deployments", json=body,
+                      params={"fieldValidation": "Strict"}, timeout=10)
+    assert r.status_code == 400
+    assert 'unknown field "spec.template.spec.containers[0].imagePolicy"' in r.json()["message"]
+
+
+def test_type_confusion_never_gives_a_5xx(api, ns):  # noqa: F811
+    import random
+
+    rnd = random.Random(4)
+    values = [None, 1, "x", [], {}, [1], {"a": 1}, True, -5, "Bad Name", [{"name": "c"}], 1.5]
+    paths = [("metadata",), ("metadata", "labels"), ("metadata", "finalizers"), ("spec",), ("spec", "containers"),
+             ("spec", "selector"), ("spec", "template"), ("spec", "template", "spec"), ("spec", "replicas"),
+             ("spec", "ports"), ("data",), ("status",), ("metadata", "ownerReferences")]
+    urls = [f"/api/v1/namespaces/{ns}/pods", f"/apis/apps/v1/namespaces/{ns}/deployments",
+            f"/api/v1/namespaces/{ns}/services", f"/api/v1/namespaces/{ns}/configmaps", "/api/v1/nodes"]
+    for i in range(150):
+        body = deployment(f"fz{i}")
+        body.pop("kind")
+        body.pop("apiVersion")
+        for _ in range(rnd.randint(1, 3)):
+            path = rnd.choice(paths)
+            cur = body
+            for p in path[:-1]:
+                cur = cur.setdefault(p, {}) if isinstance(cur, dict) else {}
+            if isinstance(cur, dict):
+                cur[path[-1]] = json.loads(json.dumps(rnd.choice(values)))
+        url = api.url + rnd.choice(urls)
+        r = requests.post(url, json=body, timeout=10)
+        assert r.status_code < 500, r.text
+        for ct in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
+            r = requests.patch(f"{url}/fz{i}", data=json.dumps(body), headers={"Content-Type": ct}, timeout=10)
+            assert r.status_code < 500, r.text

@@ -22,6 +22,10 @@ from .resources import ResourceType
 MAGIC = b"k8s\x00"
 
 # kind -> message name in the field table
+# Go structs embedded with `json:",inline"` (their fields appear in the parent's JSON)
+INLINE = {"localObjectReference", "ephemeralContainerCommon", "persistentVolumeSource", "volumeSource", "handler",
+          "volumeStatus"}
+
 KIND_MESSAGES = {
     ("apps/v1", "Deployment"): "apps.v1.Deployment", ("apps/v1", "ReplicaSet"): "apps.v1.ReplicaSet",
     ("v1", "Pod"): "core.v1.Pod", ("v1", "Namespace"): "core.v1.Namespace", ("v1", "ConfigMap"): "core.v1.ConfigMap",
@@ -173,6 +177,8 @@ def decode_message(name: str, buf: bytes) -> dict:
                 out.setdefault(json_name, []).extend(_packed(typ, val))  # type: ignore[arg-type]
             else:
                 out.setdefault(json_name, []).append(_value(typ, wt, val))
+        elif json_name in INLINE and "." in typ:  # an embedded Go struct: its fields sit in the parent
+            out.update(decode_message(typ, val))  # type: ignore[arg-type]
         else:
             v = _value(typ, wt, val)
             # Go writes zero-valued non-pointer fields; JSON (omitempty) would have left them out

@@ -17,57 +17,12 @@ from labkit.controlplane.store import Compacted, Conflict, KeyExists, KeyNotFoun
 from . import errors
 from .codec import decode, encode, now_rfc3339, with_rv
 from .errors import StatusError
-from .resources import BY_PLURAL, META_FIELDS, RESOURCES, ResourceType
+from .resources import BY_PLURAL, RESOURCES, ResourceType
 from .validation import check_labels, check_name, generate_name
 
 OBJECT_MODIFIED = "the object has been modified; please apply your changes to the latest version and try again"
 PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-
-# Well-known fields below the top level that strict field validation knows about.
-_CONTAINER_FIELDS = {
-    "name", "image", "command", "args", "workingDir", "ports", "envFrom", "env", "resources", "resizePolicy",
-    "restartPolicy", "volumeMounts", "volumeDevices", "livenessProbe", "readinessProbe", "startupProbe",
-    "lifecycle", "terminationMessagePath", "terminationMessagePolicy", "imagePullPolicy", "securityContext",
-    "stdin", "stdinOnce", "tty"}
-_POD_SPEC_FIELDS = {
-    "volumes", "initContainers", "containers", "ephemeralContainers", "restartPolicy",
-    "terminationGracePeriodSeconds", "activeDeadlineSeconds", "dnsPolicy", "nodeSelector", "serviceAccountName",
-    "serviceAccount", "automountServiceAccountToken", "nodeName", "hostNetwork", "hostPID", "hostIPC",
-    "shareProcessNamespace", "securityContext", "imagePullSecrets", "hostname", "subdomain", "affinity",
-    "schedulerName", "tolerations", "hostAliases", "priorityClassName", "priority", "dnsConfig", "readinessGates",
-    "runtimeClassName", "enableServiceLinks", "preemptionPolicy", "overhead", "topologySpreadConstraints",
-    "setHostnameAsFQDN", "os", "hostUsers", "schedulingGates", "resourceClaims", "resources"}
-_WORKLOAD_SPEC_FIELDS = {"replicas", "selector", "template", "strategy", "minReadySeconds",
-                         "revisionHistoryLimit", "paused", "progressDeadlineSeconds"}
-
-
-def unknown_fields(rt: ResourceType, obj: dict) -> list[str]:
-    """Paths of fields this server does not know (for fieldValidation=Strict/Warn)."""
-    out = [k for k in obj if k not in COMMON_TOP_ALL and k not in rt.top_fields]
-    meta = obj.get("metadata")
-    if isinstance(meta, dict):
-        out += [f"metadata.{k}" for k in meta if k not in META_FIELDS]
-    spec = obj.get("spec")
-    pod_specs: list[tuple[str, Any]] = []
-    if rt.plural == "pods":
-        pod_specs.append(("spec", spec))
-    elif rt.plural in ("deployments", "replicasets") and isinstance(spec, dict):
-        out += [f"spec.{k}" for k in spec if k not in _WORKLOAD_SPEC_FIELDS]
-        tmpl = spec.get("template")
-        if isinstance(tmpl, dict):
-            out += [f"spec.template.{k}" for k in tmpl if k not in ("metadata", "spec")]
-            pod_specs.append(("spec.template.spec", tmpl.get("spec")))
-    for path, ps in pod_specs:
-        if not isinstance(ps, dict):
-            continue
-        out += [f"{path}.{k}" for k in ps if k not in _POD_SPEC_FIELDS]
-        for key in ("containers", "initContainers"):
-            for c in ps.get(key) or []:
-                if isinstance(c, dict):
-                    out += [f"{path}.{key}[{c.get('name', '')}].{k}" for k in c if k not in _CONTAINER_FIELDS]
-    return out
-
 
 COMMON_TOP_ALL = {"apiVersion", "kind", "metadata"}
 

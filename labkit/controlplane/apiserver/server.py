@@ -22,13 +22,13 @@ from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
 from labkit.controlplane.store import Store, open_store
 
-from . import discovery, errors, tables
+from . import discovery, errors, schema, tables
 from .attrs import AttrCache, matches
 from .codec import decode, dumps, with_rv
 from .errors import StatusError
 from .indexes import PodsByNode
 from .patch import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, apply_patch
-from .registry import Registry, unknown_fields
+from .registry import Registry
 from .resources import BY_PATH, BY_PLURAL, ResourceType, group_versions
 from .selectors import FieldSelector, LabelSelector
 from .watch import Subscriber, WatchHub
@@ -386,15 +386,29 @@ class APIServer:
         raise errors.unsupported_media_type(ct)
 
     def _field_warnings(self, req: Request, obj: Any) -> dict:
-        """fieldValidation: Strict rejects unknown fields, Warn (the default) warns, Ignore ignores."""
+        """Decode-time checks: wrong JSON types are a 400, like decoding into Go structs.
+
+        Unknown fields follow ``fieldValidation``: Strict rejects them, Warn (the default) answers
+        with a Warning header, Ignore ignores them; they are dropped from the object either way.
+        """
+        if not isinstance(obj, dict):
+            raise errors.bad_request("the request body must be a JSON or YAML object")
+        rt = req.rt
+        _strip_nulls(obj)
+        type_errors, unknown = schema.check(rt.group_version, rt.kind, obj)
+        if type_errors:
+            raise errors.bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+                                     + "; ".join(type_errors[:5]))
         mode = req.query.get("fieldValidation", "Warn")
-        if mode == "Ignore" or not isinstance(obj, dict):
-            return {}
-        unknown = unknown_fields(req.rt, obj)
+        if mode not in ("Strict", "Warn", "Ignore"):
+            raise errors.bad_request(f'fieldValidation must be one of "Ignore", "Warn" or "Strict", not "{mode}"')
         if not unknown:
             return {}
+        schema.drop_unknown(obj, unknown)
         if mode == "Strict":
             raise errors.bad_request("strict decoding error: " + ", ".join(f'unknown field "{u}"' for u in unknown))
+        if mode == "Ignore":
+            return {}
         return {"Warning": ", ".join(f'299 - "unknown field \\"{u}\\""' for u in unknown)}
 
     def _object_reply(self, req: Request, obj: dict, data: bytes, status: int = 200,
@@ -453,6 +467,11 @@ class APIServer:
         grace = req.int_param("gracePeriodSeconds")
         if grace is not None:
             options["gracePeriodSeconds"] = grace
+        g = options.get("gracePeriodSeconds")
+        if g is not None and (isinstance(g, bool) or not isinstance(g, int)):
+            raise errors.bad_request("DeleteOptions.gracePeriodSeconds must be an integer")
+        if not isinstance(options.get("preconditions") or {}, dict):
+            raise errors.bad_request("DeleteOptions.preconditions must be an object")
         if req.query.get("propagationPolicy"):
             options["propagationPolicy"] = req.query["propagationPolicy"]
         if options.get("propagationPolicy") not in (None, "Background", "Foreground", "Orphan"):
@@ -663,7 +682,9 @@ class APIServer:
         if not isinstance(body, dict):
             raise errors.bad_request("the body must be a Binding object")
         target = body.get("target") or {}
-        node = target.get("name")
+        node = target.get("name") if isinstance(target, dict) else None
+        if node is not None and not isinstance(node, str):
+            raise errors.bad_request("Binding target.name must be a string")
         if not node:
             raise errors.invalid("Binding", "", req.name or "", [errors.cause("target.name", "Required value",
                                                                               "FieldValueRequired")])
@@ -678,7 +699,8 @@ class APIServer:
             if current:
                 raise errors.conflict(rt.plural, rt.group, name,
                                       f"pod {name} is already assigned to node \"{current}\"")
-            uid = (body.get("metadata") or {}).get("uid")
+            meta = body.get("metadata")
+            uid = meta.get("uid") if isinstance(meta, dict) else None
             if uid and uid != pod["metadata"].get("uid"):
                 raise errors.conflict(rt.plural, rt.group, name, "the UID in the binding does not match the pod")
             pod["spec"]["nodeName"] = node
@@ -719,8 +741,11 @@ class APIServer:
                 if not isinstance(body, dict):
                     raise errors.bad_request("the body must be a Scale object")
                 new_scale = body
-            replicas = (new_scale.get("spec") or {}).get("replicas")
-            if not isinstance(replicas, int) or replicas < 0:
+            if not isinstance(new_scale, dict) or not isinstance(new_scale.get("spec"), dict) or \
+                    not isinstance(new_scale.get("metadata") or {}, dict):
+                raise errors.bad_request("the body must be an autoscaling/v1 Scale object")
+            replicas = new_scale["spec"].get("replicas")
+            if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
                 raise errors.invalid("Scale", "autoscaling", name, [errors.cause(
                     "spec.replicas", f"Invalid value: {replicas}: must be greater than or equal to 0")])
             want_rv = (new_scale.get("metadata") or {}).get("resourceVersion")
@@ -786,6 +811,18 @@ class APIServer:
             except (ConnectionResetError, ConnectionError):
                 pass
             return resp
+
+
+def _strip_nulls(obj: Any) -> None:
+    """JSON ``null`` decodes to "not set" in Go; drop such keys so later code sees them as absent."""
+    if isinstance(obj, dict):
+        for k in [k for k, v in obj.items() if v is None]:
+            del obj[k]
+        for v in obj.values():
+            _strip_nulls(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            _strip_nulls(v)
 
 
 def tables_now() -> str:

@@ -90,3 +90,26 @@ def test_value_over_etcds_request_limit_is_a_clear_error():
             assert store.get("/registry/configmaps/default/huge") is None
         finally:
             store.close()
+
+
+def test_long_lists_are_read_in_pages_at_one_revision(monkeypatch):
+    from test_store_helpers import running_etcd
+
+    import labkit.controlplane.store.etcd as etcd_store
+
+    monkeypatch.setattr(etcd_store, "PAGE", 4)
+    with running_etcd() as cluster:
+        store = open_store(cluster.url)
+        try:
+            for i in range(11):
+                store.create(f"/registry/pods/default/p{i:02d}", b"{}")
+            store.create("/registry/services/default/s", b"{}")
+            items, rev = store.list("/registry/pods/")
+            assert [kv.key[-3:] for kv in items] == [f"p{i:02d}" for i in range(11)]
+            store.delete("/registry/pods/default/p05")
+            again, _ = store.list("/registry/pods/", revision=rev)
+            assert again == items
+            page, _ = store.list("/registry/pods/", revision=rev, limit=6, start_after=items[2].key)
+            assert [kv.key[-3:] for kv in page] == [f"p{i:02d}" for i in range(3, 9)]
+        finally:
+            store.close()

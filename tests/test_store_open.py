@@ -48,3 +48,7 @@ def test_bad_urls_say_what_to_do(url, hint):
 def test_sqlite_path_that_is_a_directory(tmp_path):
     with pytest.raises(ValueError, match="is a directory"):
         open_store(f"sqlite:{tmp_path}")
+
+
+def test_plain_etcd_means_the_local_default_port():
+    assert open_store("etcd").endpoints == ["http://127.0.0.1:2379"]

@@ -7,7 +7,7 @@
   of k3s's kine; ``sqlite`` alone means ``<labkit data dir>/store.db``. ``?sync=normal`` trades
   power-cut safety for speed (the default ``sync=full`` fsyncs every commit).
 * ``etcd:http://127.0.0.1:2379[,http://...]`` - real etcd v3 through its JSON gateway; every
-  member URL is tried in turn.
+  member URL is tried in turn. ``etcd`` alone means ``http://127.0.0.1:2379``, as for etcdctl.
 """
 
 from __future__ import annotations
@@ -68,6 +68,8 @@ def open_store(url: str = "sqlite") -> Store:
     if scheme == "etcd":
         from labkit.controlplane.store.etcd import EtcdStore
 
+        if url.lower() == "etcd":  # like etcdctl: the well-known local client port
+            return EtcdStore(["http://127.0.0.1:2379"])
         endpoints = [e.strip() for e in rest.split(",") if e.strip()]
         if not endpoints:
             raise ValueError(f"store URL {url!r} names no etcd member: "

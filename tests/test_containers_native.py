@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -285,3 +286,45 @@ def test_not_root_gets_a_plain_message(make_bundle, state_root):  # noqa: F811
                           "-c", code, str(b)], capture_output=True, text=True, cwd=REPO, timeout=60,
                          env=dict(os.environ, LABKIT_STATE="/tmp"))
     assert "needs root" in out.stdout and "simulated" in out.stdout, out.stderr
+
+
+def test_user_namespace_makes_root_inside_an_ordinary_uid_outside(store, state_root, no_leaks):  # noqa: F811
+    import shutil
+    import tempfile
+
+    from labkit.oci.bundle import Bundle
+
+    work = Path(tempfile.mkdtemp(prefix="lkct-userns-"))
+    os.chmod(work, 0o755)  # the mapped root (host uid 100000) must be able to walk to the rootfs
+    cid = new_id("u")
+    try:
+        cfg = spec.make_config(["sh", "-c", "id -u; cat /proc/self/uid_map; touch /y 2>&1; sleep 30"],
+                               namespaces=["pid", "network", "ipc", "uts", "mount", "user"],
+                               cgroups_path=f"/labkit/{cid}")
+        b = Bundle.create(work / "b", cfg)
+        with store.prepare_rootfs("busybox", b.rootfs):
+            out = work / "out"
+            fd = os.open(out, os.O_WRONLY | os.O_CREAT, 0o644)
+            c = NativeContainer(b.path, cid, root=state_root, stdout=fd, stderr=fd)
+            try:
+                c.create(start_now=True)
+                host_uid = [line.split()[1] for line in open(f"/proc/{c.pid}/status") if line.startswith("Uid:")]
+                for _ in range(1000):  # wait for the three lines the script prints before sleeping
+                    if out.read_text().count("\n") >= 3:
+                        break
+                    time.sleep(0.01)
+            finally:
+                os.close(fd)
+                c.delete(force=True)
+        lines = out.read_text().split("\n")
+        assert lines[0] == "0" and lines[1].split() == ["0", "100000", "65536"]
+        assert "Permission denied" in lines[2]  # image files belong to host root, not to the mapped root
+        assert host_uid == ["100000"]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_user_namespace_needs_a_reachable_rootfs(make_bundle, state_root):  # noqa: F811
+    b = make_bundle(["true"], namespaces=["pid", "mount", "user"])
+    with pytest.raises(NativeError, match="cannot enter .*chmod o\\+x"):
+        NativeContainer(b, bundle_id(b), root=state_root).create()

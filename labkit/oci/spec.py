@@ -19,6 +19,8 @@ Contract (stable; the runtime engineer builds on it)::
   the defaults (/proc, /dev, /dev/pts, /dev/shm, /dev/mqueue, /sys).
 * ``devices``: :class:`labkit.runtime.base.Device` objects (host device files to expose).
 * ``cgroups_path`` defaults to ``/labkit/<hostname or "container">``; pass ``/labkit/<id>``.
+* a ``"user"`` entry in ``namespaces`` adds ``uidMappings``/``gidMappings`` (default: container
+  0-65535 = host 100000-165535), so root inside is an unprivileged uid outside.
 """
 
 from __future__ import annotations
@@ -158,6 +160,8 @@ def make_config(
     uid: int = 0,
     gid: int = 0,
     annotations: dict[str, str] | None = None,
+    uid_mappings: list[dict[str, int]] | None = None,
+    gid_mappings: list[dict[str, int]] | None = None,
 ) -> dict[str, Any]:
     """Build an OCI runtime-spec ``config.json`` dict that runc, crun and labkit's runtime accept."""
     if not args or not all(isinstance(a, str) for a in args):
@@ -210,6 +214,11 @@ def make_config(
     }
     if "uts" not in ns_types:
         cfg.pop("hostname")
+    if "user" in ns_types:
+        # root inside = an unprivileged uid range outside (the common 100000+ convention)
+        default = [{"containerID": 0, "hostID": 100_000, "size": 65_536}]
+        cfg["linux"]["uidMappings"] = list(uid_mappings or default)
+        cfg["linux"]["gidMappings"] = list(gid_mappings or uid_mappings or default)
     if annotations:
         cfg["annotations"] = dict(annotations)
     return cfg

@@ -116,6 +116,24 @@ def _own_pid_ns() -> int:
     return _OWN_PID_NS
 
 
+def _check_userns_access(cfg: dict[str, Any], rootfs: Path) -> None:
+    """With a user namespace, root inside is an ordinary uid outside: it must be able to walk to
+    the root file system, or the first mount fails with a bare "permission denied"."""
+    linux = cfg.get("linux") or {}
+    if not any(ns.get("type") == "user" for ns in linux.get("namespaces") or []):
+        return
+    maps = linux.get("uidMappings") or []
+    if not maps:
+        raise NativeError("a user namespace needs linux.uidMappings (e.g. container 0 = host 100000)")
+    host_root = next((m["hostID"] for m in maps if m["containerID"] == 0), None)
+    for d in [rootfs, *rootfs.parents]:
+        st = d.stat()
+        if st.st_mode & 0o001 or (host_root is not None and st.st_uid == host_root and st.st_mode & 0o100):
+            continue
+        raise NativeError(f"with a user namespace the container's root (host uid {host_root}) cannot enter "
+                          f"{d} (mode {oct(st.st_mode & 0o777)}); allow it with `chmod o+x {d}` or move the bundle")
+
+
 def _has_entries(path: Path) -> bool:
     try:
         with os.scandir(path) as it:
@@ -243,6 +261,7 @@ class NativeContainer:
         if mem is not None and int(mem) < MIN_MEMORY_BYTES:
             raise MemoryTooSmall(f"memory limit {mem} bytes is too small to start a container "
                                  f"(minimum {MIN_MEMORY_BYTES // 2**20} MiB)")
+        _check_userns_access(cfg, rootfs)
         try:
             self.dir.mkdir(parents=True)
         except FileExistsError as exc:
@@ -288,13 +307,23 @@ class NativeContainer:
             except OSError as exc:
                 raise NativeError(f"cannot open pid namespace {pid_ns['path']}: {exc.strerror}") from exc
             opened.append(pid_ns_fd)
-        if self.detach:
-            # a detached container outlives this process: a shim waits for it and records its exit
+        userns = next((ns for ns in linux.get("namespaces") or [] if ns.get("type") == "user"), None)
+        go_r = go_w = None
+        if userns is not None:
+            if userns.get("path"):
+                raise NativeError("joining an existing user namespace is not supported; let labkit create one")
+            go_r, go_w = os.pipe()
+            opened += [go_r, go_w]
+        if self.detach or userns is not None:
+            # a shim waits for the container and records its exit: needed when the container
+            # outlives this process, and with a user namespace (it must exist before the PID one)
             shim = os.fork()
             if shim == 0:
                 self._shim(cfg, rootfs, sync_r, sync_w, start_r, start_w, fifo_path if fifo else None,
-                           stdio, procs, pid_ns, pid_ns_fd)  # never returns
+                           stdio, procs, pid_ns, pid_ns_fd, go_r)  # never returns
             self.shim_pid = self._waitee = shim
+            if userns is not None:
+                self._map_user_namespace(shim, linux, sync_r, go_w)
         else:
             # in-process: this process is the parent of the container's PID 1 (one fork, no shim)
             child = self._fork_into_pid_ns(pid_ns, pid_ns_fd)
@@ -366,9 +395,32 @@ class NativeContainer:
             err = self.stderr if self.stderr is not None else (2 if self.detach is False else dev_null(os.O_WRONLY))
         return stdin, out, err
 
+    def _map_user_namespace(self, shim: int, linux: dict[str, Any], sync_r: int, go_w: int) -> None:
+        """Write the shim's uid/gid maps once it has entered its new user namespace."""
+        buf = b""
+        while b"U\n" not in buf and b"E" not in buf:
+            chunk = os.read(sync_r, 4096)
+            if not chunk:
+                return  # the shim died; the caller reports it
+            buf += chunk
+        if b"U\n" not in buf:
+            return
+        def fmt(maps: list[dict[str, int]]) -> str:
+            return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps)
+        try:
+            with open(f"/proc/{shim}/uid_map", "w") as f:
+                f.write(fmt(linux.get("uidMappings") or []))
+            with open(f"/proc/{shim}/gid_map", "w") as f:
+                f.write(fmt(linux.get("gidMappings") or []))
+        except OSError as exc:
+            os.kill(shim, signal.SIGKILL)
+            raise NativeError(f"cannot map the user namespace ({exc.strerror}); check uidMappings/gidMappings"
+                              ) from exc
+        os.write(go_w, b"1")
+
     def _shim(self, cfg: dict[str, Any], rootfs: str, sync_r: int, sync_w: int, start_r: int | None,
               start_w: int | None, fifo_path: Path | None, stdio: tuple[int, int, int], procs: list[int],
-              pid_ns: dict[str, Any] | None, pid_ns_fd: int | None) -> None:
+              pid_ns: dict[str, Any] | None, pid_ns_fd: int | None, go_r: int | None = None) -> None:
         code = 1
         try:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -379,6 +431,15 @@ class NativeContainer:
             os.close(sync_r)
             if start_w is not None:
                 os.close(start_w)
+            if go_r is not None:
+                # user namespace first, so that it owns every namespace made after it
+                sc.unshare(sc.CLONE_NEWUSER)
+                os.write(sync_w, b"U\n")
+                if os.read(go_r, 1) != b"1":
+                    os._exit(1)
+                os.close(go_r)
+                os.setresgid(0, 0, 0)
+                os.setresuid(0, 0, 0)
             if pid_ns is not None:
                 if pid_ns_fd is not None:
                     sc.setns(pid_ns_fd, sc.CLONE_NEWPID)

@@ -94,7 +94,7 @@ def _mount_one(rootfs: str, m: dict[str, Any]) -> None:
         sc.mount(src, dest, None, flags & (sc.MS_BIND | sc.MS_REC))
         extra = flags & ~(sc.MS_BIND | sc.MS_REC)
         if extra:
-            sc.mount(None, dest, None, sc.MS_REMOUNT | sc.MS_BIND | extra)
+            sc.mount(None, dest, None, sc.MS_REMOUNT | sc.MS_BIND | extra | _locked_flags(dest))
     else:
         os.makedirs(dest, exist_ok=True)
         try:
@@ -103,13 +103,30 @@ def _mount_one(rootfs: str, m: dict[str, Any]) -> None:
             if kind == "sysfs" and exc.errno == errno.EPERM:
                 # sysfs refuses a netns we joined but do not own; a read-only bind is the runc answer
                 sc.mount("/sys", dest, None, sc.MS_BIND | sc.MS_REC)
-                sc.mount(None, dest, None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | sc.MS_REC)
+                sc.mount(None, dest, None,
+                         sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | sc.MS_REC | _locked_flags(dest))
             elif kind == "mqueue" and exc.errno in (errno.EPERM, errno.ENODEV):
                 pass  # no mqueue support; nothing in the labs needs it
             else:
                 raise
     for p in prop:
         sc.mount(None, dest, None, p)
+
+
+def _locked_flags(path: str) -> int:
+    """The flags a remount must keep: in a user namespace the kernel refuses to clear
+    nosuid/nodev/noexec/atime flags that a more privileged namespace set."""
+    try:
+        f = os.statvfs(path).f_flag
+    except OSError:
+        return 0
+    out = 0
+    for st_bit, ms_bit in ((os.ST_NOSUID, sc.MS_NOSUID), (os.ST_NODEV, sc.MS_NODEV), (os.ST_NOEXEC, sc.MS_NOEXEC),
+                           (os.ST_NOATIME, sc.MS_NOATIME), (os.ST_NODIRATIME, sc.MS_NODIRATIME),
+                           (os.ST_RELATIME, sc.MS_RELATIME)):
+        if f & st_bit:
+            out |= ms_bit
+    return out
 
 
 def _make_devices(rootfs: str, devices: list[dict[str, Any]]) -> None:
@@ -152,7 +169,7 @@ def _mask_paths(masked: list[str], readonly: list[str]) -> None:
         if not os.path.lexists(p):
             continue
         sc.mount(p, p, None, sc.MS_BIND | sc.MS_REC)
-        sc.mount(None, p, None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | sc.MS_REC)
+        sc.mount(None, p, None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | sc.MS_REC | _locked_flags(p))
 
 
 def find_executable(name: str, env: list[str], cwd: str) -> str:
@@ -222,8 +239,7 @@ def container_init(config: dict[str, Any], rootfs: str, sync_fd: int, start_fd: 
             if t == "pid":
                 continue
             if t == "user":
-                raise InitError("user namespaces are not supported by labkit's native runtime; "
-                                "drop the 'user' namespace or use runc")
+                continue  # the shim made it before the PID namespace
             if ns.get("path"):
                 try:
                     fd = os.open(ns["path"], os.O_RDONLY | os.O_CLOEXEC)
@@ -261,7 +277,7 @@ def container_init(config: dict[str, Any], rootfs: str, sync_fd: int, start_fd: 
         os.chdir("/")
         _mask_paths(list(linux.get("maskedPaths") or []), list(linux.get("readonlyPaths") or []))
         if (config.get("root") or {}).get("readonly"):
-            sc.mount(None, "/", None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY)
+            sc.mount(None, "/", None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | _locked_flags("/"))
         if config.get("hostname") and any(ns.get("type") == "uts" for ns in linux.get("namespaces") or []):
             sc.sethostname(config["hostname"])
         for rl in proc.get("rlimits") or [] if resource is not None else []:

@@ -284,5 +284,8 @@ class _EtcdWatch(Watch):
         if stream is not None:
             stream.close()
         self.queue.cancel()
+        with self.store._lock:
+            if self in self.store._watches:
+                self.store._watches.remove(self)
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout=5)

@@ -85,6 +85,7 @@ def container(args: list[str], image: str = "busybox", hostname: str | None = No
     img = store.ensure(image)
     cid = f"lab-{uuid.uuid4().hex[:10]}"
     work = Path(tempfile.mkdtemp(prefix=f"{cid}-", dir=state_dir()))
+    os.chmod(work, 0o711)  # with a user namespace, the container's root is an ordinary uid here
     cfg = spec.make_config(args, hostname=hostname or cid, cgroups_path=f"/labkit/{cid}",
                            resources=_resources(memory, cpus, pids), env=img.env or None,
                            **spec_kw)

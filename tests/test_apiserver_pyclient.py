@@ -325,3 +325,38 @@ def test_delete_collection_by_label(kc, ns):  # noqa: F811
         core.create_namespaced_config_map(ns, {"metadata": {"name": f"dc{i}", "labels": {"batch": str(i % 2)}}})
     core.delete_collection_namespaced_config_map(ns, label_selector="batch=1")
     assert sorted(c.metadata.name for c in core.list_namespaced_config_map(ns).items) == ["dc0", "dc2"]
+
+
+def test_list_at_an_exact_older_revision(api, kc, ns):  # noqa: F811
+    core = client.CoreV1Api(kc)
+    core.create_namespaced_config_map(ns, {"metadata": {"name": "v"}, "data": {"n": "1"}})
+    rv = core.list_namespaced_config_map(ns).metadata.resource_version
+    core.patch_namespaced_config_map("v", ns, {"data": {"n": "2"}})
+    old = core.list_namespaced_config_map(ns, resource_version=rv, resource_version_match="Exact")
+    assert old.items[0].data == {"n": "1"} and old.metadata.resource_version == rv
+    assert core.list_namespaced_config_map(ns).items[0].data == {"n": "2"}
+
+
+def test_stopping_the_server_ends_watches_cleanly():
+    from labkit.controlplane.apiserver import APIServer
+
+    server = APIServer("memory").start()
+    cfg = client.Configuration()
+    cfg.host = server.url
+    core = client.CoreV1Api(client.ApiClient(cfg))
+    seen: list = []
+    errors: list = []
+
+    def run():
+        try:
+            for ev in watch.Watch().stream(core.list_namespace, timeout_seconds=30):
+                seen.append(ev["type"])
+        except Exception as exc:  # an ERROR event would surface here as ApiException
+            errors.append(exc)
+    t = threading.Thread(target=run)
+    t.start()
+    time.sleep(0.5)
+    server.stop()
+    t.join(10)
+    assert not t.is_alive() and seen.count("ADDED") == 4 and not any(
+        isinstance(e, ApiException) for e in errors)

@@ -513,13 +513,23 @@ class APIServer:
                 rev, start_after = int(state["rv"]), state["start"]
             except (ValueError, KeyError, TypeError):
                 raise errors.bad_request("invalid continue token") from None
+        if not token and req.query.get("resourceVersionMatch") == "Exact":
+            rv_text = req.query.get("resourceVersion", "")
+            if not rv_text.isdigit() or rv_text == "0":
+                raise errors.bad_request("resourceVersionMatch=Exact needs a resourceVersion greater than 0")
+            rev = int(rv_text)
+            if rev > self.store.revision:
+                raise errors.StatusError(504, "Timeout", f"Too large resource version: {rev}, current: "
+                                         f"{self.store.revision}")
+            if rev < (getattr(self.store, "compact_revision", 0) or 0):
+                raise errors.expired(f"too old resource version: {rev} ({self.store.compact_revision})")
         filtered = not (lsel.empty and fsel.empty)
         prefix = req.rt.key_prefix(req.ns)
         if start_after is not None and not start_after.startswith(prefix):
             raise errors.bad_request("the continue token does not belong to this list")
         items: list = []
         more_key = None
-        indexed = None if token else await self._indexed(req, fsel)
+        indexed = None if token or rev is not None else await self._indexed(req, fsel)
         if indexed is not None:
             kvs, rev = indexed
             items = [kv for kv in kvs if matches(self.attrs.get(req.rt, kv.key, kv.mod_revision, kv.value),
@@ -644,6 +654,8 @@ class APIServer:
                 if sub.error is not None:
                     await resp.write(b'{"type":"ERROR","object":%s}\n' % dumps(sub.error.status()))
                     break
+                if sub.ended:
+                    break
                 wait = self.bookmark_interval
                 if deadline is not None:
                     left = deadline - time.monotonic()
@@ -651,7 +663,7 @@ class APIServer:
                         break
                     wait = min(wait, left)
                 sub.wake.clear()
-                if sub.pending or sub.error is not None:
+                if sub.pending or sub.error is not None or sub.ended:
                     continue
                 try:
                     await asyncio.wait_for(sub.wake.wait(), wait)

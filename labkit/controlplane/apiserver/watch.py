@@ -69,6 +69,7 @@ class Subscriber:
         self.pending: collections.deque[tuple[str, HubEvent]] = collections.deque()
         self.wake = asyncio.Event()
         self.error: StatusError | None = None
+        self.ended = False
         self.store_watch = None
         self.last_rev = from_rev
         # pods watched by node name (every kubelet) are found through an index, not a scan
@@ -101,6 +102,11 @@ class Subscriber:
 
     def fail(self, err: StatusError) -> None:
         self.error = err
+        self.wake.set()
+
+    def end(self) -> None:
+        """Close the stream without an error (server shutdown): clients reconnect and resume."""
+        self.ended = True
         self.wake.set()
 
     def close(self) -> None:
@@ -275,4 +281,4 @@ class WatchHub:
             pass
         for subs in [*self.subs.values(), *self.by_node.values()]:
             for s in list(subs):
-                s.fail(errors.StatusError(500, "InternalError", "the apiserver is shutting down"))
+                s.end()

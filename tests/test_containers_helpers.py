@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from labkit.oci import cgroups
@@ -68,6 +69,7 @@ def state_root(tmp_path: Path) -> Path:
 def no_leaks(tmp_path: Path, state_root: Path) -> Iterator[None]:
     """Fail the test if it leaves mounts under its tmp dir, lkct- cgroups or container state."""
     before = set(our_cgroups())
+    children_before = {p.pid for p in psutil.Process().children(recursive=True)}
     yield
     mounts = our_mounts(str(tmp_path))
     for m in reversed(mounts):  # clean up so one failure does not cascade, then report
@@ -79,6 +81,9 @@ def no_leaks(tmp_path: Path, state_root: Path) -> Iterator[None]:
         except cgroups.CgroupError:
             pass
     states = [p.name for p in state_root.iterdir()] if state_root.exists() else []
+    procs = [p for p in psutil.Process().children(recursive=True)
+             if p.pid not in children_before and p.status() != psutil.STATUS_ZOMBIE]
+    assert not procs, f"leaked processes: {[(p.pid, p.name()) for p in procs]}"
     assert not mounts, f"leaked mounts: {mounts}"
     assert not leaked_cg, f"leaked cgroups: {leaked_cg}"
     assert not states, f"leaked container state: {states}"

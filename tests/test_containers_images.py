@@ -187,3 +187,26 @@ def test_without_root_the_rootfs_is_a_copy_and_says_so(store):  # noqa: F811
     assert out.returncode == 0, out.stderr
     mode, note, has_sh = out.stdout.split("\n")[:3]
     assert mode == "copy" and "not root" in note and has_sh == "True"
+
+
+def test_without_busybox_the_recipe_copies_host_programs_with_their_libraries(tmp_path, monkeypatch):
+    from labkit.images import recipes
+
+    monkeypatch.setattr(recipes, "find_busybox", lambda: None)
+    own = ImageStore(tmp_path / "nobusybox")
+    img = own.build_recipe("busybox")
+    assert "host programs with their shared libraries" in img.full_config["history"][-1]["created_by"]
+    with layers.open_layer(own.blob(img.layers[0].digest), img.layers[0].media_type) as tf:
+        names = set(tf.getnames())
+    assert "bin/sh" in names and "bin/ls" in names
+    sh_libs = recipes.shared_libraries("/bin/sh")
+    for lib in sh_libs:  # a dynamically linked shell brings its loader and libc along
+        assert lib.lstrip("/") in names, lib
+    if os.geteuid() == 0:
+        rootfs = own.prepare_rootfs(img, tmp_path / "rootfs", overlay=False)
+        try:
+            out = subprocess.run(["chroot", str(rootfs.path), "/bin/sh", "-c", "echo works; ls /bin | head -3"],
+                                 capture_output=True, text=True, timeout=30)
+        finally:
+            rootfs.unmount()
+        assert out.stdout.startswith("works"), out.stderr

@@ -328,3 +328,12 @@ def test_user_namespace_needs_a_reachable_rootfs(make_bundle, state_root):  # no
     b = make_bundle(["true"], namespaces=["pid", "mount", "user"])
     with pytest.raises(NativeError, match="cannot enter .*chmod o\\+x"):
         NativeContainer(b, bundle_id(b), root=state_root).create()
+
+
+def test_run_fast_path_still_reports_setup_errors(make_bundle, state_root):  # noqa: F811
+    b = make_bundle(["no-such-program"])
+    with pytest.raises(ExecutableNotFound, match="executable not found in image"):
+        NativeContainer(b, bundle_id(b), root=state_root).run()
+    assert not (state_root / bundle_id(b)).exists()
+    ok = make_bundle(["sh", "-c", "exit 4"])
+    assert NativeContainer(ok, bundle_id(ok), root=state_root).run().code == 4

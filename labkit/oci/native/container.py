@@ -176,6 +176,8 @@ class NativeContainer:
         self.pid: int | None = None
         self.shim_pid: int | None = None
         self._waitee: int | None = None  # the child this process reaps (shim or PID 1)
+        self._fast = False  # run(): no state files, no ready hand-shake
+        self._state: dict[str, Any] | None = None
         self._sync_r: int | None = None
         self._start_w: int | None = None
         self._cgroup: cg.Cgroup | None = None
@@ -198,7 +200,7 @@ class NativeContainer:
 
     def _write_state(self, **extra: Any) -> None:
         """Write ``state.json`` (what ``state``, ``kill`` and ``delete`` from another process read)."""
-        st = getattr(self, "_state", None)
+        st = self._state
         if st is None:
             st = self._read_state() or {
                 "ociVersion": "1.0.2", "id": self.id, "bundle": str(self.bundle_path),
@@ -335,20 +337,13 @@ class NativeContainer:
         for fd in list(opened):  # the children hold their copies now
             os.close(fd)
         opened.clear()
+        if start_now and self._fast and self.shim_pid is None:
+            return self.pid or 0  # run(): the setup messages are read after the exit
         msgs = self._read_sync(until_ready=True)
         if "P" in msgs:
             self.pid = int(msgs["P"])
         if "E" in msgs or "R" not in msgs:
-            status = self._reap()
-            if "E" in msgs:
-                text = msgs["E"]
-                kind = ExecutableNotFound if "executable not found" in text or "not executable" in text \
-                    else NativeError
-                raise kind(text)
-            if group.oom_killed():
-                raise MemoryTooSmall("the memory limit is too small: the kernel OOM-killed the container "
-                                     "before its program started; raise the limit")
-            raise NativeError(f"container init died before it was ready (exit status {status.code})")
+            self._raise_setup_error(msgs, self._reap())
         if start_now:
             self._after_exec()
             self._write_state(status="running", started=True)
@@ -377,6 +372,18 @@ class NativeContainer:
         if child != 0:
             sc.setns(own, sc.CLONE_NEWPID)
         return child
+
+    def _raise_setup_error(self, msgs: dict[str, str], status: ExitStatus) -> None:
+        """Turn what the init reported (or did not) into the error that says what to do."""
+        if "E" in msgs:
+            text = msgs["E"]
+            kind = ExecutableNotFound if "executable not found" in text or "not executable" in text \
+                else NativeError
+            raise kind(text)
+        if self.cgroup().oom_killed():
+            raise MemoryTooSmall("the memory limit is too small: the kernel OOM-killed the container "
+                                 "before its program started; raise the limit")
+        raise NativeError(f"container init died before it was ready (exit status {status.code})")
 
     def _stdio(self, opened: list[int]) -> tuple[int, int, int]:
         def dev_null(mode: int) -> int:
@@ -536,11 +543,22 @@ class NativeContainer:
         self._write_state(status="running", started=True)
 
     def run(self) -> ExitStatus:
-        """create + start + wait + delete in one call: the fast path for short jobs."""
-        self.create(start_now=True)
+        """create + start + wait + delete in one call: the fast path for short jobs.
+
+        It skips the hand-shake a separate :meth:`start` needs: the parent goes straight to
+        ``waitpid`` and reads the init's messages afterwards, so a setup error still raises.
+        """
+        self._fast = True
         try:
-            return self.wait()
+            self.create(start_now=True)
+            status = self.wait()
+            if self._sync_r is not None:  # direct mode: what did the init say before it exited?
+                msgs = self._read_sync(until_ready=False)
+                if "R" not in msgs:
+                    self._raise_setup_error(msgs, status)
+            return status
         finally:
+            self._fast = False
             self.delete(force=True)
 
     def _reap(self) -> ExitStatus:
@@ -566,7 +584,7 @@ class NativeContainer:
         return ExitStatus(code, sig)
 
     def _record_exit(self, code: int, sig: int | None) -> None:
-        if self.dir.is_dir():
+        if not self._fast and self.dir.is_dir():
             tmp = self.dir / "exit.json.tmp"
             tmp.write_text(json.dumps({"code": code, "signal": sig, "finished_at": time.time()}))
             os.replace(tmp, self.dir / "exit.json")

@@ -144,7 +144,8 @@ def _make_devices(rootfs: str, devices: list[dict[str, Any]]) -> None:
         mode = d.get("fileMode", 0o666) | (stat.S_IFCHR if d.get("type", "c") in ("c", "u") else stat.S_IFBLK)
         try:
             os.mknod(target, mode, os.makedev(d["major"], d["minor"]))
-            os.chown(target, d.get("uid", 0), d.get("gid", 0))
+            if d.get("uid", 0) or d.get("gid", 0):
+                os.chown(target, d.get("uid", 0), d.get("gid", 0))
         except PermissionError:
             # no CAP_MKNOD (user namespaces): bind the host's node instead, as runc does
             open(target, "a").close()

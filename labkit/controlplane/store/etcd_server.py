@@ -9,6 +9,7 @@ the cluster was given a directory to keep.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import json
@@ -108,6 +109,7 @@ class EtcdCluster:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             self.keep_data = True if keep_data is None else keep_data
         self.token = self.data_dir.name
+        self._atexit = False
         saved = self.data_dir / "labkit-members.json"
         if saved.exists():  # restarting a kept cluster: same names, same ports
             spec = json.loads(saved.read_text())
@@ -151,6 +153,9 @@ class EtcdCluster:
     def start(self, member: int | str | None = None, timeout: float = 20.0) -> None:
         """Start every member (or just one) and wait until the cluster answers with a leader."""
         targets = self.members if member is None else [self.member(member)]
+        if not self._atexit:  # a notebook that never calls stop() still leaves nothing behind
+            atexit.register(self.stop)
+            self._atexit = True
         for m in targets:
             if m.running:
                 continue
@@ -202,6 +207,9 @@ class EtcdCluster:
             m.process = None
         if not self.keep_data:
             shutil.rmtree(self.data_dir, ignore_errors=True)
+        if self._atexit:
+            atexit.unregister(self.stop)
+            self._atexit = False
 
     def status(self) -> list[dict]:
         """Per member: name, URL, running, healthy - what a lab prints after killing one."""

@@ -313,6 +313,8 @@ def test_user_namespace_makes_root_inside_an_ordinary_uid_outside(store, state_r
                     if out.read_text().count("\n") >= 3:
                         break
                     time.sleep(0.01)
+                ex = c.exec(["sh", "-c", "id -u; touch /z"])  # exec joins the user namespace too
+                assert ex.stdout.decode().strip() == "0" and b"Permission denied" in ex.stderr
             finally:
                 os.close(fd)
                 c.delete(force=True)

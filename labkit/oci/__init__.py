@@ -1,1 +1,13 @@
-"""labkit.oci"""
+"""labkit.oci: the OCI layer of the seed's stack (kubelet -> CRI -> runtime -> **OCI** -> Linux).
+
+* :mod:`labkit.oci.spec`      ``make_config(...)`` -> a runtime-spec ``config.json`` dict that runc,
+  crun and labkit's own runtime all accept
+* :mod:`labkit.oci.bundle`    ``Bundle.create(dir, config)``: the bundle directory
+* :mod:`labkit.oci.cgroups`   memory / CPU / pids limits and the kernel's counters, cgroup v1, v2, hybrid
+* :mod:`labkit.oci.native`    labkit's runtime: ``NativeContainer`` and ``python -m labkit.oci.native``
+* :mod:`labkit.oci.crun`      the argv that runs runc/crun here (crun needs a private mount ns on hybrid hosts)
+* :mod:`labkit.oci.syscalls`  unshare, setns, mount, pivot_root, prctl, capset through ctypes
+* :mod:`labkit.oci.capabilities`  capability names, numbers and the default container set
+* :mod:`labkit.oci.playground`    one-call containers for labs (image -> overlay -> bundle -> run -> clean up)
+* :mod:`labkit.oci.escape`    the classic chroot escape, run safely, for the pivot_root lab
+"""

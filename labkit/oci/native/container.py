@@ -767,11 +767,11 @@ class NativeContainer:
         proc["env"] = list(env if env is not None else proc.get("env") or [])
         proc["cwd"] = cwd or proc.get("cwd") or "/"
         ns_fds = []
-        for t in ("ipc", "uts", "net", "pid", "mnt"):
+        for t in ("user", "ipc", "uts", "net", "pid", "mnt"):  # user first: it owns the others
             a, b = f"/proc/{pid}/ns/{t}", f"/proc/self/ns/{t}"
             if os.stat(a).st_ino != os.stat(b).st_ino:
                 ns_fds.append(os.open(a, os.O_RDONLY | os.O_CLOEXEC))
-        procs = [os.open(p, os.O_WRONLY | os.O_CLOEXEC) for p in self.cgroup().procs_files()
+        procs = [os.open(p, os.O_WRONLY | os.O_CLOEXEC) for p in self.cgroup().join_files()
                  if os.path.exists(p)]
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()

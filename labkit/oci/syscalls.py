@@ -8,7 +8,6 @@ whole runtime stays readable Python. Every wrapper raises ``OSError`` with the r
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import platform
 
@@ -83,7 +82,9 @@ def libc() -> ctypes.CDLL:
     (declared types let ctypes convert plain ints itself, which keeps a container start fast)."""
     global _libc
     if _libc is None:
-        lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # dlopen(NULL): the C library this Python is already linked against. (find_library would
+        # run `ldconfig -p` in a subprocess, which costs more than a whole container start.)
+        lib = ctypes.CDLL(None, use_errno=True)
         c_int, c_ulong, c_char_p = ctypes.c_int, ctypes.c_ulong, ctypes.c_char_p
         lib.prctl.argtypes = [c_int, c_ulong, c_ulong, c_ulong, c_ulong]
         lib.prctl.restype = c_int

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import types
 
 import grpc
 
@@ -99,6 +100,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"crictl: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+
+class _CallableModule(types.ModuleType):
+    """``labkit.node.cri.crictl`` is both this module and the function: ``crictl("ps", endpoint)``."""
+
+    def __call__(self, command: str, endpoint: str, *args: str, all_states: bool = True) -> str:
+        return crictl(command, endpoint, *args, all_states=all_states)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from labkit.node.cri import api_pb2_grpc as pb_grpc
 from labkit.node.cri import convert
 from labkit.node.cri import labkit_ext_pb2 as ext
 from labkit.node.cri import labkit_ext_pb2_grpc as ext_grpc
+from labkit.node.cri.worker import FORKING_BACKENDS, ProcessRuntime
 from labkit.runtime.base import NotFound, Runtime, RuntimeError_, Unsupported
 
 CRI_API_VERSION = "v1"
@@ -299,7 +300,14 @@ class CRIServer:
 
 
 def serve(runtime: Runtime, socket_path: str | os.PathLike, trace_path: str | None = None) -> CRIServer:
-    """Start a CRI server for ``runtime`` on ``socket_path`` in this process (threads)."""
+    """Start a CRI server for ``runtime`` on ``socket_path`` in this process (threads).
+
+    A backend that forks containers from its caller (native) cannot share a process with gRPC's
+    threads, so for it the server talks to a copy of the backend in a worker process instead;
+    containers, sandboxes and images are the same (they live on disk, not in the object).
+    """
+    if runtime.name in FORKING_BACKENDS and not isinstance(runtime, ProcessRuntime):
+        runtime = ProcessRuntime(runtime.name)
     return CRIServer(runtime, socket_path, trace_path).start()
 
 
@@ -327,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--trace", default=None, help="append one JSON line per RPC to this file")
     args = ap.parse_args(argv)
-    runtime = load_backend(args.backend)
+    runtime = ProcessRuntime(args.backend) if args.backend in FORKING_BACKENDS else load_backend(args.backend)
     server = serve(runtime, args.socket, args.trace)
     print(f"CRI server: backend={runtime.version().runtime_name} socket={args.socket}", flush=True)
     done = threading.Event()

@@ -1,0 +1,167 @@
+"""Run a runtime backend in a helper process of its own, and call it over a pipe.
+
+Why: labkit's native backend starts containers with a bare ``fork()``. gRPC's server keeps
+threads, and a process with gRPC threads cannot fork safely (the child's gRPC at-fork hooks
+crash). So the CRI server keeps gRPC in its own process and hands every backend call to this
+single-threaded worker, which forks containers in peace. The worker imports no gRPC.
+
+    python -m labkit.node.cri.worker BACKEND FD     # started by ProcessRuntime, not by hand
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+from multiprocessing.connection import Connection
+
+from labkit.runtime.base import (
+    ContainerConfig,
+    ContainerStats,
+    ContainerStatus,
+    ExecResult,
+    ImageInfo,
+    PodSandboxConfig,
+    PodSandboxStatus,
+    Runtime,
+    RuntimeError_,
+    Unsupported,
+    VersionInfo,
+)
+
+#: backends that fork containers from the calling process and so must not share it with gRPC
+FORKING_BACKENDS = {"native"}
+
+
+class ProcessRuntime(Runtime):
+    """A Runtime whose backend lives in a worker process; every call is one message on a pipe."""
+
+    def __init__(self, backend: str):
+        parent, child = socket.socketpair()
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "labkit.node.cri.worker", backend, str(child.fileno())],
+            pass_fds=[child.fileno()], stdin=subprocess.DEVNULL,
+        )
+        child.close()
+        self._conn = Connection(parent.detach())
+        self._lock = threading.Lock()
+        self.name = backend
+        ok, info = self._conn.recv()
+        if not ok:
+            self.close()
+            raise info
+        self.reason = info
+
+    def _call(self, method: str, *args, **kw):
+        with self._lock:
+            if self._proc.poll() is not None:
+                raise RuntimeError_(f"the {self.name} backend worker exited ({self._proc.returncode})")
+            self._conn.send((method, args, kw))
+            try:
+                ok, value = self._conn.recv()
+            except EOFError:
+                raise RuntimeError_(f"the {self.name} backend worker died during {method}") from None
+        if not ok:
+            raise value
+        return value
+
+    def version(self) -> VersionInfo:
+        return self._call("version")
+
+    def list_images(self) -> list[ImageInfo]:
+        return self._call("list_images")
+
+    def image_status(self, image: str) -> ImageInfo | None:
+        return self._call("image_status", image)
+
+    def pull_image(self, image: str) -> ImageInfo:
+        return self._call("pull_image", image)
+
+    def run_pod_sandbox(self, config: PodSandboxConfig) -> str:
+        return self._call("run_pod_sandbox", config)
+
+    def stop_pod_sandbox(self, sandbox_id: str) -> None:
+        return self._call("stop_pod_sandbox", sandbox_id)
+
+    def remove_pod_sandbox(self, sandbox_id: str) -> None:
+        return self._call("remove_pod_sandbox", sandbox_id)
+
+    def pod_sandbox_status(self, sandbox_id: str) -> PodSandboxStatus:
+        return self._call("pod_sandbox_status", sandbox_id)
+
+    def list_pod_sandboxes(self) -> list[PodSandboxStatus]:
+        return self._call("list_pod_sandboxes")
+
+    def create_container(self, sandbox_id: str, config: ContainerConfig, sandbox_config: PodSandboxConfig) -> str:
+        return self._call("create_container", sandbox_id, config, sandbox_config)
+
+    def start_container(self, container_id: str) -> None:
+        return self._call("start_container", container_id)
+
+    def stop_container(self, container_id: str, timeout: float = 10.0) -> None:
+        return self._call("stop_container", container_id, timeout)
+
+    def remove_container(self, container_id: str) -> None:
+        return self._call("remove_container", container_id)
+
+    def container_status(self, container_id: str) -> ContainerStatus:
+        return self._call("container_status", container_id)
+
+    def list_containers(self, sandbox_id: str | None = None) -> list[ContainerStatus]:
+        return self._call("list_containers", sandbox_id)
+
+    def logs(self, container_id: str) -> bytes:
+        return self._call("logs", container_id)
+
+    def exec_sync(self, container_id: str, cmd: list[str], timeout: float = 10.0) -> ExecResult:
+        return self._call("exec_sync", container_id, cmd, timeout)
+
+    def container_stats(self, container_id: str) -> ContainerStats:
+        return self._call("container_stats", container_id)
+
+    def close(self) -> None:
+        try:
+            with self._lock:
+                self._conn.send(None)
+        except OSError:
+            pass
+        try:
+            self._proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._conn.close()
+
+
+def _serve(backend: str, fd: int) -> int:
+    conn = Connection(fd)
+    try:
+        from labkit import runtime as runtimes
+
+        rt = runtimes.get(backend)
+    except Exception as exc:  # tell the parent why, in words
+        conn.send((False, Unsupported(f"backend {backend!r} cannot run here: {exc}")))
+        return 1
+    conn.send((True, getattr(rt, "reason", backend)))
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            break  # the CRI server is gone
+        if msg is None:
+            break
+        method, args, kw = msg
+        try:
+            conn.send((True, getattr(rt, method)(*args, **kw)))
+        except Exception as exc:
+            try:
+                conn.send((False, exc))
+            except Exception:  # an exception that does not pickle: send its words
+                conn.send((False, RuntimeError_(f"{type(exc).__name__}: {exc}")))
+    rt.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_serve(sys.argv[1], int(sys.argv[2])))

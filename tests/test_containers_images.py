@@ -210,3 +210,20 @@ def test_without_busybox_the_recipe_copies_host_programs_with_their_libraries(tm
         finally:
             rootfs.unmount()
         assert out.stdout.startswith("works"), out.stderr
+
+
+@needs_root
+def test_plain_tar_layers_and_a_busy_destination(store, tmp_path, no_leaks):  # noqa: F811
+    img = store.build("lkct-plain", base="busybox", add={"/plain.txt": "not compressed\n"}, compress=False)
+    try:
+        assert img.layers[-1].media_type == "application/vnd.oci.image.layer.v1.tar"
+        assert img.layers[-1].digest == img.layers[-1].diff_id  # uncompressed: one digest for both
+        rootfs = store.prepare_rootfs(img, tmp_path / "rootfs")
+        try:
+            assert (rootfs.path / "plain.txt").read_text() == "not compressed\n"
+            with pytest.raises(ImageError, match="not empty"):
+                store.prepare_rootfs(img, rootfs.path)
+        finally:
+            rootfs.unmount()
+    finally:
+        store.remove("lkct-plain")

@@ -339,3 +339,25 @@ def test_run_fast_path_still_reports_setup_errors(make_bundle, state_root):  # n
     assert not (state_root / bundle_id(b)).exists()
     ok = make_bundle(["sh", "-c", "exit 4"])
     assert NativeContainer(ok, bundle_id(ok), root=state_root).run().code == 4
+
+
+def test_bind_mounts_and_extra_devices(make_bundle, state_root, tmp_path):  # noqa: F811
+    from labkit.runtime.base import Device, Mount
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "hello.txt").write_text("from the host\n")
+    rw = tmp_path / "rw"
+    rw.mkdir()
+    b = make_bundle(["sh", "-c", "cat /data/hello.txt; touch /data/new 2>&1; echo saved > /rw/out;"
+                                 " echo x > /dev/extra-null && echo device-ok"],
+                    mounts=[Mount(str(data), "/data", readonly=True), Mount(str(rw), "/rw")],
+                    devices=[Device("/dev/null", "/dev/extra-null")])
+    code, out, err, c = run(b, state_root)
+    c.delete()
+    assert code == 0, err
+    lines = out.split("\n")
+    assert lines[0] == "from the host"
+    assert "Read-only file system" in lines[1]
+    assert (rw / "out").read_text() == "saved\n"  # a writable volume: the write reached the host
+    assert "device-ok" in out

@@ -119,3 +119,21 @@ def test_runc_and_native_report_the_same_state_fields(make_bundle, tmp_path, sta
         c.delete(force=True)
     assert runc_state["status"] == ours["status"] == "created"
     assert {"ociVersion", "id", "pid", "status", "bundle", "rootfs", "created"} <= set(ours) & set(runc_state)
+
+
+@needs_root
+@pytest.mark.parametrize("binary", ["runc", "crun"])
+def test_real_runtimes_accept_mounts_devices_and_limits(binary, make_bundle, tmp_path, no_leaks):  # noqa: F811
+    if shutil.which(binary) is None:
+        pytest.skip(f"{binary} is not installed")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "f").write_text("host data\n")
+    b = make_bundle(["sh", "-c", "cat /data/f; touch /data/x 2>&1; echo x > /dev/extra-null && echo dev-ok"],
+                    mounts=[Mount(str(data), "/data", readonly=True)],
+                    devices=[Device("/dev/null", "/dev/extra-null")],
+                    resources=Resources(memory_bytes=64 << 20, cpu_quota_us=50_000, pids_limit=20))
+    out = _run_real(binary, b, tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.split("\n")
+    assert lines[0] == "host data" and "Read-only file system" in lines[1] and lines[2] == "dev-ok"

@@ -360,3 +360,25 @@ def test_stopping_the_server_ends_watches_cleanly():
     t.join(10)
     assert not t.is_alive() and seen.count("ADDED") == 4 and not any(
         isinstance(e, ApiException) for e in errors)
+
+
+def test_continue_token_from_before_compaction_is_410(api, kc, ns):  # noqa: F811
+    core = client.CoreV1Api(kc)
+    for i in range(3):
+        core.create_namespaced_config_map(ns, {"metadata": {"name": f"pg{i}"}})
+    page = core.list_namespaced_config_map(ns, limit=1)
+    core.create_namespaced_config_map(ns, {"metadata": {"name": "later"}})
+    api.compact()
+    with pytest.raises(ApiException) as e:
+        core.list_namespaced_config_map(ns, limit=1, _continue=page.metadata._continue)
+    assert e.value.status == 410 and json.loads(e.value.body)["reason"] == "Expired"
+
+
+def test_dry_run_stores_nothing(api, kc, ns):  # noqa: F811
+    core = client.CoreV1Api(kc)
+    before = api.store.revision
+    out = core.create_namespaced_pod(ns, pod("dry"), dry_run="All")
+    assert out.metadata.name == "dry" and out.spec.restart_policy == "Always"
+    assert api.store.revision == before
+    with pytest.raises(ApiException):
+        core.read_namespaced_pod("dry", ns)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 
 from . import validation as v
 
@@ -143,8 +144,9 @@ BY_PATH: dict[tuple[str, str, str], ResourceType] = {(r.group, r.version, r.plur
 BY_PLURAL: dict[str, ResourceType] = {r.plural: r for r in RESOURCES}
 
 
+@cache
 def group_versions() -> dict[str, list[str]]:
-    """group -> versions, in table order (core group is "")."""
+    """group -> versions, in table order (core group is ""). Computed once: the table is fixed."""
     out: dict[str, list[str]] = {}
     for r in RESOURCES:
         vs = out.setdefault(r.group, [])

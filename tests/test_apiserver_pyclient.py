@@ -382,3 +382,18 @@ def test_dry_run_stores_nothing(api, kc, ns):  # noqa: F811
     assert api.store.revision == before
     with pytest.raises(ApiException):
         core.read_namespaced_pod("dry", ns)
+
+
+def test_eviction_deletes_the_pod_gracefully(kc, ns):  # noqa: F811
+    core = client.CoreV1Api(kc)
+    core.create_namespaced_pod(ns, pod("ev"))
+    core.create_namespaced_pod_binding("ev", ns, {"metadata": {"name": "ev"}, "target": {"name": "n"}},
+                                       _preload_content=False)
+    core.create_namespaced_pod_eviction("ev", ns, {"apiVersion": "policy/v1", "kind": "Eviction",
+                                                   "metadata": {"name": "ev", "namespace": ns}})
+    assert core.read_namespaced_pod("ev", ns).metadata.deletion_timestamp is not None  # the kubelet stops it
+    core.create_namespaced_pod_eviction("ev", ns, {"metadata": {"name": "ev"},
+                                                   "deleteOptions": {"gracePeriodSeconds": 0}})
+    with pytest.raises(ApiException) as e:
+        core.read_namespaced_pod("ev", ns)
+    assert e.value.status == 404

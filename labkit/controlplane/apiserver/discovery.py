@@ -18,7 +18,7 @@ VERSION_INFO = {"major": "1", "minor": "30", "gitVersion": "v1.30.0-labkit", "gi
                 "compiler": "labkit", "platform": "linux/amd64"}
 
 SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "scale": ["get", "patch", "update"],
-                     "binding": ["create"], "log": ["get"]}
+                     "binding": ["create"], "log": ["get"], "eviction": ["create"]}
 
 
 def _subresource_kind(rt: ResourceType, sub: str) -> tuple[str, str, str]:
@@ -28,6 +28,8 @@ def _subresource_kind(rt: ResourceType, sub: str) -> tuple[str, str, str]:
         return "", "v1", "Binding"
     if sub == "log":
         return "", "v1", "Pod"
+    if sub == "eviction":
+        return "policy", "v1", "Eviction"
     return rt.group, rt.version, rt.kind
 
 

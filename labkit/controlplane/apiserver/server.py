@@ -295,6 +295,9 @@ class APIServer:
             elif req.sub == "log":
                 if m == "GET":
                     return await self._log(req)
+            elif req.sub == "eviction":
+                if m == "POST":
+                    return await self._evict(req)
             raise errors.method_not_allowed()
         if req.name is None:
             if m == "GET":
@@ -723,6 +726,22 @@ class APIServer:
             pod["status"]["conditions"] = conds
             self.registry.write_raw(rt, req.ns, name, pod, kv)
         await self._call(bind)
+        return _response(dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                                "code": 201}), 201)
+
+    async def _evict(self, req: Request) -> web.Response:
+        """policy/v1 Eviction (what ``kubectl drain`` posts): a graceful delete of the pod.
+
+        Real Kubernetes first checks PodDisruptionBudgets; none are served here, so every eviction
+        is allowed.
+        """
+        body, _ = await self._body(req)
+        if not isinstance(body, dict):
+            raise errors.bad_request("the body must be a policy/v1 Eviction object")
+        options = body.get("deleteOptions") or {}
+        if not isinstance(options, dict):
+            raise errors.bad_request("Eviction.deleteOptions must be an object")
+        await self._call(self.registry.delete, req.rt, req.ns, req.name, dict(options), req.dry_run)
         return _response(dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                                 "code": 201}), 201)
 

@@ -24,6 +24,7 @@ from .resources import BY_PLURAL, ResourceType
 from .selectors import FieldSelector, LabelSelector
 
 log = logging.getLogger(__name__)
+MAX_PENDING = 200_000  # events queued for one watcher before it is cut off
 
 
 class HubEvent:
@@ -76,8 +77,12 @@ class Subscriber:
         self.trigger = fsel.equals("spec.nodeName") if rt.plural == "pods" else None
 
     def offer(self, ev: HubEvent) -> bool:
-        if ev.revision <= self.from_rev or not ev.key.startswith(self.prefix):
+        if ev.revision <= self.from_rev or not ev.key.startswith(self.prefix) or self.error is not None:
             return False
+        if len(self.pending) >= MAX_PENDING:  # a client this far behind is cut off; it relists, as in k8s
+            self.pending.clear()
+            self.fail(errors.expired("the watch fell too far behind; list again and watch from there"))
+            return True
         self.last_rev = ev.revision
         if not self.filtered:
             self.pending.append((ev.type, ev))

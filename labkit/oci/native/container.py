@@ -134,6 +134,16 @@ def _check_userns_access(cfg: dict[str, Any], rootfs: Path) -> None:
                           f"{d} (mode {oct(st.st_mode & 0o777)}); allow it with `chmod o+x {d}` or move the bundle")
 
 
+def _userns_host_root(cfg: dict[str, Any]) -> tuple[int, int] | None:
+    """(host uid, host gid) of the container's root when the config asks for a user namespace."""
+    linux = cfg.get("linux") or {}
+    if not any(ns.get("type") == "user" for ns in linux.get("namespaces") or []):
+        return None
+    def host_id(maps: list[dict[str, int]]) -> int:
+        return next((m["hostID"] for m in maps if m["containerID"] == 0), 0)
+    return host_id(linux.get("uidMappings") or []), host_id(linux.get("gidMappings") or [])
+
+
 def _has_entries(path: Path) -> bool:
     try:
         with os.scandir(path) as it:
@@ -268,6 +278,9 @@ class NativeContainer:
             self.dir.mkdir(parents=True)
         except FileExistsError as exc:
             raise NativeError(f"container {self.id!r} already exists; delete it first") from exc
+        owner = _userns_host_root(cfg)
+        if owner is not None:  # the shim lives in the user namespace and records the exit status here
+            os.chown(self.dir, owner[0], owner[1])
         opened: list[int] = []
         try:
             return self._create(cfg, str(rootfs), start_now, fifo, opened)
@@ -292,6 +305,7 @@ class NativeContainer:
         procs = [os.open(p, os.O_WRONLY | os.O_CLOEXEC) for p in group.join_files()]
         opened += procs
         sync_r, sync_w = os.pipe()
+        self._sync_r = sync_r  # closed by _cleanup_failed if anything below fails
         opened.append(sync_w)
         start_r = start_w = None
         fifo_path = self.dir / "exec.fifo"
@@ -410,8 +424,9 @@ class NativeContainer:
             if not chunk:
                 return  # the shim died; the caller reports it
             buf += chunk
-        if b"U\n" not in buf:
-            return
+        if b"U\n" not in buf:  # the shim reported an error instead
+            text = buf.split(b"E", 1)[1].split(b"\n", 1)[0].decode(errors="replace")
+            raise NativeError(text or "the container's shim failed before its user namespace was mapped")
         def fmt(maps: list[dict[str, int]]) -> str:
             return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps)
         try:

@@ -136,10 +136,13 @@ class ImageStore:
         except PermissionError as exc:
             raise ImageError(f"cannot write the image store at {self.root}: permission denied; "
                              "set LABKIT_IMAGES to a directory you own") from exc
-        if not (self.root / "oci-layout").exists():
-            (self.root / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
-        if not (self.root / "index.json").exists():
-            self._write_index({"schemaVersion": 2, "mediaType": MT_INDEX, "manifests": []})
+        for name, doc in (("oci-layout", {"imageLayoutVersion": "1.0.0"}),
+                          ("index.json", {"schemaVersion": 2, "mediaType": MT_INDEX, "manifests": []})):
+            try:  # "x": never overwrite what another process has just written
+                with open(self.root / name, "x") as f:
+                    json.dump(doc, f, indent=2)
+            except FileExistsError:
+                pass
 
     # --- blobs and the index ---------------------------------------------------
     @contextlib.contextmanager

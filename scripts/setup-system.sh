@@ -3,10 +3,11 @@
 # the Docker Engine is started; anywhere else this script only says what is missing, and the
 # labs fall back to what the host has (and say so in their output).
 set -u
-PKGS="docker.io runc crun busybox-static etcd-server containernetworking-plugins graphviz chromium iproute2 iptables kmod"
+PKGS="docker.io runc crun busybox-static etcd-server containernetworking-plugins graphviz chromium iproute2 iptables kmod fonts-wqy-microhei"
 declare -A BIN=([docker.io]=dockerd [runc]=runc [crun]=crun [busybox-static]=busybox [etcd-server]=etcd
   [containernetworking-plugins]=/usr/lib/cni/bridge [graphviz]=dot [chromium]=chromium [iproute2]=ip
-  [iptables]=iptables [kmod]=modprobe)
+  [iptables]=iptables [kmod]=modprobe
+  [fonts-wqy-microhei]=/usr/share/fonts/truetype/wqy/wqy-microhei.ttc)  # the glossary's Chinese in Chromium
 
 missing=()
 for p in $PKGS; do

@@ -361,3 +361,11 @@ def test_bind_mounts_and_extra_devices(make_bundle, state_root, tmp_path):  # no
     assert "Read-only file system" in lines[1]
     assert (rw / "out").read_text() == "saved\n"  # a writable volume: the write reached the host
     assert "device-ok" in out
+
+
+def test_an_unprivileged_user_inside_can_use_dev_null(make_bundle, state_root):  # noqa: F811
+    b = make_bundle(["sh", "-c", "id -u; echo x > /dev/null && echo null-ok; touch /etc/x 2>&1"], uid=65534, gid=65534)
+    code, out, err, c = run(b, state_root)
+    c.delete()
+    lines = out.split("\n")
+    assert lines[0] == "65534" and lines[1] == "null-ok" and "Permission denied" in lines[2], (out, err)

@@ -267,12 +267,22 @@ class Cgroup:
         devices = res.get("devices")
         if devices and "devices" in self.v1:
             d = self.v1["devices"]
-            for rule in devices:
-                kind = rule.get("type") or "a"
-                major = "*" if rule.get("major") in (None, -1) else rule["major"]
-                minor = "*" if rule.get("minor") in (None, -1) else rule["minor"]
-                entry = "a" if kind == "a" else f"{kind} {major}:{minor} {rule.get('access', 'rwm')}"
-                _write(d / ("devices.allow" if rule.get("allow") else "devices.deny"), entry)
+            files: dict[str, Any] = {}
+            try:  # one open per file; the kernel takes one rule per write()
+                for rule in devices:
+                    kind = rule.get("type") or "a"
+                    major = "*" if rule.get("major") in (None, -1) else rule["major"]
+                    minor = "*" if rule.get("minor") in (None, -1) else rule["minor"]
+                    entry = "a" if kind == "a" else f"{kind} {major}:{minor} {rule.get('access', 'rwm')}"
+                    name = "devices.allow" if rule.get("allow") else "devices.deny"
+                    if name not in files:
+                        files[name] = os.open(d / name, os.O_WRONLY | os.O_CLOEXEC)
+                    os.write(files[name], entry.encode())
+            except OSError as exc:
+                raise CgroupError(f"cannot set device rules in {d}: {exc.strerror}") from exc
+            finally:
+                for fd in files.values():
+                    os.close(fd)
 
     def procs_files(self) -> list[Path]:
         """The ``cgroup.procs`` files a process writes ``0`` into to join this cgroup everywhere."""

@@ -132,6 +132,20 @@ def _locked_flags(path: str) -> int:
 def _make_devices(rootfs: str, devices: list[dict[str, Any]]) -> None:
     devdir = os.path.join(rootfs, "dev")
     os.makedirs(devdir, exist_ok=True)
+    old_umask = os.umask(0)  # /dev/null must be 0666, not 0666 & ~umask
+    try:
+        _make_device_nodes(rootfs, devices)
+    finally:
+        os.umask(old_umask)
+    links = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
+             "stderr": "/proc/self/fd/2", "ptmx": "pts/ptmx", "core": "/proc/kcore"}
+    for name, target in links.items():
+        p = os.path.join(devdir, name)
+        if not os.path.lexists(p):
+            os.symlink(target, p)
+
+
+def _make_device_nodes(rootfs: str, devices: list[dict[str, Any]]) -> None:
     seen = set()
     for d in DEFAULT_DEVICES + devices:
         if d["path"] in seen:
@@ -150,12 +164,6 @@ def _make_devices(rootfs: str, devices: list[dict[str, Any]]) -> None:
             # no CAP_MKNOD (user namespaces): bind the host's node instead, as runc does
             open(target, "a").close()
             sc.mount(d["path"], target, None, sc.MS_BIND)
-    links = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
-             "stderr": "/proc/self/fd/2", "ptmx": "pts/ptmx", "core": "/proc/kcore"}
-    for name, target in links.items():
-        p = os.path.join(devdir, name)
-        if not os.path.lexists(p):
-            os.symlink(target, p)
 
 
 def _mask_paths(masked: list[str], readonly: list[str]) -> None:

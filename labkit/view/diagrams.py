@@ -308,31 +308,35 @@ def swarm() -> graphviz.Digraph:
 
 def mesos() -> graphviz.Digraph:
     """Mesos: the master offers resources; each framework's own scheduler decides (two-level)."""
-    g = _graph("mesos", rankdir="TB", nodesep="0.3")
-    g.node("master", _label("Mesos master", "allocator (DRF)"), fillcolor=KERNEL)
+    g = _graph("mesos", rankdir="TB", nodesep="0.4")
     for key, name in [("marathon", "Marathon (services)"), ("spark", "Spark (batch)")]:
         g.node(key, _label(name, "framework scheduler"), fillcolor=MASTER)
-        g.edge("master", key, label=" 1. resource offer")
-        g.edge(key, "master", label=" 2. accept + tasks", style="dashed")
+    g.node("master", _label("Mesos master", "allocator (DRF)"), fillcolor=KERNEL)
+    for key in ("marathon", "spark"):
+        g.edge(key, "master", label=" 1. resource offer", dir="back")
+        g.edge(key, "master", label=" 2. accept: tasks", style="dashed")
     for i in range(2):
-        g.node(f"a{i}", f"agent {i + 1}\\n(executors)", fillcolor=PLUGIN)
-        g.edge(f"a{i}", "master", label=" free resources", style="dotted")
+        g.node(f"a{i}", f"agent {i + 1}\\n(executors run tasks)", fillcolor=PLUGIN)
+        g.edge("master", f"a{i}", label=" 3. launch tasks")
+        g.edge("master", f"a{i}", label=" free resources", style="dotted", dir="back")
     return g
 
 
 def kubernetes() -> graphviz.Digraph:
     """Kubernetes: every component watches and writes one API; the scheduler picks a node per pod."""
-    g = _graph("kubernetes", rankdir="TB", nodesep="0.3")
-    g.node("api", _label("kube-apiserver", "desired + actual state"), fillcolor=MASTER)
-    g.node("etcd", "etcd", shape="cylinder", style="filled", fillcolor=MASTER)
+    g = _graph("kubernetes", rankdir="TB", nodesep="0.4")
     g.node("sched", _label("kube-scheduler", "filter, then score every node"), fillcolor=MASTER)
     g.node("ctrl", _label("controllers", "ReplicaSet, Deployment, node, GC"), fillcolor=MASTER)
+    with g.subgraph() as row:
+        row.attr(rank="same")
+        row.node("api", _label("kube-apiserver", "desired + actual state"), fillcolor=MASTER)
+        row.node("etcd", "etcd", shape="cylinder", style="filled", fillcolor=MASTER)
     g.edge("api", "etcd", dir="both")
     g.edge("sched", "api", label=" bind pod to node")
     g.edge("ctrl", "api", label=" make actual = desired")
     for i in range(2):
-        g.node(f"k{i}", f"node {i + 1}\\n(kubelet)", fillcolor=NODE)
-        g.edge(f"k{i}", "api", label=" watch my pods")
+        g.node(f"k{i}", f"node {i + 1}\\n(kubelet runs its pods)", fillcolor=NODE)
+        g.edge("api", f"k{i}", label=" watch my pods,\\n report status", dir="back")
     return g
 
 

@@ -176,7 +176,7 @@ def image_supply_chain() -> graphviz.Digraph:
 
 def landscape() -> graphviz.Digraph:
     """The orchestration landscape and its lineage, 2003-2019 (S3, S4, S5)."""
-    g = _graph("landscape", rankdir="LR", nodesep="0.25", ranksep="0.5")
+    g = _graph("landscape", rankdir="TB", nodesep="0.25", ranksep="0.45")
     with g.subgraph(name="cluster_google") as c:
         c.attr(label="Google lineage", style="rounded", color="#3b82f6")
         c.attr("node", fillcolor=MASTER)
@@ -205,7 +205,7 @@ def landscape() -> graphviz.Digraph:
     g.edge("omega", "k8s", label=" shared state")
     g.edge("k8s", "cncf", label=" donated")
     g.edge("docker", "fig", label=" one host, many containers")
-    g.edge("fig", "compose", label=" acquired 2014")
+    g.edge("fig", "compose", label=" Docker buys\\n Orchard, 2014")
     g.edge("docker", "swarm", label=" many hosts")
     g.edge("swarm", "swarmmode")
     g.edge("compose", "swarmmode", label=" stack deploy", style="dashed")

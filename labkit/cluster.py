@@ -15,6 +15,7 @@ minikube, a cloud) instead of starting one.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import os
 import shutil
@@ -149,6 +150,7 @@ class Cluster:
                 self._inproc = _InProcess(self)
                 self._inproc.start()
             self.started = True
+            atexit.register(self._stop_at_exit)
             self._save()
             self.wait_nodes_ready(timeout)
         except BaseException:
@@ -212,7 +214,8 @@ class Cluster:
         if self.node_gpus.get(node):
             args += ["--gpus", str(self.node_gpus[node])]
         if self.cri:
-            cri = self._py("labkit.node.cri.server", "--socket", sock, "--backend", self.runtime_name)
+            cri = self._py("labkit.node.cri.server", "--socket", sock, "--backend", self.runtime_name,
+                           "--trace", str(self.dir / f"{node}-cri-trace.jsonl"))
             return cri, self._py("labkit.node.kubelet", *args, "--runtime", f"unix://{sock}")
         return None, self._py("labkit.node.kubelet", *args, "--runtime", self.runtime_name)
 
@@ -300,6 +303,10 @@ class Cluster:
         if not self.keep_state:
             shutil.rmtree(self.dir, ignore_errors=True)
 
+    def _stop_at_exit(self) -> None:
+        if self.started and not self.keep_state:
+            self.stop()
+
     def _sweep_pods(self) -> None:
         """Remove sandboxes a killed kubelet left behind (those labelled for this cluster's API server)."""
         try:
@@ -380,6 +387,31 @@ class Cluster:
         from kubernetes import client
 
         return client.AppsV1Api(self.client())
+
+    # ------------------------------------------------------------------ looking inside (labs)
+    @property
+    def scheduler(self):
+        """The in-process Scheduler (``processes=False`` only): its ``decisions`` say why each pod went where."""
+        if self._inproc is None:
+            raise ClusterError("the scheduler runs in its own process; use Cluster(processes=False) to look inside")
+        return self._inproc.scheduler
+
+    def decision(self, pod: str, namespace: str = "default"):
+        """The scheduler's last :class:`~labkit.controlplane.scheduler.Decision` for a pod (in-process only)."""
+        key = pod if "/" in pod else f"{namespace}/{pod}"
+        return self.scheduler.decisions.get(key)
+
+    def kubelet(self, node: str):
+        if self._inproc is None:
+            raise ClusterError("kubelets run as processes; use Cluster(processes=False) to look inside")
+        return self._inproc.kubelets[node]
+
+    def cri_trace(self, node: str) -> list[dict]:
+        """Every CRI call the node's runtime answered: method, request summary, time, duration."""
+        f = self.dir / f"{node}-cri-trace.jsonl"
+        if not f.exists():
+            return []
+        return [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
 
     def wait_nodes_ready(self, timeout: float = 60.0) -> list[str]:
         """Block until every node reports Ready=True; returns their names."""
@@ -521,7 +553,7 @@ class _InProcess:
             from labkit.node.cri import RemoteRuntime, serve
 
             sock = str(self.c.dir / f"{node}-cri.sock")
-            self.cri_servers.append(serve(rt, sock))
+            self.cri_servers.append(serve(rt, sock, str(self.c.dir / f"{node}-cri-trace.jsonl")))
             rt = await asyncio.to_thread(RemoteRuntime, f"unix://{sock}")
             self.runtimes.append(rt)
         cap = host_capacity()

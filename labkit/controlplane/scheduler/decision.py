@@ -86,6 +86,9 @@ class Decision:
             rows.append(row)
         return rows
 
+    def __repr__(self) -> str:
+        return self.__str__()
+
     def __str__(self) -> str:
         rows = self.table()
         if not rows:

@@ -30,11 +30,7 @@ class Framework:
         """Run every filter and score plugin over all nodes; ties go to the first node by name."""
         p = pod if isinstance(pod, PodInfo) else PodInfo.of(pod)
         alive = table.alive
-        slots = np.flatnonzero(alive)
-        names = [table.names[i] for i in slots]
-        order = np.argsort(np.array(names, dtype=object)) if names else np.array([], dtype=int)
-        slots = slots[order]
-        names = [names[k] for k in order]
+        slots, names = table.ordered()
         feasible = alive.copy()
         verdicts = []
         for f in self.filters:

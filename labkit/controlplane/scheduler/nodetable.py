@@ -22,7 +22,9 @@ class NodeTable:
         self.cap = capacity
         self.alloc = np.zeros((len(self.rows), capacity), dtype=np.int64)
         self.req = np.zeros_like(self.alloc)
-        self.nz = np.zeros((2, capacity), dtype=np.int64)  # non-zero cpu/memory requests, for scores
+        self.nz = np.zeros((2, capacity), dtype=np.float64)  # non-zero cpu/memory requests, for scores
+        self.inv_alloc = np.zeros((2, capacity), dtype=np.float64)  # 1/allocatable cpu, memory (0 if none)
+        self.no_alloc = np.zeros((2, capacity), dtype=bool)
         self.alive = np.zeros(capacity, dtype=bool)
         self.unschedulable = np.zeros(capacity, dtype=bool)
         self.taint_group = np.zeros(capacity, dtype=np.int32)
@@ -33,6 +35,7 @@ class NodeTable:
         self._taint_ids: dict[tuple, int] = {(): 0}
         self._free: list[int] = []
         self._next = 0
+        self._ordered: tuple[np.ndarray, list[str]] | None = None
         self._signature: dict[str, tuple] = {}
         self._label_cache: dict[str, tuple[np.ndarray, dict[str, int]]] = {}
         self.pods: dict[str, tuple[int, dict[str, int], tuple[int, int]]] = {}  # pod key -> (slot, req, nz)
@@ -40,7 +43,7 @@ class NodeTable:
     # ------------------------------------------------------------------ nodes
     def _grow(self) -> None:
         new = self.cap * 2
-        for attr in ("alloc", "req", "nz"):
+        for attr in ("alloc", "req", "nz", "inv_alloc", "no_alloc"):
             a = getattr(self, attr)
             b = np.zeros((a.shape[0], new), dtype=a.dtype)
             b[:, : self.cap] = a
@@ -85,6 +88,7 @@ class NodeTable:
             self.slot[name] = i
             self.names[i] = name
             self.alive[i] = True
+            self._ordered = None
         self.alloc[:, i] = 0
         for r, q in alloc.items():
             try:
@@ -93,6 +97,10 @@ class NodeTable:
                 continue
             row = self._row(r)  # may grow self.alloc: index after
             self.alloc[row, i] = amount
+        for r in (0, 1):
+            a = float(self.alloc[r, i])
+            self.inv_alloc[r, i] = 1.0 / a if a > 0 else 0.0
+            self.no_alloc[r, i] = a <= 0 and self.alive[i]
         if self.labels[i] != labels:
             self.labels[i] = labels
             self._label_cache.clear()
@@ -110,10 +118,13 @@ class NodeTable:
             return
         self.alive[i] = False
         self.names[i] = None
+        self._ordered = None
         self.labels[i] = {}
         self.alloc[:, i] = 0
         self.req[:, i] = 0
         self.nz[:, i] = 0
+        self.inv_alloc[:, i] = 0
+        self.no_alloc[:, i] = False
         self._label_cache.clear()
         self._free.append(i)
         for k in [k for k, v in self.pods.items() if v[0] == i]:
@@ -148,6 +159,13 @@ class NodeTable:
             self.req[self.rows[r], i] -= v
         self.nz[0, i] -= nz[0]
         self.nz[1, i] -= nz[1]
+
+    def ordered(self) -> tuple[np.ndarray, list[str]]:
+        """Live slots sorted by node name, and the names: cached until a node joins or leaves."""
+        if self._ordered is None:
+            pairs = sorted((n, i) for n, i in self.slot.items())
+            self._ordered = (np.array([i for _, i in pairs], dtype=np.int64), [n for n, _ in pairs])
+        return self._ordered
 
     # ------------------------------------------------------------------ labels
     def label_codes(self, key: str) -> tuple[np.ndarray, dict[str, int]]:

@@ -26,6 +26,7 @@ class PodInfo:
     pod: dict
     requests: dict[str, int] = field(default_factory=dict)
     nonzero: tuple[int, int] = (0, 0)
+    cache: dict = field(default_factory=dict)
 
     @classmethod
     def of(cls, pod: dict) -> PodInfo:
@@ -170,12 +171,16 @@ class NodeResourcesFit(FilterPlugin):
 
 # ---------------------------------------------------------------------------- scores
 def _fraction(t: NodeTable, p: PodInfo) -> np.ndarray:
-    """(2, cap) share of cpu and memory that would be requested if the pod landed there."""
-    alloc = t.alloc[:2].astype(np.float64)
-    used = t.nz + np.array(p.nonzero, dtype=np.int64)[:, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        frac = np.where(alloc > 0, used / alloc, 1.0)
-    return np.clip(frac, 0.0, 1.0)
+    """(2, cap) share of cpu and memory that would be requested if the pod landed there (cached per pod)."""
+    cached = p.cache.get("fraction")
+    if cached is not None:
+        return cached
+    frac = (t.nz + np.array(p.nonzero, dtype=np.float64)[:, None]) * t.inv_alloc
+    np.minimum(frac, 1.0, out=frac)
+    if t.no_alloc.any():
+        frac[t.no_alloc] = 1.0
+    p.cache["fraction"] = frac
+    return frac
 
 
 class NodeResourcesLeastAllocated(ScorePlugin):
@@ -184,7 +189,8 @@ class NodeResourcesLeastAllocated(ScorePlugin):
     name = "NodeResourcesLeastAllocated"
 
     def score(self, t: NodeTable, p: PodInfo) -> np.ndarray:
-        return (1.0 - _fraction(t, p)).mean(axis=0) * 100.0
+        f = _fraction(t, p)
+        return 100.0 - (f[0] + f[1]) * 50.0
 
 
 class NodeResourcesBalancedAllocation(ScorePlugin):
@@ -193,7 +199,8 @@ class NodeResourcesBalancedAllocation(ScorePlugin):
     name = "NodeResourcesBalancedAllocation"
 
     def score(self, t: NodeTable, p: PodInfo) -> np.ndarray:
-        return (1.0 - _fraction(t, p).std(axis=0)) * 100.0
+        f = _fraction(t, p)
+        return 100.0 - np.abs(f[0] - f[1]) * 50.0  # the std of two numbers is half their distance
 
 
 DEFAULT_FILTERS: list[FilterPlugin] = [NodeUnschedulable(), NodeName(), TaintToleration(), NodeAffinity(),

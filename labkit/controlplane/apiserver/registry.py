@@ -42,6 +42,9 @@ class Registry:
 
     def __init__(self, store: Store):
         self.store = store
+        # namespaces known to exist, kept current from the watch cache (like the NamespaceLifecycle
+        # admission plugin's informer); a miss falls back to reading the store
+        self.known_namespaces: set[str] = set()
 
     # ------------------------------------------------------------------ helpers
     def _store_call(self, fn, *args):
@@ -49,6 +52,16 @@ class Registry:
             return fn(*args)
         except Unavailable as exc:
             raise errors.unavailable(f"the storage backend is unavailable: {exc}") from exc
+
+    def watch_namespaces(self, events: list) -> None:
+        """Hub listener: keep :attr:`known_namespaces` in step with the store."""
+        for ev in events:
+            if ev.key.startswith("/registry/namespaces/"):
+                name = ev.key.rsplit("/", 1)[1]
+                if ev.type == "DELETED":
+                    self.known_namespaces.discard(name)
+                else:
+                    self.known_namespaces.add(name)
 
     def ensure_namespaces(self) -> None:
         ns_rt = BY_PLURAL["namespaces"]
@@ -132,7 +145,8 @@ class Registry:
         if rt.namespaced:
             if not ns:
                 raise errors.bad_request("a namespace must be given for a namespaced resource")
-            if rt.plural != "events" and self.store.get(BY_PLURAL["namespaces"].key(None, ns)) is None:
+            if rt.plural != "events" and ns not in self.known_namespaces and \
+                    self.store.get(BY_PLURAL["namespaces"].key(None, ns)) is None:
                 raise errors.not_found("namespaces", "", ns)
         _drop_unknown(rt, obj)
         if rt.defaulter:

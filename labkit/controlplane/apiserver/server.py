@@ -116,6 +116,9 @@ class APIServer:
         self._ready = threading.Event()
         self._stopped: asyncio.Event | None = None
         self._start_error: BaseException | None = None
+        # the memory store answers in microseconds: calling it on the loop beats a thread hop; sqlite
+        # (an fsync per commit, shared by concurrent writers) and etcd (a network round trip) run on
+        # worker threads so that requests overlap
         inline = getattr(self.store, "name", "") == "memory"
         self._pool = None if inline else concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="labkit-api")
         self._http: ClientSession | None = None
@@ -136,6 +139,9 @@ class APIServer:
         self.loop = asyncio.get_running_loop()
         self.registry.ensure_namespaces()
         self.hub = WatchHub(self.store, self.loop, self.attrs, self.watch_window)
+        self.hub.listeners.append(self.registry.watch_namespaces)
+        kvs, _ = self.store.list(BY_PLURAL["namespaces"].key_prefix())
+        self.registry.known_namespaces.update(kv.key.rsplit("/", 1)[1] for kv in kvs)
         self.pods_by_node = PodsByNode(self.store, self.hub)
         self._warmup = asyncio.ensure_future(self.pods_by_node.ensure())  # build the index off the request path
         self._runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False)

@@ -138,6 +138,10 @@ def test_pods_reach_each_other_on_one_node_and_across_nodes(state, tmp_path, plu
         ep["subsets"][0]["addresses"] = [{"ip": ip_b}]
         rules.apply(n1.node.netns_path, rules.service_ports([svc], [ep]))
         assert fetch(n1, a, "http://10.96.0.10:8080/") == "hello from b"  # same node via ClusterIP
+        servers.append(start_server(n1, a, tmp_path, "hello from a"))
+        ep["subsets"][0]["addresses"] = [{"ip": ip_a}]
+        rules.apply(n1.node.netns_path, rules.service_ports([svc], [ep]))
+        assert fetch(n1, a, "http://10.96.0.10:8080/") == "hello from a"  # hairpin: a pod to itself
         # no ready endpoints: refused at once, not a hang
         rules.apply(n1.node.netns_path, rules.service_ports([svc], []))
         r = n1.exec_in_pod(a, "timeout", "3", "busybox", "wget", "-q", "-O-", "http://10.96.0.10:8080/")

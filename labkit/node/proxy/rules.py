@@ -15,7 +15,9 @@ import subprocess
 from dataclasses import dataclass
 
 SERVICES = "LABKIT-SERVICES"
+POSTROUTING = "LABKIT-POSTROUTING"
 REJECTS = "LABKIT-NOENDPOINTS"
+HAIRPIN_MARK = "0x4000/0x4000"
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,13 @@ class ServicePort:
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}:{self.port_name or self.port}"
+
+
+HOOKS = (
+    ("nat", SERVICES, ("PREROUTING", "OUTPUT")),
+    ("nat", POSTROUTING, ("POSTROUTING",)),
+    ("filter", REJECTS, ("FORWARD", "OUTPUT")),
+)
 
 
 def _chain(prefix: str, text: str) -> str:
@@ -65,9 +74,12 @@ def service_ports(services: list[dict], endpoints: list[dict]) -> list[ServicePo
 
 def render(ports: list[ServicePort]) -> tuple[str, str]:
     """The nat and filter table fragments for ``iptables-restore --noflush``."""
-    nat = ["*nat", f":{SERVICES} - [0:0]"]
+    nat = ["*nat", f":{SERVICES} - [0:0]", f":{POSTROUTING} - [0:0]"]
     flt = ["*filter", f":{REJECTS} - [0:0]"]
-    body_nat, body_flt = [], []
+    # hairpin: a pod that reaches itself through its own Service must see the reply come from the
+    # Service, so that one case is source-NATed to the node's bridge address (kube-proxy does the same)
+    body_nat = [f'-A {POSTROUTING} -m mark --mark {HAIRPIN_MARK} -m comment --comment "labkit hairpin" -j MASQUERADE']
+    body_flt = []
     for sp in ports:
         proto = sp.protocol.lower()
         match = f"-d {sp.cluster_ip}/32 -p {proto} -m {proto} --dport {sp.port}"
@@ -84,6 +96,7 @@ def render(ports: list[ServicePort]) -> tuple[str, str]:
             nat.append(f":{sep} - [0:0]")
             prob = "" if i == n - 1 else f"-m statistic --mode random --probability {1 / (n - i):.5f} "
             body_nat.append(f"-A {svc_chain} {comment} {prob}-j {sep}")
+            body_nat.append(f"-A {sep} -s {ep.split(':')[0]}/32 {comment} -j MARK --set-xmark {HAIRPIN_MARK}")
             body_nat.append(f"-A {sep} -p {proto} {comment} -m {proto} -j DNAT --to-destination {ep}")
     return "\n".join(nat + body_nat + ["COMMIT", ""]), "\n".join(flt + body_flt + ["COMMIT", ""])
 
@@ -104,7 +117,7 @@ def apply(netns: str | None, ports: list[ServicePort]) -> None:
     wanted = {line.split()[0][1:] for line in nat.splitlines() if line.startswith(":")}
     stale = [
         line.split()[1] for line in existing.splitlines()
-        if line.startswith("-N LABKIT-S") and line.split()[1] not in wanted
+        if line.startswith("-N LABKIT-S") and line.split()[1] not in wanted and line.split()[1] != SERVICES
     ]
     # flush stale chains in the same transaction, then delete them once nothing jumps there
     nat_lines = nat.splitlines()
@@ -112,7 +125,7 @@ def apply(netns: str | None, ports: list[ServicePort]) -> None:
     nat_lines[-1:-1] = [f"-X {c}" for c in stale]
     _run(netns, ["iptables-restore", "--noflush"], "\n".join(nat_lines) + "\n")
     _run(netns, ["iptables-restore", "--noflush"], flt)
-    for table, chain, hooks in (("nat", SERVICES, ("PREROUTING", "OUTPUT")), ("filter", REJECTS, ("FORWARD", "OUTPUT"))):
+    for table, chain, hooks in HOOKS:
         for hook in hooks:
             rule = ["-m", "comment", "--comment", "labkit", "-j", chain]
             if _run(netns, ["iptables", "-t", table, "-C", hook, *rule], check=False).returncode != 0:
@@ -121,7 +134,7 @@ def apply(netns: str | None, ports: list[ServicePort]) -> None:
 
 def remove(netns: str | None) -> None:
     """Take every labkit service rule out of a namespace (for nodes that share the host's)."""
-    for table, chain, hooks in (("nat", SERVICES, ("PREROUTING", "OUTPUT")), ("filter", REJECTS, ("FORWARD", "OUTPUT"))):
+    for table, chain, hooks in HOOKS:
         for hook in hooks:
             _run(netns, ["iptables", "-t", table, "-D", hook, "-m", "comment", "--comment", "labkit", "-j", chain],
                  check=False)

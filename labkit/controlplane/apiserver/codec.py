@@ -9,14 +9,22 @@ re-encoding the object. That keeps list, get and watch fan-out cheap.
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 _META = b'"metadata":{'
 
 
+_last_second: list = [0, ""]
+
+
 def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The current time at one-second precision, as Kubernetes timestamps are (formatted once a second)."""
+    sec = int(time.time())
+    if _last_second[0] != sec:
+        _last_second[:] = [sec, datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")]
+    return _last_second[1]
 
 
 def encode(obj: dict) -> bytes:

@@ -51,7 +51,8 @@ class PodsByNode:
     def _apply(self, ev: HubEvent) -> None:
         if not ev.key.startswith(PREFIX):
             return
-        self._set(ev.key, None if ev.type == "DELETED" else _node_of(ev.value))
+        # the hub's attributes are computed once per event and shared with the watchers
+        self._set(ev.key, None if ev.type == "DELETED" else self.hub.attrs_of(ev)[1].get("spec.nodeName", ""))
 
     def _on_events(self, events: list[HubEvent]) -> None:
         if self.ready:

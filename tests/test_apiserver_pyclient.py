@@ -397,3 +397,22 @@ def test_eviction_deletes_the_pod_gracefully(kc, ns):  # noqa: F811
     with pytest.raises(ApiException) as e:
         core.read_namespaced_pod("ev", ns)
     assert e.value.status == 404
+
+
+def test_periodic_compaction_keeps_one_interval_of_history():
+    from labkit.controlplane.apiserver import APIServer
+
+    with APIServer("memory", compact_interval=0.3) as server:
+        first = server.store.revision
+        cfg = client.Configuration()
+        cfg.host = server.url
+        core = client.CoreV1Api(client.ApiClient(cfg))
+        core.create_namespaced_config_map("default", {"metadata": {"name": "a"}})
+        deadline = time.monotonic() + 10
+        while server.store.compact_revision <= first and time.monotonic() < deadline:
+            core.patch_namespaced_config_map("a", "default", {"data": {"t": str(time.monotonic())}})
+            time.sleep(0.1)
+        assert server.store.compact_revision > first
+        r = requests.get(f"{server.url}/api/v1/namespaces/default/configmaps",
+                         params={"watch": "1", "resourceVersion": str(first), "timeoutSeconds": "1"}, timeout=5)
+        assert json.loads(r.text.splitlines()[0])["object"]["code"] == 410

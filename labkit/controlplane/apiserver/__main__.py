@@ -18,6 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--store", default="sqlite", help="memory | sqlite[:PATH] | etcd:http://HOST:PORT")
     parser.add_argument("--bookmark-interval", type=float, default=5.0, help="seconds between watch bookmarks")
+    parser.add_argument("--compact-interval", type=float, default=300.0,
+                        help="seconds between store compactions (0 = never); each keeps one interval of history")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     # store watches deliver on their own threads: hand the GIL over sooner than the 5 ms default
@@ -25,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s apiserver %(levelname)s %(message)s")
     try:
-        server = APIServer(args.store, host=args.bind, port=args.port, bookmark_interval=args.bookmark_interval)
+        server = APIServer(args.store, host=args.bind, port=args.port, bookmark_interval=args.bookmark_interval,
+                           compact_interval=args.compact_interval or None)
     except ValueError as exc:
         print(f"apiserver: {exc}", file=sys.stderr)
         return 2

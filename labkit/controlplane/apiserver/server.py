@@ -100,12 +100,15 @@ class APIServer:
     """
 
     def __init__(self, store: str | Store = "memory", host: str = "127.0.0.1", port: int = 0,
-                 bookmark_interval: float = 5.0, watch_window: int = 100_000):
+                 bookmark_interval: float = 5.0, watch_window: int = 100_000,
+                 compact_interval: float | None = 300.0):
         self._own_store = isinstance(store, str)
         self.store: Store = open_store(store) if isinstance(store, str) else store
         self.registry = Registry(self.store)
         self.host, self.port = host, port
         self.bookmark_interval = bookmark_interval
+        self.compact_interval = compact_interval
+        self._compactor: asyncio.Task | None = None
         self.watch_window = watch_window
         self.attrs = AttrCache()
         self.hub: WatchHub | None = None
@@ -144,6 +147,8 @@ class APIServer:
         self.registry.known_namespaces.update(kv.key.rsplit("/", 1)[1] for kv in kvs)
         self.pods_by_node = PodsByNode(self.store, self.hub)
         self._warmup = asyncio.ensure_future(self.pods_by_node.ensure())  # build the index off the request path
+        if self.compact_interval:
+            self._compactor = asyncio.ensure_future(self._compact_periodically(self.compact_interval))
         self._runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
@@ -152,7 +157,27 @@ class APIServer:
         self.port = sock.getsockname()[1]
         self._stopped = asyncio.Event()
 
+    async def _compact_periodically(self, interval: float) -> None:
+        """Like kube-apiserver: every interval, compact history older than the previous tick.
+
+        So at least one interval of history stays for watchers to resume from; older
+        resourceVersions then get 410 Expired and their clients list again.
+        """
+        previous: int | None = None
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if previous is not None:
+                    await self._call(self.store.compact, previous)
+                    assert self.hub is not None
+                    self.hub.forget_below(previous)
+                previous = self.store.revision
+            except Exception as exc:  # a busy or unreachable store: try again next time
+                log.warning("periodic compaction failed: %s", exc)
+
     async def stop_async(self) -> None:
+        if self._compactor is not None:
+            self._compactor.cancel()
         if self.hub is not None:
             self.hub.close()
         if self._http is not None:

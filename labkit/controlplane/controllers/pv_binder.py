@@ -229,8 +229,9 @@ class PersistentVolumeBinder(Controller):
                 client = CSIClient(self.provisioners[csi["driver"]])
                 try:
                     await asyncio.to_thread(client.delete_volume, csi["volumeHandle"])
-                except CSIError as exc:
+                except CSIError as exc:  # e.g. a pod on its way out still has it mounted: try again soon
                     await self._event(pv, "Warning", "VolumeFailedDelete", str(exc))
+                    self.queue.add_after("*", 1.0)
                     continue
                 finally:
                     client.close()

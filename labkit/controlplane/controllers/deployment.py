@@ -104,8 +104,9 @@ class DeploymentController(Controller):
                      "minReadySeconds": spec.get("minReadySeconds", 0)},
         }
         created = await self.client.create("replicasets", rs, namespace=ns)
-        self.recorder.event(d, "Normal", "ScalingReplicaSet",
-                            f"Scaled up replica set {rs['metadata']['name']} to {start}")
+        if start:
+            self.recorder.event(d, "Normal", "ScalingReplicaSet",
+                                f"Scaled up replica set {rs['metadata']['name']} to {start}")
         return created
 
     async def _annotate_rs(self, rs: dict, ann: dict) -> dict:
@@ -144,16 +145,21 @@ class DeploymentController(Controller):
         total = sum(int(r["spec"].get("replicas", 0)) for r in [new, *olds])
         target = rollout.new_rs_target(replicas, surge, total, int(new["spec"].get("replicas", 0)))
         await self._scale(d, new, target)
+        # kube-controller-manager's rule: count pods by spec, minus the new ones not yet available,
+        # so a stale "available" in an old ReplicaSet's status can never let us go below the minimum
+        spec_total = sum(int(r["spec"].get("replicas", 0)) for r in [new, *olds])
+        new_unavailable = max(0, int(new["spec"].get("replicas", 0))
+                              - int((new.get("status") or {}).get("availableReplicas", 0)))
+        budget = spec_total - (replicas - unavail) - new_unavailable
         available = sum(int((r.get("status") or {}).get("availableReplicas", 0)) for r in [new, *olds])
-        budget = rollout.old_scale_down_budget(replicas, unavail, available)
-        # old replicas that are not available cost nothing to remove
+        budget = min(budget, rollout.old_scale_down_budget(replicas, unavail, available))
         for r in sorted(active_olds, key=revision_of):
+            if budget <= 0:
+                break
             cur = int(r["spec"].get("replicas", 0))
-            unhealthy = max(0, cur - int((r.get("status") or {}).get("availableReplicas", 0)))
-            drop = min(cur, unhealthy + budget)
-            if drop > 0:
-                budget -= max(0, drop - unhealthy)
-                await self._scale(d, r, cur - drop)
+            drop = min(cur, budget)
+            budget -= drop
+            await self._scale(d, r, cur - drop)
 
     async def _recreate(self, d: dict, new: dict, olds: list[dict], replicas: int) -> None:
         running = False

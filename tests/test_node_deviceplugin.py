@@ -54,6 +54,9 @@ def test_allocate_gives_env_device_nodes_and_mounts(node):
     with pytest.raises(PluginError, match="Requested: 1, Available: 0") as exc:
         mgr.allocate(*pod("p3", 1))
     assert exc.value.reason == "UnexpectedAdmissionError"
+    again = mgr.allocate(p, c)  # p1's container restarts: it keeps its GPU, and takes no other
+    assert again.env["NVIDIA_VISIBLE_DEVICES"] == "LK-GPU-0"
+    assert mgr.allocated()["p1"] == {GPU: ["LK-GPU-0"]}
     mgr.release_pod(p)  # p1 deleted: its GPU is free again
     assert mgr.allocate(*pod("p3", 1)).env["NVIDIA_VISIBLE_DEVICES"] == "LK-GPU-0"
 

@@ -77,7 +77,8 @@ class DeviceManager(DevicePlugins):
         self.dir.mkdir(parents=True, exist_ok=True)
         self.on_change = on_change
         self._endpoints: dict[str, _Endpoint] = {}
-        self._allocated: dict[str, dict[str, list[str]]] = {}  # pod uid -> resource -> device ids
+        # pod uid -> container name -> resource -> device ids (a restarted container keeps its devices)
+        self._allocated: dict[str, dict[str, dict[str, list[str]]]] = {}
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         #: protocol events, newest last: ("Register", "nvidia.com/gpu") ... for labs and tests
@@ -157,7 +158,7 @@ class DeviceManager(DevicePlugins):
             return self._changed.wait_for(lambda: self.capacity().get(resource) == healthy, timeout)
 
     def _in_use(self, resource: str) -> set[str]:
-        return {d for pod in self._allocated.values() for d in pod.get(resource, [])}
+        return {d for pod in self._allocated.values() for ctr in pod.values() for d in ctr.get(resource, [])}
 
     def allocate(self, pod: dict, container: dict) -> DeviceAllocation:
         uid = pod.get("metadata", {}).get("uid") or pod.get("metadata", {}).get("name", "")
@@ -175,14 +176,17 @@ class DeviceManager(DevicePlugins):
                 if ep is None:
                     raise PluginError(f"no device plugin is registered for {name}; the pod asked for {n}",
                                       reason="UnexpectedAdmissionError")
-                free = [d for d, h in sorted(ep.devices.items()) if h == HEALTHY and d not in self._in_use(name)]
-                if len(free) < n:
-                    raise PluginError(
-                        f"Allocate failed due to requested number of devices unavailable for {name}. "
-                        f"Requested: {n}, Available: {len(free)}",
-                        reason="UnexpectedAdmissionError",
-                    )
-                ids = free[:n]
+                cname = container.get("name", "")
+                ids = self._allocated.get(uid, {}).get(cname, {}).get(name)
+                if not ids:  # a restart keeps what the container had; a first start picks free devices
+                    free = [d for d, h in sorted(ep.devices.items()) if h == HEALTHY and d not in self._in_use(name)]
+                    if len(free) < n:
+                        raise PluginError(
+                            f"Allocate failed due to requested number of devices unavailable for {name}. "
+                            f"Requested: {n}, Available: {len(free)}",
+                            reason="UnexpectedAdmissionError",
+                        )
+                    ids = free[:n]
                 try:
                     resp = ep.stub.Allocate(
                         pb.AllocateRequest(container_requests=[pb.ContainerAllocateRequest(devicesIDs=ids)]), timeout=10
@@ -192,7 +196,7 @@ class DeviceManager(DevicePlugins):
                 except grpc.RpcError as exc:
                     raise PluginError(f"device plugin for {name} failed Allocate: {exc.details()}",
                                       reason="UnexpectedAdmissionError") from None
-                self._allocated.setdefault(uid, {}).setdefault(name, []).extend(ids)
+                self._allocated.setdefault(uid, {}).setdefault(cname, {})[name] = list(ids)
                 self.events.append(("Allocate", f"{name}: {','.join(ids)} -> {container.get('name', '?')}"))
                 for r in resp.container_responses:
                     out.env.update(r.envs)
@@ -206,8 +210,14 @@ class DeviceManager(DevicePlugins):
             self._allocated.pop(uid, None)
 
     def allocated(self) -> dict[str, dict[str, list[str]]]:
+        """Pod uid -> resource -> device ids in use by its containers."""
         with self._lock:
-            return {k: {r: list(v) for r, v in d.items()} for k, d in self._allocated.items()}
+            out: dict[str, dict[str, list[str]]] = {}
+            for uid, ctrs in self._allocated.items():
+                for res in ctrs.values():
+                    for r, ids in res.items():
+                        out.setdefault(uid, {}).setdefault(r, []).extend(ids)
+            return out
 
     def close(self) -> None:
         self._server.stop(0.2).wait()

@@ -111,24 +111,48 @@ class ClusterView:
         with self._lock:
             self.widget.value = render(self.nodes, self.pods, self.title, self.events)
 
+    def _list(self, kind: str) -> tuple[Any, tuple]:
+        """The client method and its positional arguments (the watch reads the method's return type)."""
+        if kind == "nodes":
+            return self.core.list_node, ()
+        if self.namespace:
+            return self.core.list_namespaced_pod, (self.namespace,)
+        return self.core.list_pod_for_all_namespaces, ()
+
+    def _key(self, kind: str, obj: Any) -> str:
+        return obj.metadata.name if kind == "nodes" else f"{obj.metadata.namespace}/{obj.metadata.name}"
+
     def _watch(self, kind: str) -> None:
+        """List once, then follow the watch from that resourceVersion; list again only after a 410."""
         from kubernetes import watch
 
+        fn, args = self._list(kind)
+        rv = None
         while not self._stop.is_set():
-            w = watch.Watch()
-            self._watches.append(w)
             try:
-                if kind == "nodes":
-                    stream = w.stream(self.core.list_node, timeout_seconds=5)
-                elif self.namespace:
-                    stream = w.stream(self.core.list_namespaced_pod, self.namespace, timeout_seconds=5)
-                else:
-                    stream = w.stream(self.core.list_pod_for_all_namespaces, timeout_seconds=5)
-                for ev in stream:
+                if rv is None:
+                    lst = fn(*args)
+                    with self._lock:
+                        fresh = {self._key(kind, o): o for o in lst.items}
+                        if kind == "nodes":
+                            self.nodes = fresh
+                        else:
+                            self.pods = fresh
+                    rv = lst.metadata.resource_version
+                    self._draw(force=True)
+                w = watch.Watch()
+                self._watches.append(w)
+                for ev in w.stream(fn, *args, resource_version=rv, timeout_seconds=2):
                     if self._stop.is_set():
                         break
                     obj, typ = ev["object"], ev["type"]
-                    key = obj.metadata.name if kind == "nodes" else f"{obj.metadata.namespace}/{obj.metadata.name}"
+                    if typ == "ERROR":
+                        rv = None
+                        break
+                    rv = obj.metadata.resource_version or rv
+                    if typ == "BOOKMARK":
+                        continue
+                    key = self._key(kind, obj)
                     with self._lock:
                         store = self.nodes if kind == "nodes" else self.pods
                         if typ == "DELETED":
@@ -138,11 +162,13 @@ class ClusterView:
                         self.events += 1
                         self.history.append((time.time(), kind, typ, key))
                     self._draw()
-            except Exception:  # noqa: BLE001 - the API went away (cluster stopping): try again or end
+                self._draw(force=True)
+            except Exception:  # noqa: BLE001 - 410 Gone, or the API went away: list again
+                rv = None
                 time.sleep(0.2)
 
     def start(self) -> ClusterView:
-        self.refresh()
+        self.widget.value = render({}, {}, self.title, 0)
         for kind in ("nodes", "pods"):
             t = threading.Thread(target=self._watch, args=(kind,), daemon=True, name=f"clusterview-{kind}")
             t.start()
@@ -156,4 +182,7 @@ class ClusterView:
             w.stop()
         for t in self._threads:
             t.join(7)
-        self._draw(force=True)
+        try:
+            self.refresh()  # the final picture is exactly what the API holds now
+        except Exception:  # noqa: BLE001 - the cluster is already gone: keep the last drawing
+            self._draw(force=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -168,3 +169,41 @@ def test_logs_delete_and_get_all(kubectl, api):  # noqa: F811
     assert 'pod "gone" deleted' in kubectl("delete", "pod", "gone").stdout  # never scheduled: removed at once
     p = kubectl("get", "pod", "gone", check=False)
     assert p.returncode == 1 and "NotFound" in p.stderr
+
+
+@pytest.mark.parametrize("kubectl", kubectls(), indirect=True)
+def test_reapply_removes_list_items_and_switches_volume_source(kubectl):
+    f = kubectl.tmp / "three.yaml"
+    spec = """apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: three}}
+spec:
+  selector: {{matchLabels: {{app: three}}}}
+  template:
+    metadata: {{labels: {{app: three}}}}
+    spec:
+      volumes: [{{name: data, {volume}}}]
+      containers:
+      - {{name: a, image: "a:{tag}", env: [{env}], ports: [{ports}]}}
+{extra}"""
+    f.write_text(spec.format(volume="emptyDir: {}", tag=1, env='{name: XX, value: "1"}, {name: YY, value: "2"}',
+                             ports="{containerPort: 80}, {containerPort: 81}", extra='      - {name: b, image: "b:1"}\n'))
+    kubectl("apply", "-f", str(f))
+    kubectl("annotate", "deploy", "three", "kept=yes")
+    f.write_text(spec.format(volume="hostPath: {path: /tmp}", tag=2, env='{name: XX, value: "1"}',
+                             ports="{containerPort: 80}", extra=""))
+    kubectl("apply", "-f", str(f))
+    got = json.loads(kubectl("get", "deploy", "three", "-o", "json").stdout)
+    pod_spec = got["spec"]["template"]["spec"]
+    assert [c["name"] for c in pod_spec["containers"]] == ["a"]
+    a = pod_spec["containers"][0]
+    assert a["image"] == "a:2" and a["env"] == [{"name": "XX", "value": "1"}]
+    assert [p["containerPort"] for p in a["ports"]] == [80]
+    assert pod_spec["volumes"] == [{"name": "data", "hostPath": {"path": "/tmp"}}]
+    assert got["metadata"]["annotations"]["kept"] == "yes"
+
+
+@pytest.mark.parametrize("kubectl", kubectls(("1.30", "1.33")), indirect=True)
+def test_explain_reads_the_openapi_schemas(kubectl):
+    out = kubectl("explain", "deployment.spec.strategy", namespaced=False).stdout
+    assert "rollingUpdate" in out and "type" in out

@@ -114,12 +114,15 @@ def _gv_path(group: str, version: str) -> str:
 
 
 def _schema_name(rt: ResourceType) -> str:
-    prefix = "io.k8s.api.core" if not rt.group else "io.k8s.api." + rt.group.split(".")[0]
-    return f"{prefix}.{rt.version}.{rt.kind}"
+    from .openapi import schema_name
+    from .protobuf import KIND_MESSAGES
+
+    return schema_name(KIND_MESSAGES[(rt.group_version, rt.kind)])
 
 
 def openapi_document(group: str, version: str) -> dict:
-    """A minimal OpenAPI 3 document for one group/version: paths with their GVK and parameters."""
+    """The OpenAPI 3 document for one group/version: operations with their GVK and parameters, and the
+    schemas of every type they use (for ``kubectl explain`` and ``kubectl apply``'s patch keys)."""
     paths: dict[str, Any] = {}
     schemas: dict[str, Any] = {}
     params = [{"name": n, "in": "query", "schema": {"type": "string"}}
@@ -127,9 +130,6 @@ def openapi_document(group: str, version: str) -> dict:
     for rt in in_group_version(group, version):
         gvk = [{"group": rt.group, "version": rt.version, "kind": rt.kind}]
         ref = {"$ref": f"#/components/schemas/{_schema_name(rt)}"}
-        schemas[_schema_name(rt)] = {"type": "object", "x-kubernetes-group-version-kind": gvk,
-                                     "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"},
-                                                    "metadata": {"type": "object"}}}
         base = f"/{_gv_path(group, version)}/" + ("namespaces/{namespace}/" if rt.namespaced else "")
 
         def op(verb: str, action: str, rt: ResourceType = rt, ref: dict = ref, gvk: list = gvk) -> dict:
@@ -143,6 +143,9 @@ def openapi_document(group: str, version: str) -> dict:
         paths[base + rt.plural] = {"get": op("list", "list"), "post": op("create", "post")}
         paths[base + rt.plural + "/{name}"] = {"get": op("read", "get"), "put": op("replace", "put"),
                                                "patch": op("patch", "patch"), "delete": op("delete", "delete")}
+    from .openapi import component_schemas
+
+    schemas.update(component_schemas([(rt.group, rt.version, rt.kind) for rt in in_group_version(group, version)]))
     return {"openapi": "3.0.0", "info": {"title": "Kubernetes (labkit)", "version": "v1.30.0"},
             "paths": paths, "components": {"schemas": schemas}}
 

@@ -101,8 +101,20 @@ def pod_status(pod: dict) -> tuple[str, int, int, int]:
     return reason, ready, total, restarts
 
 
+def _last_restart(pod: dict) -> float | None:
+    """When a container of the pod last finished (for the "RESTARTS" column's "(5m ago)")."""
+    latest = None
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        t = parse_time(((cs.get("lastState") or {}).get("terminated") or {}).get("finishedAt"))
+        if t is not None and (latest is None or t > latest):
+            latest = t
+    return latest
+
+
 def _pod_row(pod: dict, now: float) -> list:
     reason, ready, total, restarts = pod_status(pod)
+    last = _last_restart(pod) if restarts else None
+    restarts_cell: int | str = f"{restarts} ({human_duration(now - last)} ago)" if last is not None else restarts
     spec, status = pod.get("spec") or {}, pod.get("status") or {}
     gates = spec.get("readinessGates") or []
     gate_cell = "<none>"
@@ -110,7 +122,7 @@ def _pod_row(pod: dict, now: float) -> list:
         conds = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
         ok = sum(1 for g in gates if conds.get(g.get("conditionType")) == "True")
         gate_cell = f"{ok}/{len(gates)}"
-    return [pod["metadata"]["name"], f"{ready}/{total}", reason, restarts, age(pod, now),
+    return [pod["metadata"]["name"], f"{ready}/{total}", reason, restarts_cell, age(pod, now),
             _none(status.get("podIP")), _none(spec.get("nodeName")),
             _none(status.get("nominatedNodeName")), gate_cell]
 

@@ -111,3 +111,22 @@ def test_assumed_pods_fill_nodes_in_turn_and_removal_frees_them():
     assert fw.schedule_one(t, pod("extra", cpu="1")).node == placed[3]
     t.remove_node("n0")
     assert len(t) == 4
+
+
+def test_big_clusters_search_a_rotating_window_but_never_miss_a_fit():
+    t = NodeTable()
+    for i in range(400):
+        t.upsert_node(node(f"n{i:03d}", cpu="1"))
+    fw = Framework()
+    assert fw.feasible_to_find(400) == 187 and fw.feasible_to_find(50) == 50
+    d = fw.schedule_one(t, pod("p0", cpu="1"))
+    assert len(d.names) == 187  # a window, not all 400 nodes
+    placed = set()
+    for i in range(400):  # every node can take exactly one pod: all must be found
+        p = pod(f"p{i}", cpu="1")
+        d = fw.schedule_one(t, p)
+        assert d.node is not None and d.node not in placed
+        placed.add(d.node)
+        t.add_pod(f"default/p{i}", d.node, p)
+    last = fw.schedule_one(t, pod("extra", cpu="1"))
+    assert last.node is None and last.message().startswith("0/400 nodes are available: 400 Insufficient cpu")

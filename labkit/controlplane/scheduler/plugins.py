@@ -41,14 +41,15 @@ class PodInfo:
 class FilterPlugin:
     name = "?"
 
-    def filter(self, t: NodeTable, p: PodInfo) -> tuple[np.ndarray, Reasons]:
+    def filter(self, t: NodeTable, p: PodInfo, idx: np.ndarray) -> tuple[np.ndarray, Reasons]:
+        """Verdicts for the node slots ``idx``; ``reasons(j)`` explains position ``j`` of ``idx``."""
         raise NotImplementedError
 
 
 class ScorePlugin:
     name = "?"
 
-    def score(self, t: NodeTable, p: PodInfo) -> np.ndarray:
+    def score(self, t: NodeTable, p: PodInfo, idx: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
 
@@ -58,11 +59,11 @@ class NodeUnschedulable(FilterPlugin):
 
     name = "NodeUnschedulable"
 
-    def filter(self, t: NodeTable, p: PodInfo) -> tuple[np.ndarray, Reasons]:
+    def filter(self, t: NodeTable, p: PodInfo, idx: np.ndarray) -> tuple[np.ndarray, Reasons]:
         taint = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
         if tolerates(p.spec.get("tolerations") or [], taint):
-            return np.ones(t.cap, dtype=bool), lambda i: []
-        return ~t.unschedulable, lambda i: ["node(s) were unschedulable"]
+            return np.ones(len(idx), dtype=bool), lambda j: []
+        return ~t.unschedulable[idx], lambda j: ["node(s) were unschedulable"]
 
 
 class NodeName(FilterPlugin):
@@ -70,14 +71,12 @@ class NodeName(FilterPlugin):
 
     name = "NodeName"
 
-    def filter(self, t: NodeTable, p: PodInfo) -> tuple[np.ndarray, Reasons]:
+    def filter(self, t: NodeTable, p: PodInfo, idx: np.ndarray) -> tuple[np.ndarray, Reasons]:
         want = p.spec.get("nodeName")
         if not want:
-            return np.ones(t.cap, dtype=bool), lambda i: []
-        ok = np.zeros(t.cap, dtype=bool)
-        if want in t.slot:
-            ok[t.slot[want]] = True
-        return ok, lambda i: ["node(s) didn't match the requested node name"]
+            return np.ones(len(idx), dtype=bool), lambda j: []
+        ok = idx == t.slot.get(want, -1)
+        return ok, lambda j: ["node(s) didn't match the requested node name"]
 
 
 class TaintToleration(FilterPlugin):
@@ -85,7 +84,7 @@ class TaintToleration(FilterPlugin):
 
     name = "TaintToleration"
 
-    def filter(self, t: NodeTable, p: PodInfo) -> tuple[np.ndarray, Reasons]:
+    def filter(self, t: NodeTable, p: PodInfo, idx: np.ndarray) -> tuple[np.ndarray, Reasons]:
         tol = p.spec.get("tolerations") or []
         bad: list[str | None] = []
         for taints in t.taint_sets:  # one check per distinct set of taints, not per node
@@ -97,8 +96,8 @@ class TaintToleration(FilterPlugin):
                     break
             bad.append(first)
         group_ok = np.array([b is None for b in bad], dtype=bool)
-        ok = group_ok[t.taint_group]
-        return ok, lambda i: [bad[t.taint_group[i]] or ""]
+        groups = t.taint_group[idx]
+        return group_ok[groups], lambda j: [bad[groups[j]] or ""]
 
 
 class NodeAffinity(FilterPlugin):
@@ -106,26 +105,26 @@ class NodeAffinity(FilterPlugin):
 
     name = "NodeAffinity"
 
-    def filter(self, t: NodeTable, p: PodInfo) -> tuple[np.ndarray, Reasons]:
-        ok = np.ones(t.cap, dtype=bool)
+    def filter(self, t: NodeTable, p: PodInfo, idx: np.ndarray) -> tuple[np.ndarray, Reasons]:
+        ok = np.ones(len(idx), dtype=bool)
         for key, value in (p.spec.get("nodeSelector") or {}).items():
             codes, vocab = t.label_codes(key)
-            ok &= codes == vocab.get(value, -2)
+            ok &= codes[idx] == vocab.get(value, -2)
         terms = required_terms(p.pod)
         if terms:
-            any_term = np.zeros(t.cap, dtype=bool)
+            any_term = np.zeros(len(idx), dtype=bool)
             for term in terms:
-                m = np.ones(t.cap, dtype=bool)
+                m = np.ones(len(idx), dtype=bool)
                 for expr in term.get("matchExpressions") or []:
-                    m &= _match_expression(t, expr)
+                    m &= _match_expression(t, expr)[idx]
                 for expr in term.get("matchFields") or []:
                     if expr.get("key") == "metadata.name":
-                        names = np.array([n or "" for n in t.names], dtype=object)
+                        names = np.array([t.names[i] or "" for i in idx], dtype=object)
                         hit = np.isin(names, expr.get("values") or [])
                         m &= hit if expr.get("operator") == "In" else ~hit
                 any_term |= m
             ok &= any_term
-        return ok, lambda i: ["node(s) didn't match Pod's node affinity/selector"]
+        return ok, lambda j: ["node(s) didn't match Pod's node affinity/selector"]
 
 
 def _match_expression(t: NodeTable, expr: dict) -> np.ndarray:
@@ -156,30 +155,32 @@ class NodeResourcesFit(FilterPlugin):
 
     name = "NodeResourcesFit"
 
-    def filter(self, t: NodeTable, p: PodInfo) -> tuple[np.ndarray, Reasons]:
+    def filter(self, t: NodeTable, p: PodInfo, idx: np.ndarray) -> tuple[np.ndarray, Reasons]:
         short: list[tuple[str, np.ndarray]] = []
-        ok = np.ones(t.cap, dtype=bool)
+        ok = np.ones(len(idx), dtype=bool)
         for r, need in p.requests.items():
             if need <= 0:
                 continue
             row = t.rows.get(r)
-            fits = (t.alloc[row] - t.req[row] >= need) if row is not None else np.zeros(t.cap, dtype=bool)
+            fits = (t.alloc[row, idx] - t.req[row, idx] >= need) if row is not None \
+                else np.zeros(len(idx), dtype=bool)
             ok &= fits
             short.append(("Too many pods" if r == "pods" else f"Insufficient {r}", ~fits))
-        return ok, lambda i: [text for text, miss in short if miss[i]]
+        return ok, lambda j: [text for text, miss in short if miss[j]]
 
 
 # ---------------------------------------------------------------------------- scores
-def _fraction(t: NodeTable, p: PodInfo) -> np.ndarray:
-    """(2, cap) share of cpu and memory that would be requested if the pod landed there (cached per pod)."""
+def _fraction(t: NodeTable, p: PodInfo, idx: np.ndarray) -> np.ndarray:
+    """(2, len(idx)) share of cpu and memory requested if the pod landed there (cached per attempt)."""
     cached = p.cache.get("fraction")
-    if cached is not None:
-        return cached
-    frac = (t.nz + np.array(p.nonzero, dtype=np.float64)[:, None]) * t.inv_alloc
+    if cached is not None and cached[0] is idx:
+        return cached[1]
+    frac = (t.nz[:, idx] + np.array(p.nonzero, dtype=np.float64)[:, None]) * t.inv_alloc[:, idx]
     np.minimum(frac, 1.0, out=frac)
-    if t.no_alloc.any():
-        frac[t.no_alloc] = 1.0
-    p.cache["fraction"] = frac
+    none = t.no_alloc[:, idx]
+    if none.any():
+        frac[none] = 1.0
+    p.cache["fraction"] = (idx, frac)
     return frac
 
 
@@ -188,8 +189,8 @@ class NodeResourcesLeastAllocated(ScorePlugin):
 
     name = "NodeResourcesLeastAllocated"
 
-    def score(self, t: NodeTable, p: PodInfo) -> np.ndarray:
-        f = _fraction(t, p)
+    def score(self, t: NodeTable, p: PodInfo, idx: np.ndarray) -> np.ndarray:
+        f = _fraction(t, p, idx)
         return 100.0 - (f[0] + f[1]) * 50.0
 
 
@@ -198,8 +199,8 @@ class NodeResourcesBalancedAllocation(ScorePlugin):
 
     name = "NodeResourcesBalancedAllocation"
 
-    def score(self, t: NodeTable, p: PodInfo) -> np.ndarray:
-        f = _fraction(t, p)
+    def score(self, t: NodeTable, p: PodInfo, idx: np.ndarray) -> np.ndarray:
+        f = _fraction(t, p, idx)
         return 100.0 - np.abs(f[0] - f[1]) * 50.0  # the std of two numbers is half their distance
 
 

@@ -34,6 +34,18 @@ def build(book: Path, flags: list[str]) -> tuple[float, int, str]:
     return time.perf_counter() - t0, proc.returncode, proc.stdout[-2000:] + proc.stderr[-2000:]
 
 
+def slowest_pages(book: Path, top: int = 10) -> list[tuple[float, str]]:
+    """Execution seconds per page, from the Jupyter cache the cold build filled."""
+    from jupyter_cache import get_cache
+
+    cache = book / "_build" / ".jupyter_cache"
+    if not cache.exists():
+        return []
+    records = get_cache(str(cache)).list_cache_records()
+    rows = [((r.data or {}).get("execution_seconds", 0.0), str(Path(r.uri).relative_to(book))) for r in records]
+    return sorted(rows, reverse=True)[:top]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--flags", default="-W -n --keep-going", help="jupyter-book build flags")
@@ -51,6 +63,9 @@ def main() -> int:
             print(f"{kind:7} build: {seconds:7.1f} s  ({status})")
             if rc != 0:
                 print(tail)
+            if kind == "cold":
+                for seconds_, page in slowest_pages(book):
+                    print(f"          {seconds_:6.1f} s executing {page}")
     print(f"\n{pages} pages, flags: {' '.join(flags)}")
     print(f"{'':7}  {'measured':>9}  {'goal':>7}  {'ratio to goal':>13}")
     for kind, seconds in results.items():

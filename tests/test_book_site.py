@@ -153,17 +153,24 @@ class Chromium:
     async def start(self) -> None:
         import aiohttp
 
+        self.log = open(self.profile + ".log", "w")  # noqa: SIM115 - closed in close()
         self.proc = subprocess.Popen(
             [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
              "--disable-component-update", "--disable-sync", "--no-first-run", "--no-default-browser-check",
              "--host-resolver-rules=MAP * ~NOTFOUND", f"--user-data-dir={self.profile}",
              "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.DEVNULL, stderr=self.log)
         port_file = Path(self.profile) / "DevToolsActivePort"
-        for _ in range(300):
+        for _ in range(400):
             if port_file.exists() and port_file.read_text().strip():
                 break
+            if self.proc.poll() is not None:
+                break
             await asyncio.sleep(0.05)
+        else:
+            raise RuntimeError("Chromium did not open its DevTools port within 20 s")
+        if not port_file.exists():
+            raise RuntimeError(f"Chromium exited ({self.proc.returncode}): {Path(self.log.name).read_text()[-2000:]}")
         port = int(port_file.read_text().split()[0])
         self.session = aiohttp.ClientSession()
         for _ in range(100):
@@ -229,6 +236,8 @@ class Chromium:
         return out
 
     async def close(self) -> None:
+        if getattr(self, "reader", None) is not None:
+            self.reader.cancel()
         if self.ws is not None:
             await self.ws.close()
         if self.session is not None:
@@ -241,6 +250,9 @@ class Chromium:
                 self.proc.kill()
                 self.proc.wait()
         shutil.rmtree(self.profile, ignore_errors=True)
+        if getattr(self, "log", None) is not None:
+            self.log.close()
+            Path(self.log.name).unlink(missing_ok=True)
 
 
 BROKEN_IMAGES_JS = """(async () => {

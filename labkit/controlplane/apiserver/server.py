@@ -15,74 +15,24 @@ import logging
 import threading
 import time
 from typing import Any
-from urllib.parse import quote
 
-import yaml
-from aiohttp import ClientError, ClientSession, ClientTimeout, web
+from aiohttp import ClientSession, web
 
 from labkit.controlplane.store import Store, open_store
 
-from . import discovery, errors, schema, tables
+from . import discovery, errors, subresources, tables
 from .attrs import AttrCache, matches
 from .codec import decode, dumps, with_rv
 from .errors import StatusError
 from .indexes import PodsByNode
-from .patch import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, apply_patch
+from .patch import JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, apply_patch
 from .registry import Registry
+from .request import BODY_LIMIT, JSON, TABLE_CT, Request, field_checks, read_body, response, status_response
 from .resources import BY_PATH, BY_PLURAL, ResourceType, group_versions
-from .selectors import FieldSelector, LabelSelector
+from .selectors import FieldSelector
 from .watch import Subscriber, WatchHub
 
 log = logging.getLogger(__name__)
-
-BODY_LIMIT = 3 * 1024 * 1024
-JSON = "application/json"
-TABLE_CT = "application/json;as=Table;v=v1;g=meta.k8s.io"
-PROTOBUF = "application/vnd.kubernetes.protobuf"
-# DELETE answers with the object for these (as Kubernetes does); with a Status for the others
-RETURNS_DELETED_OBJECT = {"pods", "namespaces", "services", "serviceaccounts", "persistentvolumes",
-                          "persistentvolumeclaims", "storageclasses"}
-
-
-class Request:
-    """What one API request is about, parsed from the path and query."""
-
-    __slots__ = ("rt", "ns", "name", "sub", "query", "http")
-
-    def __init__(self, rt: ResourceType, ns: str | None, name: str | None, sub: str | None, http: web.Request):
-        self.rt, self.ns, self.name, self.sub, self.http = rt, ns, name, sub, http
-        self.query = http.query
-
-    @property
-    def dry_run(self) -> bool:
-        return "All" in self.query.getall("dryRun", [])
-
-    def wants_table(self) -> bool:
-        accept = self.http.headers.get("Accept", "")
-        return "as=Table" in accept and "g=meta.k8s.io" in accept
-
-    def selectors(self) -> tuple[LabelSelector, FieldSelector]:
-        return (LabelSelector.parse(self.query.get("labelSelector")),
-                FieldSelector.parse(self.query.get("fieldSelector"), self.rt.field_getters))
-
-    def int_param(self, name: str) -> int | None:
-        raw = self.query.get(name)
-        if raw in (None, ""):
-            return None
-        try:
-            return int(raw)
-        except ValueError:
-            raise errors.bad_request(f"invalid value for {name}: {raw!r} is not an integer") from None
-
-
-def _response(body: bytes, status: int = 200, content_type: str = JSON, headers: dict | None = None) -> web.Response:
-    resp = web.Response(body=body, status=status, headers=headers)
-    resp.headers["Content-Type"] = content_type
-    return resp
-
-
-def _status_response(err: StatusError) -> web.Response:
-    return _response(dumps(err.status()), err.code)
 
 
 def _success(rt: ResourceType, name: str, uid: str | None = None) -> dict:
@@ -90,6 +40,11 @@ def _success(rt: ResourceType, name: str, uid: str | None = None) -> dict:
     if uid:
         details["uid"] = uid
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
+
+
+# DELETE answers with the object for these (as Kubernetes does); with a Status for the others
+RETURNS_DELETED_OBJECT = {"pods", "namespaces", "services", "serviceaccounts", "persistentvolumes",
+                          "persistentvolumeclaims", "storageclasses"}
 
 
 class APIServer:
@@ -124,7 +79,7 @@ class APIServer:
         # worker threads so that requests overlap
         inline = getattr(self.store, "name", "") == "memory"
         self._pool = None if inline else concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="labkit-api")
-        self._http: ClientSession | None = None
+        self.http: ClientSession | None = None
         self.started_at = time.time()
 
     # ------------------------------------------------------------------ lifecycle
@@ -168,7 +123,7 @@ class APIServer:
             await asyncio.sleep(interval)
             try:
                 if previous is not None:
-                    await self._call(self.store.compact, previous)
+                    await self.call(self.store.compact, previous)
                     assert self.hub is not None
                     self.hub.forget_below(previous)
                 previous = self.store.revision
@@ -180,8 +135,8 @@ class APIServer:
             self._compactor.cancel()
         if self.hub is not None:
             self.hub.close()
-        if self._http is not None:
-            await self._http.close()
+        if self.http is not None:
+            await self.http.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -241,7 +196,7 @@ class APIServer:
         assert self.hub is not None
         self.hub.forget_below(rev)
 
-    async def _call(self, fn, *args):
+    async def call(self, fn, *args):
         """Run a (blocking) registry call: inline for the memory store, on a worker thread otherwise."""
         if self._pool is None:
             return fn(*args)
@@ -252,12 +207,12 @@ class APIServer:
         try:
             return await self._route(http)
         except StatusError as err:
-            return _status_response(err)
+            return status_response(err)
         except (ConnectionResetError, asyncio.CancelledError):
             raise
         except Exception as exc:
             log.exception("internal error on %s %s", http.method, http.path)
-            return _status_response(errors.internal(f"{type(exc).__name__}: {exc}"))
+            return status_response(errors.internal(f"{type(exc).__name__}: {exc}"))
 
     async def _route(self, http: web.Request) -> web.StreamResponse:
         path = http.path.rstrip("/") or "/"
@@ -266,7 +221,7 @@ class APIServer:
         if head in ("healthz", "livez", "readyz"):
             return web.Response(text="ok")
         if path == "/version":
-            return _response(dumps(discovery.VERSION_INFO))
+            return response(dumps(discovery.VERSION_INFO))
         if head == "openapi":
             return self._openapi(parts, http)
         if head not in ("api", "apis"):
@@ -282,12 +237,12 @@ class APIServer:
             if len(parts) == 2:
                 if parts[1] not in group_versions():
                     raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
-                return _response(dumps({"kind": "APIGroup", "apiVersion": "v1", **discovery.api_group(parts[1])}))
+                return response(dumps({"kind": "APIGroup", "apiVersion": "v1", **discovery.api_group(parts[1])}))
             group, version, rest = parts[1], parts[2], parts[3:]
         if version not in group_versions().get(group, []):
             raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
         if not rest:
-            return _response(dumps(discovery.resource_list(group, version)))
+            return response(dumps(discovery.resource_list(group, version)))
         req = self._parse(group, version, rest, http)
         return await self._dispatch(req)
 
@@ -319,16 +274,16 @@ class APIServer:
                     return await (self._update(req) if m == "PUT" else self._patch(req))
             elif req.sub == "scale":
                 if m in ("GET", "PUT", "PATCH"):
-                    return await self._scale(req)
+                    return await subresources.scale(self, req)
             elif req.sub == "binding":
                 if m == "POST":
-                    return await self._binding(req)
+                    return await subresources.binding(self, req)
             elif req.sub == "log":
                 if m == "GET":
-                    return await self._log(req)
+                    return await subresources.log(self, req)
             elif req.sub == "eviction":
                 if m == "POST":
-                    return await self._evict(req)
+                    return await subresources.evict(self, req)
             raise errors.method_not_allowed()
         if req.name is None:
             if m == "GET":
@@ -359,13 +314,13 @@ class APIServer:
             if "as=APIGroupDiscoveryList" in choice and "g=apidiscovery.k8s.io" in choice:
                 version = "v2" if "v=v2;" in choice + ";" and "v=v2beta1" not in choice else "v2beta1"
                 ct = f"application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList"
-                return _response(dumps(discovery.aggregated(core, version)), content_type=ct)
-        return _response(dumps(discovery.api_versions() if core else discovery.api_group_list()))
+                return response(dumps(discovery.aggregated(core, version)), content_type=ct)
+        return response(dumps(discovery.api_versions() if core else discovery.api_group_list()))
 
     def _openapi(self, parts: list[str], http: web.Request) -> web.Response:
         if parts[:2] == ["openapi", "v3"]:
             if len(parts) == 2:
-                return _response(dumps(discovery.openapi_root()))
+                return response(dumps(discovery.openapi_root()))
             rest = parts[2:]
             if rest[0] == "api" and len(rest) == 2:
                 group, version = "", rest[1]
@@ -375,107 +330,48 @@ class APIServer:
                 group, version = "?", "?"
             if version in group_versions().get(group, []):
                 data, _ = discovery.openapi_bytes(group, version)
-                return _response(data)
+                return response(data)
         if parts[:2] == ["openapi", "v2"] and len(parts) == 2:
             accept = http.headers.get("Accept", "")
             if "protobuf" in accept:
-                return _response(discovery.openapi_v2_protobuf(),
+                return response(discovery.openapi_v2_protobuf(),
                                  content_type="application/com.github.proto-openapi.spec.v2.v1.0+protobuf")
-            return _response(dumps({"swagger": "2.0", "info": {"title": "Kubernetes (labkit)", "version": "v1"},
+            return response(dumps({"swagger": "2.0", "info": {"title": "Kubernetes (labkit)", "version": "v1"},
                                     "paths": {}, "definitions": {}}))
         raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
 
     # ------------------------------------------------------------------ bodies
-    async def _body(self, req: Request, allow_patch: bool = False) -> tuple[Any, str]:
-        http = req.http
-        if http.content_length is not None and http.content_length > BODY_LIMIT:
-            raise errors.too_large(BODY_LIMIT)
-        chunks, size = [], 0
-        while True:
-            chunk = await http.content.read(65536)
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > BODY_LIMIT:
-                raise errors.too_large(BODY_LIMIT)
-            chunks.append(chunk)
-        raw = b"".join(chunks)
-        ct = (http.headers.get("Content-Type") or JSON).split(";")[0].strip().lower()
-        if ct in ("", JSON, "*/*") or (allow_patch and ct in (MERGE_PATCH, STRATEGIC_PATCH, JSON_PATCH)):
-            try:
-                return json.loads(raw), ct
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise errors.bad_request(f"error decoding request body as JSON: {exc}") from None
-        if ct in ("application/yaml", "application/x-yaml", "text/yaml"):
-            try:
-                return yaml.safe_load(raw), ct
-            except yaml.YAMLError as exc:
-                raise errors.bad_request(f"error decoding request body as YAML: {exc}") from None
-        if ct == PROTOBUF and not allow_patch:
-            from .protobuf import decode_request
-            return decode_request(raw, req.rt), ct
-        if allow_patch and ct == APPLY_PATCH:
-            raise errors.unsupported_media_type(ct, "; server-side apply is not served here: use client-side "
-                                                "`kubectl apply` (without --server-side)")
-        raise errors.unsupported_media_type(ct)
-
-    def _field_warnings(self, req: Request, obj: Any) -> dict:
-        """Decode-time checks: wrong JSON types are a 400, like decoding into Go structs.
-
-        Unknown fields follow ``fieldValidation``: Strict rejects them, Warn (the default) answers
-        with a Warning header, Ignore ignores them; they are dropped from the object either way.
-        """
-        if not isinstance(obj, dict):
-            raise errors.bad_request("the request body must be a JSON or YAML object")
-        rt = req.rt
-        _strip_nulls(obj)
-        type_errors, unknown = schema.check(rt.group_version, rt.kind, obj)
-        if type_errors:
-            raise errors.bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
-                                     + "; ".join(type_errors[:5]))
-        mode = req.query.get("fieldValidation", "Warn")
-        if mode not in ("Strict", "Warn", "Ignore"):
-            raise errors.bad_request(f'fieldValidation must be one of "Ignore", "Warn" or "Strict", not "{mode}"')
-        if not unknown:
-            return {}
-        schema.drop_unknown(obj, unknown)
-        if mode == "Strict":
-            raise errors.bad_request("strict decoding error: " + ", ".join(f'unknown field "{u}"' for u in unknown))
-        if mode == "Ignore":
-            return {}
-        return {"Warning": ", ".join(f'299 - "unknown field \\"{u}\\""' for u in unknown)}
-
     def _object_reply(self, req: Request, obj: dict, data: bytes, status: int = 200,
                       headers: dict | None = None) -> web.Response:
         if req.wants_table():
             meta = {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
-            return _response(dumps(tables.table(req.rt.plural, [obj], meta, req.query.get("includeObject",
+            return response(dumps(tables.table(req.rt.plural, [obj], meta, req.query.get("includeObject",
                                                                                              "Metadata"))),
                              status, TABLE_CT, headers)
-        return _response(data, status, JSON, headers)
+        return response(data, status, JSON, headers)
 
     # ------------------------------------------------------------------ verbs
     async def _get(self, req: Request) -> web.Response:
-        kv = await self._call(self.registry.get_kv, req.rt, req.ns, req.name)
+        kv = await self.call(self.registry.get_kv, req.rt, req.ns, req.name)
         data = with_rv(kv.value, kv.mod_revision)
         if req.wants_table():
             return self._object_reply(req, decode(kv.value, kv.mod_revision), data)
-        return _response(data)
+        return response(data)
 
     async def _create(self, req: Request) -> web.Response:
-        body, _ = await self._body(req)
-        headers = self._field_warnings(req, body)
-        obj, data = await self._call(self.registry.create, req.rt, req.ns, body, req.dry_run)
+        body, _ = await read_body(req)
+        headers = field_checks(req, body)
+        obj, data = await self.call(self.registry.create, req.rt, req.ns, body, req.dry_run)
         return self._object_reply(req, obj, data, 201, headers)
 
     async def _update(self, req: Request) -> web.Response:
-        body, _ = await self._body(req)
-        headers = self._field_warnings(req, body)
-        obj, data = await self._call(self.registry.update, req.rt, req.ns, req.name, body, req.sub, req.dry_run)
+        body, _ = await read_body(req)
+        headers = field_checks(req, body)
+        obj, data = await self.call(self.registry.update, req.rt, req.ns, req.name, body, req.sub, req.dry_run)
         return self._object_reply(req, obj, data, 200, headers)
 
     async def _patch(self, req: Request) -> web.Response:
-        body, ct = await self._body(req, allow_patch=True)
+        body, ct = await read_body(req, allow_patch=True)
         if ct not in (MERGE_PATCH, STRATEGIC_PATCH, JSON_PATCH):
             raise errors.unsupported_media_type(ct)
         if ct != JSON_PATCH and not isinstance(body, dict):
@@ -484,16 +380,16 @@ class APIServer:
 
         def patcher(current: dict) -> dict:
             new = apply_patch(ct, current, body)
-            headers.update(self._field_warnings(req, new))
+            headers.update(field_checks(req, new))
             return new
-        obj, data = await self._call(self.registry.patch, req.rt, req.ns, req.name, patcher, req.sub,
+        obj, data = await self.call(self.registry.patch, req.rt, req.ns, req.name, patcher, req.sub,
                                      req.dry_run)
         return self._object_reply(req, obj, data, 200, headers)
 
     async def _delete_options(self, req: Request) -> dict:
         options: dict = {}
         if req.http.can_read_body:
-            body, _ = await self._body(req)
+            body, _ = await read_body(req)
             if isinstance(body, dict):
                 options = body
             elif body is not None:
@@ -515,25 +411,25 @@ class APIServer:
 
     async def _delete(self, req: Request) -> web.Response:
         options = await self._delete_options(req)
-        obj, data, gone = await self._call(self.registry.delete, req.rt, req.ns, req.name, options, req.dry_run)
+        obj, data, gone = await self.call(self.registry.delete, req.rt, req.ns, req.name, options, req.dry_run)
         if req.rt.plural in RETURNS_DELETED_OBJECT or not gone:
-            return _response(data, 200 if gone or req.rt.plural == "pods" else 202)
-        return _response(dumps(_success(req.rt, req.name or "", obj["metadata"].get("uid"))))
+            return response(data, 200 if gone or req.rt.plural == "pods" else 202)
+        return response(dumps(_success(req.rt, req.name or "", obj["metadata"].get("uid"))))
 
     async def _delete_collection(self, req: Request) -> web.Response:
         options = await self._delete_options(req)
         lsel, fsel = req.selectors()
-        kvs, _ = await self._call(self.registry.list_page, req.rt, req.ns, None, None, None)
+        kvs, _ = await self.call(self.registry.list_page, req.rt, req.ns, None, None, None)
         for kv in kvs:
             if matches(self.attrs.get(req.rt, kv.key, kv.mod_revision, kv.value), lsel, fsel):
                 obj = decode(kv.value)
                 try:
-                    await self._call(self.registry.delete, req.rt, obj["metadata"].get("namespace"),
+                    await self.call(self.registry.delete, req.rt, obj["metadata"].get("namespace"),
                                      obj["metadata"]["name"], dict(options), req.dry_run)
                 except StatusError as err:
                     if err.code != 404:
                         raise
-        return _response(dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}))
+        return response(dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}))
 
     # ------------------------------------------------------------------ list
     async def _list(self, req: Request) -> web.Response:
@@ -574,7 +470,7 @@ class APIServer:
         else:
             page = (limit + 1) if limit and not filtered else max(2 * (limit or 0), 1000) if limit else None
             while True:
-                kvs, rev = await self._call(self.registry.list_page, req.rt, req.ns, rev, page, start_after)
+                kvs, rev = await self.call(self.registry.list_page, req.rt, req.ns, rev, page, start_after)
                 for kv in kvs:
                     if filtered and not matches(self.attrs.get(req.rt, kv.key, kv.mod_revision, kv.value),
                                                 lsel, fsel):
@@ -591,24 +487,24 @@ class APIServer:
             meta["continue"] = base64.urlsafe_b64encode(dumps({"rv": rev, "start": more_key})).decode().rstrip("=")
         if req.wants_table():
             objs = [decode(kv.value, kv.mod_revision) for kv in items]
-            return _response(dumps(tables.table(req.rt.plural, objs, meta, req.query.get("includeObject",
+            return response(dumps(tables.table(req.rt.plural, objs, meta, req.query.get("includeObject",
                                                                                           "Metadata"))),
                              content_type=TABLE_CT)
         head = dumps({"kind": req.rt.list_kind, "apiVersion": req.rt.group_version, "metadata": meta})
         body = b"".join((head[:-1], b',"items":[', b",".join(with_rv(kv.value, kv.mod_revision) for kv in items),
                          b"]}"))
-        return _response(body)
+        return response(body)
 
     async def _indexed(self, req: Request, fsel: FieldSelector):
         """(kvs, revision) from a point lookup or the pods-by-node index, or None to scan."""
         name = fsel.name_equals()
         if name is not None and (req.ns is not None or not req.rt.namespaced):
-            return await self._call(self._point_list, req.rt, req.ns, name)
+            return await self.call(self._point_list, req.rt, req.ns, name)
         node = fsel.equals("spec.nodeName") if req.rt.plural == "pods" else None
         if node is None or self.pods_by_node is None or not await self.pods_by_node.ensure():
             return None
         keys, rev = self.pods_by_node.lookup(node, req.ns)
-        return await self._call(self._get_many, keys, rev)
+        return await self.call(self._get_many, keys, rev)
 
     def _point_list(self, rt: ResourceType, ns: str | None, name: str):
         rev = self.store.revision
@@ -639,7 +535,7 @@ class APIServer:
             if indexed is not None:
                 kvs, from_rev = indexed
             else:
-                kvs, from_rev = await self._call(self.registry.list_page, req.rt, req.ns, None, None, None)
+                kvs, from_rev = await self.call(self.registry.list_page, req.rt, req.ns, None, None, None)
             initial = [kv for kv in kvs if matches(self.attrs.get(req.rt, kv.key, kv.mod_revision, kv.value),
                                                    lsel, fsel)]
         else:
@@ -723,170 +619,3 @@ class APIServer:
                                                               "metadata": meta})
 
     # ------------------------------------------------------------------ subresources
-    async def _binding(self, req: Request) -> web.Response:
-        body, _ = await self._body(req)
-        if not isinstance(body, dict):
-            raise errors.bad_request("the body must be a Binding object")
-        target = body.get("target") or {}
-        node = target.get("name") if isinstance(target, dict) else None
-        if node is not None and not isinstance(node, str):
-            raise errors.bad_request("Binding target.name must be a string")
-        if not node:
-            raise errors.invalid("Binding", "", req.name or "", [errors.cause("target.name", "Required value",
-                                                                              "FieldValueRequired")])
-        rt, name = req.rt, req.name or ""
-
-        def bind() -> None:
-            kv = self.registry.get_kv(rt, req.ns, name)
-            pod = decode(kv.value, kv.mod_revision)
-            if pod["metadata"].get("deletionTimestamp"):
-                raise errors.conflict(rt.plural, rt.group, name, "pod is being deleted, cannot be assigned to a host")
-            current = (pod.get("spec") or {}).get("nodeName")
-            if current:
-                raise errors.conflict(rt.plural, rt.group, name,
-                                      f"pod {name} is already assigned to node \"{current}\"")
-            meta = body.get("metadata")
-            uid = meta.get("uid") if isinstance(meta, dict) else None
-            if uid and uid != pod["metadata"].get("uid"):
-                raise errors.conflict(rt.plural, rt.group, name, "the UID in the binding does not match the pod")
-            pod["spec"]["nodeName"] = node
-            conds = [c for c in (pod.setdefault("status", {}).get("conditions") or [])
-                     if c.get("type") != "PodScheduled"]
-            conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
-                          "lastTransitionTime": tables_now()})
-            pod["status"]["conditions"] = conds
-            self.registry.write_raw(rt, req.ns, name, pod, kv)
-        await self._call(bind)
-        return _response(dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                                "code": 201}), 201)
-
-    async def _evict(self, req: Request) -> web.Response:
-        """policy/v1 Eviction (what ``kubectl drain`` posts): a graceful delete of the pod.
-
-        Real Kubernetes first checks PodDisruptionBudgets; none are served here, so every eviction
-        is allowed.
-        """
-        body, _ = await self._body(req)
-        if not isinstance(body, dict):
-            raise errors.bad_request("the body must be a policy/v1 Eviction object")
-        options = body.get("deleteOptions") or {}
-        if not isinstance(options, dict):
-            raise errors.bad_request("Eviction.deleteOptions must be an object")
-        await self._call(self.registry.delete, req.rt, req.ns, req.name, dict(options), req.dry_run)
-        return _response(dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                                "code": 201}), 201)
-
-    async def _scale(self, req: Request) -> web.Response:
-        rt, name = req.rt, req.name or ""
-
-        def to_scale(obj: dict) -> dict:
-            meta = obj["metadata"]
-            sel = (obj.get("spec") or {}).get("selector") or {}
-            selector = ",".join(f"{k}={v}" for k, v in sorted((sel.get("matchLabels") or {}).items()))
-            return {"kind": "Scale", "apiVersion": "autoscaling/v1",
-                    "metadata": {"name": meta["name"], "namespace": meta.get("namespace"), "uid": meta.get("uid"),
-                                 "resourceVersion": meta.get("resourceVersion"),
-                                 "creationTimestamp": meta.get("creationTimestamp")},
-                    "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 0)},
-                    "status": {"replicas": (obj.get("status") or {}).get("replicas", 0), "selector": selector}}
-
-        if req.http.method == "GET":
-            obj = await self._call(self.registry.get, rt, req.ns, name)
-            return _response(dumps(to_scale(obj)))
-        body, ct = await self._body(req, allow_patch=req.http.method == "PATCH")
-
-        def patcher(current: dict) -> dict:
-            scale = to_scale(current)
-            if req.http.method == "PATCH":
-                new_scale = apply_patch(ct, scale, body)
-            else:
-                if not isinstance(body, dict):
-                    raise errors.bad_request("the body must be a Scale object")
-                new_scale = body
-            if not isinstance(new_scale, dict) or not isinstance(new_scale.get("spec"), dict) or \
-                    not isinstance(new_scale.get("metadata") or {}, dict):
-                raise errors.bad_request("the body must be an autoscaling/v1 Scale object")
-            replicas = new_scale["spec"].get("replicas")
-            if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
-                raise errors.invalid("Scale", "autoscaling", name, [errors.cause(
-                    "spec.replicas", f"Invalid value: {replicas}: must be greater than or equal to 0")])
-            want_rv = (new_scale.get("metadata") or {}).get("resourceVersion")
-            if want_rv and str(want_rv) != current["metadata"]["resourceVersion"]:
-                raise errors.conflict(rt.plural, rt.group, name, "the object has been modified; please apply "
-                                      "your changes to the latest version and try again")
-            current.setdefault("spec", {})["replicas"] = replicas
-            return current
-        obj, _ = await self._call(self.registry.patch, rt, req.ns, name, patcher, None, req.dry_run)
-        return _response(dumps(to_scale(obj)))
-
-    async def _log(self, req: Request) -> web.StreamResponse:
-        pod = await self._call(self.registry.get, req.rt, req.ns, req.name)
-        spec = pod.get("spec") or {}
-        names = [c.get("name") for c in spec.get("containers") or []]
-        container = req.query.get("container")
-        if not container:
-            if len(names) != 1:
-                raise errors.bad_request(f"a container name must be specified for pod {req.name}, choose one of: "
-                                         f"[{' '.join(n for n in names if n)}]")
-            container = names[0]
-        elif container not in names + [c.get("name") for c in spec.get("initContainers") or []]:
-            raise errors.bad_request(f"container {container} is not valid for pod {req.name}")
-        node_name = spec.get("nodeName")
-        if not node_name:
-            raise errors.bad_request(f"pod {req.name} does not have a host assigned")
-        try:
-            node = await self._call(self.registry.get, BY_PLURAL["nodes"], None, node_name)
-        except StatusError:
-            raise errors.bad_request(f"node {node_name} of pod {req.name} is not registered") from None
-        port = (((node.get("status") or {}).get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
-        if not port:
-            raise errors.bad_request(f"node {node_name} publishes no kubelet endpoint "
-                                     "(status.daemonEndpoints.kubeletEndpoint.Port)")
-        host = "127.0.0.1"
-        for a in (node.get("status") or {}).get("addresses") or []:
-            if a.get("type") == "InternalIP" and a.get("address"):  # where the kubelet listens
-                host = a["address"]
-        url = f"http://{host}:{port}/containerLogs/{quote(req.ns or '')}/{quote(req.name or '')}/{quote(container)}"
-        params = {k: v for k, v in req.query.items() if k in ("follow", "tailLines", "timestamps", "previous",
-                                                                  "sinceSeconds", "limitBytes")}
-        if self._http is None:
-            self._http = ClientSession(timeout=ClientTimeout(total=None, sock_connect=5))
-        follow = params.get("follow") in ("true", "1")
-        try:
-            upstream = await self._http.get(url, params=params)
-        except (ClientError, OSError) as exc:
-            raise errors.StatusError(502, "InternalError",
-                                     f"Get \"{url}\": the kubelet on {node_name} did not answer: {exc}") from None
-        async with upstream:
-            if upstream.status != 200:
-                text = (await upstream.text())[:500]
-                raise errors.bad_request(f"the kubelet on {node_name} answered {upstream.status}: {text}")
-            resp = web.StreamResponse(status=200)
-            resp.headers["Content-Type"] = "text/plain"
-            if follow:
-                resp.enable_chunked_encoding()
-            await resp.prepare(req.http)
-            try:
-                async for chunk in upstream.content.iter_any():
-                    await resp.write(chunk)
-                await resp.write_eof()
-            except (ConnectionResetError, ConnectionError):
-                pass
-            return resp
-
-
-def _strip_nulls(obj: Any) -> None:
-    """JSON ``null`` decodes to "not set" in Go; drop such keys so later code sees them as absent."""
-    if isinstance(obj, dict):
-        for k in [k for k, v in obj.items() if v is None]:
-            del obj[k]
-        for v in obj.values():
-            _strip_nulls(v)
-    elif isinstance(obj, list):
-        for v in obj:
-            _strip_nulls(v)
-
-
-def tables_now() -> str:
-    from .codec import now_rfc3339
-    return now_rfc3339()

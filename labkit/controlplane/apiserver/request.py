@@ -1,0 +1,142 @@
+"""One API request: what it asks for (resource, namespace, name, subresource, query) and its body.
+
+Bodies are JSON (also with no Content-Type), YAML or Kubernetes protobuf, at most 3 MiB. They are
+checked the way decoding into Go structs checks them: wrong JSON types are a 400, and unknown
+fields follow ``fieldValidation``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from . import errors, schema
+from .codec import dumps
+from .errors import StatusError
+from .patch import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH
+from .resources import ResourceType
+from .selectors import FieldSelector, LabelSelector
+
+BODY_LIMIT = 3 * 1024 * 1024
+JSON = "application/json"
+TABLE_CT = "application/json;as=Table;v=v1;g=meta.k8s.io"
+PROTOBUF = "application/vnd.kubernetes.protobuf"
+
+
+class Request:
+    """What one API request is about, parsed from the path and query."""
+
+    __slots__ = ("rt", "ns", "name", "sub", "query", "http")
+
+    def __init__(self, rt: ResourceType, ns: str | None, name: str | None, sub: str | None, http: web.Request):
+        self.rt, self.ns, self.name, self.sub, self.http = rt, ns, name, sub, http
+        self.query = http.query
+
+    @property
+    def dry_run(self) -> bool:
+        return "All" in self.query.getall("dryRun", [])
+
+    def wants_table(self) -> bool:
+        accept = self.http.headers.get("Accept", "")
+        return "as=Table" in accept and "g=meta.k8s.io" in accept
+
+    def selectors(self) -> tuple[LabelSelector, FieldSelector]:
+        return (LabelSelector.parse(self.query.get("labelSelector")),
+                FieldSelector.parse(self.query.get("fieldSelector"), self.rt.field_getters))
+
+    def int_param(self, name: str) -> int | None:
+        raw = self.query.get(name)
+        if raw in (None, ""):
+            return None
+        try:
+            return int(raw)
+        except ValueError:
+            raise errors.bad_request(f"invalid value for {name}: {raw!r} is not an integer") from None
+
+
+def response(body: bytes, status: int = 200, content_type: str = JSON, headers: dict | None = None) -> web.Response:
+    """A reply from bytes that are already JSON (objects leave the store that way)."""
+    resp = web.Response(body=body, status=status, headers=headers)
+    resp.headers["Content-Type"] = content_type
+    return resp
+
+
+def status_response(err: StatusError) -> web.Response:
+    """The metav1.Status reply kubectl and the Python client turn into their error messages."""
+    return response(dumps(err.status()), err.code)
+
+
+async def read_body(req: Request, allow_patch: bool = False) -> tuple[Any, str]:
+    http = req.http
+    if http.content_length is not None and http.content_length > BODY_LIMIT:
+        raise errors.too_large(BODY_LIMIT)
+    chunks, size = [], 0
+    while True:
+        chunk = await http.content.read(65536)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > BODY_LIMIT:
+            raise errors.too_large(BODY_LIMIT)
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    ct = (http.headers.get("Content-Type") or JSON).split(";")[0].strip().lower()
+    if ct in ("", JSON, "*/*") or (allow_patch and ct in (MERGE_PATCH, STRATEGIC_PATCH, JSON_PATCH)):
+        try:
+            return json.loads(raw), ct
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise errors.bad_request(f"error decoding request body as JSON: {exc}") from None
+    if ct in ("application/yaml", "application/x-yaml", "text/yaml"):
+        try:
+            return yaml.safe_load(raw), ct
+        except yaml.YAMLError as exc:
+            raise errors.bad_request(f"error decoding request body as YAML: {exc}") from None
+    if ct == PROTOBUF and not allow_patch:
+        from .protobuf import decode_request
+        return decode_request(raw, req.rt), ct
+    if allow_patch and ct == APPLY_PATCH:
+        raise errors.unsupported_media_type(ct, "; server-side apply is not served here: use client-side "
+                                            "`kubectl apply` (without --server-side)")
+    raise errors.unsupported_media_type(ct)
+
+
+def field_checks(req: Request, obj: Any) -> dict:
+    """Decode-time checks: wrong JSON types are a 400, like decoding into Go structs.
+
+    Unknown fields follow ``fieldValidation``: Strict rejects them, Warn (the default) answers
+    with a Warning header, Ignore ignores them; they are dropped from the object either way.
+    """
+    if not isinstance(obj, dict):
+        raise errors.bad_request("the request body must be a JSON or YAML object")
+    rt = req.rt
+    strip_nulls(obj)
+    type_errors, unknown = schema.check(rt.group_version, rt.kind, obj)
+    if type_errors:
+        raise errors.bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+                                 + "; ".join(type_errors[:5]))
+    mode = req.query.get("fieldValidation", "Warn")
+    if mode not in ("Strict", "Warn", "Ignore"):
+        raise errors.bad_request(f'fieldValidation must be one of "Ignore", "Warn" or "Strict", not "{mode}"')
+    if not unknown:
+        return {}
+    schema.drop_unknown(obj, unknown)
+    if mode == "Strict":
+        raise errors.bad_request("strict decoding error: " + ", ".join(f'unknown field "{u}"' for u in unknown))
+    if mode == "Ignore":
+        return {}
+    return {"Warning": ", ".join(f'299 - "unknown field \\"{u}\\""' for u in unknown)}
+
+
+def strip_nulls(obj: Any) -> None:
+    """JSON ``null`` decodes to "not set" in Go; drop such keys so later code sees them as absent."""
+    if isinstance(obj, dict):
+        for k in [k for k, v in obj.items() if v is None]:
+            del obj[k]
+        for v in obj.values():
+            strip_nulls(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            strip_nulls(v)

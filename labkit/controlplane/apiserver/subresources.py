@@ -1,0 +1,178 @@
+"""Subresources with their own shapes: pods/binding, pods/eviction, pods/log and */scale.
+
+The scheduler binds through ``pods/binding``; ``kubectl drain`` posts ``pods/eviction``;
+``kubectl logs`` reads ``pods/log``, which this server proxies to the kubelet of the pod's node;
+``kubectl scale`` and autoscalers use ``deployments/scale`` as an ``autoscaling/v1`` Scale.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from aiohttp import ClientError, ClientSession, ClientTimeout, web
+
+from . import errors
+from .codec import decode, dumps, now_rfc3339
+from .errors import StatusError
+from .patch import apply_patch
+from .request import Request, read_body, response
+from .resources import BY_PLURAL
+
+if TYPE_CHECKING:
+    from .server import APIServer
+
+
+async def binding(server: APIServer, req: Request) -> web.Response:
+    """POST pods/<p>/binding: set spec.nodeName once (a second bind is 409), mark PodScheduled."""
+    body, _ = await read_body(req)
+    if not isinstance(body, dict):
+        raise errors.bad_request("the body must be a Binding object")
+    target = body.get("target") or {}
+    node = target.get("name") if isinstance(target, dict) else None
+    if node is not None and not isinstance(node, str):
+        raise errors.bad_request("Binding target.name must be a string")
+    if not node:
+        raise errors.invalid("Binding", "", req.name or "", [errors.cause("target.name", "Required value",
+                                                                          "FieldValueRequired")])
+    rt, name = req.rt, req.name or ""
+
+    def bind() -> None:
+        kv = server.registry.get_kv(rt, req.ns, name)
+        pod = decode(kv.value, kv.mod_revision)
+        if pod["metadata"].get("deletionTimestamp"):
+            raise errors.conflict(rt.plural, rt.group, name, "pod is being deleted, cannot be assigned to a host")
+        current = (pod.get("spec") or {}).get("nodeName")
+        if current:
+            raise errors.conflict(rt.plural, rt.group, name,
+                                  f"pod {name} is already assigned to node \"{current}\"")
+        meta = body.get("metadata")
+        uid = meta.get("uid") if isinstance(meta, dict) else None
+        if uid and uid != pod["metadata"].get("uid"):
+            raise errors.conflict(rt.plural, rt.group, name, "the UID in the binding does not match the pod")
+        pod["spec"]["nodeName"] = node
+        conds = [c for c in (pod.setdefault("status", {}).get("conditions") or [])
+                 if c.get("type") != "PodScheduled"]
+        conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                      "lastTransitionTime": now_rfc3339()})
+        pod["status"]["conditions"] = conds
+        server.registry.write_raw(rt, req.ns, name, pod, kv)
+    await server.call(bind)
+    return response(dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                            "code": 201}), 201)
+
+async def evict(server: APIServer, req: Request) -> web.Response:
+    """policy/v1 Eviction (what ``kubectl drain`` posts): a graceful delete of the pod.
+
+    Real Kubernetes first checks PodDisruptionBudgets; none are served here, so every eviction
+    is allowed.
+    """
+    body, _ = await read_body(req)
+    if not isinstance(body, dict):
+        raise errors.bad_request("the body must be a policy/v1 Eviction object")
+    options = body.get("deleteOptions") or {}
+    if not isinstance(options, dict):
+        raise errors.bad_request("Eviction.deleteOptions must be an object")
+    await server.call(server.registry.delete, req.rt, req.ns, req.name, dict(options), req.dry_run)
+    return response(dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                            "code": 201}), 201)
+
+async def scale(server: APIServer, req: Request) -> web.Response:
+    """GET/PUT/PATCH */scale: the workload's replicas seen as an autoscaling/v1 Scale."""
+    rt, name = req.rt, req.name or ""
+
+    def to_scale(obj: dict) -> dict:
+        meta = obj["metadata"]
+        sel = (obj.get("spec") or {}).get("selector") or {}
+        selector = ",".join(f"{k}={v}" for k, v in sorted((sel.get("matchLabels") or {}).items()))
+        return {"kind": "Scale", "apiVersion": "autoscaling/v1",
+                "metadata": {"name": meta["name"], "namespace": meta.get("namespace"), "uid": meta.get("uid"),
+                             "resourceVersion": meta.get("resourceVersion"),
+                             "creationTimestamp": meta.get("creationTimestamp")},
+                "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 0)},
+                "status": {"replicas": (obj.get("status") or {}).get("replicas", 0), "selector": selector}}
+
+    if req.http.method == "GET":
+        obj = await server.call(server.registry.get, rt, req.ns, name)
+        return response(dumps(to_scale(obj)))
+    body, ct = await read_body(req, allow_patch=req.http.method == "PATCH")
+
+    def patcher(current: dict) -> dict:
+        scale = to_scale(current)
+        if req.http.method == "PATCH":
+            new_scale = apply_patch(ct, scale, body)
+        else:
+            if not isinstance(body, dict):
+                raise errors.bad_request("the body must be a Scale object")
+            new_scale = body
+        if not isinstance(new_scale, dict) or not isinstance(new_scale.get("spec"), dict) or \
+                not isinstance(new_scale.get("metadata") or {}, dict):
+            raise errors.bad_request("the body must be an autoscaling/v1 Scale object")
+        replicas = new_scale["spec"].get("replicas")
+        if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
+            raise errors.invalid("Scale", "autoscaling", name, [errors.cause(
+                "spec.replicas", f"Invalid value: {replicas}: must be greater than or equal to 0")])
+        want_rv = (new_scale.get("metadata") or {}).get("resourceVersion")
+        if want_rv and str(want_rv) != current["metadata"]["resourceVersion"]:
+            raise errors.conflict(rt.plural, rt.group, name, "the object has been modified; please apply "
+                                  "your changes to the latest version and try again")
+        current.setdefault("spec", {})["replicas"] = replicas
+        return current
+    obj, _ = await server.call(server.registry.patch, rt, req.ns, name, patcher, None, req.dry_run)
+    return response(dumps(to_scale(obj)))
+
+async def log(server: APIServer, req: Request) -> web.StreamResponse:
+    """GET pods/<p>/log: proxied to the kubelet that runs the pod (streamed when follow=true)."""
+    pod = await server.call(server.registry.get, req.rt, req.ns, req.name)
+    spec = pod.get("spec") or {}
+    names = [c.get("name") for c in spec.get("containers") or []]
+    container = req.query.get("container")
+    if not container:
+        if len(names) != 1:
+            raise errors.bad_request(f"a container name must be specified for pod {req.name}, choose one of: "
+                                     f"[{' '.join(n for n in names if n)}]")
+        container = names[0]
+    elif container not in names + [c.get("name") for c in spec.get("initContainers") or []]:
+        raise errors.bad_request(f"container {container} is not valid for pod {req.name}")
+    node_name = spec.get("nodeName")
+    if not node_name:
+        raise errors.bad_request(f"pod {req.name} does not have a host assigned")
+    try:
+        node = await server.call(server.registry.get, BY_PLURAL["nodes"], None, node_name)
+    except StatusError:
+        raise errors.bad_request(f"node {node_name} of pod {req.name} is not registered") from None
+    port = (((node.get("status") or {}).get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
+    if not port:
+        raise errors.bad_request(f"node {node_name} publishes no kubelet endpoint "
+                                 "(status.daemonEndpoints.kubeletEndpoint.Port)")
+    host = "127.0.0.1"
+    for a in (node.get("status") or {}).get("addresses") or []:
+        if a.get("type") == "InternalIP" and a.get("address"):  # where the kubelet listens
+            host = a["address"]
+    url = f"http://{host}:{port}/containerLogs/{quote(req.ns or '')}/{quote(req.name or '')}/{quote(container)}"
+    params = {k: v for k, v in req.query.items() if k in ("follow", "tailLines", "timestamps", "previous",
+                                                              "sinceSeconds", "limitBytes")}
+    if server.http is None:
+        server.http = ClientSession(timeout=ClientTimeout(total=None, sock_connect=5))
+    follow = params.get("follow") in ("true", "1")
+    try:
+        upstream = await server.http.get(url, params=params)
+    except (ClientError, OSError) as exc:
+        raise errors.StatusError(502, "InternalError",
+                                 f"Get \"{url}\": the kubelet on {node_name} did not answer: {exc}") from None
+    async with upstream:
+        if upstream.status != 200:
+            text = (await upstream.text())[:500]
+            raise errors.bad_request(f"the kubelet on {node_name} answered {upstream.status}: {text}")
+        resp = web.StreamResponse(status=200)
+        resp.headers["Content-Type"] = "text/plain"
+        if follow:
+            resp.enable_chunked_encoding()
+        await resp.prepare(req.http)
+        try:
+            async for chunk in upstream.content.iter_any():
+                await resp.write(chunk)
+            await resp.write_eof()
+        except (ConnectionResetError, ConnectionError):
+            pass
+        return resp

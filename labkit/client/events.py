@@ -39,18 +39,32 @@ def object_ref(obj: dict) -> dict:
 class EventRecorder:
     """Create Events asynchronously; failures are logged, never raised into the component."""
 
-    def __init__(self, client: Client, component: str, host: str | None = None):
+    def __init__(self, client: Client, component: str, host: str | None = None, max_in_flight: int = 0,
+                 max_queued: int = 20000):
         self.client = client
         self.component = component
         self.host = host
         self._tasks: set[asyncio.Task] = set()
         self._seq = 0
+        # like client-go's event broadcaster: events queue behind the component's real work
+        self._sem = asyncio.Semaphore(max_in_flight) if max_in_flight else None
+        self.max_queued = max_queued
+        self.dropped = 0
 
     def event(self, obj: dict, type_: str, reason: str, message: str) -> None:
         """Record an Event about ``obj`` (type_ is "Normal" or "Warning") without waiting for it."""
-        task = asyncio.get_running_loop().create_task(self.emit(obj, type_, reason, message))
+        if len(self._tasks) >= self.max_queued:
+            self.dropped += 1  # overloaded: drop, as client-go's broadcaster does
+            return
+        task = asyncio.get_running_loop().create_task(self._queued(obj, type_, reason, message))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _queued(self, obj: dict, type_: str, reason: str, message: str) -> dict | None:
+        if self._sem is None:
+            return await self.emit(obj, type_, reason, message)
+        async with self._sem:
+            return await self.emit(obj, type_, reason, message)
 
     async def emit(self, obj: dict, type_: str, reason: str, message: str) -> dict | None:
         md = obj.get("metadata", {})

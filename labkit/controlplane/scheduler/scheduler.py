@@ -40,7 +40,7 @@ class Scheduler:
         self.name = name
         self.framework = framework or Framework()
         self.table = NodeTable()
-        self.events = EventRecorder(client, name) if events else None
+        self.events = EventRecorder(client, name, max_in_flight=4) if events else None
         self.explain_max_nodes = explain_max_nodes
         self.nodes = Informer(client, "nodes")
         self.pods = Informer(client, "pods")
@@ -169,8 +169,16 @@ class Scheduler:
 
     async def _bind(self, pod: dict, p: PodInfo, d: Decision) -> None:
         try:
-            await self._bind_call(pod, d.node, self._explain(d))
+            why = self._explain(d)
+            await self._bind_call(pod, d.node, why)
             self.bound += 1
+            if why:  # small clusters: leave the per-node verdicts on the pod for kubectl users
+                md = pod["metadata"]
+                try:
+                    await self.client.patch("pods", md["name"], {"metadata": {"annotations": {WHY_ANNOTATION: why}}},
+                                            md.get("namespace", "default"))
+                except ApiError:
+                    pass
             if self.events:
                 self.events.event(pod, "Normal", "Scheduled", d.message())
         except ApiError as exc:
@@ -183,15 +191,13 @@ class Scheduler:
             self.binding.discard(p.key)
             self._sem.release()
 
-    async def _bind_call(self, pod: dict, node: str, why: str | None) -> None:
+    async def _bind_call(self, pod: dict, node: str, why: str | None = None) -> None:
         md = pod["metadata"]
         body = {
             "apiVersion": "v1", "kind": "Binding",
             "metadata": {"name": md["name"], "namespace": md.get("namespace", "default"), "uid": md.get("uid")},
             "target": {"apiVersion": "v1", "kind": "Node", "name": node},
         }
-        if why:
-            body["metadata"]["annotations"] = {WHY_ANNOTATION: why}  # the apiserver copies these onto the pod
         await self.client.request("POST", f"/api/v1/namespaces/{md.get('namespace', 'default')}/pods/{md['name']}/binding",
                                   body=body)
 

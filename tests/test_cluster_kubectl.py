@@ -135,3 +135,33 @@ def test_crashing_container_restarts_with_backoff(cluster):
         "default", field_selector="involvedObject.name=crasher").items}
     assert "BackOff" in reasons or "Started" in reasons
     core.delete_namespaced_pod("crasher", "default")
+
+
+def test_readiness_and_liveness_probes_drive_ready_and_restarts(cluster):
+    core = cluster.core()
+    core.create_namespaced_pod("default", {"metadata": {"name": "probed"}, "spec": {
+        "terminationGracePeriodSeconds": 0,
+        "containers": [{
+            "name": "c", "image": "busybox",
+            "command": ["sh", "-c", "mkdir -p /tmp; touch /tmp/alive; sleep 2; touch /tmp/ready; sleep 2; "
+                        "rm /tmp/alive; sleep 3600"],
+            "readinessProbe": {"exec": {"command": ["test", "-f", "/tmp/ready"]}, "periodSeconds": 1},
+            "livenessProbe": {"exec": {"command": ["test", "-f", "/tmp/alive"]}, "periodSeconds": 1,
+                              "failureThreshold": 2},
+        }]}})
+
+    def ready():
+        p = core.read_namespaced_pod("probed", "default")
+        return p.status.container_statuses and p.status.container_statuses[0].ready
+
+    p = wait_for(lambda: (lambda p: p if p.status.phase == "Running" else None)(
+        core.read_namespaced_pod("probed", "default")), what="Running")
+    assert not p.status.container_statuses[0].ready, "not ready before the readiness probe passes"
+    wait_for(ready, 30, "ready once /tmp/ready exists")
+    wait_for(lambda: core.read_namespaced_pod("probed", "default").status.container_statuses[0].restart_count >= 1,
+             60, "a restart after the liveness probe fails")
+    reasons = [(e.reason, e.message) for e in core.list_namespaced_event(
+        "default", field_selector="involvedObject.name=probed").items]
+    assert any(r == "Unhealthy" and "Liveness probe failed" in m for r, m in reasons), reasons
+    assert any(r == "Killing" and "liveness" in m for r, m in reasons), reasons
+    core.delete_namespaced_pod("probed", "default")

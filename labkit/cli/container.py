@@ -111,6 +111,9 @@ def run(remove: bool, runtime: str | None, memory: str | None, cpus: str | None,
             _fail(f"-e {item!r} must look like KEY=VALUE", 125)
         envd[k] = v
     rt = _runtime(runtime)
+    if detach:
+        rt.detach_stdio = True
+        _drop_inherited_fds()
     short = name or f"{image.split('/')[-1].split(':')[0]}-{uuid.uuid4().hex[:6]}"
     labels = {CLI_LABEL: "true"}
     if remove:
@@ -161,6 +164,25 @@ def run(remove: bool, runtime: str | None, memory: str | None, cpus: str | None,
         except RuntimeError_:
             pass
     sys.exit(code)
+
+
+def _drop_inherited_fds() -> None:
+    """Close descriptors our parent leaked to us (Python's own are never inheritable).
+
+    A runtime that forks its shim from this process would otherwise keep them open for the
+    container's whole life, and a shell waiting on them (``id=$(labkit run -d …)``) would hang.
+    """
+    try:
+        fds = [int(x) for x in os.listdir("/proc/self/fd")]
+    except OSError:
+        return
+    for fd in fds:
+        if fd > 2:
+            try:
+                if os.get_inheritable(fd):
+                    os.close(fd)
+            except OSError:
+                pass
 
 
 def _cleanup(rt, sid: str | None, cid: str | None) -> None:

@@ -58,7 +58,7 @@ def choose_default() -> tuple[str, str]:
     ok, why = host.can_run_real_containers()
     if ok:
         try:
-            import labkit.oci.native  # noqa: F401
+            from labkit.oci.native import NativeContainer  # noqa: F401
 
             return "native", f"native: {why}; labkit's own runtime runs the containers"
         except ImportError:

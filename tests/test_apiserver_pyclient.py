@@ -416,3 +416,23 @@ def test_periodic_compaction_keeps_one_interval_of_history():
         r = requests.get(f"{server.url}/api/v1/namespaces/default/configmaps",
                          params={"watch": "1", "resourceVersion": str(first), "timeoutSeconds": "1"}, timeout=5)
         assert json.loads(r.text.splitlines()[0])["object"]["code"] == 410
+
+
+def test_services_get_unique_cluster_ips_and_node_ports(kc, ns):  # noqa: F811
+    core = client.CoreV1Api(kc)
+    ips = set()
+    for i in range(5):
+        s = core.create_namespaced_service(ns, {"metadata": {"name": f"svc{i}"}, "spec": {"ports": [{"port": 80}]}})
+        ips.add(s.spec.cluster_ip)
+        assert s.spec.cluster_ip.startswith("10.96.") and s.spec.cluster_ips == [s.spec.cluster_ip]
+    assert len(ips) == 5
+    np = core.create_namespaced_service(ns, {"metadata": {"name": "np"}, "spec": {
+        "type": "NodePort", "ports": [{"port": 80}]}})
+    assert 30000 <= np.spec.ports[0].node_port <= 32767
+    with pytest.raises(ApiException) as e:
+        core.create_namespaced_service(ns, {"metadata": {"name": "dup"}, "spec": {
+            "clusterIP": next(iter(ips)), "ports": [{"port": 80}]}})
+    assert e.value.status == 422
+    s = core.read_namespaced_service("svc0", ns)
+    s.spec.cluster_ip, s.spec.cluster_ips = None, None  # a PUT without the address keeps it
+    assert core.replace_namespaced_service("svc0", ns, s).spec.cluster_ip in ips

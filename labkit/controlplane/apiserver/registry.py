@@ -8,6 +8,7 @@ deletion. Everything here is synchronous; the HTTP layer decides which thread ca
 
 from __future__ import annotations
 
+import random
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -152,6 +153,8 @@ class Registry:
         if rt.defaulter:
             rt.defaulter(obj)
         self._validate(rt, obj, None)
+        if rt.plural == "services":
+            self._allocate_service_addresses(obj)
         for k in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
             meta.pop(k, None)
         meta["uid"] = str(uuid.uuid4())
@@ -169,6 +172,42 @@ class Registry:
             raise errors.already_exists(rt.plural, rt.group, meta["name"]) from None
         meta["resourceVersion"] = str(kv.mod_revision)
         return obj, with_rv(value, kv.mod_revision)
+
+    def _allocate_service_addresses(self, svc: dict) -> None:
+        """A unique cluster IP from 10.96.0.0/16, and node ports from 30000-32767, like the real allocators."""
+        spec = svc["spec"]
+        kvs, _ = self.store.list(BY_PLURAL["services"].key_prefix())
+        used_ips, used_ports = set(), set()
+        for kv in kvs:
+            other = (decode(kv.value).get("spec") or {})
+            used_ips.add(other.get("clusterIP"))
+            used_ports.update(p.get("nodePort") for p in other.get("ports") or [] if isinstance(p, dict))
+        name = svc["metadata"]["name"]
+        ip = spec.get("clusterIP")
+        if spec.get("type") != "ExternalName":
+            if ip and ip != "None" and ip in used_ips:
+                raise errors.invalid("Service", "", name, [errors.cause(
+                    "spec.clusterIPs", f'Invalid value: ["{ip}"]: failed to allocate IP {ip}: provided IP is '
+                    "already allocated")])
+            if not ip:
+                free = [f"10.96.{i >> 8}.{i & 255}" for i in random.sample(range(10, 65534), 64)]
+                ip = next((a for a in free if a not in used_ips and not a.endswith((".0", ".255"))), None)
+                if ip is None:
+                    raise errors.StatusError(500, "InternalError", "no free cluster IP in 10.96.0.0/16")
+                spec["clusterIP"] = ip
+                spec["clusterIPs"] = [ip]
+                spec.setdefault("ipFamilies", ["IPv4"])
+                spec.setdefault("ipFamilyPolicy", "SingleStack")
+        if spec.get("type") in ("NodePort", "LoadBalancer"):
+            for port in spec.get("ports") or []:
+                if not port.get("nodePort"):
+                    candidates = [p for p in random.sample(range(30000, 32768), 64) if p not in used_ports]
+                    port["nodePort"] = candidates[0]
+                    used_ports.add(candidates[0])
+                elif port["nodePort"] in used_ports:
+                    raise errors.invalid("Service", "", name, [errors.cause(
+                        "spec.ports.nodePort", f"Invalid value: {port['nodePort']}: provided port is already "
+                        "allocated")])
 
     @staticmethod
     def _initial_status(rt: ResourceType, obj: dict) -> dict:
@@ -198,6 +237,11 @@ class Registry:
                     obj["status"] = old["status"]
                 else:
                     obj.pop("status", None)
+            if rt.plural == "services":  # allocated addresses stay with the service
+                spec, old_spec = obj.setdefault("spec", {}), old.get("spec") or {}
+                for k in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
+                    if k in old_spec and not spec.get(k):
+                        spec[k] = old_spec[k]
             if rt.defaulter:
                 rt.defaulter(obj)
             self._validate(rt, obj, old)

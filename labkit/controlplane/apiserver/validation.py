@@ -123,12 +123,11 @@ def default_service(obj: dict) -> None:
             p.setdefault("protocol", "TCP")
             if "port" in p:
                 p.setdefault("targetPort", p["port"])
-    if spec["type"] != "ExternalName" and not spec.get("clusterIP"):
-        spec["clusterIP"] = f"10.96.{random.randint(1, 254)}.{random.randint(1, 254)}"
-    if spec.get("clusterIP"):
+    if spec.get("clusterIP") and spec["clusterIP"] != "None":  # the registry allocates one when absent
         spec.setdefault("clusterIPs", [spec["clusterIP"]])
         spec.setdefault("ipFamilies", ["IPv4"])
         spec.setdefault("ipFamilyPolicy", "SingleStack")
+    if spec["type"] != "ExternalName":
         spec.setdefault("internalTrafficPolicy", "Cluster")
 
 

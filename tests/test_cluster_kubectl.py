@@ -165,3 +165,44 @@ def test_readiness_and_liveness_probes_drive_ready_and_restarts(cluster):
     assert any(r == "Unhealthy" and "Liveness probe failed" in m for r, m in reasons), reasons
     assert any(r == "Killing" and "liveness" in m for r, m in reasons), reasons
     core.delete_namespaced_pod("probed", "default")
+
+
+def test_a_second_scheduler_by_schedulerName_and_connect_to_an_existing_cluster(cluster):
+    import asyncio
+    import threading
+
+    from labkit.client import Client
+    from labkit.controlplane.scheduler.scheduler import Scheduler
+
+    other = Cluster.connect(cluster.kubeconfig)  # the way labs attach to kind/k3s/a cloud cluster
+    core = other.core()
+    core.create_namespaced_pod("default", {"metadata": {"name": "picky"}, "spec": {
+        "schedulerName": "labkit-scheduler", "terminationGracePeriodSeconds": 0,
+        "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "3600"]}]}})
+    time.sleep(1.0)
+    assert core.read_namespaced_pod("picky", "default").spec.node_name is None, \
+        "the default scheduler leaves pods of another schedulerName alone"
+
+    stop = threading.Event()
+
+    async def run_second():
+        client = Client(cluster.kubeconfig)
+        task = asyncio.create_task(Scheduler(client, "labkit-scheduler").run())
+        while not stop.is_set():
+            await asyncio.sleep(0.1)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await client.close()
+
+    t = threading.Thread(target=lambda: asyncio.run(run_second()), daemon=True)
+    t.start()
+    try:
+        pod = wait_for(lambda: (lambda p: p if p.spec.node_name else None)(core.read_namespaced_pod("picky", "default")),
+                       30, "the second scheduler binds its pod")
+        events = core.list_namespaced_event("default", field_selector="involvedObject.name=picky").items
+        assert any(e.reason == "Scheduled" and e.source.component == "labkit-scheduler" for e in events)
+        assert pod.metadata.annotations and "scheduler.labkit.dev/why" in pod.metadata.annotations
+    finally:
+        stop.set()
+        t.join(10)
+        core.delete_namespaced_pod("picky", "default")

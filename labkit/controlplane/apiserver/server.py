@@ -602,7 +602,10 @@ class APIServer:
                     if transport is None or transport.is_closing():
                         break
                     if bookmarks and not sub.pending:
-                        await resp.write(self._bookmark(req.rt, max(sub.last_rev, self.hub.revision)))
+                        # a watch replaying old history on its own store watch may only vouch for
+                        # what it has delivered; a watch-cache watcher has seen everything up to the hub
+                        rev = sub.last_rev if sub.store_watch is not None else max(sub.last_rev, self.hub.revision)
+                        await resp.write(self._bookmark(req.rt, rev))
             await resp.write_eof()
         except (ConnectionResetError, ConnectionError):
             pass

@@ -112,3 +112,27 @@ def test_protobuf_garbage_is_a_400_and_unknown_kind_a_415():
     with pytest.raises(StatusError) as e:
         protobuf.decode_request(body, BY_PLURAL["pods"])
     assert e.value.code == 415
+
+
+def test_an_unavailable_store_is_a_503_not_a_500():
+    import requests
+
+    from labkit.controlplane.apiserver import APIServer
+    from labkit.controlplane.store import Unavailable, open_store
+
+    store = open_store("memory")
+    with APIServer(store, compact_interval=None) as api:
+        real_get, real_update = store.get, store.update
+
+        def down(*a, **k):
+            raise Unavailable("etcd has no quorum (test)")
+        store.get = down  # type: ignore[method-assign]
+        store.update = down  # type: ignore[method-assign]
+        try:
+            r = requests.get(f"{api.url}/api/v1/namespaces/default", timeout=5)
+            assert r.status_code == 503 and r.json()["reason"] == "ServiceUnavailable"
+            r = requests.post(f"{api.url}/api/v1/namespaces/default/configmaps", json={"metadata": {"name": "x"}},
+                              timeout=5)
+            assert r.status_code < 500 or r.status_code == 503
+        finally:
+            store.get, store.update = real_get, real_update  # type: ignore[method-assign]

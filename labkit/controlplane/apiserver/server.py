@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import ClientSession, web
 
-from labkit.controlplane.store import Store, open_store
+from labkit.controlplane.store import Compacted, Store, Unavailable, open_store
 
 from . import discovery, errors, subresources, tables
 from .attrs import AttrCache, matches
@@ -210,6 +210,10 @@ class APIServer:
             return status_response(err)
         except (ConnectionResetError, asyncio.CancelledError):
             raise
+        except Unavailable as exc:  # e.g. etcd lost quorum: clients retry, as with kube-apiserver
+            return status_response(errors.unavailable(f"the storage backend is unavailable: {exc}"))
+        except Compacted as exc:
+            return status_response(errors.expired(f"the requested revision has been compacted: {exc}"))
         except Exception as exc:
             log.exception("internal error on %s %s", http.method, http.path)
             return status_response(errors.internal(f"{type(exc).__name__}: {exc}"))

@@ -206,3 +206,25 @@ def test_a_second_scheduler_by_schedulerName_and_connect_to_an_existing_cluster(
         stop.set()
         t.join(10)
         core.delete_namespaced_pod("picky", "default")
+
+
+def test_configmap_volume_waits_for_its_configmap_then_mounts_it(cluster):
+    core = cluster.core()
+    core.create_namespaced_pod("default", {"metadata": {"name": "reader"}, "spec": {
+        "terminationGracePeriodSeconds": 0,
+        "volumes": [{"name": "cfg", "configMap": {"name": "greeting"}}, {"name": "scratch", "emptyDir": {}}],
+        "containers": [{"name": "c", "image": "busybox",
+                        "command": ["sh", "-c", "cat /etc/greeting/text; echo pod=$POD; sleep 3600"],
+                        "env": [{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+                        "volumeMounts": [{"name": "cfg", "mountPath": "/etc/greeting"},
+                                         {"name": "scratch", "mountPath": "/scratch"}]}]}})
+    wait_for(lambda: any(e.reason == "FailedMount" for e in core.list_namespaced_event(
+        "default", field_selector="involvedObject.name=reader").items), 30, "a FailedMount event")
+    assert core.read_namespaced_pod("reader", "default").status.phase == "Pending"
+    core.create_namespaced_config_map("default", {"metadata": {"name": "greeting"}, "data": {"text": "hello, volume"}})
+    wait_for(lambda: core.read_namespaced_pod("reader", "default").status.phase == "Running", 60, "Running")
+    log = wait_for(lambda: "pod=" in core.read_namespaced_pod_log("reader", "default")
+                   and core.read_namespaced_pod_log("reader", "default"), 30, "log lines")
+    assert "hello, volume" in log and "pod=reader" in log
+    core.delete_namespaced_pod("reader", "default")
+    core.delete_namespaced_config_map("greeting", "default")

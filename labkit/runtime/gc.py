@@ -87,6 +87,8 @@ def _remove_records() -> None:
                     argv = ["unshare", "-m", "sh", "-c", "umount /sys/fs/cgroup/unified 2>/dev/null; exec \"$@\"",
                             "sh"] + argv
                 _run(argv)
+        if backend == "native" and state.is_dir():
+            _delete_native(state)
         for cdir in sorted((root / "containers").glob("*")) if (root / "containers").is_dir() else []:
             _kill_pid_file(cdir / "shim.pid")
             mounts.unmount_under(cdir)
@@ -101,6 +103,19 @@ def _remove_records() -> None:
             mounts.unmount_under(state)
             for sdir in state.iterdir():
                 shutil.rmtree(sdir, ignore_errors=True)
+
+
+def _delete_native(state: Path) -> None:
+    """Let labkit's own runtime delete its containers (processes, cgroups, state)."""
+    try:
+        from labkit.oci import native
+    except ImportError:
+        return
+    for sdir in state.iterdir():
+        try:
+            native.NativeContainer.load(sdir.name, root=state).delete(force=True)
+        except Exception:  # noqa: BLE001 - half-created: the cgroup sweep below removes the rest
+            pass
 
 
 # --- mounts ------------------------------------------------------------------------

@@ -127,12 +127,29 @@ class NativeRuntime(BundleRuntime):
             except self.lib.NativeError as exc:
                 raise RuntimeError_(f"native delete failed: {exc}") from exc
             self._reap(rec["id"])
+        else:
+            # create never finished (no state.json): remove what it had made so far
+            self._forget(rec["id"], rec.get("cgroups_path"))
         handle = self._rootfs.pop(rec["id"], None)
         if handle is not None and hasattr(handle, "unmount"):
             try:
                 handle.unmount()
             except OSError:
                 pass
+
+    def _forget(self, cid: str, cgroups_path: str | None) -> None:
+        import shutil
+
+        from labkit.oci import cgroups
+
+        if cgroups_path:
+            try:
+                group = cgroups.Cgroup(cgroups_path)
+                group.kill()
+                group.destroy()
+            except (cgroups.CgroupError, OSError):
+                pass
+        shutil.rmtree(self.state_root / cid, ignore_errors=True)
 
     def exec_sync(self, container_id: str, cmd: list[str], timeout: float = 10.0) -> ExecResult:
         _, rec = self._container(container_id)

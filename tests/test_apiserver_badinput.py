@@ -191,3 +191,13 @@ def test_type_confusion_never_gives_a_5xx(api, ns):  # noqa: F811
         for ct in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
             r = requests.patch(f"{url}/fz{i}", data=json.dumps(body), headers={"Content-Type": ct}, timeout=10)
             assert r.status_code < 500, r.text
+
+
+def test_apply_patch_needs_a_field_manager(api, ns):  # noqa: F811
+    r = requests.patch(f"{api.url}/api/v1/namespaces/{ns}/configmaps/ssa", data="metadata: {name: ssa}\n",
+                       headers={"Content-Type": "application/apply-patch+yaml"}, timeout=10)
+    assert r.status_code == 400 and "fieldManager" in r.json()["message"]
+    r = requests.patch(f"{api.url}/api/v1/namespaces/{ns}/configmaps/ssa", params={"fieldManager": "me"},
+                       data="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ssa}\ndata: {a: b}\n",
+                       headers={"Content-Type": "application/apply-patch+yaml"}, timeout=10)
+    assert r.status_code == 201 and r.json()["data"] == {"a": "b"}

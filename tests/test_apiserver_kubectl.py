@@ -207,3 +207,14 @@ spec:
 def test_explain_reads_the_openapi_schemas(kubectl):
     out = kubectl("explain", "deployment.spec.strategy", namespaced=False).stdout
     assert "rollingUpdate" in out and "type" in out
+
+
+@pytest.mark.parametrize("kubectl", kubectls(), indirect=True)
+def test_server_side_apply_creates_then_updates(kubectl):
+    f = kubectl.tmp / "ssa.yaml"
+    f.write_text(DEPLOYMENT.format(replicas=1))
+    assert "serverside-applied" in kubectl("apply", "--server-side", "-f", str(f)).stdout
+    f.write_text(DEPLOYMENT.format(replicas=3).replace("nginx:1.25", "nginx:1.26"))
+    kubectl("apply", "--server-side", "-f", str(f))
+    out = kubectl("get", "deploy", "web", "-o", "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image}")
+    assert out.stdout == "3 nginx:1.26"

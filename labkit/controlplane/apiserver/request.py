@@ -97,9 +97,11 @@ async def read_body(req: Request, allow_patch: bool = False) -> tuple[Any, str]:
     if ct == PROTOBUF and not allow_patch:
         from .protobuf import decode_request
         return decode_request(raw, req.rt), ct
-    if allow_patch and ct == APPLY_PATCH:
-        raise errors.unsupported_media_type(ct, "; server-side apply is not served here: use client-side "
-                                            "`kubectl apply` (without --server-side)")
+    if allow_patch and ct == APPLY_PATCH:  # server-side apply: YAML (or JSON, which is YAML too)
+        try:
+            return yaml.safe_load(raw), ct
+        except yaml.YAMLError as exc:
+            raise errors.bad_request(f"error decoding apply patch as YAML: {exc}") from None
     raise errors.unsupported_media_type(ct)
 
 

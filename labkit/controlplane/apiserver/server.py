@@ -25,7 +25,7 @@ from .attrs import AttrCache, matches
 from .codec import decode, dumps, with_rv
 from .errors import StatusError
 from .indexes import PodsByNode
-from .patch import JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, apply_patch
+from .patch import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, apply_patch
 from .registry import Registry
 from .request import BODY_LIMIT, JSON, TABLE_CT, Request, field_checks, read_body, response, status_response
 from .resources import BY_PATH, BY_PLURAL, ResourceType, group_versions
@@ -376,6 +376,8 @@ class APIServer:
 
     async def _patch(self, req: Request) -> web.Response:
         body, ct = await read_body(req, allow_patch=True)
+        if ct == APPLY_PATCH:
+            return await self._server_side_apply(req, body)
         if ct not in (MERGE_PATCH, STRATEGIC_PATCH, JSON_PATCH):
             raise errors.unsupported_media_type(ct)
         if ct != JSON_PATCH and not isinstance(body, dict):
@@ -388,6 +390,36 @@ class APIServer:
             return new
         obj, data = await self.call(self.registry.patch, req.rt, req.ns, req.name, patcher, req.sub,
                                      req.dry_run)
+        return self._object_reply(req, obj, data, 200, headers)
+
+    async def _server_side_apply(self, req: Request, body: Any) -> web.Response:
+        """``kubectl apply --server-side``, simplified: create the object, or merge the applied
+        configuration into it (strategic-merge rules). Field ownership (managedFields) is not
+        tracked, so a field dropped from the applied configuration is not removed.
+        """
+        if not req.query.get("fieldManager"):
+            raise errors.bad_request("PATCH requests for apply must set a fieldManager")
+        if not isinstance(body, dict):
+            raise errors.bad_request("an apply configuration must be an object")
+        headers = field_checks(req, body)
+        if req.sub is None:
+            try:
+                obj, data = await self.call(self.registry.create, req.rt, req.ns,
+                                            {**body, "metadata": {**(body.get("metadata") or {}), "name": req.name}},
+                                            req.dry_run)
+                return self._object_reply(req, obj, data, 201, headers)
+            except StatusError as err:
+                if err.reason != "AlreadyExists":
+                    raise
+
+        def patcher(current: dict) -> dict:
+            new = apply_patch(STRATEGIC_PATCH, current, {k: v for k, v in body.items() if k != "status"}
+                              if req.sub is None else body)
+            new.setdefault("metadata", {}).pop("resourceVersion", None)
+            new["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+            field_checks(req, new)
+            return new
+        obj, data = await self.call(self.registry.patch, req.rt, req.ns, req.name, patcher, req.sub, req.dry_run)
         return self._object_reply(req, obj, data, 200, headers)
 
     async def _delete_options(self, req: Request) -> dict:

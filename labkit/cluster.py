@@ -87,7 +87,7 @@ class Cluster:
                  eviction_seconds: float | None = 2.0, lease_interval: float = 2.0, node_cpu: str | None = None,
                  node_memory: str | None = None, node_labels: dict[str, dict[str, str]] | None = None,
                  node_gpus: dict[str, int] | None = None, kubeconfig: str | os.PathLike | None = None,
-                 keep_state: bool = False):
+                 keep_state: bool = False, die_with_parent: bool = True):
         if nodes < 0:
             raise ValueError("nodes must be 0 or more")
         if store not in ("memory", "sqlite", "etcd") and not store.startswith(("sqlite:", "etcd:")):
@@ -107,6 +107,9 @@ class Cluster:
         self.node_labels = node_labels or {}
         self.node_gpus = node_gpus or {}
         self.keep_state = keep_state
+        # components of a notebook's cluster go when the notebook's process does (kubelets then
+        # remove their pods); `labkit cluster up` turns this off so its cluster outlives the command
+        self.die_with_parent = die_with_parent
         self.kubeconfig = str(kubeconfig or self.dir / "kubeconfig")
         self.runtime_spec = runtime
         self.runtime_name, self.runtime_reason = self._choose_runtime(runtime)
@@ -165,7 +168,8 @@ class Cluster:
         log = str(self.dir / "logs" / f"{name}.log")
         with open(log, "ab") as f:
             proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, cwd=str(self.dir))
+                                    start_new_session=True, cwd=str(self.dir),
+                                    preexec_fn=_pdeathsig(os.getpid()) if self.die_with_parent else None)
         c = Component(name, cmd, log, proc.pid, proc)
         self.components[name] = c
         return c
@@ -604,6 +608,20 @@ class _InProcess:
         await asyncio.gather(*(k.stop(kill_pods=True) for k in self.kubelets.values()), return_exceptions=True)
         for cl in self.clients:
             await cl.close()
+
+
+def _pdeathsig(parent: int):
+    """A preexec_fn: the child gets SIGTERM when the process that started it dies (Linux prctl)."""
+    def set_it() -> None:
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            return
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+    return set_it
 
 
 def _http_ok(url: str) -> bool:

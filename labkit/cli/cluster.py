@@ -43,7 +43,8 @@ def up(nodes: int, runtime: str | None, store: str, kubeconfig: str | None, port
         if runtime not in NAMES:
             raise click.ClickException(f"unknown runtime {runtime!r}; choose one of: {', '.join(NAMES)}")
     c = Cluster(nodes=nodes, runtime=runtime, store=store, processes=True, name=name, cri=not no_cri, port=port,
-                kubeconfig=kubeconfig, keep_state=True, node_grace=40.0, eviction_seconds=None, lease_interval=5.0)
+                kubeconfig=kubeconfig, keep_state=True, node_grace=40.0, eviction_seconds=None, lease_interval=5.0,
+                die_with_parent=False)
     try:
         c.start()
     except (ClusterError, OSError, ValueError) as exc:

@@ -106,6 +106,10 @@ class DockerRuntime(Runtime):
         self._exported[name] = (ref, str(img.digest))
         return self._exported[name]
 
+    def image_ref(self, name: str) -> str:
+        """The tag Docker knows ``name`` by, after exporting it from labkit's store if needed."""
+        return self._ensure_image(name)[0]
+
     def list_images(self) -> list[ImageInfo]:
         out = []
         for img in self.client.images.list():

@@ -565,12 +565,16 @@ class _InProcess:
             cap["cpu"] = self.c.node_cpu
         if self.c.node_memory:
             cap["memory"] = self.c.node_memory
-        opts: dict = {"kubeconfig": self.c.kubeconfig}
+        from labkit.node.kubelet.kubelet import DeviceNotifier
+
+        notifier = DeviceNotifier()
+        opts: dict = {"kubeconfig": self.c.kubeconfig, "on_device_change": notifier}
         if self.c.node_gpus.get(node):
             opts["gpus"] = self.c.node_gpus[node]
         plugins = await asyncio.to_thread(load_plugins, node, **opts)
         k = Kubelet(await self._client(f"labkit-kubelet/{node}"), node, rt, plugins, capacity=cap,
                     labels=self.c.node_labels.get(node, {}), lease_interval=self.c.lease_interval)
+        notifier.kubelet = k
         self.kubelets[node] = k
         await k.start()
 

@@ -15,7 +15,7 @@ import click
 
 from labkit.client import Client
 from labkit.client.kubeconfig import KubeConfigError
-from labkit.node.kubelet.kubelet import Kubelet, load_plugins
+from labkit.node.kubelet.kubelet import DeviceNotifier, Kubelet, load_plugins
 from labkit.runtime.base import Runtime, RuntimeError_
 
 
@@ -75,7 +75,9 @@ def main(kubeconfig, node_name, runtime_spec, port, cpu, memory, max_pods, label
             sys.exit(2)
         k_, v_ = item.split("=", 1)
         lab[k_] = v_
-    opts = {"kubeconfig": kubeconfig} if kubeconfig else {}
+    notifier = DeviceNotifier()
+    opts: dict = {"kubeconfig": kubeconfig} if kubeconfig else {}
+    opts["on_device_change"] = notifier
     if gpus:
         opts["gpus"] = gpus
     plugins = None if no_plugins else load_plugins(node_name, **opts)
@@ -84,6 +86,7 @@ def main(kubeconfig, node_name, runtime_spec, port, cpu, memory, max_pods, label
         client = Client(kubeconfig, user_agent=f"labkit-kubelet/{node_name}")
         k = Kubelet(client, node_name, runtime, plugins, capacity=cap, labels=lab, port=port,
                     lease_interval=lease_interval)
+        notifier.kubelet = k
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for s in (signal.SIGTERM, signal.SIGINT):

@@ -28,6 +28,17 @@ from labkit.runtime.base import ContainerState, PodSandboxStatus, Runtime, Runti
 log = logging.getLogger(__name__)
 
 
+class DeviceNotifier:
+    """Hands device-capacity changes to a kubelet created after its plugins (set ``.kubelet`` later)."""
+
+    def __init__(self) -> None:
+        self.kubelet: Kubelet | None = None
+
+    def __call__(self, capacity: dict | None = None) -> None:
+        if self.kubelet is not None:
+            self.kubelet.devices_changed(capacity)
+
+
 def load_plugins(node_name: str, **kw) -> NodePlugins:
     """The node's CNI/CSI/device plugins from labkit.node.plugins when present; none otherwise."""
     try:
@@ -83,6 +94,7 @@ class Kubelet:
         self.node: dict | None = None
         # sandboxes carry this label so several clusters on one host never touch each other's pods
         self.owner = f"{node_name}@{client.config.server}"
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # ------------------------------------------------------------------ runtime
     async def call_runtime(self, fn, *args, **kw):
@@ -187,6 +199,20 @@ class Kubelet:
         body = self.node_object()
         await self.client.patch("nodes", self.node_name, {"status": body["status"]}, sub="status")
 
+    def devices_changed(self, capacity: dict | None = None) -> None:
+        """Device plugins came or went: post the Node's new capacity now, not at the next status tick.
+
+        Called from the device manager's thread, so it hops onto the kubelet's event loop."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+
+        def post() -> None:
+            task = loop.create_task(self.post_status())
+            self._tasks.append(task)
+
+        loop.call_soon_threadsafe(post)
+
     async def renew_lease(self) -> None:
         lease = {
             "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
@@ -222,6 +248,7 @@ class Kubelet:
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         """Register, start heartbeats, log server and the pod watch; returns once the first list is done."""
+        self._loop = asyncio.get_running_loop()
         if self.serve_logs:
             from labkit.node.kubelet.server import start_server
 

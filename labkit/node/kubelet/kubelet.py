@@ -207,9 +207,14 @@ class Kubelet:
         if loop is None or loop.is_closed():
             return
 
+        async def safe_post() -> None:
+            try:
+                await self.post_status()
+            except ApiError as exc:
+                log.info("%s: posting new device capacity: %s", self.node_name, exc)
+
         def post() -> None:
-            task = loop.create_task(self.post_status())
-            self._tasks.append(task)
+            self._tasks.append(loop.create_task(safe_post()))
 
         loop.call_soon_threadsafe(post)
 
@@ -278,6 +283,7 @@ class Kubelet:
 
     async def stop(self, kill_pods: bool = False) -> None:
         """Stop watching and heartbeating; containers keep running unless ``kill_pods`` (as a real kubelet)."""
+        self._loop = None  # no more device-change posts
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -71,6 +71,8 @@ def main() -> int:
     notes: dict[str, str] = {}
     py = sys.executable
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    # measure the CLI as installed normally: with cached bytecode (the warm-up run writes it)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     try:
         root = str(rootfs.path)
         results["floor: unshare + chroot"] = timed(lambda: run_cmd(

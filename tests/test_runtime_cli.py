@@ -103,3 +103,23 @@ def test_gc_removes_what_a_killed_run_left(tmp_path):
     assert not cdir.exists() and not netns.exists()
     assert not Path(f"/sys/fs/cgroup/memory/labkit/{cid}").exists()
     assert not any(str(tmp_path) in line for line in Path("/proc/self/mounts").read_text().splitlines())
+
+
+@pytest.mark.root
+def test_gc_dry_run_finds_comment_tagged_iptables_rules():
+    import shutil
+    import subprocess
+
+    if not shutil.which("iptables"):
+        pytest.skip("no iptables")
+    chain = f"LABKIT-T{os.getpid() % 100000}"
+    subprocess.run(["iptables", "-w", "-N", chain], check=True)
+    try:
+        subprocess.run(["iptables", "-w", "-A", chain, "-s", "127.0.0.9/32", "-m", "comment", "--comment",
+                        "labkit test", "-j", "RETURN"], check=True)
+        out = labkit("gc", "--dry-run", "--only", "iptables")
+        assert out.returncode == 0
+        assert f"-N {chain}" in out.stdout and "labkit test" in out.stdout
+    finally:
+        subprocess.run(["iptables", "-w", "-F", chain])
+        subprocess.run(["iptables", "-w", "-X", chain])

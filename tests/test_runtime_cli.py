@@ -71,6 +71,16 @@ def test_detached_container_shows_in_ps_logs_and_stops(backend):
     assert cid[:12] not in labkit("ps", "-a").stdout
 
 
+def test_doctor_json_names_the_default_and_why():
+    import json
+
+    out = labkit("doctor", "--json")
+    data = json.loads(out.stdout)
+    assert data["default_runtime"] in ("native", "runc", "crun", "docker", "simulated")
+    assert data["reason"].startswith(data["default_runtime"] + ":")
+    assert {c["name"] for c in data["checks"]} >= {"linux", "root", "runc", "crun", "docker"}
+
+
 def test_doctor_reports_host_and_choice():
     out = labkit("doctor")
     assert out.returncode == 0, out.stderr

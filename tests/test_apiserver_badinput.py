@@ -201,3 +201,20 @@ def test_apply_patch_needs_a_field_manager(api, ns):  # noqa: F811
                        data="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ssa}\ndata: {a: b}\n",
                        headers={"Content-Type": "application/apply-patch+yaml"}, timeout=10)
     assert r.status_code == 201 and r.json()["data"] == {"a": "b"}
+
+
+def test_server_side_apply_removes_what_the_manager_stopped_applying(api, ns):  # noqa: F811
+    url = f"{api.url}/api/v1/namespaces/{ns}/configmaps/owned"
+
+    def ssa(data: dict, manager: str = "me") -> dict:
+        body = json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owned"}, "data": data})
+        r = requests.patch(url, params={"fieldManager": manager}, data=body,
+                           headers={"Content-Type": "application/apply-patch+yaml"}, timeout=10)
+        assert r.status_code in (200, 201), r.text
+        return r.json()
+    ssa({"a": "1", "b": "2"})
+    requests.patch(url, json={"data": {"c": "3"}}, headers={"Content-Type": "application/merge-patch+json"},
+                   timeout=10)  # someone else's field
+    out = ssa({"a": "1"})
+    assert out["data"] == {"a": "1", "c": "3"}
+    assert out["metadata"]["managedFields"][0]["fieldsV1"] == {"f:data": {"f:a": {}}}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import copy
 import json
 import logging
 import threading
@@ -20,6 +21,7 @@ from aiohttp import ClientSession, web
 
 from labkit.controlplane.store import Compacted, Store, Unavailable, open_store
 
+from . import apply as ssa
 from . import discovery, errors, subresources, tables
 from .attrs import AttrCache, matches
 from .codec import decode, dumps, with_rv
@@ -393,30 +395,33 @@ class APIServer:
         return self._object_reply(req, obj, data, 200, headers)
 
     async def _server_side_apply(self, req: Request, body: Any) -> web.Response:
-        """``kubectl apply --server-side``, simplified: create the object, or merge the applied
-        configuration into it (strategic-merge rules). Field ownership (managedFields) is not
-        tracked, so a field dropped from the applied configuration is not removed.
+        """``kubectl apply --server-side``: create the object or apply the configuration to it, and
+        remember the applied fields in managedFields (see :mod:`.apply`; no conflict detection).
         """
-        if not req.query.get("fieldManager"):
+        manager = req.query.get("fieldManager")
+        if not manager:
             raise errors.bad_request("PATCH requests for apply must set a fieldManager")
         if not isinstance(body, dict):
             raise errors.bad_request("an apply configuration must be an object")
         headers = field_checks(req, body)
         if req.sub is None:
+            meta = {**(body.get("metadata") or {}), "name": req.name}
+            meta["managedFields"] = [ssa.entry(manager, req.rt.group_version, ssa.field_set(body, top=True))]
             try:
-                obj, data = await self.call(self.registry.create, req.rt, req.ns,
-                                            {**body, "metadata": {**(body.get("metadata") or {}), "name": req.name}},
-                                            req.dry_run)
+                fresh = copy.deepcopy({**body, "metadata": meta})  # creating defaults it in place
+                obj, data = await self.call(self.registry.create, req.rt, req.ns, fresh, req.dry_run)
                 return self._object_reply(req, obj, data, 201, headers)
             except StatusError as err:
                 if err.reason != "AlreadyExists":
                     raise
 
         def patcher(current: dict) -> dict:
-            new = apply_patch(STRATEGIC_PATCH, current, {k: v for k, v in body.items() if k != "status"}
-                              if req.sub is None else body)
-            new.setdefault("metadata", {}).pop("resourceVersion", None)
-            new["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+            rv = current["metadata"]["resourceVersion"]
+            if req.sub is None:
+                new = ssa.apply(current, body, manager, req.rt.group_version)
+            else:
+                new = apply_patch(STRATEGIC_PATCH, current, body)
+            new.setdefault("metadata", {})["resourceVersion"] = rv
             field_checks(req, new)
             return new
         obj, data = await self.call(self.registry.patch, req.rt, req.ns, req.name, patcher, req.sub, req.dry_run)

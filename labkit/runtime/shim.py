@@ -103,8 +103,9 @@ def main(cdir_arg: str) -> int:
     logf = open(log, "ab", buffering=0)  # noqa: SIM115 - inherited by the container, kept open
     try:
         if task["mode"] == "exec":
+            # its own process group, so stopping the "container" reaches every process it started
             proc = subprocess.Popen(task["argv"], stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
-                                    cwd=task.get("cwd") or None, env=task.get("env") or None)
+                                    cwd=task.get("cwd") or None, env=task.get("env") or None, process_group=0)
             pid = proc.pid
         else:
             # runtime errors go to their own file so the container log holds only the container's output

@@ -99,9 +99,22 @@ class SimulatedRuntime(LocalRuntime):
         if pid is None:
             return
         try:
-            os.kill(pid, sig)
+            os.killpg(pid, sig)
         except ProcessLookupError:
             pass
+        except PermissionError:
+            os.kill(pid, sig)
+
+    def _delete(self, rec: dict[str, Any]) -> None:
+        """Background processes the command left behind die with the "container" too."""
+        import signal
+
+        pid = self._pid(self.containers / rec["id"])
+        if pid is not None:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
     def exec_sync(self, container_id: str, cmd: list[str], timeout: float = 10.0) -> ExecResult:
         import subprocess

@@ -50,6 +50,7 @@ def get(name: str) -> Runtime:
         rt = HollowRuntime()
     else:
         raise UnknownRuntime(f"unknown runtime {name!r}; choose one of: {', '.join(NAMES)}")
+    rt.reason = f"{rt.name}: asked for by name ({name})"  # type: ignore[attr-defined]
     return rt
 
 

@@ -190,9 +190,9 @@ class Kubelet:
             labels = body["metadata"]["labels"]
             if any((self.node["metadata"].get("labels") or {}).get(k) != v for k, v in labels.items()):
                 self.node = await self.client.patch("nodes", self.node_name, {"metadata": {"labels": labels}})
-        self.events.event({"kind": "Node", "apiVersion": "v1", "metadata": {
-            "name": self.node_name, "uid": self.node_name, "namespace": "default"}},
-            "Normal", "Starting", f"Starting kubelet ({self.runtime_version}).")
+        ref = {"kind": "Node", "apiVersion": "v1", "metadata": {
+            "name": self.node_name, "uid": (self.node or {}).get("metadata", {}).get("uid", self.node_name)}}
+        self.events.event(ref, "Normal", "Starting", f"Starting kubelet ({self.runtime_version}).")
         return self.node
 
     async def post_status(self) -> None:

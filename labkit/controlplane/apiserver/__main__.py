@@ -12,6 +12,7 @@ from labkit.controlplane.apiserver.server import APIServer
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse the command line, start the server, print one ready line, serve until SIGTERM/SIGINT."""
     parser = argparse.ArgumentParser(prog="python -m labkit.controlplane.apiserver",
                                      description="Serve the Kubernetes API for labkit's control plane.")
     parser.add_argument("--port", type=int, default=6443, help="TCP port (0 picks a free one)")

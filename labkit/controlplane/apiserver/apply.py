@@ -90,5 +90,6 @@ def apply(current: dict, config: dict, manager: str, api_version: str) -> dict:
 
 
 def entry(manager: str, api_version: str, fields: dict) -> dict:
+    """A managedFields entry for an Apply by ``manager``."""
     return {"manager": manager, "operation": "Apply", "apiVersion": api_version, "time": now_rfc3339(),
             "fieldsType": "FieldsV1", "fieldsV1": fields}

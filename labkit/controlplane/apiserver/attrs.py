@@ -17,6 +17,7 @@ Attrs = tuple[dict, dict]  # labels, fields
 
 
 def compute(rt: ResourceType, value: bytes) -> Attrs:
+    """Labels and selectable fields of one stored value."""
     obj = json.loads(value)
     labels = (obj.get("metadata") or {}).get("labels") or {}
     fields = {name: get(obj) for name, get in rt.field_getters.items()}
@@ -32,6 +33,7 @@ class AttrCache:
         self._lock = threading.Lock()
 
     def get(self, rt: ResourceType, key: str, rev: int, value: bytes) -> Attrs:
+        """Attributes of a key at a revision, decoding only when the revision moved."""
         hit = self._cache.get(key)
         if hit is not None and hit[0] == rev:
             return hit[1]
@@ -47,4 +49,5 @@ class AttrCache:
 
 
 def matches(attrs: Attrs, lsel: LabelSelector, fsel: FieldSelector) -> bool:
+    """Whether attributes satisfy both selectors."""
     return lsel.matches(attrs[0]) and fsel.matches(attrs[1])

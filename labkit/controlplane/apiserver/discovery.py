@@ -34,21 +34,25 @@ def _subresource_kind(rt: ResourceType, sub: str) -> tuple[str, str, str]:
 
 
 def api_versions() -> dict:
+    """GET /api: the core group's versions."""
     return {"kind": "APIVersions", "versions": ["v1"],
             "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": ""}]}
 
 
 def api_group(group: str) -> dict:
+    """One APIGroup entry: its versions and the preferred one."""
     versions = [{"groupVersion": f"{group}/{v}", "version": v} for v in group_versions()[group]]
     return {"name": group, "versions": versions, "preferredVersion": versions[0]}
 
 
 def api_group_list() -> dict:
+    """GET /apis: every non-core group."""
     return {"kind": "APIGroupList", "apiVersion": "v1",
             "groups": [api_group(g) for g in group_versions() if g]}
 
 
 def resource_list(group: str, version: str) -> dict:
+    """GET /api/v1 or /apis/<g>/<v>: the APIResourceList kubectl maps short names from."""
     gv = f"{group}/{version}" if group else version
     resources: list[dict[str, Any]] = []
     for rt in in_group_version(group, version):
@@ -163,6 +167,7 @@ def openapi_bytes(group: str, version: str) -> tuple[bytes, str]:
 
 
 def openapi_root() -> dict:
+    """GET /openapi/v3: where each group/version's document is, with a content hash."""
     paths = {}
     for group, versions in group_versions().items():
         for v in versions:

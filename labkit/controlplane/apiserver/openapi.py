@@ -60,6 +60,7 @@ def _list_prop(field: str, typ: str, refs: set[str]) -> dict[str, Any]:
 
 
 def message_schema(message: str, refs: set[str]) -> dict[str, Any]:
+    """The OpenAPI schema of one message: its fields and their types."""
     props: dict[str, Any] = {}
     for name, (typ, repeated) in json_fields(message).items():
         props[name] = _list_prop(name, typ, refs) if repeated else _prop(typ, refs)

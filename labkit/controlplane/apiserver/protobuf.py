@@ -50,6 +50,7 @@ KEEP_ZERO = {"replicas", "terminationGracePeriodSeconds", "activeDeadlineSeconds
 
 @cache
 def schema() -> dict[str, dict[int, Field]]:
+    """message name -> field number -> (JSON name, type, repeated), read once from the table."""
     table: dict[str, dict[int, Field]] = {}
     text = (Path(__file__).with_name("k8s_protobuf_fields.txt")).read_text()
     for line in text.splitlines():
@@ -152,6 +153,7 @@ def _value(typ: str, wt: int, val: int | bytes) -> Any:
 
 
 def decode_message(name: str, buf: bytes) -> dict:
+    """Decode one protobuf message into the dict its JSON form would give."""
     msg = schema().get(name)
     if msg is None:
         raise WireError(f"no field table for {name}")

@@ -11,10 +11,12 @@ from collections.abc import Iterator
 
 
 class WireError(ValueError):
+    """Malformed protobuf bytes."""
     pass
 
 
 def varint(n: int) -> bytes:
+    """Encode an unsigned (or two's-complement negative) varint."""
     if n < 0:
         n += 1 << 64
     out = bytearray()
@@ -29,18 +31,22 @@ def varint(n: int) -> bytes:
 
 
 def field_bytes(num: int, data: bytes) -> bytes:
+    """A length-delimited field (strings, bytes, nested messages)."""
     return varint(num << 3 | 2) + varint(len(data)) + data
 
 
 def field_str(num: int, text: str) -> bytes:
+    """A string field."""
     return field_bytes(num, text.encode())
 
 
 def field_varint(num: int, value: int) -> bytes:
+    """A varint field (ints, bools)."""
     return varint(num << 3) + varint(value)
 
 
 def read_varint(buf: bytes, pos: int) -> tuple[int, int]:
+    """Read a varint at pos; return (value, next position)."""
     shift = result = 0
     while True:
         if pos >= len(buf):

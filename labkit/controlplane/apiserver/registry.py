@@ -65,6 +65,7 @@ class Registry:
                     self.known_namespaces.add(name)
 
     def ensure_namespaces(self) -> None:
+        """Create the namespaces every cluster has (default, kube-system, ...) if the store lacks them."""
         ns_rt = BY_PLURAL["namespaces"]
         for name in SYSTEM_NAMESPACES:
             if self.store.get(ns_rt.key(None, name)) is None:
@@ -74,16 +75,19 @@ class Registry:
                     pass
 
     def get_kv(self, rt: ResourceType, ns: str | None, name: str):
+        """The stored key-value of one object, or 404 NotFound."""
         kv = self._store_call(self.store.get, rt.key(ns, name))
         if kv is None:
             raise errors.not_found(rt.plural, rt.group, name)
         return kv
 
     def get(self, rt: ResourceType, ns: str | None, name: str) -> dict:
+        """One object, decoded, with its resourceVersion."""
         kv = self.get_kv(rt, ns, name)
         return decode(kv.value, kv.mod_revision)
 
     def get_bytes(self, rt: ResourceType, ns: str | None, name: str) -> bytes:
+        """One object as reply bytes, without decoding it."""
         kv = self.get_kv(rt, ns, name)
         return with_rv(kv.value, kv.mod_revision)
 
@@ -135,6 +139,7 @@ class Registry:
 
     # ------------------------------------------------------------------ create
     def create(self, rt: ResourceType, ns: str | None, obj: Any, dry_run: bool = False) -> tuple[dict, bytes]:
+        """Fill in metadata and defaults, validate, and store a new object (409 if the name exists)."""
         obj = self._check_body(rt, obj, ns, None)
         meta = obj["metadata"]
         if not meta.get("name"):
@@ -220,6 +225,7 @@ class Registry:
     # ------------------------------------------------------------------ update
     def update(self, rt: ResourceType, ns: str | None, name: str, obj: Any, subresource: str | None = None,
                dry_run: bool = False, old_kv=None) -> tuple[dict, bytes]:
+        """Replace an object (or its status), compare-and-swap on resourceVersion (409 if stale)."""
         obj = self._check_body(rt, obj, ns, name)
         kv = old_kv or self.get_kv(rt, ns, name)
         old = decode(kv.value, kv.mod_revision)
@@ -402,6 +408,7 @@ class Registry:
     # ------------------------------------------------------------------ list
     def list_page(self, rt: ResourceType, ns: str | None, revision: int | None, limit: int | None,
                   start_after: str | None):
+        """One page of keys under the resource's prefix, read at one revision (410 if compacted)."""
         try:
             return self._store_call(self.store.list, rt.key_prefix(ns), revision, limit, start_after)
         except Compacted:

@@ -70,6 +70,7 @@ def status_response(err: StatusError) -> web.Response:
 
 
 async def read_body(req: Request, allow_patch: bool = False) -> tuple[Any, str]:
+    """The request body decoded by Content-Type (JSON by default), at most 3 MiB."""
     http = req.http
     if http.content_length is not None and http.content_length > BODY_LIMIT:
         raise errors.too_large(BODY_LIMIT)

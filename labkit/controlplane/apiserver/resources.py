@@ -40,6 +40,7 @@ BASE_FIELDS: dict[str, Getter] = {"metadata.name": _path("metadata", "name"),
 
 @dataclass
 class ResourceType:
+    """Everything the server needs to know about one served resource."""
     group: str
     version: str
     plural: str
@@ -76,11 +77,13 @@ class ResourceType:
         return {**BASE_FIELDS, **self.fields}
 
     def key_prefix(self, namespace: str | None = None) -> str:
+        """The store prefix of the resource in one namespace (or all of them)."""
         if self.namespaced and namespace:
             return f"/registry/{self.plural}/{namespace}/"
         return f"/registry/{self.plural}/"
 
     def key(self, namespace: str | None, name: str) -> str:
+        """The store key of one object: /registry/<resource>[/<namespace>]/<name>."""
         if self.namespaced:
             return f"/registry/{self.plural}/{namespace}/{name}"
         return f"/registry/{self.plural}/{name}"
@@ -156,4 +159,5 @@ def group_versions() -> dict[str, list[str]]:
 
 
 def in_group_version(group: str, version: str) -> list[ResourceType]:
+    """The resources of one group/version, for its discovery and OpenAPI documents."""
     return [r for r in RESOURCES if r.group == group and r.version == version]

@@ -46,6 +46,7 @@ def _json_kind(v: Any) -> str:
 
 
 class Checker:
+    """Walks a JSON object against the message table, collecting type errors and unknown fields."""
     def __init__(self) -> None:
         self.errors: list[str] = []
         self.unknown: list[str] = []

@@ -18,6 +18,7 @@ _KEY = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_./]*)?[A-Za-z0-9]$")
 
 @dataclass(frozen=True)
 class Requirement:
+    """One term of a label selector, such as ``tier in (web,db)``."""
     key: str
     op: str  # "=", "!=", "in", "notin", "exists", "!"
     values: tuple[str, ...] = ()
@@ -49,6 +50,7 @@ class LabelSelector:
 
     @classmethod
     def parse(cls, text: str | None) -> LabelSelector:
+        """Parse the query parameter; a malformed selector is a 400 BadRequest."""
         return cls(_parse_labels(text or ""))
 
     @classmethod
@@ -131,6 +133,7 @@ class FieldSelector:
 
     @classmethod
     def parse(cls, text: str | None, allowed: Mapping[str, FieldGetter]) -> FieldSelector:
+        """Parse the query parameter; a malformed selector is a 400 BadRequest."""
         terms: list[tuple[str, bool, str]] = []
         for part in (text or "").split(","):
             part = part.strip()

@@ -90,6 +90,7 @@ class APIServer:
         return f"http://{self.host}:{self.port}"
 
     def make_app(self) -> web.Application:
+        """The aiohttp application: one catch-all route, parsed by the server itself."""
         app = web.Application(client_max_size=BODY_LIMIT * 4)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         return app
@@ -133,6 +134,7 @@ class APIServer:
                 log.warning("periodic compaction failed: %s", exc)
 
     async def stop_async(self) -> None:
+        """Stop serving and end every watch stream."""
         if self._compactor is not None:
             self._compactor.cancel()
         if self.hub is not None:
@@ -165,6 +167,7 @@ class APIServer:
         return self
 
     def stop(self) -> None:
+        """Stop the background server (and close the store if the server opened it)."""
         if self.loop is not None and self._stopped is not None and self._thread is not None:
             self.loop.call_soon_threadsafe(self._stopped.set)
             self._thread.join(10)

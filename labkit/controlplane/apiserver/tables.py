@@ -17,6 +17,7 @@ RowFn = Callable[[dict, float], list]
 
 
 def parse_time(ts: str | None) -> float | None:
+    """RFC 3339 timestamp -> seconds since the epoch (None if absent or malformed)."""
     if not ts:
         return None
     try:
@@ -53,6 +54,7 @@ def human_duration(seconds: float) -> str:
 
 
 def age(obj: dict, now: float) -> str:
+    """The AGE cell: how long ago the object was created."""
     t = parse_time((obj.get("metadata") or {}).get("creationTimestamp"))
     return "<unknown>" if t is None else human_duration(now - t)
 
@@ -294,16 +296,19 @@ DEFAULT_PRINTER: tuple[list[Column], RowFn] = ([("Name", S, 0), ("Age", S, 0)], 
 
 
 def column_definitions(resource: str) -> list[dict]:
+    """The Table's column definitions for a resource (priority 1 = only with -o wide)."""
     cols, _ = PRINTERS.get(resource, DEFAULT_PRINTER)
     return [{"name": n, "type": t, "format": "name" if n == "Name" else "", "description": n, "priority": p}
             for n, t, p in cols]
 
 
 def partial_metadata(obj: dict) -> dict:
+    """The row's object: metadata only, enough for -A and --show-labels."""
     return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata", {})}
 
 
 def row(resource: str, obj: dict, include: str = "Metadata", now: float | None = None) -> dict:
+    """One Table row: the printed cells and the object (or its metadata) it came from."""
     _, fn = PRINTERS.get(resource, DEFAULT_PRINTER)
     r: dict[str, Any] = {"cells": fn(obj, time.time() if now is None else now)}
     if include == "Object":
@@ -314,6 +319,7 @@ def row(resource: str, obj: dict, include: str = "Metadata", now: float | None =
 
 
 def table(resource: str, objs: list[dict], meta: dict, include: str = "Metadata", headers: bool = True) -> dict:
+    """A meta.k8s.io/v1 Table of the objects, as ``kubectl get`` asks for."""
     now = time.time()
     t: dict[str, Any] = {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta}
     if headers:

@@ -41,6 +41,7 @@ def check_name(name: str, label: bool = False) -> str | None:
 
 
 def check_labels(labels: Any, path: str) -> list[dict]:
+    """Causes for label keys and values that are not valid qualified names."""
     out = []
     if labels is None:
         return out
@@ -61,6 +62,7 @@ def check_labels(labels: Any, path: str) -> list[dict]:
 # ---------------------------------------------------------------- defaulting
 
 def default_pod_spec(spec: dict) -> None:
+    """Pod spec defaults (also applied to workload templates)."""
     spec.setdefault("restartPolicy", "Always")
     spec.setdefault("dnsPolicy", "ClusterFirst")
     spec.setdefault("terminationGracePeriodSeconds", 30)
@@ -83,6 +85,7 @@ def default_pod_spec(spec: dict) -> None:
 
 
 def default_pod(obj: dict) -> None:
+    """Pod defaults: restartPolicy, dnsPolicy, grace period, pull policy ..."""
     default_pod_spec(obj.setdefault("spec", {}))
 
 
@@ -96,6 +99,7 @@ def _default_template(obj: dict) -> None:
 
 
 def default_deployment(obj: dict) -> None:
+    """Deployment defaults: 1 replica, RollingUpdate 25%/25%, history 10, deadline 600 s."""
     _default_template(obj)
     spec = obj["spec"]
     spec.setdefault("replicas", 1)
@@ -110,11 +114,13 @@ def default_deployment(obj: dict) -> None:
 
 
 def default_replicaset(obj: dict) -> None:
+    """ReplicaSet defaults: 1 replica and a defaulted pod template."""
     _default_template(obj)
     obj["spec"].setdefault("replicas", 1)
 
 
 def default_service(obj: dict) -> None:
+    """Service defaults: ClusterIP type, TCP ports, targetPort = port."""
     spec = obj.setdefault("spec", {})
     spec.setdefault("type", "ClusterIP")
     spec.setdefault("sessionAffinity", "None")
@@ -132,6 +138,7 @@ def default_service(obj: dict) -> None:
 
 
 def default_secret(obj: dict) -> None:
+    """Secret defaults: type Opaque; stringData folded into base64 data."""
     obj.setdefault("type", "Opaque")
     string_data = obj.pop("stringData", None)
     if isinstance(string_data, dict):
@@ -141,16 +148,19 @@ def default_secret(obj: dict) -> None:
 
 
 def default_namespace(obj: dict) -> None:
+    """Namespace defaults: the kubernetes finalizer and phase Active."""
     obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
     obj.setdefault("status", {}).setdefault("phase", "Active")
 
 
 def default_pvc(obj: dict) -> None:
+    """PersistentVolumeClaim defaults: Filesystem mode, phase Pending."""
     obj.setdefault("spec", {}).setdefault("volumeMode", "Filesystem")
     obj.setdefault("status", {}).setdefault("phase", "Pending")
 
 
 def default_pv(obj: dict) -> None:
+    """PersistentVolume defaults: Retain policy, Filesystem mode, phase Pending."""
     spec = obj.setdefault("spec", {})
     spec.setdefault("persistentVolumeReclaimPolicy", "Retain")
     spec.setdefault("volumeMode", "Filesystem")
@@ -158,6 +168,7 @@ def default_pv(obj: dict) -> None:
 
 
 def default_storageclass(obj: dict) -> None:
+    """StorageClass defaults: Delete policy, Immediate binding."""
     obj.setdefault("reclaimPolicy", "Delete")
     obj.setdefault("volumeBindingMode", "Immediate")
 
@@ -200,6 +211,7 @@ def _containers(spec: Any, path: str) -> list[dict]:
 
 
 def validate_pod(obj: dict, old: dict | None) -> list[dict]:
+    """Containers with names and images; a pod's spec is immutable once created, except images."""
     out = _containers(obj.get("spec"), "spec")
     if old is not None and isinstance(obj.get("spec"), dict) and isinstance(old.get("spec"), dict):
         # a pod's spec is immutable except images (and a few fields we do not model)
@@ -260,6 +272,7 @@ validate_replicaset = _validate_workload
 
 
 def validate_service(obj: dict, old: dict | None) -> list[dict]:
+    """A known service type and ports in range."""
     out: list[dict] = []
     spec = obj.get("spec") or {}
     if spec.get("type") not in ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName"):
@@ -272,6 +285,7 @@ def validate_service(obj: dict, old: dict | None) -> list[dict]:
 
 
 def validate_configmap(obj: dict, old: dict | None) -> list[dict]:
+    """Valid data keys, no key in both data and binaryData."""
     out: list[dict] = []
     for field in ("data", "binaryData"):
         data = obj.get(field)
@@ -288,6 +302,7 @@ def validate_configmap(obj: dict, old: dict | None) -> list[dict]:
 
 
 def validate_secret(obj: dict, old: dict | None) -> list[dict]:
+    """Valid keys and base64 values."""
     out = validate_configmap({"data": obj.get("data")}, None)
     for k, v in (obj.get("data") or {}).items():
         try:

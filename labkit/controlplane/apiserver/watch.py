@@ -77,6 +77,7 @@ class Subscriber:
         self.trigger = fsel.equals("spec.nodeName") if rt.plural == "pods" else None
 
     def offer(self, ev: HubEvent) -> bool:
+        """Queue the event if this watcher wants it (turning it into ADDED/DELETED when it starts or stops matching)."""
         if ev.revision <= self.from_rev or not ev.key.startswith(self.prefix) or self.error is not None:
             return False
         if len(self.pending) >= MAX_PENDING:  # a client this far behind is cut off; it relists, as in k8s
@@ -197,6 +198,7 @@ class WatchHub:
             fn(hevs)
 
     def attrs_of(self, ev: HubEvent) -> Attrs:
+        """The event's selectable attributes, computed once and shared by every watcher."""
         if ev.attrs is None:
             rt = BY_PLURAL.get(ev.resource)
             ev.attrs = self.attrs.get(rt, ev.key, ev.revision, ev.value) if rt else ({}, {})
@@ -264,6 +266,7 @@ class WatchHub:
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
+        """Stop delivering to this watcher."""
         if sub.trigger is not None:
             bucket = self.by_node.get(sub.trigger)
             if bucket is not None:

@@ -272,6 +272,7 @@ class APIServer:
         return Request(rt, None, rest[1] if len(rest) > 1 else None, rest[2] if len(rest) > 2 else None, http)
 
     async def _dispatch(self, req: Request) -> web.StreamResponse:
+        """Method x (collection | object | subresource) -> the verb that serves it."""
         m = req.http.method
         if req.sub is not None:
             if req.sub not in req.rt.subresources:
@@ -312,8 +313,6 @@ class APIServer:
             return await self._patch(req)
         if m == "DELETE":
             return await self._delete(req)
-        if m == "POST":
-            raise errors.method_not_allowed()
         raise errors.method_not_allowed()
 
     # ------------------------------------------------------------------ discovery

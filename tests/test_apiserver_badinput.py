@@ -218,3 +218,19 @@ def test_server_side_apply_removes_what_the_manager_stopped_applying(api, ns):  
     out = ssa({"a": "1"})
     assert out["data"] == {"a": "1", "c": "3"}
     assert out["metadata"]["managedFields"][0]["fieldsV1"] == {"f:data": {"f:a": {}}}
+
+
+def test_request_above_limit_and_immutable_configmaps(api, ns):  # noqa: F811
+    body = pod("greedy")
+    body["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "2"}, "limits": {"cpu": "500m"}}
+    r = requests.post(f"{api.url}/api/v1/namespaces/{ns}/pods", json=body, timeout=10)
+    assert r.status_code == 422 and "must be less than or equal to cpu limit" in r.json()["message"]
+    url = f"{api.url}/api/v1/namespaces/{ns}/configmaps"
+    assert requests.post(url, json={"metadata": {"name": "frozen"}, "data": {"a": "1"}, "immutable": True},
+                         timeout=10).status_code == 201
+    r = requests.patch(f"{url}/frozen", data=json.dumps({"data": {"a": "2"}}), timeout=10,
+                       headers={"Content-Type": "application/merge-patch+json"})
+    assert r.status_code == 422 and "immutable" in r.json()["message"]
+    r = requests.patch(f"{url}/frozen", data=json.dumps({"metadata": {"labels": {"ok": "yes"}}}), timeout=10,
+                       headers={"Content-Type": "application/merge-patch+json"})
+    assert r.status_code == 200  # metadata may still change

@@ -198,6 +198,7 @@ def _containers(spec: Any, path: str) -> list[dict]:
         seen.add(name)
         if not c.get("image"):
             out.append(cause(f"{p}.image", "Required value", "FieldValueRequired"))
+        out += _requests_within_limits(c.get("resources"), f"{p}.resources")
         for j, port in enumerate(c.get("ports") or []):
             n = port.get("containerPort") if isinstance(port, dict) else None
             if not isinstance(n, int) or not 0 < n < 65536:
@@ -207,6 +208,40 @@ def _containers(spec: Any, path: str) -> list[dict]:
     if policy not in (None, "Always", "OnFailure", "Never"):
         out.append(cause(f"{path}.restartPolicy", f'Unsupported value: "{policy}": supported values: '
                          '"Always", "OnFailure", "Never"', "FieldValueNotSupported"))
+    return out
+
+
+def _requests_within_limits(res: Any, path: str) -> list[dict]:
+    """A request above its limit is invalid (Kubernetes: "must be less than or equal to ... limit")."""
+    from labkit.client.quantity import parse
+
+    if not isinstance(res, dict):
+        return []
+    requests, limits = res.get("requests") or {}, res.get("limits") or {}
+    if not isinstance(requests, dict) or not isinstance(limits, dict):
+        return []
+    out = []
+    for name, req in requests.items():
+        if name in limits:
+            try:
+                if parse(req) > parse(limits[name]):
+                    out.append(cause(f"{path}.requests", f'Invalid value: "{req}": must be less than or equal '
+                                     f"to {name} limit of {limits[name]}"))
+            except ValueError:
+                pass  # malformed quantities are reported by the type check
+    return out
+
+
+def _immutable_data(obj: dict, old: dict | None) -> list[dict]:
+    """ConfigMaps and Secrets marked ``immutable: true`` keep their data forever."""
+    if old is None or not old.get("immutable"):
+        return []
+    out = []
+    for field in ("data", "binaryData"):
+        if (obj.get(field) or {}) != (old.get(field) or {}):
+            out.append(cause(field, "Forbidden: field is immutable when `immutable` is set", "FieldValueForbidden"))
+    if not obj.get("immutable"):
+        out.append(cause("immutable", "Forbidden: field is immutable when `immutable` is set", "FieldValueForbidden"))
     return out
 
 
@@ -295,15 +330,15 @@ def validate_configmap(obj: dict, old: dict | None) -> list[dict]:
             if not re.match(r"^[-._a-zA-Z0-9]+$", k) or len(k) > 253:
                 out.append(cause(f"{field}[{k}]", f'Invalid value: "{k}": a valid config key must consist of '
                                  "alphanumeric characters, '-', '_' or '.'"))
-    if field == "binaryData" and obj.get("data") and obj.get("binaryData"):
+    if isinstance(obj.get("data"), dict) and isinstance(obj.get("binaryData"), dict):
         for k in set(obj["data"]) & set(obj["binaryData"]):
             out.append(cause(f"data[{k}]", f'Invalid value: "{k}": duplicate of key present in binaryData'))
-    return out
+    return out + _immutable_data(obj, old)
 
 
 def validate_secret(obj: dict, old: dict | None) -> list[dict]:
     """Valid keys and base64 values."""
-    out = validate_configmap({"data": obj.get("data")}, None)
+    out = validate_configmap({"data": obj.get("data")}, None) + _immutable_data(obj, old)
     for k, v in (obj.get("data") or {}).items():
         try:
             base64.b64decode(v, validate=True)

@@ -228,3 +228,19 @@ def test_configmap_volume_waits_for_its_configmap_then_mounts_it(cluster):
     assert "hello, volume" in log and "pod=reader" in log
     core.delete_namespaced_pod("reader", "default")
     core.delete_namespaced_config_map("greeting", "default")
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl not installed")
+def test_a_rollout_that_cannot_progress_hits_its_deadline(cluster, tmp_path):
+    body = deployment("stuck", 1, image="no-such-image-anywhere:404")
+    body["spec"]["progressDeadlineSeconds"] = 3
+    f = tmp_path / "stuck.yaml"
+    f.write_text(yaml.safe_dump(body))
+    kubectl(cluster, "apply", "-f", str(f))
+    out = subprocess.run([KUBECTL, "--kubeconfig", cluster.kubeconfig, "rollout", "status", "deployment/stuck",
+                          "--timeout=60s"], capture_output=True, text=True, timeout=90)
+    assert out.returncode != 0
+    assert "exceeded its progress deadline" in out.stderr + out.stdout
+    pod = cluster.core().list_namespaced_pod("default", label_selector="app=stuck").items[0]
+    assert pod.status.container_statuses[0].state.waiting.reason == "ErrImagePull"
+    kubectl(cluster, "delete", "deployment", "stuck")

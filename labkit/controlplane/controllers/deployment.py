@@ -10,6 +10,7 @@ and gives it the next revision number.
 
 from __future__ import annotations
 
+import calendar
 import copy
 import time
 
@@ -199,15 +200,34 @@ class DeploymentController(Controller):
                        "Deployment has minimum availability." if avail_ok
                        else "Deployment does not have minimum availability.")
         name = new["metadata"]["name"] if new else ""
+        ready = sum(st(r, "readyReplicas") for r in all_rs)
+        gen = d["metadata"].get("generation", 1)
+        progressed = old.get("observedGeneration") != gen or any(
+            old.get(k, 0) != v for k, v in (("replicas", total), ("updatedReplicas", updated),
+                                            ("availableReplicas", available), ("readyReplicas", ready)))
+        deadline = spec.get("progressDeadlineSeconds", 600)
         if complete:
             self._set_cond(conds, "Progressing", True, "NewReplicaSetAvailable",
                            f'ReplicaSet "{name}" has successfully progressed.')
+        elif progressed or spec.get("paused"):
+            self._set_cond(conds, "Progressing", True, "ReplicaSetUpdated", f'ReplicaSet "{name}" is progressing.',
+                           touch=True)
+            if deadline is not None and not spec.get("paused"):
+                self.queue.add_after(key_of(d), float(deadline) + 0.5)  # look again when the deadline passes
         else:
-            self._set_cond(conds, "Progressing", True, "ReplicaSetUpdated", f'ReplicaSet "{name}" is progressing.')
+            cond = conds.get("Progressing") or {}
+            if deadline is not None and cond.get("reason") == "ReplicaSetUpdated" and \
+                    time.time() - _epoch(cond.get("lastUpdateTime")) > float(deadline):
+                self._set_cond(conds, "Progressing", False, "ProgressDeadlineExceeded",
+                               f'ReplicaSet "{name}" has timed out progressing.')
+                self.recorder.event(d, "Warning", "ProgressDeadlineExceeded",
+                                    f'Deployment "{d["metadata"]["name"]}" has timed out progressing.')
+            elif deadline is not None and cond.get("reason") == "ReplicaSetUpdated":
+                self.queue.add_after(key_of(d), 1.0)
         status = {
             "observedGeneration": d["metadata"].get("generation", 1),
             "replicas": total, "updatedReplicas": updated,
-            "readyReplicas": sum(st(r, "readyReplicas") for r in all_rs),
+            "readyReplicas": ready,
             "availableReplicas": available, "unavailableReplicas": max(0, total - available),
             "conditions": list(conds.values()),
         }
@@ -220,15 +240,24 @@ class DeploymentController(Controller):
         await self.client.patch("deployments", name, {"status": status}, ns, sub="status")
 
     @staticmethod
-    def _set_cond(conds: dict, typ: str, ok: bool, reason: str, message: str) -> None:
+    def _set_cond(conds: dict, typ: str, ok: bool, reason: str, message: str, touch: bool = False) -> None:
         s = "True" if ok else "False"
         old = conds.get(typ)
-        if old and old.get("status") == s and old.get("reason") == reason:
+        if old and old.get("status") == s and old.get("reason") == reason and not touch:
             return
         t = now()
         conds[typ] = {"type": typ, "status": s, "reason": reason, "message": message,
                       "lastUpdateTime": t,
                       "lastTransitionTime": t if not old or old.get("status") != s else old.get("lastTransitionTime", t)}
+
+
+def _epoch(ts: str | None) -> float:
+    if not ts:
+        return time.time()
+    try:
+        return float(calendar.timegm(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S")))
+    except ValueError:
+        return time.time()
 
 
 def _same_conds(a: list[dict], b: list[dict]) -> bool:

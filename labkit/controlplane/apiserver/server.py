@@ -107,7 +107,8 @@ class APIServer:
         self._warmup = asyncio.ensure_future(self.pods_by_node.ensure())  # build the index off the request path
         if self.compact_interval:
             self._compactor = asyncio.ensure_future(self._compact_periodically(self.compact_interval))
-        self._runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False)
+        # long-lived streams (log -f) must not hold a shutdown for a minute
+        self._runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False, shutdown_timeout=3.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()

@@ -244,3 +244,27 @@ def test_a_rollout_that_cannot_progress_hits_its_deadline(cluster, tmp_path):
     pod = cluster.core().list_namespaced_pod("default", label_selector="app=stuck").items[0]
     assert pod.status.container_statuses[0].state.waiting.reason == "ErrImagePull"
     kubectl(cluster, "delete", "deployment", "stuck")
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl not installed")
+def test_orphan_delete_keeps_pods_and_a_new_deployment_adopts_them(cluster, tmp_path):
+    core = cluster.core()
+    f = tmp_path / "keep.yaml"
+    f.write_text(yaml.safe_dump(deployment("adopt", 2)))
+    kubectl(cluster, "apply", "-f", str(f))
+    before = {p.metadata.name for p in wait_for(lambda: len(running_pods(core, "app=adopt")) == 2
+                                                and running_pods(core, "app=adopt"), what="2 pods")}
+    kubectl(cluster, "delete", "deployment", "adopt", "--cascade=orphan")
+    wait_for(lambda: not cluster.apps().list_namespaced_deployment("default").items
+             or all(d.metadata.name != "adopt" for d in cluster.apps().list_namespaced_deployment("default").items),
+             what="the deployment gone")
+    rs = wait_for(lambda: [r for r in cluster.apps().list_namespaced_replica_set("default", label_selector="app=adopt").items
+                           if not r.metadata.owner_references], 30, "an orphaned replica set")
+    assert {p.metadata.name for p in running_pods(core, "app=adopt")} == before, "orphaned pods keep running"
+    kubectl(cluster, "apply", "-f", str(f))
+    wait_for(lambda: all(r.metadata.owner_references for r in cluster.apps().list_namespaced_replica_set(
+        "default", label_selector="app=adopt").items), 30, "the new deployment adopting the replica set")
+    assert {p.metadata.name for p in running_pods(core, "app=adopt")} == before, "same pods, not new ones"
+    assert rs[0].metadata.name in {r.metadata.name for r in cluster.apps().list_namespaced_replica_set(
+        "default", label_selector="app=adopt").items}
+    kubectl(cluster, "delete", "deployment", "adopt")

@@ -15,8 +15,9 @@ import copy
 import time
 
 from labkit.client.informer import key_of
+from labkit.client.rest import ApiError
 from labkit.controlplane.controllers import rollout
-from labkit.controlplane.controllers.base import Controller, controller_of, owner_ref, split_key
+from labkit.controlplane.controllers.base import Controller, controller_of, match_labels, owner_ref, split_key
 
 REVISION = "deployment.kubernetes.io/revision"
 DESIRED = "deployment.kubernetes.io/desired-replicas"
@@ -59,6 +60,7 @@ class DeploymentController(Controller):
         if d is None or d["metadata"].get("deletionTimestamp"):
             return
         spec = d.get("spec") or {}
+        await self._adopt_orphans(d)
         owned = self.owned(d)
         new = next((r for r in owned if rollout.same_template(r["spec"].get("template"), spec.get("template"))), None)
         olds = [r for r in owned if r is not new]
@@ -79,6 +81,23 @@ class DeploymentController(Controller):
             await self._rolling(d, new, olds, replicas)
         await self._cleanup(d, olds)
         await self._update_status(d, self.rs.cache.get(key_of(new)) or new, olds)
+
+    async def _adopt_orphans(self, d: dict) -> None:
+        """ReplicaSets that match the selector and have no controller (e.g. after an orphan delete) come back."""
+        ns = d["metadata"].get("namespace", "default")
+        for r in list(self.rs.cache.values()):
+            md = r["metadata"]
+            if md.get("namespace") != ns or controller_of(r) or md.get("deletionTimestamp") \
+                    or not match_labels((d.get("spec") or {}).get("selector"), md.get("labels")):
+                continue
+            refs = [*(md.get("ownerReferences") or []), owner_ref(d)]
+            try:
+                await self.client.patch("replicasets", md["name"], {"metadata": {
+                    "ownerReferences": refs, "resourceVersion": md["resourceVersion"]}}, ns)
+                md["ownerReferences"] = refs
+            except ApiError as exc:
+                if exc.code not in (404, 409):
+                    raise
 
     # ------------------------------------------------------------------ steps
     async def _create_rs(self, d: dict, revision: int, owned: list[dict]) -> dict:

@@ -14,11 +14,13 @@ import random
 import time
 
 from labkit.client.informer import key_of
+from labkit.client.rest import ApiError
 from labkit.controlplane.controllers.base import (
     Controller,
     controller_of,
     is_pod_active,
     is_pod_ready,
+    match_labels,
     owner_ref,
     split_key,
 )
@@ -115,6 +117,7 @@ class ReplicaSetController(Controller):
         if rs is None or rs["metadata"].get("deletionTimestamp"):
             return
         ns, name = split_key(key)
+        await self._adopt_orphans(rs)
         pods = self.owned_pods(rs)
         active = [p for p in pods if is_pod_active(p)]
         want = int((rs.get("spec") or {}).get("replicas", 1))
@@ -132,6 +135,25 @@ class ReplicaSetController(Controller):
                 for p in victims:
                     await self._delete_pod(rs, p)
         await self._update_status(rs, pods)
+
+    async def _adopt_orphans(self, rs: dict) -> None:
+        """Pods that match the selector and have no controller become this ReplicaSet's (as in Kubernetes)."""
+        ns = rs["metadata"].get("namespace", "default")
+        sel = (rs.get("spec") or {}).get("selector")
+        for p in list(self.pods.cache.values()):
+            md = p["metadata"]
+            if md.get("namespace") != ns or controller_of(p) or md.get("deletionTimestamp") \
+                    or not is_pod_active(p) or not match_labels(sel, md.get("labels")):
+                continue
+            refs = [*(md.get("ownerReferences") or []), owner_ref(rs)]
+            try:
+                await self.client.patch("pods", md["name"], {"metadata": {"ownerReferences": refs,
+                                                                          "resourceVersion": md["resourceVersion"]}},
+                                        ns)
+                md["ownerReferences"] = refs
+            except ApiError as exc:
+                if exc.code not in (404, 409):
+                    raise
 
     async def _create_pod(self, rs: dict) -> None:
         tmpl = copy.deepcopy((rs.get("spec") or {}).get("template") or {})

@@ -392,3 +392,29 @@ def test_index_html_leads_to_the_landing_page():
     index = (SITE / "index.html").read_text().lower()
     assert "intro.html" in index and (SITE / "intro.html").exists()
 
+
+
+def test_widget_tabs_switch_in_the_static_page():
+    """Clicking the second tab shows the Mesos diagram: the widget works with no Python kernel."""
+    if CHROMIUM is None:
+        pytest.skip("no chromium on this host (apt-get install chromium): the browser checks need it")
+
+    async def run() -> list:
+        b = Chromium()
+        try:
+            await b.start()
+            await b.open((SITE / WIDGET_PAGE).as_uri())
+            await b.evaluate(WIDGETS_JS)
+            x, y = await b.evaluate("""(() => { const tab = document.querySelectorAll('.lm-TabBar-tab')[1];
+                tab.scrollIntoView(); const r = tab.getBoundingClientRect();
+                return [r.x + r.width / 2, r.y + r.height / 2]; })()""")
+            for kind in ("mousePressed", "mouseReleased"):
+                await b.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
+            await asyncio.sleep(0.3)
+            return await b.evaluate("""Array.from(document.querySelectorAll('.widget-tab-contents > *'))
+                .filter(w => !w.classList.contains('lm-mod-hidden')).map(w => w.innerText)""")
+        finally:
+            await b.close()
+
+    visible = asyncio.run(run())
+    assert len(visible) == 1 and "Mesos master" in visible[0], visible

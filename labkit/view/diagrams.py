@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import re
 import shutil
 import subprocess
 import sys
@@ -443,7 +444,8 @@ def tabs(names: list[str], captions: dict[str, str] | None = None):
     children = []
     for name in names:
         svg = render_svg(source(name))
-        svg = svg[svg.index("<svg"):]
+        # Inline SVG: drop the XML prologue and Graphviz's <title> elements (they become tooltips).
+        svg = re.sub(r"<title>.*?</title>", "", svg[svg.index("<svg"):], flags=re.S)
         text = captions.get(name, "")
         children.append(widgets.HTML(value=f"<div>{svg}</div><p>{text}</p>"))
     tab = widgets.Tab(children=children)

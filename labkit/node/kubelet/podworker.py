@@ -138,13 +138,20 @@ class PodWorker:
             rec.waiting = {c["name"]: ("ContainerCreating", str(exc)) for c in rec.spec.get("containers") or []}
             await self.report()
             return False
+        # the image checks do not depend on the network: run them while CNI sets the sandbox up
+        images = {c.get("image", "") for c in (rec.spec.get("initContainers") or []) + (rec.spec.get("containers") or [])}
+        pulls = asyncio.gather(*(self.pull(img) for img in sorted(images) if img), return_exceptions=True)
         try:
             ip = await self.rt(k.plugins.network.setup_pod, rec.pod, rec.sandbox)
             rec.ip = ip or rec.sandbox.ip or rec.ip
         except PluginError as exc:
             self.event("Warning", exc.reason or "FailedCreatePodSandBox", f"network: {exc}")
+            await pulls
             await self._drop_sandbox()
             return False
+        finally:
+            if not pulls.done():
+                await pulls
         try:
             paths = await volumes.prepare_builtin(rec.pod, k.state, k.get_configmap)
             paths.update(await self.rt(k.plugins.volumes.mount_pod_volumes, rec.pod))

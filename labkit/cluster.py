@@ -142,6 +142,7 @@ class Cluster:
     def start(self, timeout: float = 60.0) -> Cluster:
         if self.started:
             return self
+        remove_stale_clusters()
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "logs").mkdir(exist_ok=True)
         write_kubeconfig(self.kubeconfig, self.url, name=self.name if len(self.name) < 50 else "labkit")
@@ -356,7 +357,7 @@ class Cluster:
     def _save(self) -> None:
         info = {"name": self.name, "url": self.url, "kubeconfig": self.kubeconfig, "nodes": self.nodes,
                 "runtime": self.runtime_name, "runtime_reason": self.runtime_reason, "store": self.store_spec,
-                "cri": self.cri, "processes": self.processes,
+                "cri": self.cri, "processes": self.processes, "keep_state": self.keep_state, "owner_pid": os.getpid(),
                 "components": {n: {"pid": c.pid, "cmd": c.cmd, "log": c.log} for n, c in self.components.items()}}
         (self.dir / "cluster.json").write_text(json.dumps(info, indent=1))
 
@@ -612,6 +613,39 @@ class _InProcess:
         await asyncio.gather(*(k.stop(kill_pods=True) for k in self.kubelets.values()), return_exceptions=True)
         for cl in self.clients:
             await cl.close()
+
+
+def remove_stale_clusters() -> list[str]:
+    """Delete state left by notebook clusters whose process died without stop() (nothing of them runs).
+
+    Only directories that say they were not meant to be kept, whose creating process is gone and
+    none of whose component processes is alive; ``labkit cluster up`` clusters are never touched.
+    """
+    removed = []
+    for info_file in clusters_dir().glob("*/cluster.json"):
+        try:
+            info = json.loads(info_file.read_text())
+        except (OSError, ValueError):
+            continue
+        if info.get("keep_state", True) or _pid_alive(info.get("owner_pid")):
+            continue
+        comps = [Component(n, d.get("cmd", []), d.get("log", ""), d.get("pid")) for n, d in
+                 (info.get("components") or {}).items()]
+        if any(c.alive for c in comps):
+            continue
+        shutil.rmtree(info_file.parent, ignore_errors=True)
+        removed.append(info_file.parent.name)
+    return removed
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+        return True
+    except OSError:
+        return False
 
 
 def _pdeathsig(parent: int):

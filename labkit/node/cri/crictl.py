@@ -38,8 +38,13 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(lines)
 
 
-def crictl(command: str, endpoint: str, *args: str, all_states: bool = True) -> str:
-    """Run one crictl-style command against the CRI server at ``endpoint`` and return its text."""
+def crictl(command: str, endpoint: str, *args: str, all_states: bool = True,
+           labels: dict[str, str] | None = None) -> str:
+    """Run one crictl-style command against the CRI server at ``endpoint`` and return its text.
+
+    ``labels`` keeps only pods with those labels (and their containers), like ``crictl --label``:
+    a runtime lists everything on its host, also what other kubelets or tools started.
+    """
     channel = grpc.insecure_channel(normalize_endpoint(endpoint))
     try:
         rt = pb_grpc.RuntimeServiceStub(channel)
@@ -50,18 +55,19 @@ def crictl(command: str, endpoint: str, *args: str, all_states: bool = True) -> 
                 f"Version:  {v.version}\nRuntimeName:  {v.runtime_name}\n"
                 f"RuntimeVersion:  {v.runtime_version}\nRuntimeApiVersion:  {v.runtime_api_version}"
             )
+        pod_filter = pb.ListPodSandboxRequest(filter=pb.PodSandboxFilter(label_selector=labels or {}))
         if command == "ps":
             r = rt.ListContainers(pb.ListContainersRequest(), timeout=10)
-            pods = {p.id: p.metadata.name for p in rt.ListPodSandbox(pb.ListPodSandboxRequest(), timeout=10).items}
+            pods = {p.id: p.metadata.name for p in rt.ListPodSandbox(pod_filter, timeout=10).items}
             rows = [
                 [c.id[:13], c.image.image, _ago(c.created_at), _CSTATE.get(c.state, "Unknown"), c.metadata.name,
                  str(c.metadata.attempt), c.pod_sandbox_id[:13], pods.get(c.pod_sandbox_id, "")]
                 for c in r.containers
-                if all_states or c.state == pb.CONTAINER_RUNNING
+                if (all_states or c.state == pb.CONTAINER_RUNNING) and (not labels or c.pod_sandbox_id in pods)
             ]
             return _table(rows, ["CONTAINER", "IMAGE", "CREATED", "STATE", "NAME", "ATTEMPT", "POD ID", "POD"])
         if command == "pods":
-            r = rt.ListPodSandbox(pb.ListPodSandboxRequest(), timeout=10)
+            r = rt.ListPodSandbox(pod_filter, timeout=10)
             rows = [
                 [p.id[:13], _ago(p.created_at), _SSTATE.get(p.state, "?"), p.metadata.name, p.metadata.namespace,
                  str(p.metadata.attempt)]
@@ -91,11 +97,13 @@ def crictl(command: str, endpoint: str, *args: str, all_states: bool = True) -> 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m labkit.node.cri.crictl")
     ap.add_argument("-r", "--runtime-endpoint", required=True, help="unix:///path/to/cri.sock")
+    ap.add_argument("--label", action="append", default=[], help="only pods with this key=value label")
     ap.add_argument("command", choices=["version", "ps", "pods", "images", "inspect"])
     ap.add_argument("args", nargs="*")
     a = ap.parse_args(argv)
     try:
-        print(crictl(a.command, a.runtime_endpoint, *a.args))
+        labels = dict(x.split("=", 1) for x in a.label if "=" in x)
+        print(crictl(a.command, a.runtime_endpoint, *a.args, labels=labels or None))
     except (ValueError, ConnectionError) as exc:
         print(f"crictl: {exc}", file=sys.stderr)
         return 1
@@ -106,8 +114,9 @@ def main(argv: list[str] | None = None) -> int:
 class _CallableModule(types.ModuleType):
     """``labkit.node.cri.crictl`` is both this module and the function: ``crictl("ps", endpoint)``."""
 
-    def __call__(self, command: str, endpoint: str, *args: str, all_states: bool = True) -> str:
-        return crictl(command, endpoint, *args, all_states=all_states)
+    def __call__(self, command: str, endpoint: str, *args: str, all_states: bool = True,
+                 labels: dict[str, str] | None = None) -> str:
+        return crictl(command, endpoint, *args, all_states=all_states, labels=labels)
 
 
 sys.modules[__name__].__class__ = _CallableModule

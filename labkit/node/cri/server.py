@@ -93,6 +93,9 @@ def _rpc(method: Callable) -> Callable:
         except (ValueError, KeyError, TypeError) as exc:
             code = "INVALID_ARGUMENT"
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{type(exc).__name__}: {exc}")
+        except OSError as exc:
+            code = "INTERNAL"
+            context.abort(grpc.StatusCode.INTERNAL, f"the {self.runtime.name} backend failed: {exc}")
         finally:
             self.trace.record(
                 {

@@ -34,34 +34,81 @@ from labkit.runtime.base import (
 FORKING_BACKENDS = {"native"}
 
 
-class ProcessRuntime(Runtime):
-    """A Runtime whose backend lives in a worker process; every call is one message on a pipe."""
+class _Worker:
+    """One helper process and the pipe to it."""
 
     def __init__(self, backend: str):
         parent, child = socket.socketpair()
-        self._proc = subprocess.Popen(
+        self.proc = subprocess.Popen(
             [sys.executable, "-m", "labkit.node.cri.worker", backend, str(child.fileno())],
             pass_fds=[child.fileno()], stdin=subprocess.DEVNULL,
         )
         child.close()
-        self._conn = Connection(parent.detach())
-        self._lock = threading.Lock()
+        self.conn = Connection(parent.detach())
+
+    def close(self) -> None:
+        try:
+            self.conn.send(None)
+        except OSError:
+            pass
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.conn.close()
+
+
+class ProcessRuntime(Runtime):
+    """A Runtime whose backend lives in worker processes; every call is one message on a pipe.
+
+    A small pool of workers lets a slow call (StopContainer waits for the grace period) run while
+    others (ListContainers) are answered; the backends keep their state on disk, so any worker
+    can serve any call.
+    """
+
+    def __init__(self, backend: str, workers: int = 3):
         self.name = backend
-        ok, info = self._conn.recv()
-        if not ok:
-            self.close()
-            raise info
-        self.reason = info
+        self._idle: list[_Worker] = []
+        self._all: list[_Worker] = []
+        self._cond = threading.Condition()
+        for _ in range(workers):
+            w = _Worker(backend)
+            self._all.append(w)
+            ok, info = w.conn.recv()
+            if not ok:
+                self.close()
+                raise info
+            self.reason = info
+            self._idle.append(w)
 
     def _call(self, method: str, *args, **kw):
-        with self._lock:
-            if self._proc.poll() is not None:
-                raise RuntimeError_(f"the {self.name} backend worker exited ({self._proc.returncode})")
-            self._conn.send((method, args, kw))
+        for attempt in range(3):
             try:
-                ok, value = self._conn.recv()
+                return self._call_once(method, *args, **kw)
+            except OSError:
+                # two workers updating the same container's record files at one moment: the loser
+                # finds a file gone; the state on disk is fine, so asking again gets the answer
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _call_once(self, method: str, *args, **kw):
+        with self._cond:
+            self._cond.wait_for(lambda: self._idle)
+            w = self._idle.pop()
+        try:
+            if w.proc.poll() is not None:
+                raise RuntimeError_(f"the {self.name} backend worker exited ({w.proc.returncode})")
+            w.conn.send((method, args, kw))
+            try:
+                ok, value = w.conn.recv()
             except EOFError:
                 raise RuntimeError_(f"the {self.name} backend worker died during {method}") from None
+        finally:
+            with self._cond:
+                self._idle.append(w)
+                self._cond.notify()
         if not ok:
             raise value
         return value
@@ -121,17 +168,10 @@ class ProcessRuntime(Runtime):
         return self._call("container_stats", container_id)
 
     def close(self) -> None:
-        try:
-            with self._lock:
-                self._conn.send(None)
-        except OSError:
-            pass
-        try:
-            self._proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
-        self._conn.close()
+        for w in self._all:
+            w.close()
+        self._all.clear()
+        self._idle.clear()
 
 
 def _serve(backend: str, fd: int) -> int:

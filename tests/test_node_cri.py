@@ -117,3 +117,46 @@ def test_raw_grpc_client_sees_runtime_v1_names(cri):
 def test_no_server_is_a_clear_error(tmp_path):
     with pytest.raises(Unsupported, match="no CRI server answers"):
         RemoteRuntime(str(tmp_path / "absent.sock"), connect_timeout=0.5)
+
+
+def test_server_process_fronts_a_real_backend(tmp_path):
+    """``python -m labkit.node.cri.server`` as its own process; the native backend forks containers
+    from a worker process, because a process with gRPC threads cannot fork safely."""
+    import os
+    import time
+
+    from labkit import paths
+
+    backend = "native" if paths.is_root() else "simulated"
+    sock = tmp_path / "node.sock"
+    proc = subprocess.Popen([sys.executable, "-m", "labkit.node.cri.server", "--socket", str(sock), "--backend", backend],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for _ in range(100):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.1)
+        rt = RemoteRuntime(f"unix://{sock}")
+        assert rt.version().runtime_name == backend
+        sc = PodSandboxConfig(name="lk-test-cri", namespace="test-node-cri")
+        sid = rt.run_pod_sandbox(sc)
+        try:
+            cid = rt.create_container(sid, ContainerConfig(name="c", image="busybox", command=["sh", "-c", "echo hi"]), sc)
+            rt.start_container(cid)
+            for _ in range(50):
+                if rt.container_status(cid).state == ContainerState.EXITED:
+                    break
+                time.sleep(0.1)
+            st = rt.container_status(cid)
+            assert st.state == ContainerState.EXITED and st.exit_code == 0
+            assert rt.logs(cid) == b"hi\n"
+            rt.remove_container(cid)
+        finally:
+            rt.stop_pod_sandbox(sid)
+            rt.remove_pod_sandbox(sid)
+        assert not [s for s in rt.list_pod_sandboxes() if s.id == sid]
+        rt.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert not sock.exists()

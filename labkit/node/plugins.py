@@ -237,5 +237,22 @@ def build_node_plugins(node_name: str, pod_cidr: str | None = None, options: dic
     return out
 
 
-__all__ = ["DevicePlugins", "LabkitNodePlugins", "NodeNetworkPlugin", "build_node_plugins", "cluster_scope",
+__all__ = ["DevicePlugins", "LabkitNodePlugins", "NodeNetworkPlugin", "build_node_plugins", "cluster_scope", "remove_node",
            "csi_socket", "device_plugin_dir"]
+
+
+def remove_node(node_name: str, kubeconfig: KubeConfig | str | None = None) -> None:
+    """Remove what a node's plug-ins left on this host when its kubelet could not close them
+    (killed with SIGKILL): its network namespace (bridge, veths, iptables rules go with it), its
+    router entry (the router too, once no node is left), IPAM files, CSI and device-plugin sockets.
+    Volume data stays. ``Cluster.stop()`` can call this for every node after the kubelets exit."""
+    import shutil
+
+    from labkit.node.cni.topology import NodeNetwork
+
+    scope = cluster_scope(kubeconfig)
+    nid = node_id(node_name, scope)
+    NodeNetwork(node_name, "0.0.0.0/32", fabric_name(scope), scope).teardown()
+    shutil.rmtree(paths.state_dir() / "cni" / "ipam" / nid, ignore_errors=True)
+    (paths.state_dir() / "csi" / f"{nid}.sock").unlink(missing_ok=True)
+    shutil.rmtree(paths.state_dir() / "device-plugins" / nid, ignore_errors=True)

@@ -187,3 +187,20 @@ def test_overlapping_pod_cidr_is_refused(state):
             CNINetworkPlugin(f"t{uuid.uuid4().hex[:5]}", "10.244.4.0/25", fabric=state)
     finally:
         n1.close()
+
+
+@needs_root
+def test_a_node_whose_owner_died_is_reaped(state):
+    """A kubelet killed with SIGKILL cannot close its node; the next node set up on the host
+    removes the namespace of any node whose owning process is gone."""
+    from labkit.node.cni.topology import NodeNetwork, netns_exists, reap_stale_nodes
+
+    orphan = NodeNetwork(f"t{uuid.uuid4().hex[:5]}", "10.244.60.0/24", fabric=state)
+    script = ("import sys; from labkit.node.cni.topology import NodeNetwork as N; "
+              f"N({orphan.node_name!r}, '10.244.60.0/24', fabric={state!r}).setup()")
+    subprocess.run([os.sys.executable, "-c", script], check=True)  # set up by a process that then exits
+    assert netns_exists(orphan.netns)
+    removed = reap_stale_nodes()
+    assert orphan.netns in removed and state in removed
+    assert not netns_exists(orphan.netns) and not netns_exists(state)
+    assert not (paths.state_dir() / "cni" / f"{state}.json").exists()

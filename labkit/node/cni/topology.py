@@ -16,6 +16,7 @@ import ipaddress
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -82,11 +83,60 @@ def _registry(fabric: str) -> Iterator[dict]:
     path = _registry_path(fabric)
     with open(str(path) + ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        data = json.loads(path.read_text()) if path.exists() and path.read_text().strip() else {}
+        text = path.read_text() if path.exists() else ""
+        data = json.loads(text) if text.strip() else {}
         if data and not netns_exists(fabric):
             data = {}  # the fabric was removed (gc, reboot): the table is stale
         yield data
-        path.write_text(json.dumps(data, indent=1))
+        if data or netns_exists(fabric):
+            new = json.dumps(data, indent=1)
+            if new != text:  # unchanged tables keep their age (reap_stale_nodes reads it)
+                path.write_text(new)
+        else:  # the last node left and the router is gone: so is its table
+            path.unlink(missing_ok=True)
+            Path(str(path) + ".lock").unlink(missing_ok=True)
+
+
+def _owner_alive(entry: dict, table_age: float) -> bool:
+    """Is the process that wired this node still running? (Entries from before owners were
+    recorded count as alive for 30 minutes.)"""
+    pid = entry.get("pid")
+    if not pid:
+        return table_age < 1800
+    try:
+        os.kill(pid, 0)
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"python" in cmdline or b"labkit" in cmdline
+
+
+def reap_stale_nodes() -> list[str]:
+    """Remove node namespaces whose owner (a kubelet, or a test or notebook running kubelets)
+    died without closing them, e.g. a kubelet killed with SIGKILL; returns what was removed.
+
+    Each node records the pid that set it up; a dead pid means nobody will ever close it."""
+    removed = []
+    d = paths.state_dir() / "cni"
+    for table in sorted(d.glob(f"{FABRIC_NS}*.json")):
+        fabric = table.stem
+        try:
+            age = time.time() - table.stat().st_mtime
+        except OSError:
+            continue
+        with _registry(fabric) as reg:
+            for node, entry in list(reg.items()):
+                if _owner_alive(entry, age):
+                    continue
+                reg.pop(node)
+                delete_netns(entry.get("netns") or NODE_NS_PREFIX + node)
+                if netns_exists(fabric):
+                    ip("route", "del", entry["pod_cidr"], netns=fabric, check=False)
+                removed.append(entry.get("netns") or NODE_NS_PREFIX + node)
+            if not reg and netns_exists(fabric):
+                delete_netns(fabric)
+                removed.append(fabric)
+    return removed
 
 
 @dataclass
@@ -115,6 +165,10 @@ class NodeNetwork:
             ipaddress.ip_network(self.pod_cidr)
         except ValueError as exc:
             raise TopologyError(f"node {self.node_name}: podCIDR {self.pod_cidr!r} is not a network: {exc}") from None
+        try:
+            reap_stale_nodes()
+        except (OSError, TopologyError):
+            pass  # cleaning up after others must never stop this node from starting
         with _registry(self.fabric) as reg:
             if reg.get(self.node_name) and not netns_exists(self.netns):
                 reg.pop(self.node_name)  # the namespace was removed behind our back (gc): start afresh
@@ -125,7 +179,7 @@ class NodeNetwork:
                     raise TopologyError(f"podCIDR {self.pod_cidr} of {self.node_name} overlaps {other}'s")
             used = {e["index"] for n, e in reg.items() if n != self.node_name}
             index = reg.get(self.node_name, {}).get("index") or next(i for i in range(1, 255) if i not in used)
-            reg[self.node_name] = {"index": index, "pod_cidr": self.pod_cidr}
+            reg[self.node_name] = {"index": index, "pod_cidr": self.pod_cidr, "pid": os.getpid(), "netns": self.netns}
             ensure_netns(self.fabric)
             ensure_netns(self.netns)
             link = self._link_net(index)

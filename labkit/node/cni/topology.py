@@ -78,11 +78,13 @@ def _registry_path(fabric: str) -> Path:
 
 
 @contextmanager
-def _registry(fabric: str) -> Iterator[dict]:
-    """The fabric's node table (name -> index, podCIDR), under a file lock across processes."""
+def _registry(fabric: str, wait: bool = True) -> Iterator[dict]:
+    """The fabric's node table (name -> index, podCIDR), under a file lock across processes.
+
+    ``wait=False`` raises BlockingIOError at once when another process holds the table."""
     path = _registry_path(fabric)
     with open(str(path) + ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        fcntl.flock(lock, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         text = path.read_text() if path.exists() else ""
         data = json.loads(text) if text.strip() else {}
         if data and not netns_exists(fabric):
@@ -120,22 +122,31 @@ def reap_stale_nodes() -> list[str]:
     d = paths.state_dir() / "cni"
     for table in sorted(d.glob(f"{FABRIC_NS}*.json")):
         fabric = table.stem
+        scope = fabric[len(FABRIC_NS) + 1:]
         try:
             age = time.time() - table.stat().st_mtime
         except OSError:
             continue
-        with _registry(fabric) as reg:
+        try:
+            ctx = _registry(fabric, wait=False)
+            reg = ctx.__enter__()
+        except BlockingIOError:
+            continue  # in use right now: its owner is alive
+        try:
             for node, entry in list(reg.items()):
                 if _owner_alive(entry, age):
                     continue
                 reg.pop(node)
-                delete_netns(entry.get("netns") or NODE_NS_PREFIX + node)
+                netns = entry.get("netns") or NODE_NS_PREFIX + (f"{scope}-" if scope else "") + node
+                delete_netns(netns)
                 if netns_exists(fabric):
                     ip("route", "del", entry["pod_cidr"], netns=fabric, check=False)
-                removed.append(entry.get("netns") or NODE_NS_PREFIX + node)
+                removed.append(netns)
             if not reg and netns_exists(fabric):
                 delete_netns(fabric)
                 removed.append(fabric)
+        finally:
+            ctx.__exit__(None, None, None)
     return removed
 
 

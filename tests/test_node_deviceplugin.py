@@ -115,3 +115,32 @@ def test_pod_without_devices_gets_nothing(node):
     mgr, _, _ = node
     alloc = mgr.allocate({"metadata": {"uid": "u"}}, {"name": "c", "resources": {"limits": {"cpu": "1"}}})
     assert alloc.env == {} and alloc.devices == [] and mgr.allocated() == {}
+
+
+def test_real_gpus_come_from_nvidia_smi(tmp_path, monkeypatch):
+    """With nvidia-smi on PATH the plugin advertises the GPUs it lists, by UUID, with /dev/nvidiaN.
+    (A stand-in nvidia-smi prints what the real one prints for --query-gpu=index,uuid,name.)"""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    fake = bindir / "nvidia-smi"
+    fake.write_text("#!/bin/sh\necho '0, GPU-11111111-aaaa, NVIDIA H200'\necho '1, GPU-22222222-bbbb, NVIDIA H200'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    monkeypatch.setenv("LABKIT_STATE", str(tmp_path / "state"))
+    mgr = DeviceManager(tmp_path / "dp")
+    plugin = SampleDevicePlugin(mgr.dir, GPU, real=True).start()
+    try:
+        assert plugin.real and "nvidia-smi" in plugin.kind
+        assert mgr.wait_for(GPU, 2)
+        alloc = mgr.allocate(*pod("p", 1))
+        assert alloc.env["NVIDIA_VISIBLE_DEVICES"] == "GPU-11111111-aaaa"
+        assert [(d.host_path, d.container_path) for d in alloc.devices] == [("/dev/nvidia0", "/dev/nvidia0")]
+    finally:
+        plugin.stop()
+        mgr.close()
+
+
+def test_real_gpus_asked_for_but_absent_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-smi here
+    with pytest.raises(RuntimeError, match="nvidia-smi lists no GPU"):
+        SampleDevicePlugin(tmp_path, GPU, real=True)

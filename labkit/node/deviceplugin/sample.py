@@ -34,6 +34,9 @@ from labkit.node.deviceplugin import api_pb2_grpc as pb_grpc
 from labkit.node.deviceplugin.manager import API_VERSION, HEALTHY, KUBELET_SOCKET, UNHEALTHY
 
 
+CONTROL_DEVICES = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools")
+
+
 @dataclass
 class GPU:
     id: str
@@ -134,10 +137,14 @@ class SampleDevicePlugin(pb_grpc.DevicePluginServicer):
             info.mkdir(parents=True, exist_ok=True)
             (info / "devices.json").write_text(json.dumps(
                 [{"id": i, "model": self.gpus[i].model, "path": self.gpus[i].container_path} for i in ids]))
+            specs = [pb.DeviceSpec(container_path=self.gpus[i].container_path, host_path=self.gpus[i].host_path,
+                                   permissions="rw") for i in ids]
+            if self.real:  # the driver's control nodes every CUDA process opens besides its GPU
+                specs += [pb.DeviceSpec(container_path=p, host_path=p, permissions="rw")
+                          for p in CONTROL_DEVICES if os.path.exists(p)]
             resp.container_responses.append(pb.ContainerAllocateResponse(
                 envs={"NVIDIA_VISIBLE_DEVICES": ",".join(ids)},
-                devices=[pb.DeviceSpec(container_path=self.gpus[i].container_path, host_path=self.gpus[i].host_path,
-                                       permissions="rw") for i in ids],
+                devices=specs,
                 mounts=[pb.Mount(container_path="/run/labkit-gpu", host_path=str(info), read_only=True)],
             ))
         return resp

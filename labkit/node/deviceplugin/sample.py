@@ -33,7 +33,6 @@ from labkit.node.deviceplugin import api_pb2 as pb
 from labkit.node.deviceplugin import api_pb2_grpc as pb_grpc
 from labkit.node.deviceplugin.manager import API_VERSION, HEALTHY, KUBELET_SOCKET, UNHEALTHY
 
-
 CONTROL_DEVICES = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools")
 
 

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -159,7 +160,7 @@ class Chromium:
              "--disable-component-update", "--disable-sync", "--no-first-run", "--no-default-browser-check",
              "--host-resolver-rules=MAP * ~NOTFOUND", f"--user-data-dir={self.profile}",
              "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=self.log)
+            stdout=subprocess.DEVNULL, stderr=self.log, start_new_session=True)  # its own process group
         port_file = Path(self.profile) / "DevToolsActivePort"
         for _ in range(400):
             if port_file.exists() and port_file.read_text().strip():
@@ -243,13 +244,23 @@ class Chromium:
         if self.session is not None:
             await self.session.close()
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        shutil.rmtree(self.profile, ignore_errors=True)
+            # Chromium's helper processes share its process group: end them all, or one of them
+            # may still write into the profile while it is being removed.
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                try:
+                    os.killpg(self.proc.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    self.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    continue
+                await asyncio.sleep(0.2)
+        for _ in range(20):
+            shutil.rmtree(self.profile, ignore_errors=True)
+            if not os.path.exists(self.profile):
+                break
+            await asyncio.sleep(0.1)
         if getattr(self, "log", None) is not None:
             self.log.close()
             Path(self.log.name).unlink(missing_ok=True)

@@ -547,6 +547,10 @@ class APIServer:
         node = fsel.equals("spec.nodeName") if req.rt.plural == "pods" else None
         if node is None or self.pods_by_node is None or not await self.pods_by_node.ensure():
             return None
+        # the index follows the store through the watch hub: let it catch up with writes that were
+        # acknowledged before this request, or a just-deleted pod could still be listed
+        if not await self.hub.caught_up(await self.call(lambda: self.store.revision)):
+            return None
         keys, rev = self.pods_by_node.lookup(node, req.ns)
         return await self.call(self._get_many, keys, rev)
 

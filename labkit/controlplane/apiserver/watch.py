@@ -139,6 +139,17 @@ class WatchHub:
         self._watch = store.watch("/registry/", self.revision + 1, self._from_store, self._store_failed)
         self.listeners: list[Callable[[list[HubEvent]], None]] = []
 
+    async def caught_up(self, revision: int, timeout: float = 1.0) -> bool:
+        """Wait until every store event up to ``revision`` is dispatched, so reads from the cache
+        and its indexes are as fresh as a read from the store (kube-apiserver's consistent reads
+        from the watch cache). False after ``timeout``: the caller then reads the store itself."""
+        deadline = self.loop.time() + timeout
+        while self.revision < revision:
+            if self.loop.time() > deadline:
+                return False
+            await asyncio.sleep(0.002)
+        return True
+
     # ---- feeding ---------------------------------------------------------------------
     def _from_store(self, events: list[Event]) -> None:
         try:

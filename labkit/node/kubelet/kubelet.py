@@ -102,6 +102,26 @@ class Kubelet:
             return fn(*args, **kw)
         return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: fn(*args, **kw))
 
+    async def sync_runtime_version(self) -> None:
+        """Ask the runtime its name again: the CRI server behind a socket can be restarted on another
+        backend while this kubelet runs, and containerIDs (``native://``, ``docker://``...) and the
+        Node's containerRuntimeVersion must name the runtime that really runs the next pod."""
+        try:
+            v = await self.call_runtime(self.runtime.version)
+        except Exception as exc:  # noqa: BLE001 - the sandbox call that follows reports the real error
+            log.debug("%s: runtime version: %s", self.node_name, exc)
+            return
+        version = f"{v.runtime_name}://{v.runtime_version}"
+        if v.runtime_name == self.runtime_name and version == self.runtime_version:
+            return
+        log.info("%s: runtime is now %s (was %s)", self.node_name, version, self.runtime_version)
+        self.runtime_name, self.runtime_version = v.runtime_name, version
+        if self.node is not None:
+            try:
+                await self.post_status()
+            except ApiError as exc:
+                log.info("%s: posting new runtime version: %s", self.node_name, exc)
+
     def adopt_sandbox(self, uid: str) -> PodSandboxStatus | None:
         """A sandbox this node's runtime already has for the pod (after a kubelet restart)."""
         return self._existing.pop(uid, None)
@@ -175,9 +195,17 @@ class Kubelet:
 
     # ------------------------------------------------------------------ node
     def node_object(self) -> dict:
-        cap = {**self.capacity, **{k: str(v) for k, v in self.plugins.devices.capacity().items()}}
+        """The Node as posted: extended resources count every device in capacity, healthy ones in allocatable
+        (as a real kubelet does), so an unhealthy GPU shows up as capacity > allocatable."""
+        devices = self.plugins.devices
+        total = getattr(devices, "total", devices.capacity)()
+        cap = {**self.capacity, **{k: str(v) for k, v in total.items()}}
+        alloc = {**self.capacity, **{k: str(v) for k, v in devices.capacity().items()}}
+        for k in total:
+            alloc.setdefault(k, "0")
         return nodestatus.node_object(self.node_name, capacity=cap, runtime_version=self.runtime_version,
-                                      port=self.port, labels=self.labels, taints=self.taints, address=self.address)
+                                      port=self.port, labels=self.labels, taints=self.taints, address=self.address,
+                                      allocatable=alloc)
 
     async def register(self) -> dict:
         body = self.node_object()

@@ -37,7 +37,7 @@ def _read(path: str, default: str = "") -> str:
 
 def node_object(name: str, *, capacity: dict[str, str], runtime_version: str, port: int,
                 labels: dict[str, str] | None = None, taints: list[dict] | None = None,
-                address: str = "127.0.0.1") -> dict:
+                address: str = "127.0.0.1", allocatable: dict[str, str] | None = None) -> dict:
     arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
     base_labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": arch,
                    "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": arch}
@@ -46,19 +46,22 @@ def node_object(name: str, *, capacity: dict[str, str], runtime_version: str, po
         "metadata": {"name": name, "labels": {**base_labels, **(labels or {})},
                      "annotations": {"node.alpha.kubernetes.io/ttl": "0"}},
         "spec": {"taints": taints} if taints else {},
-        "status": node_status(name, capacity=capacity, runtime_version=runtime_version, port=port, address=address),
+        "status": node_status(name, capacity=capacity, runtime_version=runtime_version, port=port, address=address,
+                              allocatable=allocatable),
     }
 
 
 def node_status(name: str, *, capacity: dict[str, str], runtime_version: str, port: int,
-                address: str = "127.0.0.1", ready: bool = True, message: str = "kubelet is posting ready status") -> dict:
+                address: str = "127.0.0.1", ready: bool = True, message: str = "kubelet is posting ready status",
+                allocatable: dict[str, str] | None = None) -> dict:
+    """``allocatable`` defaults to ``capacity``; it differs when some devices are unhealthy."""
     now = now_iso()
     cond = lambda t, s, r, m: {"type": t, "status": s, "reason": r, "message": m,  # noqa: E731
                                "lastHeartbeatTime": now, "lastTransitionTime": now}
     arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
     return {
         "capacity": dict(capacity),
-        "allocatable": dict(capacity),
+        "allocatable": dict(capacity if allocatable is None else allocatable),
         "conditions": [
             cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
             cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),

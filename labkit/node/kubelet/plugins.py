@@ -57,6 +57,10 @@ class DevicePlugins:
         """Extended resource name -> healthy device count (allocatable)."""
         return {}
 
+    def total(self) -> dict[str, int]:
+        """Extended resource name -> all devices, healthy or not (the Node's capacity)."""
+        return self.capacity()
+
     def allocate(self, pod: dict, container: dict) -> DeviceAllocation:
         return DeviceAllocation()
 

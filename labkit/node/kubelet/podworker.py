@@ -130,6 +130,7 @@ class PodWorker:
                         rec.restarts[name] = C.restart_count(cs)
             else:
                 cfg = C.sandbox_config(rec.pod, k.owner)
+                await k.sync_runtime_version()
                 sid = await self.rt(k.runtime.run_pod_sandbox, cfg)
                 rec.sandbox = await self.rt(k.runtime.pod_sandbox_status, sid)
             rec.start_time = rec.start_time or (rec.pod.get("status") or {}).get("startTime") or now_iso()

@@ -1,0 +1,98 @@
+"""Seams between the kubelet and the node's plug points: what a user sees on Node and pod status."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+
+from labkit.client import Client
+from labkit.client.kubeconfig import write_kubeconfig
+from labkit.controlplane.apiserver import APIServer
+from labkit.node.kubelet.kubelet import Kubelet
+from labkit.node.kubelet.plugins import DevicePlugins, NodePlugins
+from labkit.runtime.base import VersionInfo
+from labkit.runtime.simulated import HollowRuntime
+
+
+class TwoGpusOneSick(DevicePlugins):
+    """Two GPUs registered, one reported Unhealthy."""
+
+    def capacity(self) -> dict[str, int]:
+        return {"nvidia.com/gpu": 1}
+
+    def total(self) -> dict[str, int]:
+        return {"nvidia.com/gpu": 2}
+
+
+class SwappableRuntime(HollowRuntime):
+    """A runtime whose name changes, as a CRI socket does when its server restarts on another backend."""
+
+    name = "native"
+
+    def version(self) -> VersionInfo:
+        return VersionInfo(runtime_name=self.name, runtime_version="test")
+
+
+def _with_kubelet(scenario, runtime, plugins=None):
+    with APIServer("memory") as api, tempfile.NamedTemporaryFile(suffix=".kubeconfig") as kc:
+        write_kubeconfig(kc.name, api.url)
+
+        async def run():
+            client = Client(kc.name)
+            k = Kubelet(client, "node-1", runtime, plugins, capacity={"cpu": "2", "memory": "1Gi", "pods": "10"},
+                        serve_logs=False, hollow=True, pod_poll=0.1)
+            try:
+                await k.start()
+                return await scenario(client, k)
+            finally:
+                await k.stop()
+                await client.close()
+
+        return asyncio.run(run())
+
+
+async def _poll(fn, what, tries=200):
+    for _ in range(tries):
+        got = await fn()
+        if got:
+            return got
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_unhealthy_device_counts_in_capacity_but_not_in_allocatable():
+    async def scenario(client, k):
+        return (await client.get("nodes", "node-1"))["status"]
+
+    status = _with_kubelet(scenario, HollowRuntime(), NodePlugins(devices=TwoGpusOneSick()))
+    assert status["capacity"]["nvidia.com/gpu"] == "2"
+    assert status["allocatable"]["nvidia.com/gpu"] == "1"
+    assert status["capacity"]["cpu"] == status["allocatable"]["cpu"] == "2"
+
+
+def test_container_ids_and_node_follow_a_runtime_swap():
+    rt = SwappableRuntime()
+
+    async def container_id(client, name):
+        async def get():
+            pod = await client.get("pods", name, "default")
+            cs = (pod.get("status") or {}).get("containerStatuses") or []
+            return cs and cs[0].get("containerID")
+        return await _poll(get, f"{name}'s containerID")
+
+    async def scenario(client, k):
+        def pod(name):
+            return {"metadata": {"name": name}, "spec": {"nodeName": "node-1",
+                                                         "containers": [{"name": "c", "image": "busybox"}]}}
+        await client.create("pods", pod("before"))
+        first = await container_id(client, "before")
+        rt.name = "docker"  # the CRI server came back on another backend
+        await client.create("pods", pod("after"))
+        second = await container_id(client, "after")
+        node = await client.get("nodes", "node-1")
+        return first, second, node["status"]["nodeInfo"]["containerRuntimeVersion"]
+
+    first, second, node_runtime = _with_kubelet(scenario, rt)
+    assert first.startswith("native://")
+    assert second.startswith("docker://")
+    assert node_runtime == "docker://test"

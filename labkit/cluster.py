@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import json
+import logging
 import os
 import shutil
 import signal
@@ -36,6 +37,8 @@ from labkit.client.kubeconfig import write_kubeconfig
 # The native runtime forks inside processes that also run gRPC servers (CRI, CSI, device plugins);
 # gRPC's fork handlers then hang the child. Components inherit this from the cluster's environment.
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
+
+log = logging.getLogger(__name__)
 
 
 class ClusterError(Exception):
@@ -300,6 +303,7 @@ class Cluster:
                 _signal(c, signal.SIGTERM)
         for c in self.components.values():
             _reap(c, 10)
+        self._remove_nodes()
         if self._api is not None:
             self._api.stop()
             self._api = None
@@ -307,6 +311,21 @@ class Cluster:
         self.started = False
         if not self.keep_state:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _remove_nodes(self) -> None:
+        """Every node's network namespace, router entry, IPAM files and plug-in sockets, removed now
+        that its kubelet is gone (a SIGKILLed kubelet could not close them itself)."""
+        try:
+            from labkit.node.plugins import cluster_scope, remove_node
+        except ImportError:
+            return
+        if not self.kubeconfig or not Path(self.kubeconfig).exists() or not cluster_scope(self.kubeconfig):
+            return  # never started (or already stopped): no scope, so nothing of ours to name
+        for node in self.node_names():
+            try:
+                remove_node(node, self.kubeconfig)
+            except Exception as exc:  # noqa: BLE001 - keep removing the other nodes
+                log.warning("removing node %s's network: %s", node, exc)
 
     def _stop_at_exit(self) -> None:
         if self.started and not self.keep_state:
@@ -317,7 +336,6 @@ class Cluster:
         try:
             import labkit.runtime as runtimes
             from labkit.node.kubelet import containers as C
-            from labkit.node.kubelet.kubelet import load_plugins
 
             rt = runtimes.get(self.runtime_name)
         except Exception:  # noqa: BLE001 - nothing to sweep with
@@ -328,11 +346,7 @@ class Cluster:
                 owner = sb.labels.get(C.NODE, "")
                 if not owner.endswith(suffix):
                     continue
-                pod = {"metadata": {"uid": sb.labels.get(C.POD_UID, ""), "name": sb.name, "namespace": sb.namespace}}
-                try:
-                    load_plugins(owner.split("@")[0], kubeconfig=self.kubeconfig).network.teardown_pod(pod, sb)
-                except Exception:  # noqa: BLE001
-                    pass
+                # the pod's network goes with its node's namespace in _remove_nodes()
                 for cs in rt.list_containers(sb.id):
                     try:
                         rt.stop_container(cs.id, 1)

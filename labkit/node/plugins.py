@@ -121,6 +121,7 @@ class LabkitNodePlugins(NodePlugins):
 
     def close(self) -> None:
         """Stop servers and remove the node's network namespace; volumes' data stays."""
+        atexit.unregister(self.close)  # the kubelet closed us: nothing left for interpreter exit
         for fn in reversed(self.closers):
             try:
                 fn()

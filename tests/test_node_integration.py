@@ -96,3 +96,18 @@ def test_container_ids_and_node_follow_a_runtime_swap():
     assert first.startswith("native://")
     assert second.startswith("docker://")
     assert node_runtime == "docker://test"
+
+
+def test_importing_a_grpc_module_first_turns_off_grpc_fork_handlers():
+    """A notebook that imports a CRI/CSI/device-plugin module before labkit.cluster must not hang on fork."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "GRPC_ENABLE_FORK_SUPPORT"}
+    for module in ("labkit.node.cri.server", "labkit.node.csi.driver", "labkit.node.deviceplugin.manager"):
+        code = (f"import {module}, os, sys; assert 'grpc' in sys.modules; "
+                "print(os.environ.get('GRPC_ENABLE_FORK_SUPPORT'))")
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == "0", module

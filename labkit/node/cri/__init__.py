@@ -12,6 +12,11 @@ must not load gRPC, can live in this package.
 from __future__ import annotations
 
 import importlib
+import os
+
+# before grpc is first imported: labkit's native runtime forks in processes that also serve gRPC,
+# and gRPC's fork handlers would hang the child (a notebook may import this package first)
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
 
 _LAZY = {
     "CRIServer": "labkit.node.cri.server",

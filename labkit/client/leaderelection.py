@@ -13,10 +13,12 @@ import datetime as dt
 import logging
 import os
 import socket
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 
 from labkit.client.events import now_micro
+from labkit.client.kubeconfig import KubeConfigError
 from labkit.client.rest import ApiError, Client
 
 log = logging.getLogger(__name__)
@@ -131,3 +133,33 @@ class LeaderElector:
             for t in (task, keeper):
                 t.cancel()
             await asyncio.gather(task, keeper, return_exceptions=True)
+
+
+def run_component(kubeconfig: str | None, user_agent: str, lease_name: str, leader_elect: bool,
+                  work: Callable[[Client], Awaitable[None]]) -> None:
+    """The main loop of a control-plane component (scheduler, controller-manager).
+
+    Connects with the kubeconfig, runs ``work(client)`` (only while holding the Lease when
+    ``leader_elect``), and turns the ways it can end into a one-line error and an exit code:
+    1 when leadership was lost (so a supervisor restarts it to compete again), 2 for a bad kubeconfig.
+    """
+    async def main() -> None:
+        client = Client(kubeconfig, user_agent=user_agent)
+        try:
+            if leader_elect:
+                await LeaderElector(client, lease_name).run(lambda: work(client))
+            else:
+                await work(client)
+        finally:
+            await client.close()
+
+    try:
+        asyncio.run(main())
+    except LeadershipLost as exc:
+        print(f"error: {exc}; exiting so a restart can compete again", file=sys.stderr)
+        sys.exit(1)
+    except KubeConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        pass

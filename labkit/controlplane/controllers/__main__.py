@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 
 import click
 
-from labkit.client import Client
-from labkit.client.kubeconfig import KubeConfigError
-from labkit.client.leaderelection import LeaderElector, LeadershipLost
+from labkit.client.leaderelection import run_component
 from labkit.controlplane.controllers.manager import ALL, ControllerManager
 
 
@@ -36,30 +33,9 @@ def main(kubeconfig: str | None, controllers: str, grace: float, eviction_cap: f
         click.echo(f"error: unknown controllers {unknown}; choose from {', '.join(ALL)}", err=True)
         sys.exit(2)
 
-    async def run() -> None:
-        client = Client(kubeconfig, user_agent="labkit-controller-manager")
-        try:
-            def work():
-                return ControllerManager(client, names, node_grace=grace, eviction_cap=eviction_cap,
-                                         cluster_cidr=cluster_cidr).run()
-
-            if leader_elect:
-                await LeaderElector(client, "kube-controller-manager").run(work)
-            else:
-                await work()
-        finally:
-            await client.close()
-
-    try:
-        asyncio.run(run())
-    except LeadershipLost as exc:
-        click.echo(f"error: {exc}; exiting so a restart can compete again", err=True)
-        sys.exit(1)
-    except KubeConfigError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        pass
+    run_component(kubeconfig, "labkit-controller-manager", "kube-controller-manager", leader_elect,
+                  lambda client: ControllerManager(client, names, node_grace=grace, eviction_cap=eviction_cap,
+                                                   cluster_cidr=cluster_cidr).run())
 
 
 if __name__ == "__main__":

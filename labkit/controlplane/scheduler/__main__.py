@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import sys
 
 import click
 
-from labkit.client import Client
-from labkit.client.kubeconfig import KubeConfigError
-from labkit.client.leaderelection import LeaderElector, LeadershipLost
+from labkit.client.leaderelection import run_component
 from labkit.controlplane.scheduler.scheduler import Scheduler
 
 
@@ -29,29 +25,9 @@ def main(kubeconfig: str | None, scheduler_name: str, bind_concurrency: int, no_
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s scheduler %(levelname)s %(message)s")
 
-    async def run() -> None:
-        client = Client(kubeconfig, user_agent=f"labkit-scheduler/{scheduler_name}")
-        try:
-            def work():
-                return Scheduler(client, scheduler_name, bind_concurrency=bind_concurrency, events=not no_events).run()
-
-            if leader_elect:
-                await LeaderElector(client, scheduler_name).run(work)
-            else:
-                await work()
-        finally:
-            await client.close()
-
-    try:
-        asyncio.run(run())
-    except LeadershipLost as exc:
-        click.echo(f"error: {exc}; exiting so a restart can compete again", err=True)
-        sys.exit(1)
-    except KubeConfigError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        pass
+    run_component(kubeconfig, f"labkit-scheduler/{scheduler_name}", scheduler_name, leader_elect,
+                  lambda client: Scheduler(client, scheduler_name, bind_concurrency=bind_concurrency,
+                                           events=not no_events).run())
 
 
 if __name__ == "__main__":

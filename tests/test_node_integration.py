@@ -111,3 +111,21 @@ def test_importing_a_grpc_module_first_turns_off_grpc_fork_handlers():
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip() == "0", module
+
+
+def test_two_processes_updating_one_container_record_never_trip_over_each_other(tmp_path):
+    """CRI backend workers and shims write the same container's files; none may see a vanished temp file."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from pathlib import Path; from labkit.runtime import records\n"
+            "for i in range(400): records.write_json(Path(sys.argv[1]), {'writer': sys.argv[2], 'i': i})\n")
+    target = tmp_path / "exit.json"
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(target), str(n)], stderr=subprocess.PIPE, text=True)
+             for n in range(3)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], errors
+    from labkit.runtime import records
+
+    assert records.read_json(target)["i"] == 399
+    assert [p.name for p in tmp_path.iterdir()] == ["exit.json"], "no temp files left behind"

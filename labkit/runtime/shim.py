@@ -38,10 +38,10 @@ def _say(fd: int | None, text: str) -> None:
 
 def write_exit(cdir: Path, exit_code: int, reason: str = "", message: str = "", oom: int = 0) -> None:
     """Write ``exit.json`` atomically so readers never see half a file."""
-    tmp = cdir / "exit.json.tmp"
-    tmp.write_text(json.dumps({"exit_code": exit_code, "reason": reason, "message": message,
-                               "oom_kills": oom, "finished_at": time.time()}))
-    os.replace(tmp, cdir / "exit.json")
+    from labkit.runtime.records import write_atomic
+
+    write_atomic(cdir / "exit.json", json.dumps({"exit_code": exit_code, "reason": reason, "message": message,
+                                                 "oom_kills": oom, "finished_at": time.time()}))
 
 
 def _exit_code(status: int) -> int:

@@ -83,17 +83,6 @@ class ProcessRuntime(Runtime):
             self._idle.append(w)
 
     def _call(self, method: str, *args, **kw):
-        for attempt in range(3):
-            try:
-                return self._call_once(method, *args, **kw)
-            except OSError:
-                # two workers updating the same container's record files at one moment: the loser
-                # finds a file gone; the state on disk is fine, so asking again gets the answer
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
-    def _call_once(self, method: str, *args, **kw):
         with self._cond:
             self._cond.wait_for(lambda: self._idle)
             w = self._idle.pop()

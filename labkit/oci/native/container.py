@@ -220,10 +220,7 @@ class NativeContainer:
         st.update({"pid": self.pid, "shim_pid": self.shim_pid,
                    "cgroupsPath": self._cgroup.path if self._cgroup else None})
         st.update(extra)
-        tmp = self.dir / "state.json.tmp"
-        with open(tmp, "w") as f:
-            f.write(json.dumps(st))
-        os.replace(tmp, self.dir / "state.json")
+        _write_atomic(self.dir / "state.json", json.dumps(st))
 
     def _read_state(self) -> dict[str, Any]:
         try:
@@ -492,9 +489,7 @@ class NativeContainer:
                 except InterruptedError:
                     continue
             code, sig = _status_code(status)
-            tmp = self.dir / "exit.json.tmp"
-            tmp.write_text(json.dumps({"code": code, "signal": sig, "finished_at": time.time()}))
-            os.replace(tmp, self.dir / "exit.json")
+            _write_atomic(self.dir / "exit.json", json.dumps({"code": code, "signal": sig, "finished_at": time.time()}))
         except BaseException as exc:  # noqa: BLE001 - never unwind into the parent's stack
             try:
                 os.write(sync_w, b"E" + f"shim failed: {exc}".encode()[:2000] + b"\n")
@@ -600,9 +595,7 @@ class NativeContainer:
 
     def _record_exit(self, code: int, sig: int | None) -> None:
         if not self._fast and self.dir.is_dir():
-            tmp = self.dir / "exit.json.tmp"
-            tmp.write_text(json.dumps({"code": code, "signal": sig, "finished_at": time.time()}))
-            os.replace(tmp, self.dir / "exit.json")
+            _write_atomic(self.dir / "exit.json", json.dumps({"code": code, "signal": sig, "finished_at": time.time()}))
 
     def wait(self, timeout: float | None = None) -> ExitStatus:
         """Block until the program exits; the status says whether the kernel OOM-killed it."""
@@ -736,6 +729,8 @@ class NativeContainer:
             raise NativeError(str(exc)) from exc
         for f in ("state.json", "exit.json", "exec.fifo", "state.json.tmp", "exit.json.tmp"):
             (self.dir / f).unlink(missing_ok=True)
+        for f in self.dir.glob(".*.tmp"):  # a writer killed between write and rename
+            f.unlink(missing_ok=True)
         try:
             self.dir.rmdir()
         except OSError:
@@ -877,3 +872,15 @@ def is_fifo(path: Path) -> bool:
         return stat.S_ISFIFO(os.stat(path).st_mode)
     except OSError:
         return False
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write through a temp name of this process's own, then rename: the shim and ``kill``/``wait``
+    in other processes may record the same exit at once, and must never rename each other's file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

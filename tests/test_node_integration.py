@@ -129,3 +129,58 @@ def test_two_processes_updating_one_container_record_never_trip_over_each_other(
 
     assert records.read_json(target)["i"] == 399
     assert [p.name for p in tmp_path.iterdir()] == ["exit.json"], "no temp files left behind"
+
+
+_START_AND_EXIT = """
+import os, sys, uuid
+import labkit.runtime as runtimes
+from labkit.runtime.base import ContainerConfig, PodSandboxConfig
+held = os.dup(1)  # a descriptor of the caller's (like a notebook's socket): not inheritable, never exec'd
+rt = runtimes.get("native")
+sb = PodSandboxConfig(name="lk-fdtest", uid=uuid.uuid4().hex)
+sid = rt.run_pod_sandbox(sb)
+cid = rt.create_container(sid, ContainerConfig(name="lk-fdtest", image="busybox", command=["sleep", "30"]), sb)
+rt.start_container(cid)
+open(sys.argv[1], "w").write(f"{sid} {cid}")
+print("started", flush=True)
+"""
+
+
+def test_native_shim_does_not_hold_its_callers_descriptors(tmp_path):
+    """``id=$(labkit run -d --runtime native ...)`` returns when labkit exits, not when the container does."""
+    import os
+    import subprocess
+    import sys
+
+    import pytest
+    from test_runtime_helpers import available, labkit
+
+    ok, why = available("native")
+    if not ok:
+        pytest.skip(why)
+    ids_file = tmp_path / "ids"
+    proc = subprocess.Popen([sys.executable, "-c", _START_AND_EXIT, str(ids_file)], stdout=subprocess.PIPE, text=True)
+    try:
+        out, _ = proc.communicate(timeout=20)  # EOF on the pipe: no shim kept the caller's copy
+    except subprocess.TimeoutExpired:
+        out = ""
+    finally:
+        proc.kill()
+        proc.wait()
+    import labkit.runtime as runtimes
+
+    ids = ids_file.read_text().split() if ids_file.exists() else []
+    if len(ids) == 2:
+        rt = runtimes.get("native")
+        rt.stop_container(ids[1], 1)
+        rt.remove_container(ids[1])
+        rt.remove_pod_sandbox(ids[0])
+    assert len(ids) == 2, f"the container did not start: {out}"
+    assert out.strip() == "started", "the caller's output pipe stayed open after it exited: the shim held it"
+
+    script = "id=$(labkit run -d --rm --runtime native busybox -- sleep 30); echo $id"
+    shell = subprocess.run(["bash", "-c", f"exec 7>&1; {script}"], capture_output=True, text=True, timeout=20,
+                           env={**os.environ, "PATH": f"{sys.prefix}/bin:{os.environ['PATH']}"})
+    cid = shell.stdout.strip()
+    assert shell.returncode == 0 and len(cid) >= 32, shell.stderr
+    assert labkit("stop", "-t", "1", cid[:12]).returncode == 0

@@ -112,7 +112,6 @@ def run(remove: bool, runtime: str | None, memory: str | None, cpus: str | None,
         envd[k] = v
     rt = _runtime(runtime)
     if detach:
-        rt.detach_stdio = True
         _drop_inherited_fds()
     short = name or f"{image.split('/')[-1].split(':')[0]}-{uuid.uuid4().hex[:6]}"
     labels = {CLI_LABEL: "true"}

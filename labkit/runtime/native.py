@@ -9,7 +9,6 @@ container starts in milliseconds here, and why you can read every step in Python
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -58,22 +57,9 @@ class NativeRuntime(BundleRuntime):
         rec["shim"] = None  # the native runtime brings its own shim
         return rec
 
-    #: launch through the runtime's runc-shaped CLI instead of forking from this process, so the
-    #: shim inherits nothing from us (``labkit run -d`` sets it: a shell reading our output
-    #: must not be kept waiting by a shim that holds the pipe)
-    detach_stdio = False
-
     def _launch(self, cdir: Path, rec: dict[str, Any]) -> None:
-        if self.detach_stdio:
-            pid_file = cdir / "container.pid"
-            argv = self.runtime_argv() + ["--log", rec["log_path"], "create", rec["id"], "--bundle", rec["bundle"],
-                                          "--pid-file", str(pid_file)]
-            out = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, close_fds=True)
-            if out.returncode != 0:
-                msg = out.stderr.decode(errors="replace").strip()
-                raise (NotFound if "not found" in msg else RuntimeError_)(f"native create failed: {msg}")
-            (cdir / "pid").write_text(pid_file.read_text().strip())
-            return
+        # the shim forked here closes every descriptor it does not need, so a shell reading our
+        # output (``id=$(labkit run -d ...)``) is not kept waiting by a container that outlives us
         fd = os.open(rec["log_path"], os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             c = self.lib.NativeContainer(rec["bundle"], rec["id"], root=self.state_root, stdout=fd, stderr=fd,

@@ -450,6 +450,10 @@ class NativeContainer:
             os.close(sync_r)
             if start_w is not None:
                 os.close(start_w)
+            # the shim can outlive its caller by hours: keep only the descriptors it and the
+            # container's init need, never the caller's (a shell's $(...) pipe, a notebook's sockets)
+            _close_fds_except({0, 1, 2, sync_w, *stdio, *procs,
+                               *(fd for fd in (start_r, pid_ns_fd, go_r) if fd is not None)})
             if go_r is not None:
                 # user namespace first, so that it owns every namespace made after it
                 sc.unshare(sc.CLONE_NEWUSER)
@@ -884,3 +888,22 @@ def _write_atomic(path: Path, text: str) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _close_fds_except(keep: set[int]) -> None:
+    """Close every open descriptor not in ``keep`` (in a forked shim, which never execs, so
+    close-on-exec does not help). Python objects of the caller that owned them are never used
+    again here: the shim ends with ``os._exit``; the cyclic GC is off so none is finalized."""
+    import gc
+
+    gc.disable()
+    try:
+        fds = [int(x) for x in os.listdir("/proc/self/fd")]
+    except OSError:
+        fds = list(range(3, 1024))
+    for fd in fds:
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass

@@ -184,3 +184,62 @@ def test_native_shim_does_not_hold_its_callers_descriptors(tmp_path):
     cid = shell.stdout.strip()
     assert shell.returncode == 0 and len(cid) >= 32, shell.stderr
     assert labkit("stop", "-t", "1", cid[:12]).returncode == 0
+
+
+def _fake_docker(tmp_path, monkeypatch):
+    """A ``docker`` that records its arguments and answers like a one-node swarm with one labkit service."""
+    import os
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    calls = tmp_path / "calls"
+    script = bindir / "docker"
+    script.write_text(f"""#!/bin/sh
+echo "$*" >> {calls}
+case "$1 $2" in
+  "service ls") echo lkservice1 ;;
+esac
+exit 0
+""")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    monkeypatch.setenv("LABKIT_STATE", str(tmp_path / "state"))
+    return calls
+
+
+def test_gc_leaves_swarm_mode_only_when_labkit_turned_it_on(tmp_path, monkeypatch):
+    import json
+
+    from labkit.runtime import gc, swarm
+
+    calls = _fake_docker(tmp_path, monkeypatch)
+    # no marker: someone else's swarm, or none at all; gc does not even look
+    assert gc.find_leaks(("swarm",)) == []
+    gc.collect(("swarm",))
+    assert not calls.exists()
+
+    # the chapter claimed swarm mode and its process died (pid 0 is never a live process of ours)
+    swarm.claim(created_gwbridge=True)
+    swarm.marker().write_text(json.dumps({"pid": 0, "created_gwbridge": True}))
+    assert [str(x).split(None, 1)[1] for x in gc.find_leaks(("swarm",))] == [
+        "service lkservice1", "swarm mode (docker swarm leave --force)"]
+    assert gc.collect(("swarm",)) == []
+    done = calls.read_text().splitlines()
+    assert "service rm lkservice1" in done
+    assert "swarm leave --force" in done
+    assert "network rm docker_gwbridge" in done
+    assert not swarm.marker().exists()
+
+
+def test_gc_does_not_touch_a_swarm_whose_labkit_demo_is_still_running(tmp_path, monkeypatch):
+    from labkit.runtime import gc, swarm
+
+    calls = _fake_docker(tmp_path, monkeypatch)
+    swarm.claim()  # this very process: alive
+    try:
+        assert gc.find_leaks(("swarm",)) == []
+        gc.collect(("swarm",))
+        assert not calls.exists() or "swarm leave" not in calls.read_text()
+        assert swarm.marker().exists()
+    finally:
+        swarm.release()

@@ -10,6 +10,8 @@ Everything labkit makes is named so it can be found again (see :mod:`labkit.path
 * iptables rules whose comment says ``labkit`` and chains named ``LABKIT-*``
 * shims and container processes whose records are gone
 * Docker containers labelled ``labkit=1``
+* Docker swarm mode and its ``labkit``-labelled services, only when labkit's marker says
+  labkit turned swarm mode on (:mod:`labkit.runtime.swarm`)
 
 :func:`find_leaks` only looks; :func:`collect` removes. ``labkit gc --dry-run`` prints the first.
 """
@@ -28,7 +30,7 @@ from pathlib import Path
 from labkit import paths
 from labkit.runtime import mounts, records
 
-KINDS = ("containers", "mounts", "cgroups", "netns", "links", "iptables", "processes", "docker")
+KINDS = ("containers", "mounts", "cgroups", "netns", "links", "iptables", "processes", "docker", "swarm")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
@@ -286,12 +288,26 @@ def _remove_docker() -> None:
         c.close()
 
 
+def _swarm_leaks() -> list[Leak]:
+    from labkit.runtime import swarm
+
+    return [Leak("swarm", what) for what in swarm.leftover()]
+
+
+def _remove_swarm() -> None:
+    from labkit.runtime import swarm
+
+    swarm.remove()
+
+
 _FINDERS = {"containers": _record_leaks, "mounts": _mount_leaks, "cgroups": _cgroup_leaks, "netns": _netns_leaks,
-            "links": _link_leaks, "iptables": _iptables_leaks, "processes": _process_leaks, "docker": _docker_leaks}
+            "links": _link_leaks, "iptables": _iptables_leaks, "processes": _process_leaks, "docker": _docker_leaks,
+            "swarm": _swarm_leaks}
 _REMOVERS = {"containers": _remove_records, "mounts": _remove_mounts, "cgroups": _remove_cgroups,
              "netns": lambda: [_run(["ip", "netns", "del", x.what]) for x in _netns_leaks()],
              "links": lambda: [_run(["ip", "link", "del", x.what]) for x in _link_leaks()],
-             "iptables": _remove_iptables, "processes": _remove_processes, "docker": _remove_docker}
+             "iptables": _remove_iptables, "processes": _remove_processes, "docker": _remove_docker,
+             "swarm": _remove_swarm}
 
 
 def find_leaks(kinds: tuple[str, ...] | list[str] = KINDS) -> list[Leak]:

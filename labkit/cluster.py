@@ -358,6 +358,8 @@ class Cluster:
                     rt.remove_pod_sandbox(sb.id)
                 except Exception:  # noqa: BLE001
                     pass
+                if not sb.netns_path:
+                    _remove_cni_pod_netns(sb.id)
         finally:
             rt.close()
 
@@ -650,6 +652,20 @@ def remove_stale_clusters() -> list[str]:
         shutil.rmtree(info_file.parent, ignore_errors=True)
         removed.append(info_file.parent.name)
     return removed
+
+
+def _remove_cni_pod_netns(sandbox_id: str) -> None:
+    """The namespace the CNI plugin made for a sandbox whose runtime has none (simulated): the
+    killed kubelet's plugin knew it only in memory, so it is removed here by its name."""
+    try:
+        from labkit.node.cni.plugin import POD_NS_PREFIX
+        from labkit.node.cni.topology import delete_netns
+    except ImportError:
+        return
+    try:
+        delete_netns(POD_NS_PREFIX + sandbox_id[:12])
+    except Exception as exc:  # noqa: BLE001 - not there, or not root
+        log.debug("pod netns of %s: %s", sandbox_id[:12], exc)
 
 
 def _pid_alive(pid: int | None) -> bool:

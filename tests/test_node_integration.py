@@ -243,3 +243,46 @@ def test_gc_does_not_touch_a_swarm_whose_labkit_demo_is_still_running(tmp_path, 
         assert swarm.marker().exists()
     finally:
         swarm.release()
+
+
+def test_cluster_stop_removes_the_network_of_nodes_whose_kubelet_was_killed():
+    import signal
+    import subprocess
+    import time
+
+    import pytest
+
+    import labkit.runtime as runtimes
+    from labkit import paths
+    from labkit.cluster import Cluster
+    from labkit.node.plugins import cluster_scope
+
+    if not paths.is_root():
+        pytest.skip("node networks need root")
+
+    def namespaces(scope):
+        out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        return [line.split()[0] for line in out.splitlines() if scope in line]
+
+    c = Cluster(nodes=1, runtime="simulated")
+    c.start()
+    try:
+        core = c.core()
+        core.create_namespaced_pod("default", {"metadata": {"name": "p"}, "spec": {
+            "terminationGracePeriodSeconds": 0, "containers": [{"name": "c", "image": "busybox",
+                                                                "command": ["sleep", "300"]}]}})
+        for _ in range(300):
+            if core.read_namespaced_pod("p", "default").status.pod_ip:
+                break
+            time.sleep(0.1)
+        scope = cluster_scope(c.kubeconfig)
+        assert namespaces(scope), "the node got a network namespace"
+        sandbox = next(sb for sb in runtimes.get("simulated").list_pod_sandboxes()
+                       if sb.labels.get("labkit.node", "").endswith(f"@{c.url}"))
+        pod_ns = f"labkit-pod-{sandbox.id[:12]}"
+        assert namespaces(pod_ns), "the CNI plugin made the pod a namespace (the simulated runtime has none)"
+        c.kill("kubelet-node-1", signal.SIGKILL)  # it cannot clean up after itself
+    finally:
+        c.stop()
+    assert namespaces(scope) == []
+    assert namespaces(pod_ns) == []

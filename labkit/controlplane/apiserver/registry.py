@@ -9,6 +9,7 @@ deletion. Everything here is synchronous; the HTTP layer decides which thread ca
 from __future__ import annotations
 
 import random
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +22,7 @@ from .errors import StatusError
 from .resources import BY_PLURAL, RESOURCES, ResourceType
 from .validation import check_labels, check_name, generate_name
 
+PATCH_RETRY_SECONDS = 5.0  # how long a patch keeps re-reading a busy object before it gives up
 OBJECT_MODIFIED = "the object has been modified; please apply your changes to the latest version and try again"
 PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -284,8 +286,15 @@ class Registry:
 
     def patch(self, rt: ResourceType, ns: str | None, name: str, patcher, subresource: str | None = None,
               dry_run: bool = False) -> tuple[dict, bytes]:
-        """Apply ``patcher(current_obj) -> new_obj``, retrying when someone else wrote in between."""
-        for _ in range(5):
+        """Apply ``patcher(current_obj) -> new_obj``, retrying when someone else wrote in between.
+
+        Like kube-apiserver's GuaranteedUpdate, a patch without a resourceVersion is retried on the
+        fresh object until it lands: a controller busy writing the object's status must not turn a
+        user's ``kubectl scale`` or ``patch`` into a 409. Only a patch that names a resourceVersion
+        (or one still losing after PATCH_RETRY_SECONDS) gets the Conflict.
+        """
+        deadline = time.monotonic() + PATCH_RETRY_SECONDS
+        while True:
             kv = self.get_kv(rt, ns, name)
             current = decode(kv.value, kv.mod_revision)
             new = patcher(decode(kv.value, kv.mod_revision))
@@ -301,9 +310,8 @@ class Registry:
             try:
                 return self.update(rt, ns, name, new, subresource, dry_run, old_kv=kv)
             except StatusError as exc:
-                if exc.reason != "Conflict" or rv_in_patch not in (None, ""):
+                if exc.reason != "Conflict" or rv_in_patch not in (None, "") or time.monotonic() > deadline:
                     raise
-        raise errors.conflict(rt.plural, rt.group, name, OBJECT_MODIFIED)
 
     def write_raw(self, rt: ResourceType, ns: str | None, name: str, obj: dict, kv) -> tuple[dict, bytes]:
         """Compare-and-swap ``obj`` over ``kv`` with no defaulting or validation (binding uses it)."""

@@ -82,7 +82,30 @@ class Component:
             return False
 
 
-class Cluster:
+class _OfficialClients:
+    """The official ``kubernetes`` client for any cluster with a ``kubeconfig``: labs written with it
+    run unchanged against labkit's cluster or a real one."""
+
+    kubeconfig: str
+
+    def client(self):
+        """An official ``kubernetes.client.ApiClient`` for this cluster."""
+        from kubernetes import config
+
+        return config.new_client_from_config(config_file=self.kubeconfig)
+
+    def core(self):
+        from kubernetes import client
+
+        return client.CoreV1Api(self.client())
+
+    def apps(self):
+        from kubernetes import client
+
+        return client.AppsV1Api(self.client())
+
+
+class Cluster(_OfficialClients):
     """apiserver + store, scheduler, controller-manager and N kubelets (each with its CRI server)."""
 
     def __init__(self, nodes: int = 3, runtime: str | None = None, store: str = "sqlite", processes: bool = True,
@@ -392,23 +415,6 @@ class Cluster:
         c.started = True
         return c
 
-    # ------------------------------------------------------------------ clients
-    def client(self):
-        """An official ``kubernetes.client.ApiClient`` for this cluster."""
-        from kubernetes import config
-
-        return config.new_client_from_config(config_file=self.kubeconfig)
-
-    def core(self):
-        from kubernetes import client
-
-        return client.CoreV1Api(self.client())
-
-    def apps(self):
-        from kubernetes import client
-
-        return client.AppsV1Api(self.client())
-
     # ------------------------------------------------------------------ looking inside (labs)
     @property
     def scheduler(self):
@@ -485,7 +491,7 @@ class Cluster:
         return ConnectedCluster(str(kubeconfig) if kubeconfig else None)
 
 
-class ConnectedCluster:
+class ConnectedCluster(_OfficialClients):
     """The same ``client()/core()/apps()`` surface over someone else's cluster; stop() leaves it alone."""
 
     def __init__(self, kubeconfig: str | None):
@@ -496,21 +502,6 @@ class ConnectedCluster:
         self.url = cfg.server
         self.processes = False
         self.runtime_name = "whatever that cluster runs"
-
-    def client(self):
-        from kubernetes import config
-
-        return config.new_client_from_config(config_file=self.kubeconfig)
-
-    def core(self):
-        from kubernetes import client
-
-        return client.CoreV1Api(self.client())
-
-    def apps(self):
-        from kubernetes import client
-
-        return client.AppsV1Api(self.client())
 
     def stop(self) -> None:
         pass

@@ -14,7 +14,6 @@ import argparse
 import functools
 import json
 import os
-import signal
 import sys
 import threading
 import time
@@ -30,6 +29,7 @@ from labkit.node.cri import convert
 from labkit.node.cri import labkit_ext_pb2 as ext
 from labkit.node.cri import labkit_ext_pb2_grpc as ext_grpc
 from labkit.node.cri.worker import FORKING_BACKENDS, ProcessRuntime
+from labkit.node.signals import wait_for_termination
 from labkit.runtime.base import NotFound, Runtime, RuntimeError_, Unsupported
 
 CRI_API_VERSION = "v1"
@@ -341,10 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     runtime = ProcessRuntime(args.backend) if args.backend in FORKING_BACKENDS else load_backend(args.backend)
     server = serve(runtime, args.socket, args.trace)
     print(f"CRI server: backend={runtime.version().runtime_name} socket={args.socket}", flush=True)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
-    done.wait()
+    wait_for_termination()
     server.stop()
     return 0
 

@@ -19,10 +19,8 @@ import argparse
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 from concurrent import futures
 from pathlib import Path
 
@@ -32,6 +30,7 @@ from google.protobuf import wrappers_pb2
 from labkit import paths
 from labkit.node.csi import csi_pb2 as pb
 from labkit.node.csi import csi_pb2_grpc as pb_grpc
+from labkit.node.signals import wait_for_termination
 
 DRIVER_NAME = "hostpath.csi.labkit.io"
 VERSION = "0.1.0"
@@ -216,10 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     server = CSIDriverServer(a.socket, a.root, a.node_id).start()
     print(f"CSI driver {DRIVER_NAME}: root={server.driver.root} socket={a.socket}", flush=True)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
-    done.wait()
+    wait_for_termination()
     server.stop()
     return 0
 

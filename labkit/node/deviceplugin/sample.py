@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -32,6 +31,7 @@ from labkit import paths
 from labkit.node.deviceplugin import api_pb2 as pb
 from labkit.node.deviceplugin import api_pb2_grpc as pb_grpc
 from labkit.node.deviceplugin.manager import API_VERSION, HEALTHY, KUBELET_SOCKET, UNHEALTHY
+from labkit.node.signals import wait_for_termination
 
 CONTROL_DEVICES = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools")
 
@@ -209,10 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"device plugin: {len(plugin.gpus)} x {a.resource}: {plugin.kind}; registered at "
           f"{a.kubelet_dir}/{KUBELET_SOCKET}", flush=True)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
-    done.wait()
+    wait_for_termination()
     plugin.stop()
     return 0
 

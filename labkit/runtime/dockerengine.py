@@ -148,6 +148,11 @@ class DockerRuntime(Runtime):
             raise RuntimeError_(f"docker could not start the pod sandbox: {_api_message(exc)}") from exc
         return c.id
 
+    def _list(self, filters: dict[str, str]) -> list[Any]:
+        """Containers matching ``filters``. The SDK inspects each one after listing; a container the
+        kubelet removes in between is skipped, not a 404 that fails the whole CRI call."""
+        return self.client.containers.list(all=True, filters=filters, ignore_removed=True)
+
     def _get(self, cid: str, kind: str) -> Any:
         try:
             c = self.client.containers.get(cid)
@@ -164,7 +169,7 @@ class DockerRuntime(Runtime):
         self._get(sandbox_id, "pod sandbox").stop(timeout=2)
 
     def remove_pod_sandbox(self, sandbox_id: str) -> None:
-        for c in self.client.containers.list(all=True, filters={"label": f"{SANDBOX}={sandbox_id}"}):
+        for c in self._list({"label": f"{SANDBOX}={sandbox_id}"}):
             c.remove(force=True)
         try:
             self._get(sandbox_id, "pod sandbox").remove(force=True)
@@ -186,7 +191,7 @@ class DockerRuntime(Runtime):
 
     def list_pod_sandboxes(self) -> list[PodSandboxStatus]:
         return [self._sandbox_status(c) for c in
-                self.client.containers.list(all=True, filters={"label": f"{KIND}=sandbox"})]
+                self._list({"label": f"{KIND}=sandbox"})]
 
     # --- containers ----------------------------------------------------------
     def create_container(self, sandbox_id: str, config: ContainerConfig, sandbox_config: PodSandboxConfig) -> str:
@@ -268,7 +273,7 @@ class DockerRuntime(Runtime):
 
     def list_containers(self, sandbox_id: str | None = None) -> list[ContainerStatus]:
         flt = {"label": f"{SANDBOX}={sandbox_id}"} if sandbox_id else {"label": f"{KIND}=container"}
-        return [self._status(c) for c in self.client.containers.list(all=True, filters=flt)]
+        return [self._status(c) for c in self._list(flt)]
 
     def logs(self, container_id: str) -> bytes:
         return self._get(container_id, "container").logs(stdout=True, stderr=True)

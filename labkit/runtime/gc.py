@@ -269,7 +269,7 @@ def _docker_leaks() -> list[Leak]:
     if c is None:
         return []
     try:
-        return [Leak("docker", f"{x.short_id} {x.name}") for x in c.containers.list(all=True, filters={"label": "labkit=1"})]
+        return [Leak("docker", f"{x.short_id} {x.name}") for x in c.containers.list(all=True, filters={"label": "labkit=1"}, ignore_removed=True)]
     finally:
         c.close()
 
@@ -279,7 +279,7 @@ def _remove_docker() -> None:
     if c is None:
         return
     try:
-        for x in c.containers.list(all=True, filters={"label": "labkit=1"}):
+        for x in c.containers.list(all=True, filters={"label": "labkit=1"}, ignore_removed=True):
             try:
                 x.remove(force=True)
             except Exception:  # noqa: BLE001 - already gone

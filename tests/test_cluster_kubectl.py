@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 
 import pytest
 import yaml
-from test_cluster_helpers import KUBECTL, deployment, kubectl, running_pods, wait_for
+from test_cluster_helpers import KUBECTL, clear_namespace, deployment, kubectl, running_pods, wait_for
 
 from labkit.cluster import Cluster
 
@@ -18,6 +19,12 @@ pytestmark = pytest.mark.slow
 def cluster():
     with Cluster(nodes=3, store="sqlite", processes=True) as c:
         yield c
+
+
+@pytest.fixture(autouse=True)
+def clean_default(cluster):
+    yield
+    clear_namespace(cluster)
 
 
 def test_nodes_register_with_the_runtime_that_really_runs(cluster):
@@ -75,21 +82,26 @@ def test_kubectl_apply_scale_delete_logs_describe_rollout(cluster, tmp_path):
 
 @pytest.mark.skipif(KUBECTL is None, reason="kubectl not installed")
 def test_kubectl_get_watch_streams_a_pod_to_completion(cluster):
+    lines: list[str] = []
     w = subprocess.Popen([KUBECTL, "--kubeconfig", cluster.kubeconfig, "get", "pods", "-w"],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    reader = threading.Thread(target=lambda: lines.extend(iter(w.stdout.readline, "")), daemon=True)
+    reader.start()
     try:
         time.sleep(0.5)
         kubectl(cluster, "run", "once", "--image=busybox", "--restart=Never", "--", "sh", "-c", "echo done")
         wait_for(lambda: cluster.core().read_namespaced_pod("once", "default").status.phase == "Succeeded",
                  what="pod once Succeeded")
-        time.sleep(0.5)
+        # the stream shows the pod's last state as soon as the watch delivers it
+        wait_for(lambda: any(ln.startswith("once") and "Completed" in ln for ln in list(lines)), timeout=30,
+                 what=f"a Completed line in kubectl get -w; it printed {lines}")
     finally:
         w.terminate()
-        out, _ = w.communicate(timeout=10)
-    lines = [ln for ln in out.splitlines() if ln.startswith("once")]
-    assert any("Pending" in ln or "ContainerCreating" in ln for ln in lines), out
-    assert any("Completed" in ln for ln in lines), out
-    kubectl(cluster, "delete", "pod", "once")
+        w.wait(timeout=10)
+        reader.join(timeout=10)
+        kubectl(cluster, "delete", "pod", "once", "--ignore-not-found", check=False)
+    mine = [ln for ln in lines if ln.startswith("once")]
+    assert any("Pending" in ln or "ContainerCreating" in ln for ln in mine), lines
 
 
 def test_python_client_create_watch_patch_scale_delete(cluster):

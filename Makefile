@@ -11,10 +11,12 @@ BOOK_FLAGS ?= -W -n --keep-going
 
 setup: $(VENV)/.installed system
 
+# labkit is installed editable in compat mode: a plain .pth path entry instead of setuptools'
+# import finder, which cost every `labkit` command ~15 ms at start (benchmarks/README.md)
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
-	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e . --config-settings editable_mode=compat
 	bash scripts/link-dot.sh $(VENV)
 	touch $@
 

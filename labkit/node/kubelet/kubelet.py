@@ -21,7 +21,7 @@ from labkit.client.informer import Informer, key_of
 from labkit.client.rest import ApiError
 from labkit.node.kubelet import containers as C
 from labkit.node.kubelet import nodestatus, volumes
-from labkit.node.kubelet.plugins import NodePlugins
+from labkit.node.kubelet.plugins import NodePlugins, PluginError
 from labkit.node.kubelet.podworker import PodRecord, PodWorker
 from labkit.runtime.base import ContainerState, PodSandboxStatus, Runtime, RuntimeError_
 
@@ -92,6 +92,9 @@ class Kubelet:
         self._tasks: list[asyncio.Task] = []
         self._server = None
         self.node: dict | None = None
+        #: None while the node's network is being set up (Node Ready=False, NetworkNotReady), else ""
+        #: or the error that set-up hit (then pods report it themselves, as before)
+        self.network_error: str | None = ""
         # sandboxes carry this label so several clusters on one host never touch each other's pods
         self.owner = f"{node_name}@{client.config.server}"
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -203,9 +206,13 @@ class Kubelet:
         alloc = {**self.capacity, **{k: str(v) for k, v in devices.capacity().items()}}
         for k in total:
             alloc.setdefault(k, "0")
+        ready = self.network_error is not None
+        message = "kubelet is posting ready status" if ready else (
+            "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady "
+            "message:the node's CNI network is being set up")
         return nodestatus.node_object(self.node_name, capacity=cap, runtime_version=self.runtime_version,
                                       port=self.port, labels=self.labels, taints=self.taints, address=self.address,
-                                      allocatable=alloc)
+                                      allocatable=alloc, ready=ready, message=message)
 
     async def register(self) -> dict:
         body = self.node_object()
@@ -276,7 +283,64 @@ class Kubelet:
             except ApiError as exc:
                 log.info("%s: %s: %s", self.node_name, fn.__name__, exc)
                 if exc.not_found and fn == self.post_status:
-                    await self.register()  # someone deleted our Node: register again
+                    try:
+                        await self.register()  # someone deleted our Node: register again
+                    except ApiError as exc2:
+                        log.info("%s: registering again: %s", self.node_name, exc2)
+
+    async def _until_reachable(self, fn) -> None:
+        """Retry ``fn`` while the apiserver is unreachable or overloaded (5xx); other errors are real."""
+        delay = 0.1
+        while True:
+            try:
+                await fn()
+                return
+            except ApiError as exc:
+                if exc.code < 500:
+                    raise
+                log.info("%s: %s: %s; retrying in %.1fs", self.node_name, fn.__name__, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    # ------------------------------------------------------------------ network
+    async def _try_prepare_network(self, node: dict | None) -> bool:
+        """One attempt at the node's one-time network set-up; True once there is nothing left to wait for."""
+        try:
+            await self.call_runtime(self.plugins.network.prepare_node, node)
+        except PluginError as exc:
+            if exc.reason == "NetworkNotReady":
+                return False  # e.g. no podCIDR assigned yet by the node-IPAM controller: ask again shortly
+            log.warning("%s: node network set-up failed (pods will report it): %s", self.node_name, exc)
+            self.network_error = str(exc)
+            return True
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not keep the node down forever
+            log.exception("%s: node network set-up failed", self.node_name)
+            self.network_error = str(exc)
+            return True
+        self.network_error = ""
+        return True
+
+    async def _prepare_network(self) -> None:
+        """Wait for the Node's podCIDR, set the network up, then post the Node Ready.
+
+        A real kubelet also reports NetworkNotReady until its CNI network is configured; doing the
+        work here (not on the first pod) keeps it off every pod's start-up path."""
+        delay = 0.02
+        while True:
+            try:
+                node = await self.client.get("nodes", self.node_name)
+            except ApiError as exc:
+                log.info("%s: reading own Node for its podCIDR: %s", self.node_name, exc)
+                node = None
+            if node is not None and await self._try_prepare_network(node):
+                break
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        log.info("%s: node network ready%s", self.node_name, f" ({self.network_error})" if self.network_error else "")
+        try:
+            await self._until_reachable(self.post_status)
+        except ApiError as exc:
+            log.info("%s: posting Ready: %s", self.node_name, exc)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -293,8 +357,13 @@ class Kubelet:
                         self._existing[sb.labels[C.POD_UID]] = sb
             except RuntimeError_ as exc:
                 log.warning("cannot list existing sandboxes: %s", exc)
-        await self.register()
-        await self.renew_lease()
+        if not self.hollow and not await self._try_prepare_network(None):
+            self.network_error = None  # the Node is NotReady until its network is set up
+        # a kubelet outlives apiserver restarts: it waits for the API to come back, as kubelet does
+        await self._until_reachable(self.register)
+        await self._until_reachable(self.renew_lease)
+        if self.network_error is None:
+            self._tasks.append(asyncio.create_task(self._prepare_network()))
         self._tasks.append(asyncio.create_task(self._every(self.lease_interval, self.renew_lease)))
         self._tasks.append(asyncio.create_task(self._every(self.status_interval, self.post_status)))
         if self.pods:

@@ -6,8 +6,6 @@ before it starts the user's program. The default list is the one Docker and runc
 
 from __future__ import annotations
 
-from pathlib import Path
-
 CAPABILITIES: dict[str, int] = {
     "CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_DAC_READ_SEARCH": 2, "CAP_FOWNER": 3,
     "CAP_FSETID": 4, "CAP_KILL": 5, "CAP_SETGID": 6, "CAP_SETUID": 7, "CAP_SETPCAP": 8,
@@ -31,12 +29,19 @@ DEFAULT_CAPABILITIES: list[str] = [
 ]
 
 
+_LAST_CAP: int | None = None
+
+
 def last_cap() -> int:
-    """The highest capability number this kernel knows."""
-    try:
-        return int(Path("/proc/sys/kernel/cap_last_cap").read_text())
-    except (OSError, ValueError):
-        return max(CAPABILITIES.values())
+    """The highest capability number this kernel knows (read once per process)."""
+    global _LAST_CAP
+    if _LAST_CAP is None:
+        try:
+            with open("/proc/sys/kernel/cap_last_cap") as f:
+                _LAST_CAP = int(f.read())
+        except (OSError, ValueError):
+            _LAST_CAP = max(CAPABILITIES.values())
+    return _LAST_CAP
 
 
 def normalize(name: str) -> str:

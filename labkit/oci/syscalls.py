@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
+import sys
 
 # namespace flags (linux/sched.h)
 CLONE_NEWNS = 0x00020000
@@ -75,6 +75,7 @@ _SYS_CAPGET = {"x86_64": 125, "aarch64": 90, "riscv64": 90, "ppc64le": 183, "s39
 _SYS_CAPSET = {"x86_64": 126, "aarch64": 91, "riscv64": 91, "ppc64le": 184, "s390x": 185}
 
 _libc: ctypes.CDLL | None = None
+_MACHINE = os.uname().machine  # not platform.machine(): importing platform costs a container start ~1 ms
 
 
 def libc() -> ctypes.CDLL:
@@ -133,9 +134,9 @@ def umount2(target: str, flags: int = 0) -> None:
 
 def pivot_root(new_root: str, put_old: str) -> None:
     """pivot_root(2): glibc has no wrapper, so call it by number."""
-    nr = _SYS_PIVOT_ROOT.get(platform.machine())
+    nr = _SYS_PIVOT_ROOT.get(_MACHINE)
     if nr is None:
-        raise OSError(38, f"pivot_root: unknown syscall number on {platform.machine()}")
+        raise OSError(38, f"pivot_root: unknown syscall number on {_MACHINE}")
     _check(libc().syscall(ctypes.c_long(nr), _b(new_root), _b(put_old)), "pivot_root")
 
 
@@ -165,7 +166,7 @@ def capget(pid: int = 0) -> tuple[int, int, int]:
     """(effective, permitted, inheritable) capability masks of ``pid`` (0 = caller)."""
     hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, pid)
     data = (_CapData * 2)()
-    _check(libc().syscall(ctypes.c_long(_SYS_CAPGET[platform.machine()]), ctypes.byref(hdr), data), "capget")
+    _check(libc().syscall(ctypes.c_long(_SYS_CAPGET[_MACHINE]), ctypes.byref(hdr), data), "capget")
     def join(attr: str) -> int:
         return getattr(data[0], attr) | (getattr(data[1], attr) << 32)
     return join("effective"), join("permitted"), join("inheritable")
@@ -179,7 +180,30 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
         data[i].effective = (effective >> (32 * i)) & 0xFFFFFFFF
         data[i].permitted = (permitted >> (32 * i)) & 0xFFFFFFFF
         data[i].inheritable = (inheritable >> (32 * i)) & 0xFFFFFFFF
-    _check(libc().syscall(ctypes.c_long(_SYS_CAPSET[platform.machine()]), ctypes.byref(hdr), data), "capset")
+    _check(libc().syscall(ctypes.c_long(_SYS_CAPSET[_MACHINE]), ctypes.byref(hdr), data), "capset")
+
+
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+IFF_UP = 0x1
+
+
+def link_up(name: str) -> None:
+    """``ip link set NAME up`` without running ``ip``: read the interface flags, set IFF_UP.
+
+    Two ioctls on a datagram socket with a ``struct ifreq`` (16 bytes of name, then the flags as
+    a short); used for ``lo`` in a container's new network namespace."""
+    lib = libc()
+    fd = lib.socket(2, 2 | os.O_CLOEXEC, 0)  # AF_INET, SOCK_DGRAM
+    _check(fd, "socket")
+    try:
+        req = ctypes.create_string_buffer(name.encode()[:15], 40)
+        _check(lib.ioctl(fd, ctypes.c_ulong(SIOCGIFFLAGS), req), f"reading the flags of {name}")
+        flags = int.from_bytes(req.raw[16:18], sys.byteorder) | IFF_UP
+        ctypes.memmove(ctypes.addressof(req) + 16, flags.to_bytes(2, sys.byteorder), 2)
+        _check(lib.ioctl(fd, ctypes.c_ulong(SIOCSIFFLAGS), req), f"setting {name} up")
+    finally:
+        os.close(fd)
 
 
 def chroot(path: str) -> None:

@@ -22,11 +22,14 @@ try:  # Unix only; absent on Windows, where the package must still import
     import resource
 except ImportError:  # pragma: no cover
     resource = None  # type: ignore[assignment]
-from typing import Any
 
 from labkit.oci import capabilities as caps
 from labkit.oci import syscalls as sc
 from labkit.oci.spec import DEFAULT_DEVICES
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: importing typing costs a container start ~2 ms
+    from typing import Any
 
 _FLAG_OPTS = {
     "ro": (sc.MS_RDONLY, False), "rw": (sc.MS_RDONLY, True), "nosuid": (sc.MS_NOSUID, False),
@@ -262,6 +265,8 @@ def container_init(config: dict[str, Any], rootfs: str, sync_fd: int, start_fd: 
                 new_flags |= sc.NAMESPACE_FLAGS[t]
         if new_flags:
             sc.unshare(new_flags)
+        if new_flags & sc.CLONE_NEWNET:
+            sc.link_up("lo")  # a new network namespace starts with loopback down; runc brings it up too
         has_mntns = any(ns.get("type") == "mount" for ns in linux.get("namespaces") or [])
         if not has_mntns:
             raise InitError("a container without a mount namespace cannot pivot_root; add 'mount'")

@@ -1,0 +1,412 @@
+"""``labkit run --rm`` the short way: one native container in the foreground, as ``runc run`` does it.
+
+The CRI path (:mod:`labkit.runtime.native`: pod sandbox, create, start, follow the log, remove) is
+what the kubelet drives and what ``labkit run -d`` uses. A container that lives exactly as long
+as the command that started it needs less, and here the command *is* its parent:
+
+1. find the image's unpacked layers in labkit's store (an image not built yet: return None);
+2. build the same ``config.json`` (:func:`labkit.oci.spec.make_config`): new pid, mount, uts, ipc
+   and network namespaces, the default capabilities, no_new_privs, the limits asked for;
+3. mount the overlay root and create the cgroup (limits and the device allow-list);
+4. fork PID 1 of a new PID namespace, which runs :func:`labkit.oci.native.init.container_init`
+   (namespaces, loopback up, mounts, pivot_root, hostname, cgroup, caps, exec) — the same code
+   every native container runs;
+5. copy its output (stdout and stderr together, as a container log keeps them) to our stdout and
+   to the log, wait for it, count OOM kills, and remove everything it had.
+
+While it runs, its records sit where the native backend keeps them (``container.json``, ``pid``,
+the bundle, the runtime's ``state.json``), so ``labkit ps``, ``labkit stop`` and ``labkit gc`` treat
+it like any other container. It imports only ``os``, ``json`` and ``ctypes``-based labkit modules:
+every import here is paid on each ``labkit run`` (see ``benchmarks/bench_container_start.py``).
+
+:func:`run` returns None, having created nothing, whenever it cannot promise the CRI path's exact
+behaviour (not root, an image not unpacked yet, a command the image lacks, a value to reject):
+the caller then takes the CRI path, which builds, explains or refuses as usual.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from labkit.oci import spec
+from labkit.oci import syscalls as sc
+from labkit.oci.native import cgroupfs
+from labkit.oci.native import init as cinit
+
+REF_ANNOTATION = "org.opencontainers.image.ref.name"
+LABELS = {"labkit.io/cli": "true", "labkit.io/rm": "true"}  # what labkit.cli.container's run sets
+_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "ki": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2,
+          "mi": 1024**2, "mib": 1024**2, "g": 1024**3, "gb": 1024**3, "gi": 1024**3, "gib": 1024**3}
+_NAMESPACES = ("pid", "mnt", "uts", "ipc", "net")
+
+
+class _Resources:
+    """What :func:`labkit.oci.spec.linux_resources` reads (the attributes of runtime.base.Resources)."""
+
+    def __init__(self, memory_bytes: int | None, cpu_quota_us: int | None, pids_limit: int | None) -> None:
+        self.memory_bytes, self.cpu_quota_us, self.pids_limit = memory_bytes, cpu_quota_us, pids_limit
+        self.cpu_period_us = 100_000
+
+
+def memory_bytes(value: str) -> int | None:
+    """``32m`` -> 33554432, read like :func:`labkit.runtime.units.parse_memory`; None if unreadable."""
+    s = value.strip()
+    if not s.isascii():
+        return None
+    i = 0
+    while i < len(s) and s[i].isdigit():
+        i += 1
+    if i == 0:
+        return None
+    if i < len(s) and s[i] == ".":
+        j = i + 1
+        while j < len(s) and s[j].isdigit():
+            j += 1
+        if j == i + 1:
+            return None
+        i = j
+    unit = s[i:].strip()
+    mult = _UNITS.get(unit.lower()) if unit.isalpha() or not unit else None
+    if mult is None:
+        return None
+    n = int(float(s[:i]) * mult)
+    return n if n > 0 else None
+
+
+def hostname_for(hostname: str) -> str:
+    """The sandbox's hostname rule (:func:`labkit.runtime.local.hostname_for`)."""
+    clean = "".join(c if c.isalnum() or c in "-." else "-" for c in hostname.lower()).strip("-.")
+    return (clean or "pod")[:63]
+
+
+def _host_ready() -> bool:
+    """The gate of :func:`labkit.runtime.host.can_run_real_containers`: Linux, root, namespaces."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0 or os.environ.get("LABKIT_PRETEND_NOT_ROOT"):
+        return False
+    return all(os.path.exists(f"/proc/self/ns/{k}") for k in _NAMESPACES)
+
+
+def find_image(name: str) -> dict | None:
+    """The image's digest, config and unpacked layer folders (topmost first), or None."""
+    n = name.strip()
+    if not n or n[0] in "._-/:" or not all(c.isascii() and (c.isalnum() or c in "._/-:") for c in n):
+        return None
+    ref = n if ":" in n.rsplit("/", 1)[-1] else n + ":latest"
+    root = os.environ.get("LABKIT_IMAGES") or "/var/lib/labkit/images"
+    try:
+        with open(os.path.join(root, "index.json"), "rb") as f:
+            index = json.loads(f.read())
+        digest = next(m["digest"] for m in index.get("manifests", [])
+                      if (m.get("annotations") or {}).get(REF_ANNOTATION) == ref)
+        with open(os.path.join(root, "blobs", "sha256", digest.split(":", 1)[1]), "rb") as f:
+            manifest = json.loads(f.read())
+        with open(os.path.join(root, "blobs", "sha256", manifest["config"]["digest"].split(":", 1)[1]), "rb") as f:
+            full = json.loads(f.read())
+        diff_ids = full["rootfs"]["diff_ids"]
+    except (OSError, ValueError, KeyError, StopIteration, IndexError, AttributeError):
+        return None
+    if len(diff_ids) != len(manifest.get("layers") or []):
+        return None
+    lowers = []
+    for diff in reversed(diff_ids):
+        d = os.path.join(root, "unpacked", diff.split(":", 1)[1])
+        if not os.path.exists(os.path.join(d, ".done")):
+            return None  # not unpacked yet: the image store does that (CRI path)
+        lowers.append(os.path.join(d, "fs"))
+    return {"ref": ref, "digest": digest, "config": full.get("config") or {}, "lowers": lowers}
+
+
+def _in_layers(lowers: list[str], argv0: str, env: dict[str, str]) -> bool:
+    """Does the command exist in the image (:func:`labkit.runtime.oci.find_executable`, on the layers)?"""
+    if "/" in argv0:
+        cands = [argv0.lstrip("/")]
+    else:
+        path = env.get("PATH", spec.DEFAULT_PATH)
+        cands = [os.path.join(d.lstrip("/"), argv0) for d in path.split(":") if d]
+    return any(os.path.lexists(os.path.join(low, c)) for c in cands for low in lowers)
+
+
+def _write(path: str, text: str) -> None:
+    """Write a record through a temp name and rename it, so readers never see half of one."""
+    tmp = f"{os.path.dirname(path)}/.{os.path.basename(path)}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _remove_tree(path: str) -> None:
+    """``shutil.rmtree`` without importing shutil; ignores what is already gone."""
+    for top, dirs, files in os.walk(path, topdown=False):
+        for f in files:
+            try:
+                os.unlink(os.path.join(top, f))
+            except OSError:
+                pass
+        for d in dirs:
+            p = os.path.join(top, d)
+            try:
+                os.rmdir(p)
+            except NotADirectoryError:
+                os.unlink(p)  # a symlink to a directory
+            except OSError:
+                pass
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+def _say(text: str) -> None:
+    try:
+        os.write(2, f"labkit: {text}\n".encode())
+    except OSError:
+        pass
+
+
+def run(remove: bool, image: str, command: list[str], runtime: str | None = None, memory: str | None = None,
+        cpus: str | None = None, pids_limit: int | None = None, name: str | None = None,
+        hostname: str | None = None, env: list[str] | None = None) -> int | None:
+    """Run one container to its end and return its exit code; None (nothing created) to decline."""
+    if not remove or (runtime is not None and runtime.lower() != "native") or not _host_ready():
+        return None
+    mem = None
+    if memory is not None:
+        mem = memory_bytes(memory)
+        if mem is None:
+            return None
+    quota = None
+    if cpus is not None:
+        try:
+            n = float(cpus)
+        except ValueError:
+            return None
+        if not 0 < n < 1e6:
+            return None
+        quota = int(n * 100_000)
+    extra_env: dict[str, str] = {}
+    for item in env or []:
+        k, sep, v = item.partition("=")
+        if not sep or not k:
+            return None
+        extra_env[k] = v
+    img = find_image(image)
+    if img is None:
+        return None
+    icfg = img["config"]
+    argv = list(command) or list(icfg.get("Entrypoint") or []) + list(icfg.get("Cmd") or [])
+    if not argv:
+        return None
+    envd: dict[str, str] = {}
+    for item in icfg.get("Env") or []:
+        k, _, v = item.partition("=")
+        envd[k] = v
+    envd.update(extra_env)
+    if not _in_layers(img["lowers"], argv[0], envd):
+        return None
+    cid = os.urandom(16).hex()
+    short = name or f"{image.split('/')[-1].split(':')[0]}-{os.urandom(3).hex()}"
+    cgroups_path = f"/labkit/{cid}"
+    try:
+        cfg = spec.make_config(argv, env=envd, cwd=icfg.get("WorkingDir") or "/",
+                               hostname=hostname_for(hostname or short), rootfs="rootfs",
+                               resources=_Resources(mem, quota, pids_limit), cgroups_path=cgroups_path)
+    except spec.SpecError:
+        return None
+    return _Container(cid, short, image, img, cfg, memory).run()
+
+
+class _Container:
+    """The container's folders, mounts and cgroup, from creation to removal."""
+
+    def __init__(self, cid: str, name: str, image: str, img: dict, cfg: dict, memory: str | None) -> None:
+        base = os.path.join(os.environ.get("LABKIT_STATE") or "/run/labkit", "runtime", "native")
+        self.id, self.name, self.image, self.img, self.cfg, self.memory = cid, name, image, img, cfg, memory
+        self.cdir = os.path.join(base, "containers", cid)
+        self.sdir = os.path.join(base, "state", cid)
+        self.bundle = os.path.join(self.cdir, "bundle")
+        self.rootfs = os.path.join(self.bundle, "rootfs")
+        self.cow = self.rootfs + ".cow"
+        self.mounted = False
+        self.cgroup: cgroupfs.Cgroup | None = None
+
+    def run(self) -> int:
+        try:
+            return self._run()
+        except (OSError, cgroupfs.CgroupError) as exc:
+            _say(f"[native] {exc}")
+            return 125
+        finally:
+            self._remove()
+
+    def _run(self) -> int:
+        created = time.time()
+        os.makedirs(os.path.join(self.cow, "upper"))
+        os.mkdir(os.path.join(self.cow, "work"))
+        os.mkdir(self.rootfs)
+        os.makedirs(self.sdir)
+        log = os.open(os.path.join(self.cdir, "container.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
+                      0o644)
+        try:
+            sc.mount("overlay", self.rootfs, "overlay", 0,
+                     f"lowerdir={':'.join(self.img['lowers'])},upperdir={self.cow}/upper,workdir={self.cow}/work")
+            self.mounted = True
+            self.cgroup = cgroupfs.Cgroup(self.cfg["linux"]["cgroupsPath"])
+            joins = self.cgroup.create(self.cfg["linux"].get("resources"))
+            out_r, out_w = os.pipe()
+            pid, sync_r = self._fork(joins, out_w)
+            self._record(pid, created)
+            code = self._forward(out_r, log, pid)
+        finally:
+            os.close(log)
+        oom = self.cgroup.oom_kills() if self.memory is not None and code != 0 else 0
+        msgs = _messages(sync_r)
+        if "R" not in msgs:
+            if "E" in msgs:
+                text = msgs["E"]
+                _say(f"[native] {text}")
+                return 127 if "executable" in text else 125
+            if oom:
+                _say("[native] the memory limit is too small: the kernel OOM-killed the container before its "
+                     "program started; raise the limit")
+            else:
+                _say(f"[native] container init died before it was ready (exit status {code})")
+            return 125
+        reason = "OOMKilled" if oom and code != 0 else "Completed" if code == 0 else "Error"
+        try:
+            _write(os.path.join(self.cdir, "exit.json"), json.dumps(
+                {"exit_code": code, "reason": reason, "message": "", "oom_kills": oom, "finished_at": time.time()}))
+        except OSError:
+            pass  # removed under us (labkit stop, labkit gc)
+        extra = f"; OOMKilled: the kernel killed it at the {self.memory} memory limit" if reason == "OOMKilled" else ""
+        _say(f"ran on native, exit {code}{extra}")
+        return code
+
+    def _fork(self, joins: list[str], out_w: int) -> tuple[int, int]:
+        """PID 1 of a new PID namespace, running the container's init; returns (host pid, sync pipe)."""
+        opened = [os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)]
+        try:
+            opened += [os.open(p, os.O_WRONLY | os.O_CLOEXEC) for p in joins]
+            sync_r, sync_w = os.pipe()
+            opened += [sync_w, out_w]
+            own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+            opened.append(own)
+            # unshare(CLONE_NEWPID) moves only this process's *next child* into the new namespace
+            sc.unshare(sc.CLONE_NEWPID)
+            try:
+                pid = os.fork()
+                if pid == 0:
+                    cinit.container_init(self.cfg, self.rootfs, sync_w, None, (opened[0], out_w, out_w),
+                                         opened[1:len(joins) + 1], True)  # never returns
+            finally:
+                sc.setns(own, sc.CLONE_NEWPID)
+        finally:
+            for fd in opened:
+                os.close(fd)
+        return pid, sync_r
+
+    def _record(self, pid: int, created: float) -> None:
+        """What the native backend keeps for a container (written while the child sets itself up)."""
+        cfg_text = json.dumps(self.cfg, indent=2)
+        _write(os.path.join(self.bundle, "config.json"), cfg_text)
+        _write(os.path.join(self.cdir, "pid"), str(pid))
+        _write(os.path.join(self.sdir, "state.json"), json.dumps({
+            "ociVersion": spec.OCI_VERSION, "id": self.id, "bundle": self.bundle, "rootfs": self.rootfs,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created)),
+            "annotations": {}, "owner": "", "pid": pid, "shim_pid": None,
+            "cgroupsPath": self.cfg["linux"]["cgroupsPath"], "status": "running", "started": True}))
+        _write(os.path.join(self.cdir, "container.json"), json.dumps({
+            "id": self.id, "sandbox_id": "", "name": self.name, "image": self.image, "image_ref": self.img["digest"],
+            "created_at": created,
+            "log_path": os.path.join(self.cdir, "container.log"), "labels": dict(LABELS), "annotations": {},
+            "bundle": self.bundle, "cgroups_path": self.cfg["linux"]["cgroupsPath"], "runtime_id": self.id,
+            "argv": self.cfg["process"]["args"], "shim": None, "started_at": time.time()}, indent=1))
+
+    def _forward(self, out_r: int, log: int, pid: int) -> int:
+        """Copy the container's output to stdout and its log until it ends; return its exit code."""
+        to_stdout = True
+        try:
+            try:
+                while True:
+                    data = os.read(out_r, 65536)
+                    if not data:
+                        break
+                    if to_stdout:
+                        try:
+                            os.write(1, data)
+                        except OSError:
+                            to_stdout = False  # stdout closed (a pipe into head): keep the log going
+                    os.write(log, data)
+            except KeyboardInterrupt:
+                return self._stop(pid)
+            return _wait(pid)
+        finally:
+            os.close(out_r)
+
+    def _stop(self, pid: int) -> int:
+        """Ctrl-C: SIGTERM, then SIGKILL after 2 s (what ``labkit run`` does on the CRI path)."""
+        try:
+            os.kill(pid, 15)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            got, status = os.waitpid(pid, os.WNOHANG)
+            if got:
+                return _code(status)
+            time.sleep(0.02)
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+        return _wait(pid)
+
+    def _remove(self) -> None:
+        if self.cgroup is not None:
+            try:
+                self.cgroup.destroy()
+            except cgroupfs.CgroupError as exc:
+                _say(f"cleanup incomplete ({exc}); run: labkit gc")
+        if self.mounted:
+            try:
+                sc.umount2(self.rootfs)
+            except OSError:
+                try:
+                    sc.umount2(self.rootfs, sc.MNT_DETACH)
+                except OSError as exc:
+                    _say(f"cleanup incomplete ({exc}); run: labkit gc")
+                    return  # never delete through a mounted root
+        _remove_tree(self.sdir)
+        _remove_tree(self.cdir)
+
+
+def _code(status: int) -> int:
+    """0-255, 128+N for a signal: what a shell shows."""
+    return 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+
+def _wait(pid: int) -> int:
+    while True:
+        try:
+            return _code(os.waitpid(pid, 0)[1])
+        except ChildProcessError:
+            return 255
+
+
+def _messages(sync_r: int) -> dict[str, str]:
+    """What the init said before it exec'd: ``R`` (ready) or ``E<error>``."""
+    buf = b""
+    try:
+        while True:
+            chunk = os.read(sync_r, 4096)
+            if not chunk:
+                break
+            buf += chunk
+    finally:
+        os.close(sync_r)
+    out: dict[str, str] = {}
+    for line in buf.split(b"\n"):
+        if line:
+            out[chr(line[0])] = line[1:].decode(errors="replace")
+    return out

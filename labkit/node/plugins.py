@@ -93,6 +93,19 @@ class NodeNetworkPlugin(NetworkPlugin):
                               reason="NetworkNotReady")
         return cidr
 
+    def prepare_node(self, node: dict | None) -> None:
+        """Build the node's network (namespace, bridge, kube-proxy) as soon as the podCIDR is known."""
+        cidr = self.pod_cidr or ((node or {}).get("spec") or {}).get("podCIDR")
+        if not cidr:
+            raise PluginError(f"node {self.node_name} has no spec.podCIDR yet (the node-IPAM controller assigns it)",
+                              reason="NetworkNotReady")
+        self.pod_cidr = cidr
+        try:
+            cni = self.cni
+        except PluginError as exc:  # final: each pod will report it (and try to build it again)
+            raise PluginError(str(exc), reason="NetworkPluginFailed") from None
+        cni.prepare()
+
     def setup_pod(self, pod: dict, sandbox: PodSandboxStatus) -> str | None:
         if (pod.get("spec") or {}).get("hostNetwork"):
             return None

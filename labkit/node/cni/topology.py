@@ -44,6 +44,15 @@ def ip(*args: str, netns: str | None = None, check: bool = True) -> subprocess.C
     return p
 
 
+def ip_batch(netns: str, commands: list[str]) -> subprocess.CompletedProcess:
+    """Run several ``ip`` commands inside a network namespace with one process (``ip -n NS -batch``).
+
+    ``-force`` goes on after a failing line (a link that already exists), so this suits idempotent
+    set-up; the caller checks the result it needs rather than the exit status."""
+    return subprocess.run(["ip", "-n", netns, "-force", "-batch", "-"], input="\n".join(commands) + "\n",
+                          capture_output=True, text=True)
+
+
 def in_netns(netns: str, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run any command inside a named network namespace (``nsenter``: no mount namespace games)."""
     p = subprocess.run(["nsenter", f"--net=/run/netns/{netns}", "--", *argv], capture_output=True, text=True)

@@ -72,6 +72,16 @@ def _summary(request) -> str:
     return " ".join(parts)
 
 
+def _made_id(response) -> str:
+    """The id a Run/Create call handed back, so a trace reader can follow one pod from its
+    RunPodSandbox through CreateContainer to StartContainer (the per-phase start-up breakdown)."""
+    for name in ("pod_sandbox_id", "container_id"):
+        value = getattr(response, name, "") if response is not None else ""
+        if value:
+            return f"{name}={value!r}"
+    return ""
+
+
 def _rpc(method: Callable) -> Callable:
     """Wrap a servicer method: time it, trace it, and turn runtime errors into gRPC status codes."""
 
@@ -79,8 +89,10 @@ def _rpc(method: Callable) -> Callable:
     def wrapper(self: _Base, request, context: grpc.ServicerContext):
         t0 = time.perf_counter()
         code = "OK"
+        response = None
         try:
-            return method(self, request, context)
+            response = method(self, request, context)
+            return response
         except NotFound as exc:
             code = "NOT_FOUND"
             context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
@@ -97,16 +109,18 @@ def _rpc(method: Callable) -> Callable:
             code = "INTERNAL"
             context.abort(grpc.StatusCode.INTERNAL, f"the {self.runtime.name} backend failed: {exc}")
         finally:
-            self.trace.record(
-                {
-                    "t": time.time(),
-                    "method": f"{self.service}/{method.__name__}",
-                    "request": _summary(request),
-                    "ms": round((time.perf_counter() - t0) * 1000, 2),
-                    "code": code,
-                    "backend": self.runtime.name,
-                }
-            )
+            entry = {
+                "t": time.time(),
+                "method": f"{self.service}/{method.__name__}",
+                "request": _summary(request),
+                "ms": round((time.perf_counter() - t0) * 1000, 2),
+                "code": code,
+                "backend": self.runtime.name,
+            }
+            made = _made_id(response)
+            if made:
+                entry["response"] = made
+            self.trace.record(entry)
 
     return wrapper
 

@@ -37,7 +37,8 @@ def _read(path: str, default: str = "") -> str:
 
 def node_object(name: str, *, capacity: dict[str, str], runtime_version: str, port: int,
                 labels: dict[str, str] | None = None, taints: list[dict] | None = None,
-                address: str = "127.0.0.1", allocatable: dict[str, str] | None = None) -> dict:
+                address: str = "127.0.0.1", allocatable: dict[str, str] | None = None, ready: bool = True,
+                message: str = "kubelet is posting ready status") -> dict:
     arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
     base_labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": arch,
                    "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": arch}
@@ -47,7 +48,7 @@ def node_object(name: str, *, capacity: dict[str, str], runtime_version: str, po
                      "annotations": {"node.alpha.kubernetes.io/ttl": "0"}},
         "spec": {"taints": taints} if taints else {},
         "status": node_status(name, capacity=capacity, runtime_version=runtime_version, port=port, address=address,
-                              allocatable=allocatable),
+                              allocatable=allocatable, ready=ready, message=message),
     }
 
 

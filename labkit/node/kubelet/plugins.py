@@ -31,6 +31,15 @@ class NetworkPlugin:
     def teardown_pod(self, pod: dict, sandbox: PodSandboxStatus) -> None:
         pass
 
+    def prepare_node(self, node: dict | None) -> None:
+        """One-time network set-up of the node (its namespace, bridge, routes, service rules), done
+        when the kubelet starts, as on a real node, so the first pod does not pay for it.
+
+        ``node`` is this kubelet's Node object (None before it is registered). Raise
+        :class:`PluginError` with reason ``NetworkNotReady`` while it cannot be done yet (no
+        podCIDR assigned): the kubelet reports the Node not Ready and tries again. Any other
+        reason is final: the Node goes Ready and each pod reports the error when it needs the network."""
+
 
 class VolumePlugin:
     """CSI: make the pod's volumes available on the host before its containers start."""

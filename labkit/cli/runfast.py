@@ -76,6 +76,9 @@ def main(argv: list[str]) -> int | None:
         if not pids.isdigit():
             return None
         opts["pids_limit"] = int(pids)
+    import gc
+
+    gc.disable()  # a short-lived process: no cyclic garbage worth a collection pass
     from labkit.oci.native import foreground
 
     return foreground.run(**opts)

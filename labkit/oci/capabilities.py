@@ -54,14 +54,21 @@ def normalize(name: str) -> str:
     return n
 
 
+_MASKS: dict[tuple[str, ...], int] = {}
+
+
 def mask(names: list[str] | None) -> int:
     """A 64-bit mask with a bit set for each named capability this kernel supports."""
-    top = last_cap()
-    m = 0
-    for name in names or []:
-        bit = CAPABILITIES[normalize(name)]
-        if bit <= top:
-            m |= 1 << bit
+    key = tuple(names or ())
+    m = _MASKS.get(key)
+    if m is None:
+        top = last_cap()
+        m = 0
+        for name in key:
+            bit = CAPABILITIES[normalize(name)]
+            if bit <= top:
+                m |= 1 << bit
+        _MASKS[key] = m
     return m
 
 

@@ -170,14 +170,19 @@ def _write_cache(path: str, cache: dict) -> None:
         pass  # only a cache
 
 
-def _in_layers(lowers: list[str], argv0: str, env: dict[str, str]) -> bool:
-    """Does the command exist in the image (:func:`labkit.runtime.oci.find_executable`, on the layers)?"""
+def _in_layers(lowers: list[str], argv0: str, env: dict[str, str]) -> str | None:
+    """Where the command is in the image (:func:`labkit.runtime.oci.find_executable`, looked up on
+    the layers): its path inside the container, or None when the image lacks it."""
     if "/" in argv0:
-        cands = [argv0.lstrip("/")]
-    else:
-        path = env.get("PATH", spec.DEFAULT_PATH)
-        cands = [os.path.join(d.lstrip("/"), argv0) for d in path.split(":") if d]
-    return any(os.path.lexists(os.path.join(low, c)) for c in cands for low in lowers)
+        rel = argv0.lstrip("/")
+        return argv0 if any(os.path.lexists(os.path.join(low, rel)) for low in lowers) else None
+    for d in env.get("PATH", spec.DEFAULT_PATH).split(":"):
+        if not d.startswith("/"):
+            return None  # a relative PATH entry: found (or not) relative to the working directory
+        rel = os.path.join(d.lstrip("/"), argv0)
+        if any(os.path.lexists(os.path.join(low, rel)) for low in lowers):
+            return "/" + rel
+    return None
 
 
 def _write(path: str, data: str | bytes) -> None:
@@ -294,8 +299,9 @@ def run(remove: bool, image: str, command: list[str], runtime: str | None = None
         k, _, v = item.partition("=")
         envd[k] = v
     envd.update(extra_env)
-    if not _in_layers(img["lowers"], argv[0], envd):
-        return None
+    exe = _in_layers(img["lowers"], argv[0], envd)
+    if exe is None:
+        return None  # the CRI path says which command the image lacks
     cid = os.urandom(16).hex()
     short = name or f"{image.split('/')[-1].split(':')[0]}-{os.urandom(3).hex()}"
     cgroups_path = f"/labkit/{cid}"
@@ -305,15 +311,17 @@ def run(remove: bool, image: str, command: list[str], runtime: str | None = None
                                resources=_Resources(mem, quota, pids_limit), cgroups_path=cgroups_path)
     except spec.SpecError:
         return None
-    return _Container(cid, short, image, img, cfg, memory).run()
+    return _Container(cid, short, image, img, cfg, memory, exe).run()
 
 
 class _Container:
     """The container's folders, mounts and cgroup, from creation to removal."""
 
-    def __init__(self, cid: str, name: str, image: str, img: dict, cfg: dict, memory: str | None) -> None:
+    def __init__(self, cid: str, name: str, image: str, img: dict, cfg: dict, memory: str | None,
+                 exe: str) -> None:
         base = _backend_dir()
         self.id, self.name, self.image, self.img, self.cfg, self.memory = cid, name, image, img, cfg, memory
+        self.exe = exe
         self.cdir = os.path.join(base, "containers", cid)
         self.bundle = os.path.join(self.cdir, "bundle")
         self.rootfs = os.path.join(self.bundle, "rootfs")
@@ -403,7 +411,7 @@ class _Container:
                 pid = os.fork()
                 if pid == 0:
                     cinit.container_init(self.cfg, self.rootfs, sync_w, None, (opened[0], out_w, out_w),
-                                         opened[1:len(joins) + 1], True)  # never returns
+                                         opened[1:len(joins) + 1], True, self.exe)  # never returns
             finally:
                 sc.setns(own, sc.CLONE_NEWPID)
         finally:

@@ -203,8 +203,15 @@ def _mask_paths(masked: list[str], readonly: list[str]) -> None:
         sc.mount(None, p, None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | sc.MS_REC | _locked_flags(p))
 
 
-def find_executable(name: str, env: list[str], cwd: str) -> str:
-    """Resolve ``name`` the way execvp does, inside the container; clear error when absent."""
+def find_executable(name: str, env: list[str], cwd: str, hint: str | None = None) -> str:
+    """Resolve ``name`` the way execvp does, inside the container; clear error when absent.
+
+    ``hint``: where the runtime found ``name`` first on the image's layers, looking along the same
+    PATH. If it is an executable file here, it is what the search would return (no earlier PATH
+    folder had the name in any layer), and the lookups in a fresh overlay (~1 ms) are skipped.
+    """
+    if hint and "/" not in name and os.path.isfile(hint) and os.access(hint, os.X_OK):
+        return hint
     if "/" in name:
         path = name if name.startswith("/") else os.path.join(cwd, name)
         if not os.path.exists(path):
@@ -247,7 +254,8 @@ def _drop_capabilities(proc: dict[str, Any]) -> None:
 
 
 def container_init(config: dict[str, Any], rootfs: str, sync_fd: int, start_fd: int | None,
-                   stdio: tuple[int, int, int], cgroup_procs: list[int], die_with_parent: bool) -> None:
+                   stdio: tuple[int, int, int], cgroup_procs: list[int], die_with_parent: bool,
+                   executable_hint: str | None = None) -> None:
     """Set the container up and exec its program. Never returns: exec or ``os._exit``."""
     code = 1
     try:
@@ -326,7 +334,7 @@ def container_init(config: dict[str, Any], rootfs: str, sync_fd: int, start_fd: 
         if not args:
             raise InitError("process.args is empty: the container has no command")
         env = list(proc.get("env") or [])
-        exe = find_executable(args[0], env, cwd)
+        exe = find_executable(args[0], env, cwd, executable_hint)
         # cgroups: join with "0" (= this process) through files opened before pivot_root
         for fd in cgroup_procs:
             try:

@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import threading
 from collections.abc import Callable
 
 from labkit.controlplane.store import Compacted, Event, Store
+from labkit.controlplane.store.fanout import NonBlocking
 
 from . import errors
 from .attrs import AttrCache, Attrs, compute, matches
@@ -134,9 +136,11 @@ class WatchHub:
         self.latest: dict[str, tuple[int, bytes]] = {}  # key -> (revision, value) last seen
         self.subs: dict[str, set[Subscriber]] = collections.defaultdict(set)
         self.by_node: dict[str, set[Subscriber]] = collections.defaultdict(set)  # pod watchers by spec.nodeName
+        self._loop_thread = threading.get_ident()  # the hub is made on the loop's own thread
         self.revision = store.revision
         self.complete_from = self.revision  # every event after this revision is in the ring
-        self._watch = store.watch("/registry/", self.revision + 1, self._from_store, self._store_failed)
+        self._watch = store.watch("/registry/", self.revision + 1, NonBlocking(self._from_store),
+                                  self._store_failed)
         self.listeners: list[Callable[[list[HubEvent]], None]] = []
 
     async def caught_up(self, revision: int, timeout: float = 1.0) -> bool:
@@ -152,8 +156,13 @@ class WatchHub:
 
     # ---- feeding ---------------------------------------------------------------------
     def _from_store(self, events: list[Event]) -> None:
+        # runs on the store's writer thread (NonBlocking): hand over to the loop, nothing more. A
+        # write made on the loop itself needs no wake-up through the loop's self-pipe.
         try:
-            self.loop.call_soon_threadsafe(self._dispatch, events)
+            if threading.get_ident() == self._loop_thread:
+                self.loop.call_soon(self._dispatch, events)
+            else:
+                self.loop.call_soon_threadsafe(self._dispatch, events)
         except RuntimeError:  # loop closed during shutdown
             pass
 
@@ -167,7 +176,8 @@ class WatchHub:
             self.ring.clear()
             self.complete_from = self.store.revision
             self.revision = self.complete_from
-            self._watch = self.store.watch("/registry/", self.revision + 1, self._from_store, self._store_failed)
+            self._watch = self.store.watch("/registry/", self.revision + 1, NonBlocking(self._from_store),
+                                           self._store_failed)
         try:
             self.loop.call_soon_threadsafe(fail_all)
         except RuntimeError:
@@ -271,7 +281,7 @@ class WatchHub:
         def failed(exc: Exception) -> None:
             self.loop.call_soon_threadsafe(sub.fail, errors.expired(f"too old resource version: {from_rev}"))
         try:
-            sub.store_watch = self.store.watch(sub.prefix, from_rev + 1, feed, failed)
+            sub.store_watch = self.store.watch(sub.prefix, from_rev + 1, NonBlocking(feed), failed)
         except Compacted:
             raise errors.expired(f"too old resource version: {from_rev} ({floor})") from None
         return sub

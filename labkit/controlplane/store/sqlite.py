@@ -85,14 +85,17 @@ def _row_event(row: tuple) -> Event:
 
 
 class _Op:
-    __slots__ = ("fn", "result", "error", "event", "done")
+    """One queued write; ``gate`` is held until the op is done or its caller must lead a commit."""
 
-    def __init__(self, fn: Callable[[sqlite3.Cursor], tuple[KeyValue, tuple]]) -> None:
+    __slots__ = ("fn", "error", "event", "done", "gate")
+
+    def __init__(self, fn: Callable[[sqlite3.Cursor], Event]) -> None:
         self.fn = fn
-        self.result: KeyValue | None = None
         self.error: BaseException | None = None
         self.event: Event | None = None
         self.done = False
+        self.gate = threading.Lock()
+        self.gate.acquire()
 
 
 class SqliteStore(Store):
@@ -121,6 +124,7 @@ class SqliteStore(Store):
         self._wlock = threading.Lock()  # the one writer connection, and event dispatch order
         self._qlock = threading.Lock()
         self._pending: list[_Op] = []
+        self._leading = False  # a writer is committing the queue (see _submit)
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._all_conns = [self._wconn]
         self._watchers = WatcherSet()
@@ -250,6 +254,11 @@ class SqliteStore(Store):
         return self._read(fn)  # type: ignore[return-value]
 
     # ---- writes ------------------------------------------------------------------------
+    @property
+    def writer_busy(self) -> bool:
+        """True while a commit, a compaction or a watch catch-up holds the writer: a write now would wait."""
+        return self._leading or self._wlock.locked()
+
     def _latest(self, cur: sqlite3.Cursor, key: str) -> tuple | None:
         return cur.execute(f"SELECT {COLUMNS} FROM {TABLE} WHERE name = ? ORDER BY id DESC LIMIT 1",
                            (key,)).fetchone()
@@ -265,24 +274,56 @@ class SqliteStore(Store):
         return int(cur.lastrowid)
 
     def _submit(self, fn: Callable[[sqlite3.Cursor], Event]) -> Event:
-        """Run one write in the next commit; return once that commit is on disk."""
+        """Run one write in the next commit; return once that commit is on disk.
+
+        Group commit, leader and followers: the first writer to arrive leads - it commits every
+        write queued so far in one transaction (one fsync) - while the writers that arrive
+        meanwhile sleep on their own gate. The leader opens the gates of the writes it committed
+        and hands the lead to the oldest write still queued, whose batch is then everything that
+        piled up during this commit. Nobody spins on the write lock just to find its write done.
+        """
         op = _Op(fn)
         with self._qlock:
             self._pending.append(op)
-        with self._wlock:
-            if not op.done:
-                with self._qlock:
-                    batch, self._pending = self._pending, []
-                self._commit(batch)
+            lead = not self._leading
+            self._leading = True
+        if not lead:
+            op.gate.acquire()  # opened by a leader: our write is done, or it is our turn to lead
+        if not op.done:
+            self._lead()
         if op.error is not None:
             raise op.error
         return op.event  # type: ignore[return-value]
 
+    def _lead(self) -> None:
+        """Commit everything queued (our own write included), then pass the lead on."""
+        try:
+            with self._wlock:
+                with self._qlock:
+                    batch, self._pending = self._pending, []
+                self._commit(batch)
+        finally:
+            with self._qlock:
+                if self._pending:
+                    self._pending[0].gate.release()  # the oldest waiter leads the next commit
+                else:
+                    self._leading = False
+
     def _commit(self, batch: list[_Op]) -> None:
-        """Run every queued write in one transaction (caller holds the write lock)."""
+        """Run every queued write in one transaction, then wake their writers (caller holds the write lock)."""
+        try:
+            self._commit_batch(batch)
+        finally:  # whatever happened, no writer may sleep on its gate forever
+            for op in batch:
+                if op.event is None and op.error is None:
+                    op.error = Unavailable(f"sqlite store {self.path}: the write was not committed")
+                op.done = True
+                op.gate.release()
+
+    def _commit_batch(self, batch: list[_Op]) -> None:
         if self._closed.is_set():
             for op in batch:
-                op.error, op.done = StoreError(f"sqlite store {self.path} is closed"), True
+                op.error = StoreError(f"sqlite store {self.path} is closed")
             return
         cur = self._wconn.cursor()
         try:
@@ -301,8 +342,7 @@ class SqliteStore(Store):
             for op in batch:
                 op.event = None
                 op.error = Unavailable(f"sqlite store {self.path}: write failed: {exc}")
-        for op in batch:
-            op.done = True
+        # delivered before the writers wake: a writer that returns finds its event in the watches
         events = [op.event for op in batch if op.event is not None]
         if events:
             try:

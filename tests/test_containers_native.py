@@ -369,3 +369,78 @@ def test_an_unprivileged_user_inside_can_use_dev_null(make_bundle, state_root): 
     c.delete()
     lines = out.split("\n")
     assert lines[0] == "65534" and lines[1] == "null-ok" and "Permission denied" in lines[2], (out, err)
+
+
+def test_a_new_network_namespace_has_loopback_up(make_bundle, state_root):  # noqa: F811
+    b = make_bundle(["sh", "-c", "ip -o link show lo; ping -c 1 -W 1 127.0.0.1 >/dev/null && echo ping-ok"])
+    code, out, err, c = run(b, state_root)
+    c.delete()
+    assert code == 0, err
+    assert "LOOPBACK,UP" in out and "ping-ok" in out
+
+
+def test_a_mount_destination_behind_a_link_out_of_the_root_is_refused(make_bundle, state_root, tmp_path):  # noqa: F811
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    b = make_bundle(["true"], mounts=[{"destination": "/escape/x", "type": "tmpfs", "source": "tmpfs",
+                                       "options": ["nosuid"]}])
+    (b / "rootfs" / "escape").symlink_to(outside)
+    with pytest.raises(NativeError, match="resolves outside the container root"):
+        NativeContainer(b, bundle_id(b), root=state_root).run()
+    assert list(outside.iterdir()) == []
+
+
+def test_an_executable_hint_is_used_only_when_it_is_right(tmp_path):
+    from labkit.oci.native.init import find_executable
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "tool").write_text("not executable\n")
+    tool = tmp_path / "b" / "tool"
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    env = [f"PATH={tmp_path / 'a'}:{tmp_path / 'b'}"]
+    assert find_executable("tool", env, "/", hint=str(tool)) == str(tool)
+    assert find_executable("tool", env, "/", hint=str(tmp_path / "a" / "tool")) == str(tool)
+    assert find_executable("tool", env, "/", hint=str(tmp_path / "nowhere")) == str(tool)
+
+
+def test_the_lean_cgroup_steps_match_the_cgroup_api():
+    """labkit.oci.native.cgroupfs (labkit run's short way) and labkit.oci.cgroups.Cgroup put a
+    container in the same directories with the same limits and device rules."""
+    from labkit.oci.native import cgroupfs
+
+    res = spec.linux_resources(Resources(memory_bytes=64 * 2**20, cpu_quota_us=50_000, pids_limit=20))
+    a, b = new_id("lean"), new_id("full")
+    lean, full = cgroupfs.Cgroup(f"/labkit/{a}"), cgroups.Cgroup(f"/labkit/{b}")
+    try:
+        joins = lean.create(res)
+        full.create()
+        full.set_resources(res)
+        assert [d.replace(a, "ID") for d in lean.dirs()] == [str(d).replace(b, "ID") for d in full.dirs()]
+        assert [j.replace(a, "ID") for j in joins] == [str(p).replace(b, "ID") for p in full.join_files()]
+        files = ("memory.limit_in_bytes", "memory.max", "cpu.cfs_quota_us", "cpu.cfs_period_us", "cpu.max",
+                 "pids.max", "devices.list")
+        compared = 0
+        for dl, df in zip(lean.dirs(), full.dirs(), strict=True):
+            for f in files:
+                if (Path(df) / f).exists():
+                    assert (Path(dl) / f).read_text() == (Path(df) / f).read_text(), f
+                    compared += 1
+        assert compared >= 3
+        assert lean.oom_kills() == 0
+    finally:
+        lean.destroy()
+        full.destroy()
+    assert not any(Path(d).exists() for d in lean.dirs() + [str(d) for d in full.dirs()])
+
+
+def test_records_written_without_the_json_module_read_back_the_same():
+    from labkit.oci.native.foreground import to_json
+
+    cfg = spec.make_config(["sh", "-c", 'echo "$HOME" \\ \t tab'], env={"A": "é ünï 😀", "B": "\x01\b\f\n"},
+                           hostname="h", resources=Resources(memory_bytes=2**25, cpu_quota_us=5000, pids_limit=3))
+    for value in (cfg, {"exit_code": 137, "reason": "OOMKilled", "finished_at": 1796013477.615761, "x": None,
+                        "ok": True, "no": False, "list": [], "nested": {"": [1.5, -2]}}):
+        assert json.loads(to_json(value)) == value
+        assert to_json(value) == json.dumps(value)

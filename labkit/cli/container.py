@@ -268,9 +268,16 @@ def logs(container_id: str) -> None:
 @click.argument("container_id")
 def stop(timeout: float, container_id: str) -> None:
     """Stop a container: SIGTERM, then SIGKILL after --time seconds (removed if run with --rm)."""
+    from labkit.runtime.base import NotFound
+
     rt, st = _find(container_id)
-    rt.stop_container(st.id, timeout=timeout)
-    after = rt.container_status(st.id)
+    try:
+        rt.stop_container(st.id, timeout=timeout)
+        after = rt.container_status(st.id)
+    except NotFound:
+        # a foreground ``labkit run --rm`` removes its container itself as soon as it exits
+        click.echo(f"{st.id[:12]} stopped on {rt.name}, removed by the labkit run that started it")
+        return
     msg = f"{st.id[:12]} stopped on {rt.name}: exit {after.exit_code}"
     if st.labels.get(RM_LABEL) == "true" or st.labels.get(f"label.{RM_LABEL}") == "true":
         _cleanup(rt, st.sandbox_id, st.id)

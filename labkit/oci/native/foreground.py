@@ -29,6 +29,7 @@ the caller then takes the CRI path, which builds, explains or refuses as usual.
 
 from __future__ import annotations
 
+import errno
 import marshal
 import os
 import time
@@ -433,37 +434,40 @@ class _Container:
 
     def _forward(self, out_r: int, log: int, pid: int) -> int:
         """Copy the container's output to stdout and its log until it ends; return its exit code."""
-        to_stdout = True
+        to_stdout, code = True, None
         try:
-            try:
-                while True:
+            while True:
+                try:
                     data = os.read(out_r, 65536)
-                    if not data:
-                        break
-                    if to_stdout:
-                        try:
-                            os.write(1, data)
-                        except OSError:
-                            to_stdout = False  # stdout closed (a pipe into head): keep the log going
-                    os.write(log, data)
-            except KeyboardInterrupt:
-                return self._stop(pid)
-            return _wait(pid)
+                except KeyboardInterrupt:
+                    code = self._stop(pid)
+                    continue  # and copy what it said on its way out
+                if not data:
+                    break
+                if to_stdout:
+                    try:
+                        os.write(1, data)
+                    except OSError:
+                        to_stdout = False  # stdout closed (a pipe into head): keep the log going
+                os.write(log, data)
         finally:
             os.close(out_r)
+        return code if code is not None else _wait(pid)
 
     def _stop(self, pid: int) -> int:
         """Ctrl-C: SIGTERM, then SIGKILL after 2 s (what ``labkit run`` does on the CRI path)."""
         try:
             os.kill(pid, 15)
+            deadline = time.monotonic() + 2.0
+            while time.monotonic() < deadline:
+                got, status = os.waitpid(pid, os.WNOHANG)
+                if got:
+                    return _code(status)
+                time.sleep(0.02)
         except ProcessLookupError:
             pass
-        deadline = time.monotonic() + 2.0
-        while time.monotonic() < deadline:
-            got, status = os.waitpid(pid, os.WNOHANG)
-            if got:
-                return _code(status)
-            time.sleep(0.02)
+        except KeyboardInterrupt:
+            pass  # a second Ctrl-C: no more waiting
         try:
             os.kill(pid, 9)
         except ProcessLookupError:
@@ -481,11 +485,13 @@ class _Container:
                 continue
             try:
                 sc.umount2(target)
-            except OSError:
+            except OSError as exc:
+                if exc.errno in (errno.EINVAL, errno.ENOENT):
+                    continue  # unmounted already (``labkit stop`` removed the container meanwhile)
                 try:
                     sc.umount2(target, sc.MNT_DETACH)
-                except OSError as exc:
-                    _say(f"cleanup incomplete ({exc}); run: labkit gc")
+                except OSError as exc2:
+                    _say(f"cleanup incomplete ({exc2}); run: labkit gc")
                     return  # never delete through a mounted root
         if self.folder_mounted:
             try:

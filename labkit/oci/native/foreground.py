@@ -29,6 +29,8 @@ the caller then takes the CRI path, which builds, explains or refuses as usual.
 
 from __future__ import annotations
 
+# the C module behind ``signal`` (which would import enum: ~3 ms)
+import _signal as signal
 import errno
 import marshal
 import os
@@ -328,6 +330,7 @@ class _Container:
         self.rootfs = os.path.join(self.bundle, "rootfs")
         self.cow = self.rootfs + ".cow"
         self.mounted = self.folder_mounted = False
+        self.pid: int | None = None
         self.cgroup: cgroupfs.Cgroup | None = None
 
     def run(self) -> int:
@@ -336,6 +339,15 @@ class _Container:
         except (OSError, cgroupfs.CgroupError) as exc:
             _say(f"[native] {exc}")
             return 125
+        except KeyboardInterrupt:  # before the output was being copied: nothing ran yet worth waiting for
+            if self.pid:
+                try:
+                    os.kill(self.pid, 9)
+                except ProcessLookupError:
+                    pass
+                _wait(self.pid)
+            _say("interrupted")
+            return 130
         finally:
             self._remove()
 
@@ -352,7 +364,12 @@ class _Container:
             self.cgroup = cgroupfs.Cgroup(self.cfg["linux"]["cgroupsPath"])
             joins = self.cgroup.create(self.cfg["linux"].get("resources"))
             out_r, out_w = os.pipe()
+            # SIGTERM and SIGHUP (``timeout``, a closed terminal) stop the container like Ctrl-C does,
+            # so that it is removed rather than left for ``labkit gc``; its init resets both
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                signal.signal(sig, signal.default_int_handler)
             pid, sync_r = self._fork(joins, out_w)
+            self.pid = pid
             self._record(pid, created)
             code = self._forward(out_r, log, pid)
         finally:

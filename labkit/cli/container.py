@@ -5,6 +5,11 @@ you see here is what a pod gets. Its standard output is the container's; one lin
 error names the backend that really ran it. Errors are one line and a non-zero exit code:
 125 when the container could not be created, 127 when its command is not in the image
 (Docker's conventions), otherwise the container's own exit code.
+
+The plain ``labkit run --rm [--runtime native] ... IMAGE -- CMD`` never reaches this module: the
+entry point hands it to :mod:`labkit.cli.runfast`, which runs it the way ``runc run`` does (one
+container, its own namespaces, no pod sandbox; :mod:`labkit.oci.native.foreground`) and falls
+back to the command below for anything else, so both give the same container and messages.
 """
 
 from __future__ import annotations

@@ -75,7 +75,9 @@ _SYS_CAPGET = {"x86_64": 125, "aarch64": 90, "riscv64": 90, "ppc64le": 183, "s39
 _SYS_CAPSET = {"x86_64": 126, "aarch64": 91, "riscv64": 91, "ppc64le": 184, "s390x": 185}
 
 _libc: ctypes.CDLL | None = None
-_MACHINE = os.uname().machine  # not platform.machine(): importing platform costs a container start ~1 ms
+# not platform.machine(): importing platform costs a container start ~1 ms (no os.uname on Windows,
+# where this module must still import)
+_MACHINE = os.uname().machine if hasattr(os, "uname") else ""
 
 
 def libc() -> ctypes.CDLL:

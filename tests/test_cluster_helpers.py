@@ -58,13 +58,23 @@ def running_pods(core, selector: str, ns: str = "default") -> list:
 
 def clear_namespace(cluster, ns: str = "default", timeout: float = 60.0) -> None:
     """Delete what a test left in ``ns`` (also after a failure), so the next test, or a rerun, starts clean."""
+    from kubernetes.client.exceptions import ApiException
+
     core, apps = cluster.core(), cluster.apps()
+
+    def gone_already(delete, name: str, **kw) -> None:
+        try:
+            delete(name, ns, **kw)
+        except ApiException as exc:  # the garbage collector may have got there first
+            if exc.status != 404:
+                raise
+
     for dep in apps.list_namespaced_deployment(ns).items:
-        apps.delete_namespaced_deployment(dep.metadata.name, ns, propagation_policy="Background")
+        gone_already(apps.delete_namespaced_deployment, dep.metadata.name, propagation_policy="Background")
     for rs in apps.list_namespaced_replica_set(ns).items:
-        apps.delete_namespaced_replica_set(rs.metadata.name, ns, propagation_policy="Background")
+        gone_already(apps.delete_namespaced_replica_set, rs.metadata.name, propagation_policy="Background")
     for pod in core.list_namespaced_pod(ns).items:
         if not pod.metadata.deletion_timestamp:
-            core.delete_namespaced_pod(pod.metadata.name, ns, grace_period_seconds=1)
+            gone_already(core.delete_namespaced_pod, pod.metadata.name, grace_period_seconds=1)
     wait_for(lambda: not core.list_namespaced_pod(ns).items and not apps.list_namespaced_replica_set(ns).items,
              timeout=timeout, what=f"namespace {ns} empty after the test")

@@ -81,7 +81,8 @@ def restart_count(cs: ContainerStatus) -> int:
 
 def state_of(cs: ContainerStatus, runtime: str) -> dict:
     cid = f"{runtime}://{cs.id}"
-    if cs.state == ContainerState.RUNNING:
+    if cs.state == ContainerState.RUNNING or (cs.state == ContainerState.UNKNOWN and cs.started_at):
+        # UNKNOWN after a start: the process ended a moment ago and its exit is not recorded yet
         return {"running": {"startedAt": ts(cs.started_at)}}
     if cs.state == ContainerState.EXITED:
         t = {"exitCode": cs.exit_code if cs.exit_code is not None else -1,

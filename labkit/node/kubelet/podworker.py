@@ -373,7 +373,9 @@ class PodWorker:
                         st["ready"] = running and (rec.ready.get(name, False) if has_rp else True)
                     else:
                         st["ready"] = cur.state == ContainerState.EXITED and cur.exit_code == 0
-                    if cur.state == ContainerState.EXITED and name in rec.waiting:
+                    if (cur.state == ContainerState.EXITED and name in rec.waiting
+                            and self._restarts(policy, group, cur)):
+                        # waiting to run again (back-off, a failed re-create): say why, keep the exit as lastState
                         reason, msg = rec.waiting[name]
                         st["lastState"] = st["state"]
                         st["state"] = {"waiting": {"reason": reason, "message": msg}}
@@ -413,16 +415,25 @@ class PodWorker:
         return old
 
     @staticmethod
+    def _restarts(policy: str, group: str, cur: ContainerStatus) -> bool:
+        """Will this exited container run again? (Otherwise its state stays terminated, whatever went before.)"""
+        if group == "initContainers":
+            return cur.exit_code != 0 and policy != "Never"
+        return policy == "Always" or (policy == "OnFailure" and cur.exit_code != 0)
+
+    @staticmethod
     def _phase(policy: str, states: list[tuple[ContainerStatus | None, dict]]) -> str:
         if not states or any(cur is None for cur, _ in states):
             return "Pending"
-        running = [cur for cur, _ in states if cur.state in (ContainerState.RUNNING, ContainerState.CREATED)]
+        # UNKNOWN: the process is gone but its exit is not recorded yet (a few ms for a quick
+        # command); it is still Running until the runtime says how it ended, never Succeeded
+        running = [cur for cur, _ in states if cur.state != ContainerState.EXITED]
         exited = [cur for cur, _ in states if cur.state == ContainerState.EXITED]
         if running:
             return "Running"
         if policy == "Always":
             return "Running"  # exited containers are restarting
-        if all(cur.exit_code == 0 for cur in exited):
+        if exited and all(cur.exit_code == 0 for cur in exited):
             return "Succeeded"
         if policy == "Never":
             return "Failed"

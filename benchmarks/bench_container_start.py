@@ -104,7 +104,7 @@ def main() -> int:
             "floor: unshare + chroot": (lambda: run_cmd(["unshare", "--fork", "--pid", "--mount", "--uts", "--ipc",
                                                          "--net", "chroot", root, "/bin/true"]), 1),
             "native (library call)": (native_lib_quiet, 1),
-            "native CLI (python -m labkit.oci.native run)": (lambda: run_cmd(
+            "runc-shaped CLI (python -m labkit.oci.native run)": (lambda: run_cmd(
                 [py, "-m", "labkit.oci.native", "--root", str(state), "run", "b" + uuid.uuid4().hex[:12],
                  "--bundle", str(bundle.path)], env), 1),
         }

@@ -7,7 +7,8 @@ as the command that started it needs less, and here the command *is* its parent:
 1. find the image's unpacked layers in labkit's store (an image not built yet: return None);
 2. build the same ``config.json`` (:func:`labkit.oci.spec.make_config`): new pid, mount, uts, ipc
    and network namespaces, the default capabilities, no_new_privs, the limits asked for;
-3. mount the overlay root and create the cgroup (limits and the device allow-list);
+3. mount a tmpfs for the container's folder (as ``/run`` is on most hosts; the writable layer
+   lives there too), the overlay root in it, and create the cgroup (limits, device allow-list);
 4. fork PID 1 of a new PID namespace, which runs :func:`labkit.oci.native.init.container_init`
    (namespaces, loopback up, mounts, pivot_root, hostname, cgroup, caps, exec) — the same code
    every native container runs;

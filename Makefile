@@ -9,7 +9,7 @@ BOOK_FLAGS ?= -W -n --keep-going
 
 .PHONY: setup system book test lint lab diagrams bench gc clean
 
-setup: $(VENV)/.installed system
+setup: $(VENV)/.installed $(VENV)/.launcher system
 
 # labkit is installed editable in compat mode: a plain .pth path entry instead of setuptools'
 # import finder, which cost every `labkit` command ~15 ms at start (benchmarks/README.md)
@@ -18,6 +18,12 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e . --config-settings editable_mode=compat
 	bash scripts/link-dot.sh $(VENV)
+	touch $@
+
+# pip's `labkit` script starts Python with site and imports re first (~9 ms of every command);
+# labkit writes its own launcher over it (python -S, site loaded only when click is needed)
+$(VENV)/.launcher: $(VENV)/.installed labkit/cli/launcher.py
+	$(PY) -m labkit.cli.launcher --venv $(VENV)
 	touch $@
 
 system:

@@ -3,13 +3,87 @@
 Python 3.11 has no ``os.unshare``/``os.setns``, and none of ``mount``, ``pivot_root`` or
 ``capset``. runc reaches them from Go and C; labkit reaches them through ``libc`` so that the
 whole runtime stays readable Python. Every wrapper raises ``OSError`` with the real errno.
+
+The calls go through ``_ctypes``, the C half of the ``ctypes`` package, with the handful of C
+types they need declared here: the ``ctypes`` package itself builds some forty types and
+callbacks at import, which costs ``labkit run`` ~2 ms (a tenth of what runc needs for a whole
+container). Should ``_ctypes`` ever lack a piece used here, the ``ctypes`` package is used.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 import sys
+
+try:
+    import _ctypes
+    from _ctypes import (
+        FUNCFLAG_CDECL,
+        FUNCFLAG_USE_ERRNO,
+        CFuncPtr,
+        Structure,
+        _SimpleCData,
+        byref,
+        get_errno,
+    )
+
+    class c_int(_SimpleCData):
+        _type_ = "i"
+
+    class c_uint(_SimpleCData):
+        _type_ = "I"
+
+    class c_long(_SimpleCData):
+        _type_ = "l"
+
+    class c_ulong(_SimpleCData):
+        _type_ = "L"
+
+    class c_char_p(_SimpleCData):
+        _type_ = "z"
+
+    class c_char(_SimpleCData):
+        _type_ = "c"
+
+    c_uint32, c_size_t = c_uint, c_ulong  # Linux: int is 32 bits, size_t is unsigned long
+
+    class _Function(CFuncPtr):
+        _flags_ = FUNCFLAG_CDECL | FUNCFLAG_USE_ERRNO
+        _restype_ = c_int
+
+    class _CLibrary:
+        """What ``ctypes.CDLL(None, use_errno=True)`` gives: ``lib.name`` is the C function."""
+
+        def __init__(self) -> None:
+            self._handle = _ctypes.dlopen(None, os.RTLD_NOW)
+
+        def __getattr__(self, name: str) -> _Function:
+            if name.startswith("_"):
+                raise AttributeError(name)
+            fn = _Function((name, self))
+            setattr(self, name, fn)
+            return fn
+
+    def _open_libc() -> object:
+        return _CLibrary()
+except (ImportError, AttributeError, TypeError):  # pragma: no cover - another Python: the full package
+    import ctypes
+    from ctypes import (  # noqa: F401 - the same names as above
+        Structure,
+        byref,
+        c_char,
+        c_char_p,
+        c_int,
+        c_long,
+        c_size_t,
+        c_uint,
+        c_uint32,
+        c_ulong,
+        get_errno,
+    )
+
+    def _open_libc() -> object:
+        return ctypes.CDLL(None, use_errno=True)
 
 # namespace flags (linux/sched.h)
 CLONE_NEWNS = 0x00020000
@@ -74,21 +148,22 @@ _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, 
 _SYS_CAPGET = {"x86_64": 125, "aarch64": 90, "riscv64": 90, "ppc64le": 183, "s390x": 184}
 _SYS_CAPSET = {"x86_64": 126, "aarch64": 91, "riscv64": 91, "ppc64le": 184, "s390x": 185}
 
-_libc: ctypes.CDLL | None = None
+_libc: object | None = None
 # not platform.machine(): importing platform costs a container start ~1 ms (no os.uname on Windows,
 # where this module must still import)
 _MACHINE = os.uname().machine if hasattr(os, "uname") else ""
 
 
-def libc() -> ctypes.CDLL:
-    """The C library, loaded once with errno tracking on, argument types declared up front
-    (declared types let ctypes convert plain ints itself, which keeps a container start fast)."""
+def libc() -> object:
+
+    """The C library (``lib.NAME(...)`` calls NAME), loaded once with errno tracking on, argument
+    types declared up front (declared types let ctypes convert plain ints itself, which keeps a
+    container start fast)."""
     global _libc
     if _libc is None:
         # dlopen(NULL): the C library this Python is already linked against. (find_library would
         # run `ldconfig -p` in a subprocess, which costs more than a whole container start.)
-        lib = ctypes.CDLL(None, use_errno=True)
-        c_int, c_ulong, c_char_p = ctypes.c_int, ctypes.c_ulong, ctypes.c_char_p
+        lib = _open_libc()
         lib.prctl.argtypes = [c_int, c_ulong, c_ulong, c_ulong, c_ulong]
         lib.prctl.restype = c_int
         lib.mount.argtypes = [c_char_p, c_char_p, c_char_p, c_ulong, c_char_p]
@@ -102,7 +177,7 @@ def libc() -> ctypes.CDLL:
 
 def _check(ret: int, what: str) -> int:
     if ret < 0:
-        err = ctypes.get_errno()
+        err = get_errno()
         raise OSError(err, f"{what}: {os.strerror(err)}")
     return ret
 
@@ -139,12 +214,12 @@ def pivot_root(new_root: str, put_old: str) -> None:
     nr = _SYS_PIVOT_ROOT.get(_MACHINE)
     if nr is None:
         raise OSError(38, f"pivot_root: unknown syscall number on {_MACHINE}")
-    _check(libc().syscall(ctypes.c_long(nr), _b(new_root), _b(put_old)), "pivot_root")
+    _check(libc().syscall(c_long(nr), _b(new_root), _b(put_old)), "pivot_root")
 
 
 def sethostname(name: str) -> None:
     raw = name.encode()
-    _check(libc().sethostname(raw, ctypes.c_size_t(len(raw))), "sethostname")
+    _check(libc().sethostname(raw, c_size_t(len(raw))), "sethostname")
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
@@ -152,13 +227,13 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 
     return ret if ret >= 0 else _check(ret, "prctl")
 
 
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+class _CapHeader(Structure):
+    _fields_ = [("version", c_uint32), ("pid", c_int)]
 
 
-class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                ("inheritable", ctypes.c_uint32)]
+class _CapData(Structure):
+    _fields_ = [("effective", c_uint32), ("permitted", c_uint32),
+                ("inheritable", c_uint32)]
 
 
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
@@ -168,7 +243,7 @@ def capget(pid: int = 0) -> tuple[int, int, int]:
     """(effective, permitted, inheritable) capability masks of ``pid`` (0 = caller)."""
     hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, pid)
     data = (_CapData * 2)()
-    _check(libc().syscall(ctypes.c_long(_SYS_CAPGET[_MACHINE]), ctypes.byref(hdr), data), "capget")
+    _check(libc().syscall(c_long(_SYS_CAPGET[_MACHINE]), byref(hdr), data), "capget")
     def join(attr: str) -> int:
         return getattr(data[0], attr) | (getattr(data[1], attr) << 32)
     return join("effective"), join("permitted"), join("inheritable")
@@ -182,7 +257,7 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
         data[i].effective = (effective >> (32 * i)) & 0xFFFFFFFF
         data[i].permitted = (permitted >> (32 * i)) & 0xFFFFFFFF
         data[i].inheritable = (inheritable >> (32 * i)) & 0xFFFFFFFF
-    _check(libc().syscall(ctypes.c_long(_SYS_CAPSET[_MACHINE]), ctypes.byref(hdr), data), "capset")
+    _check(libc().syscall(c_long(_SYS_CAPSET[_MACHINE]), byref(hdr), data), "capset")
 
 
 SIOCGIFFLAGS = 0x8913
@@ -199,11 +274,13 @@ def link_up(name: str) -> None:
     fd = lib.socket(2, 2 | os.O_CLOEXEC, 0)  # AF_INET, SOCK_DGRAM
     _check(fd, "socket")
     try:
-        req = ctypes.create_string_buffer(name.encode()[:15], 40)
-        _check(lib.ioctl(fd, ctypes.c_ulong(SIOCGIFFLAGS), req), f"reading the flags of {name}")
-        flags = int.from_bytes(req.raw[16:18], sys.byteorder) | IFF_UP
-        ctypes.memmove(ctypes.addressof(req) + 16, flags.to_bytes(2, sys.byteorder), 2)
-        _check(lib.ioctl(fd, ctypes.c_ulong(SIOCSIFFLAGS), req), f"setting {name} up")
+        req = (c_char * 40)()
+        req.raw = name.encode()[:15].ljust(40, b"\0")
+        _check(lib.ioctl(fd, c_ulong(SIOCGIFFLAGS), req), f"reading the flags of {name}")
+        raw = req.raw
+        flags = int.from_bytes(raw[16:18], sys.byteorder) | IFF_UP
+        req.raw = raw[:16] + flags.to_bytes(2, sys.byteorder) + raw[18:]
+        _check(lib.ioctl(fd, c_ulong(SIOCSIFFLAGS), req), f"setting {name} up")
     finally:
         os.close(fd)
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 # the C module behind ``signal``: the same calls without its enum wrappers (importing enum costs
 # ``labkit run`` ~3 ms, and the container's init only needs to reset handlers to SIG_DFL)
 import _signal as signal
-import ctypes
 import errno
 import os
 import stat
@@ -357,7 +356,7 @@ def container_init(config: dict[str, Any], rootfs: str, sync_fd: int, start_fd: 
         code = 127
         # everything above 2 closes at exec (sync pipe included: EOF tells the runtime exec worked)
         try:
-            sc.libc().close_range(ctypes.c_uint(3), ctypes.c_uint(0xFFFFFFFF), ctypes.c_int(4))
+            sc.libc().close_range(sc.c_uint(3), sc.c_uint(0xFFFFFFFF), sc.c_int(4))
         except (AttributeError, OSError):
             pass
         os.execve(exe, args, env_map)

@@ -28,6 +28,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from labkit.cli import launcher  # noqa: E402
 from labkit.images import ImageStore  # noqa: E402
 from labkit.oci import spec  # noqa: E402
 from labkit.oci.bundle import Bundle  # noqa: E402
@@ -117,8 +118,17 @@ def main() -> int:
             c["runc"] = (bare(["runc", "--root", str(state / "runc"), "run", "--bundle", str(bundle.path)]), 1)
         if script.exists():
             c[f"{CLI}   (the labkit command)"] = (lambda: run_cmd([str(script)] + CLI.split()[1:], env), 1)
+            notes[f"{CLI}   (the labkit command)"] = (
+                "labkit's launcher: python -S" if launcher.is_launcher(str(script)) else "pip's console script")
         else:
             notes[f"{CLI}   (the labkit command)"] = f"skipped: no {script} (make setup installs it)"
+        # what pip's console script does (site, then re, then labkit.cli.main): the launcher's baseline
+        pip_like = work / "labkit-pip-shaped"
+        pip_like.write_text(f"#!{py}\nimport re\nimport sys\n\nfrom labkit.cli import main\n\n"
+                            "sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\nsys.exit(main())\n")
+        pip_like.chmod(0o755)
+        c["  same through a pip-shaped console script"] = (
+            lambda: run_cmd([str(pip_like)] + CLI.split()[1:], env), 1)
         c[f"python -m labkit.cli {CLI[7:]}"] = (lambda: run_cmd([py, "-m", "labkit.cli"] + CLI.split()[1:], env), 1)
         # --rm after IMAGE is read by click only: the CRI path (sandbox, create, start, log, remove)
         c["  same through click and the CRI path"] = (lambda: run_cmd(

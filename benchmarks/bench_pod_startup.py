@@ -24,11 +24,10 @@ the CRI server's trace (each RPC's start and end), joined by pod name and the id
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import threading
 import time
-
-from kubernetes import watch
 
 from labkit.cluster import Cluster
 
@@ -99,19 +98,32 @@ def measure(runtime: str | None, pods: int, parallel: int) -> dict:
         done = threading.Event()
 
         def follow() -> None:
-            w = watch.Watch()
-            for ev in w.stream(core.list_namespaced_pod, "default", label_selector="bench=startup",
-                               timeout_seconds=300):
-                p = ev["object"]
-                name, now = p.metadata.name, time.time()
-                if p.spec.node_name and name not in scheduled:
-                    scheduled[name] = now
-                    node_of[name] = p.spec.node_name
-                if p.status.phase == "Running" and name not in running:
-                    running[name] = now
+            # the official client's watch, read as raw JSON lines: turning each event into model
+            # objects costs the measuring process milliseconds that no component spends
+            resp = core.list_namespaced_pod("default", label_selector="bench=startup", watch=True,
+                                            timeout_seconds=300, _preload_content=False)
+            try:
+                buf = b""
+                for chunk in resp.stream(65536, decode_content=False):
+                    buf += chunk
+                    *lines, buf = buf.split(b"\n")
+                    for line in lines:
+                        if not line.strip():
+                            continue
+                        now = time.time()
+                        p = json.loads(line)["object"]
+                        name = p["metadata"]["name"]
+                        node = (p.get("spec") or {}).get("nodeName")
+                        if node and name not in scheduled:
+                            scheduled[name] = now
+                            node_of[name] = node
+                        if (p.get("status") or {}).get("phase") == "Running" and name not in running:
+                            running[name] = now
                     if len(running) == pods:
-                        w.stop()
-            done.set()
+                        break
+            finally:
+                resp.release_conn()
+                done.set()
 
         t = threading.Thread(target=follow, daemon=True)
         t.start()

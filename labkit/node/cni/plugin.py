@@ -8,6 +8,7 @@ does) and hands it to :class:`labkit.node.cni.runner.CNI`, which executes the pl
 
 from __future__ import annotations
 
+import concurrent.futures
 import ipaddress
 import shutil
 import subprocess
@@ -58,6 +59,9 @@ def node_conflist(node_name: str, pod_cidr: str, plugin: str = "bridge", scope: 
         ],
     }
 
+
+#: runs the loopback ADD beside the pod network's chain (process-wide: plugins are plain executables)
+_LOOPBACK_POOL = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="cni-loopback")
 
 LOOPBACK = {"cniVersion": "1.0.0", "name": "cni-loopback", "plugins": [{"type": "loopback"}]}
 
@@ -118,8 +122,18 @@ class CNINetworkPlugin(NetworkPlugin):
     def setup_pod(self, pod: dict, sandbox: PodSandboxStatus) -> str | None:
         netns = self._netns_for(sandbox)
         try:
-            self.lo.add(sandbox.id, netns, "lo")
-            result = self.cni.add(sandbox.id, netns, "eth0", self._args(pod))
+            # the loopback network and the pod network are independent: ADD both at once
+            lo = _LOOPBACK_POOL.submit(self.lo.add, sandbox.id, netns, "lo")
+            try:
+                result = self.cni.add(sandbox.id, netns, "eth0", self._args(pod))
+            finally:
+                lo_error = lo.exception()
+            if lo_error is not None:
+                try:  # a failed ADD leaves nothing behind: give the pod network back
+                    self.cni.delete(sandbox.id, netns, "eth0", self._args(pod))
+                except CNIError:
+                    pass
+                raise lo_error
         except CNIError as exc:
             self._forget(sandbox)
             raise PluginError(f"CNI ADD for sandbox {sandbox.id[:12]} failed: {exc}", reason="FailedCreatePodSandBox") from None

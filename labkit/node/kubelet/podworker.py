@@ -64,6 +64,8 @@ class PodWorker:
     def __init__(self, kubelet: Kubelet, rec: PodRecord):
         self.k = kubelet
         self.rec = rec
+        #: containers whose status was read during this sync (just started): refresh() skips them
+        self._fresh: set[str] = set()
 
     # ------------------------------------------------------------------ loop
     async def run(self) -> None:
@@ -98,6 +100,7 @@ class PodWorker:
     # ------------------------------------------------------------------ sync
     async def sync(self) -> None:
         rec, k = self.rec, self.k
+        self._fresh.clear()
         if rec.sandbox is None and not await self.ensure_sandbox():
             return
         await self.refresh()
@@ -130,8 +133,8 @@ class PodWorker:
                         rec.restarts[name] = C.restart_count(cs)
             else:
                 cfg = C.sandbox_config(rec.pod, k.owner)
-                await k.sync_runtime_version()
-                sid = await self.rt(k.runtime.run_pod_sandbox, cfg)
+                # the runtime's name only labels what this sandbox runs: ask it alongside, not first
+                sid, _ = await asyncio.gather(self.rt(k.runtime.run_pod_sandbox, cfg), k.sync_runtime_version())
                 rec.sandbox = await self.rt(k.runtime.pod_sandbox_status, sid)
             rec.start_time = rec.start_time or (rec.pod.get("status") or {}).get("startTime") or now_iso()
         except RuntimeError_ as exc:
@@ -184,7 +187,7 @@ class PodWorker:
     async def refresh(self) -> None:
         rec = self.rec
         for name, cs in list(rec.current.items()):
-            if cs.state == ContainerState.EXITED:
+            if cs.state == ContainerState.EXITED or cs.id in self._fresh:
                 continue
             try:
                 rec.current[name] = await self.rt(self.k.runtime.container_status, cs.id)
@@ -250,6 +253,7 @@ class PodWorker:
             await self.rt(k.runtime.start_container, cid)
             self.event("Normal", "Started", f"Started container {name}")
             rec.current[name] = await self.rt(k.runtime.container_status, cid)
+            self._fresh.add(cid)
             rec.restarts[name] = restart
             rec.waiting.pop(name, None)
         except RuntimeError_ as exc:

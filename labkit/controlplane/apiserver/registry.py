@@ -142,6 +142,23 @@ class Registry:
     # ------------------------------------------------------------------ create
     def create(self, rt: ResourceType, ns: str | None, obj: Any, dry_run: bool = False) -> tuple[dict, bytes]:
         """Fill in metadata and defaults, validate, and store a new object (409 if the name exists)."""
+        obj, value = self.prepare_create(rt, ns, obj)
+        if dry_run:
+            return obj, value
+        try:
+            kv = self._store_call(self.store.create, rt.key(ns, obj["metadata"]["name"]), value)
+        except KeyExists:
+            raise errors.already_exists(rt.plural, rt.group, obj["metadata"]["name"]) from None
+        return self.created(obj, value, kv)
+
+    @staticmethod
+    def created(obj: dict, value: bytes, kv) -> tuple[dict, bytes]:
+        """The reply for a create the store acknowledged: the object and its bytes, with its resourceVersion."""
+        obj["metadata"]["resourceVersion"] = str(kv.mod_revision)
+        return obj, with_rv(value, kv.mod_revision)
+
+    def prepare_create(self, rt: ResourceType, ns: str | None, obj: Any) -> tuple[dict, bytes]:
+        """Everything a create does before the store: the finished object and its stored bytes."""
         obj = self._check_body(rt, obj, ns, None)
         meta = obj["metadata"]
         if not meta.get("name"):
@@ -170,15 +187,7 @@ class Registry:
             meta["generation"] = 1
         if rt.reset_status_on_create:
             obj["status"] = self._initial_status(rt, obj)
-        if dry_run:
-            return obj, encode(obj)
-        value = encode(obj)
-        try:
-            kv = self._store_call(self.store.create, rt.key(ns, meta["name"]), value)
-        except KeyExists:
-            raise errors.already_exists(rt.plural, rt.group, meta["name"]) from None
-        meta["resourceVersion"] = str(kv.mod_revision)
-        return obj, with_rv(value, kv.mod_revision)
+        return obj, encode(obj)
 
     def _allocate_service_addresses(self, svc: dict) -> None:
         """A unique cluster IP from 10.96.0.0/16, and node ports from 30000-32767, like the real allocators."""

@@ -85,17 +85,33 @@ def _row_event(row: tuple) -> Event:
 
 
 class _Op:
-    """One queued write; ``gate`` is held until the op is done or its caller must lead a commit."""
+    """One queued write; ``gate`` is held until the op is done or its caller must lead a commit.
 
-    __slots__ = ("fn", "error", "event", "done", "gate")
+    An op queued by :meth:`SqliteStore.create_async` has no caller waiting on it: ``on_done`` is
+    called instead, and the store's committer thread leads in its place.
+    """
 
-    def __init__(self, fn: Callable[[sqlite3.Cursor], Event]) -> None:
+    __slots__ = ("fn", "error", "event", "done", "gate", "on_done")
+
+    def __init__(self, fn: Callable[[sqlite3.Cursor], Event],
+                 on_done: Callable[[KeyValue | None, BaseException | None], None] | None = None) -> None:
         self.fn = fn
         self.error: BaseException | None = None
         self.event: Event | None = None
         self.done = False
+        self.on_done = on_done
         self.gate = threading.Lock()
         self.gate.acquire()
+
+    def wake(self) -> None:
+        """Done: open the caller's gate, or tell the caller that did not wait."""
+        if self.on_done is None:
+            self.gate.release()
+            return
+        try:
+            self.on_done(self.event.kv if self.event is not None else None, self.error)
+        except Exception:  # a broken callback must not stop the other writers from waking
+            log.exception("sqlite store: create_async callback failed")
 
 
 class SqliteStore(Store):
@@ -125,6 +141,9 @@ class SqliteStore(Store):
         self._qlock = threading.Lock()
         self._pending: list[_Op] = []
         self._leading = False  # a writer is committing the queue (see _submit)
+        self._committer: threading.Thread | None = None  # leads for create_async callers
+        self._committer_gate = threading.Lock()
+        self._committer_gate.acquire()
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._all_conns = [self._wconn]
         self._watchers = WatcherSet()
@@ -305,9 +324,50 @@ class SqliteStore(Store):
         finally:
             with self._qlock:
                 if self._pending:
-                    self._pending[0].gate.release()  # the oldest waiter leads the next commit
+                    self._hand_lead(self._pending[0])  # the oldest waiter leads the next commit
                 else:
                     self._leading = False
+
+    def _hand_lead(self, op: _Op) -> None:
+        """Make ``op``'s caller lead the next commit - or the committer thread, if nobody waits for op.
+
+        Called with the queue lock held, as is every start and end of the committer thread.
+        """
+        if op.on_done is None:
+            op.gate.release()
+            return
+        if self._committer is None:
+            self._committer = threading.Thread(target=self._commit_loop, name="labkit-sqlite-commit", daemon=True)
+            self._committer.start()
+        self._committer_gate.release()
+
+    def _commit_loop(self) -> None:
+        """The committer thread: leads whenever the lead falls to a write whose caller did not wait."""
+        while True:
+            if self._closed.is_set():
+                with self._qlock:
+                    if not self._leading:  # nothing handed to us, and a later hand-off starts a new thread
+                        self._committer = None
+                        return
+            if self._committer_gate.acquire(timeout=1.0):
+                self._lead()
+
+    def create_async(self, key: str, value: bytes,
+                     on_done: Callable[[KeyValue | None, BaseException | None], None]) -> None:
+        """Queue a create for the next commit without waiting for it.
+
+        ``on_done(kv, error)`` runs on the committing thread once that commit is on disk (or has
+        failed); like a :class:`NonBlocking` watch callback it must return at once. For callers
+        that must not block - the apiserver's event loop - yet want to share commits: many
+        creates queued this way are committed by one thread, one fsync for all of them.
+        """
+        op = _Op(self._create_fn(key, value), on_done)
+        with self._qlock:
+            self._pending.append(op)
+            lead = not self._leading
+            self._leading = True
+            if lead:
+                self._hand_lead(op)
 
     def _commit(self, batch: list[_Op]) -> None:
         """Run every queued write in one transaction, then wake their writers (caller holds the write lock)."""
@@ -318,9 +378,11 @@ class SqliteStore(Store):
                 if op.event is None and op.error is None:
                     op.error = Unavailable(f"sqlite store {self.path}: the write was not committed")
                 op.done = True
-                op.gate.release()
+                op.wake()
 
     def _commit_batch(self, batch: list[_Op]) -> None:
+        if not batch:
+            return
         if self._closed.is_set():
             for op in batch:
                 op.error = StoreError(f"sqlite store {self.path} is closed")
@@ -350,15 +412,17 @@ class SqliteStore(Store):
             except sqlite3.Error:  # committed all the same: the poller delivers them on its next tick
                 log.warning("sqlite store %s: watch delivery deferred to the poller", self.path, exc_info=True)
 
-    def create(self, key: str, value: bytes) -> KeyValue:
+    def _create_fn(self, key: str, value: bytes) -> Callable[[sqlite3.Cursor], Event]:
         def fn(cur: sqlite3.Cursor) -> Event:
             row = self._latest(cur, key)
             if row is not None and not row[3]:
                 raise KeyExists(key)
             rid = self._append(cur, key, 1, 0, 0, row[0] if row else 0, bytes(value), None, 1)
             return Event("PUT", KeyValue(key, bytes(value), rid, rid, 1), None)
+        return fn
 
-        return self._submit(fn).kv
+    def create(self, key: str, value: bytes) -> KeyValue:
+        return self._submit(self._create_fn(key, value)).kv
 
     def _check_current(self, cur: sqlite3.Cursor, key: str, expected: int | None) -> KeyValue:
         row = self._latest(cur, key)
@@ -487,6 +551,13 @@ class SqliteStore(Store):
         self._watchers.cancel_all()
         if self._poller is not None:
             self._poller.join(timeout=2)
+        with self._qlock:
+            committer = self._committer
+            if committer is not None and not self._leading:  # idle: wake it to see the close
+                self._leading = True
+                self._committer_gate.release()
+        if committer is not None:
+            committer.join(timeout=5)
         with self._wlock:
             for conn in self._all_conns:
                 try:

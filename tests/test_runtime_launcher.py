@@ -140,3 +140,26 @@ def test_install_writes_an_executable_launcher_and_refuses_a_missing_venv(tmp_pa
     assert os.access(path, os.X_OK) and launcher.is_launcher(str(path))
     assert path.read_text().startswith(f"#!{venv / 'bin' / 'python'} -S\n")
     assert launcher.main(["--venv", str(venv), "extra"]) == 2
+
+
+def test_cluster_up_status_down_through_the_launcher(script, tmp_path):
+    """The click path after site.main(): components start as their own Python processes."""
+    name = f"launch{os.getpid()}"
+    env = _env({"LABKIT_STATE": str(tmp_path / "state")})
+    kc = tmp_path / "kubeconfig"
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(script), "cluster", *args, "--name", name], capture_output=True, text=True,
+                              env=env, timeout=120)
+
+    up = run("up", "--nodes", "1", "--runtime", "simulated", "--store", "memory", "--kubeconfig", str(kc))
+    try:
+        assert up.returncode == 0, up.stderr
+        assert f"cluster {name}: 1 node(s)" in up.stdout and kc.exists()
+        status = run("status")
+        assert status.returncode == 0, status.stderr
+        assert "apiserver" in status.stdout and "Ready=True" in status.stdout
+    finally:
+        down = run("down")
+    assert down.returncode == 0, down.stderr
+    assert f"cluster {name} is down" in down.stdout

@@ -3,7 +3,9 @@
 Each sub-command lives in its own module next to this one and is imported only when it is
 used, so ``labkit run`` does not pay for the control plane's imports. ``labkit run --rm`` on
 the native runtime goes further and skips click as well (:mod:`labkit.cli.runfast`): starting
-Python and importing click cost more than runc needs to run a whole container.
+Python and importing click cost more than runc needs to run a whole container. ``make setup``
+also replaces pip's console script with :mod:`labkit.cli.launcher`'s, which starts Python
+without site and calls :func:`group` itself when the fast path declines.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """``labkit run --rm`` on the native runtime without click: the command line read by hand.
 
 Python starts in ~10 ms and click imports in ~30 ms, while runc runs a whole container in ~20 ms.
-So the ``labkit`` entry point hands its arguments here first. This module accepts only the plain
+So the ``labkit`` entry point (and the venv's launcher, :mod:`labkit.cli.launcher`, before it
+even loads site) hands its arguments here first. This module accepts only the plain
 shapes of ``labkit run --rm [--runtime native] [-m/--memory M] [--cpus N] [--pids-limit N]
 [--name N] [--hostname H] [-e/--env K=V]... IMAGE [--] [CMD...]`` and returns None for anything
 else (``--help``, ``-d``, another runtime, an option after IMAGE, a value it cannot read), so

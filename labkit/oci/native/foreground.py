@@ -20,8 +20,8 @@ While it runs, its records sit where the native backend keeps them (``container.
 ``labkit stop`` and ``labkit gc`` treat it like any other container (with no runtime
 ``state.json``, the backend removes it through its record: cgroup path, overlay, folder).
 Every import here is paid on each ``labkit run``, so there are few: ``os``, ``marshal`` and the
-``ctypes``-based labkit modules; not json, re, enum, pathlib or dataclasses (about 15 ms together,
-see ``benchmarks/bench_container_start.py``).
+labkit modules that reach libc through ``_ctypes``; not json, re, enum, pathlib, dataclasses or
+the ``ctypes`` package (about 17 ms together, see ``benchmarks/README.md``).
 
 :func:`run` returns None, having created nothing, whenever it cannot promise the CRI path's exact
 behaviour (not root, an image not unpacked yet, a command the image lacks, a value to reject):

@@ -27,6 +27,11 @@ OBJECT_MODIFIED = "the object has been modified; please apply your changes to th
 PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
+
+class _LostRace(Exception):
+    """A compare-and-swap lost to a concurrent write; the caller retries on the fresh object."""
+
+
 COMMON_TOP_ALL = {"apiVersion", "kind", "metadata"}
 
 
@@ -337,8 +342,20 @@ class Registry:
     # ------------------------------------------------------------------ delete
     def delete(self, rt: ResourceType, ns: str | None, name: str, options: dict | None = None,
                dry_run: bool = False) -> tuple[dict, bytes, bool]:
-        """Returns (object, bytes, gone): ``gone`` is False while a graceful delete is pending."""
-        options = options or {}
+        """Returns (object, bytes, gone): ``gone`` is False while a graceful delete is pending.
+
+        Retried on the fresh object when a concurrent write (a kubelet posting status) wins the
+        compare-and-swap, as kube-apiserver does: only failed preconditions give the caller a 409."""
+        deadline = time.monotonic() + PATCH_RETRY_SECONDS
+        while True:
+            try:
+                return self._delete_once(rt, ns, name, options or {}, dry_run)
+            except _LostRace:
+                if time.monotonic() > deadline:
+                    raise errors.conflict(rt.plural, rt.group, name, OBJECT_MODIFIED) from None
+
+    def _delete_once(self, rt: ResourceType, ns: str | None, name: str, options: dict,
+                     dry_run: bool) -> tuple[dict, bytes, bool]:
         kv = self.get_kv(rt, ns, name)
         obj = decode(kv.value, kv.mod_revision)
         meta = obj["metadata"]
@@ -369,8 +386,11 @@ class Registry:
             self._empty_namespace(name)
             finalizers = [f for f in finalizers if f not in ("foregroundDeletion", "orphan")]
         if not finalizers and not grace:
-            obj2, data = self._remove(rt, ns, name, kv, obj)
-            return obj2, data, True
+            try:
+                gone = self._store_call(self.store.delete, rt.key(ns, name), kv.mod_revision)
+            except (Conflict, KeyNotFound):
+                raise _LostRace from None  # changed or removed meanwhile: look again
+            return obj, with_rv(gone.value, gone.mod_revision), True
         # graceful: record the intent; the kubelet (pods) or a controller (finalizers) finishes it
         if meta.get("deletionTimestamp"):
             old_grace = meta.get("deletionGracePeriodSeconds") or 0
@@ -386,7 +406,7 @@ class Registry:
         try:
             new_kv = self._store_call(self.store.update, rt.key(ns, name), value, kv.mod_revision)
         except (Conflict, KeyNotFound):
-            raise errors.conflict(rt.plural, rt.group, name, OBJECT_MODIFIED) from None
+            raise _LostRace from None
         meta["resourceVersion"] = str(new_kv.mod_revision)
         return obj, with_rv(value, new_kv.mod_revision), False
 

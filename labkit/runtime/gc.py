@@ -4,7 +4,9 @@ Everything labkit makes is named so it can be found again (see :mod:`labkit.path
 
 * container and sandbox records under ``<state_dir>/runtime/<backend>/`` (with the runc/crun
   state, the overlay roots and the pinned namespace files they refer to)
-* mounts below labkit's state folder
+* mounts below labkit's state folder; for the default state folder also labkit-named overlay and
+  nsfs mounts elsewhere, never those inside another state folder (a private ``LABKIT_STATE``
+  takes only its own mounts and its pod sandboxes' network namespaces)
 * cgroups under ``labkit/`` in every hierarchy
 * network namespaces ``labkit-*``; host interfaces and bridges ``lk*``
 * iptables rules whose comment says ``labkit`` and chains named ``LABKIT-*``

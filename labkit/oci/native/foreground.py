@@ -455,19 +455,21 @@ class _Container:
         to_stdout, code = True, None
         try:
             while True:
+                # Ctrl-C may land while reading or while writing: either way the container is
+                # stopped (once: its pid is reaped after that) and what it says on its way out is copied
                 try:
                     data = os.read(out_r, 65536)
+                    if not data:
+                        break
+                    if to_stdout:
+                        try:
+                            os.write(1, data)
+                        except OSError:
+                            to_stdout = False  # stdout closed (a pipe into head): keep the log going
+                    os.write(log, data)
                 except KeyboardInterrupt:
-                    code = self._stop(pid)
-                    continue  # and copy what it said on its way out
-                if not data:
-                    break
-                if to_stdout:
-                    try:
-                        os.write(1, data)
-                    except OSError:
-                        to_stdout = False  # stdout closed (a pipe into head): keep the log going
-                os.write(log, data)
+                    if code is None:
+                        code = self._stop(pid)
         finally:
             os.close(out_r)
         return code if code is not None else _wait(pid)

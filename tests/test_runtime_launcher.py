@@ -165,3 +165,21 @@ def test_cluster_up_status_down_through_the_launcher(script, tmp_path):
         down = run("down")
     assert down.returncode == 0, down.stderr
     assert f"cluster {name} is down" in down.stdout
+
+
+def test_after_the_fallback_python_looks_like_a_normal_start(tmp_path):
+    """sys.path, the venv prefix, site's builtins and the .pth files' work: as a start with site."""
+    probe = ("import builtins, json; print(json.dumps([sys.path[1:], sys.prefix, hasattr(builtins, 'exit'), "
+             "sorted(k for k in sys.modules if k.startswith('_distutils'))]))")
+    text = launcher.render(sys.executable, launcher.package_home())
+    assert "sys.exit(group()())" in text
+    path = tmp_path / "probe"
+    path.write_text(text.replace("sys.exit(group()())", probe))
+    path.chmod(0o755)
+    normal = tmp_path / "normal"
+    normal.write_text(f"#!{sys.executable}\nimport sys\n{probe}\n")
+    normal.chmod(0o755)
+    mine = subprocess.run([str(path), "--help"], capture_output=True, text=True, env=_env(), timeout=60)
+    theirs = subprocess.run([str(normal)], capture_output=True, text=True, env=_env(), timeout=60)
+    assert mine.returncode == theirs.returncode == 0, (mine.stderr, theirs.stderr)
+    assert mine.stdout == theirs.stdout

@@ -86,6 +86,8 @@ class APIServer:
         # they share one commit (see call_write). Not etcd: a network round trip must not stall the loop.
         self._inline_lone_writes = getattr(self.store, "name", "") == "sqlite"
         self._writes_in_flight = 0
+        self._acks: list[tuple[asyncio.Future, Any, BaseException | None]] = []  # see _ack
+        self._acks_lock = threading.Lock()
         self.http: ClientSession | None = None
         self.started_at = time.time()
 
@@ -398,6 +400,31 @@ class APIServer:
         obj, data = await self._store_create(req, body)
         return self._object_reply(req, obj, data, 201, headers)
 
+    def _ack(self, fut: asyncio.Future, kv: Any, err: BaseException | None) -> None:
+        """On the store's committing thread: hand a create's outcome to the loop.
+
+        The acks of one commit arrive together; the first schedules one callback on the loop
+        that settles them all, so a commit of many creates wakes the loop once.
+        """
+        with self._acks_lock:
+            self._acks.append((fut, kv, err))
+            first = len(self._acks) == 1
+        if first and self.loop is not None:
+            try:
+                self.loop.call_soon_threadsafe(self._settle_acks)
+            except RuntimeError:  # the loop closed: the server is stopping
+                pass
+
+    def _settle_acks(self) -> None:
+        with self._acks_lock:
+            acks, self._acks = self._acks, []
+        for fut, kv, err in acks:
+            if not fut.done():  # the client may have gone away meanwhile
+                if err is not None:
+                    fut.set_exception(err)
+                else:
+                    fut.set_result(kv)
+
     async def _store_create(self, req: Request, body: Any) -> tuple[dict, bytes]:
         """Create through the registry - with the store's own group commit when it has one.
 
@@ -416,24 +443,9 @@ class APIServer:
             if self._writes_in_flight == 1 and not getattr(self.store, "writer_busy", True):
                 return self.registry.create(req.rt, req.ns, body)
             obj, value = self.registry.prepare_create(req.rt, req.ns, body)
-            loop = asyncio.get_running_loop()
-            acked: asyncio.Future = loop.create_future()
-
-            def settle(kv: Any, err: BaseException | None) -> None:
-                if not acked.done():  # the client may have gone away meanwhile
-                    if err is not None:
-                        acked.set_exception(err)
-                    else:
-                        acked.set_result(kv)
-
-            def done(kv: Any, err: BaseException | None) -> None:  # on the committing thread
-                try:
-                    loop.call_soon_threadsafe(settle, kv, err)
-                except RuntimeError:  # the loop closed: the server is stopping
-                    pass
-
+            acked: asyncio.Future = asyncio.get_running_loop().create_future()
             name = obj["metadata"]["name"]
-            submit(req.rt.key(req.ns, name), value, done)
+            submit(req.rt.key(req.ns, name), value, lambda kv, err: self._ack(acked, kv, err))
             try:
                 kv = await acked
             except KeyExists:

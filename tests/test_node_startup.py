@@ -121,3 +121,27 @@ def test_the_bridge_exists_before_the_first_pod_and_the_pod_uses_it(state, plugi
         n.teardown_pod({}, sb)
     finally:
         n.close()
+
+
+def test_a_steady_container_that_exits_is_noticed_and_restarted():
+    """Running pods are not polled one by one: the node's relist (PLEG) notices the exit."""
+    import time
+
+    from labkit.cluster import Cluster
+
+    with Cluster(nodes=1, store="memory", processes=True) as c:
+        core = c.core()
+        core.create_namespaced_pod("default", {"metadata": {"name": "short"}, "spec": {
+            "terminationGracePeriodSeconds": 0,
+            "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", "sleep 2; exit 3"]}]}})
+        deadline = time.time() + 60
+        st = None
+        while time.time() < deadline:
+            pod = core.read_namespaced_pod("short", "default")
+            st = (pod.status.container_statuses or [None])[0]
+            if st is not None and st.restart_count >= 1 and st.last_state.terminated is not None:
+                break
+            time.sleep(0.2)
+        assert st is not None and st.restart_count >= 1, f"the exit was never noticed: {st}"
+        assert st.last_state.terminated.exit_code == 3
+        core.delete_namespaced_pod("short", "default")

@@ -187,6 +187,28 @@ class Kubelet:
         if not self.hollow:
             volumes.remove_pod_dir(self.state, uid)
 
+    async def _relist(self) -> None:
+        """The pod lifecycle event generator (PLEG): one ListContainers per ``pod_poll`` for the whole
+        node, instead of every pod worker asking for its own containers every second.
+
+        A pod whose containers all run steadily sleeps until something changes: a container the
+        runtime now lists in another state (or not at all) wakes its worker, as do API updates.
+        Workers with anything pending (starting, back-off, probes) keep their own timer."""
+        while True:
+            await asyncio.sleep(self.pod_poll)
+            steady = [rec for rec in self.records.values() if rec.steady]
+            if not steady:
+                continue
+            try:
+                listed = {cs.id: cs.state for cs in await self.call_runtime(self.runtime.list_containers)}
+            except Exception as exc:  # noqa: BLE001 - runtime away (restarting): every worker looks for itself
+                log.debug("%s: relist: %s", self.node_name, exc)
+                listed = {}
+            for rec in steady:
+                if any(listed.get(cs.id) != cs.state for cs in rec.current.values()
+                       if cs.state != ContainerState.EXITED):
+                    rec.wake.set()
+
     async def _housekeeping(self) -> None:
         """After the first list: remove sandboxes of pods that no longer exist on this node."""
         known = {p["metadata"].get("uid") for p in self.pods.cache.values()} if self.pods else set()
@@ -366,6 +388,8 @@ class Kubelet:
             self._tasks.append(asyncio.create_task(self._prepare_network()))
         self._tasks.append(asyncio.create_task(self._every(self.lease_interval, self.renew_lease)))
         self._tasks.append(asyncio.create_task(self._every(self.status_interval, self.post_status)))
+        if not self.hollow:
+            self._tasks.append(asyncio.create_task(self._relist()))
         if self.pods:
             self._tasks.append(asyncio.create_task(self.pods.run()))
             await self.pods.wait_synced(60)

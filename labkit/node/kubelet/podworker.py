@@ -50,6 +50,9 @@ class PodRecord:
     done: bool = False
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     pulled: set[str] = field(default_factory=set)
+    #: every container runs and nothing is pending: the worker sleeps until the node's relist
+    #: (PLEG) or the API wakes it, instead of polling the runtime itself
+    steady: bool = False
 
     @property
     def uid(self) -> str:
@@ -85,11 +88,27 @@ class PodWorker:
                 log.info("%s: pod %s: API error %s", self.k.node_name, rec.key, exc)
             except Exception:
                 log.exception("%s: syncing pod %s failed", self.k.node_name, rec.key)
-            timeout = None if (rec.done or self.k.hollow) else self.k.pod_poll
+            rec.steady = self.is_steady()
+            timeout = None if (rec.done or self.k.hollow or rec.steady) else self.k.pod_poll
             try:
                 await asyncio.wait_for(rec.wake.wait(), timeout)
             except TimeoutError:
                 pass
+
+    def is_steady(self) -> bool:
+        """Nothing for a timer to do: a sandbox, every container running, no probes, no back-off."""
+        rec = self.rec
+        if rec.done or rec.deleted or rec.sandbox is None or rec.waiting or rec.backoff_until:
+            return False
+        for c in rec.spec.get("containers") or []:
+            cur = rec.current.get(c["name"])
+            if cur is None or cur.state != ContainerState.RUNNING or c.get("readinessProbe") or c.get("livenessProbe"):
+                return False
+        for c in rec.spec.get("initContainers") or []:
+            cur = rec.current.get(c["name"])
+            if cur is None or cur.state != ContainerState.EXITED or cur.exit_code != 0:
+                return False
+        return True
 
     def event(self, type_: str, reason: str, message: str) -> None:
         self.k.events.event(self.rec.pod, type_, reason, message)

@@ -20,7 +20,7 @@ load from something else on the machine hits every backend alike instead of one.
 The goal from the issue: sqlite >= 3x etcd in creates/s through the API. etcd 3.4 through its JSON
 gateway does about 610 sequential puts/s on this machine (with the etcd3gw client).
 
-    .venv/bin/python benchmarks/bench_store.py [--n 3000] [--rounds 5] [--threads 8] [--json out.json]
+    .venv/bin/python benchmarks/bench_store.py [--n 3000] [--rounds 9] [--threads 8] [--json out.json]
 """
 
 from __future__ import annotations
@@ -228,7 +228,8 @@ def load() -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=3000, help="creates per backend and column")
-    ap.add_argument("--rounds", type=int, default=5, help="turns the backends take")
+    ap.add_argument("--rounds", type=int, default=9,
+                    help="turns the backends take (short turns: a burst of load from elsewhere spoils fewer)")
     ap.add_argument("--threads", type=int, default=8, help="concurrent writers/clients in the second column")
     ap.add_argument("--no-normal", action="store_true", help="skip the sqlite sync=normal row")
     ap.add_argument("--json", help="also write the numbers to this file")

@@ -163,6 +163,17 @@ class ProcessRuntime(Runtime):
         self._idle.clear()
 
 
+def _warm(rt: Runtime) -> None:
+    """Look at the images and sandboxes once before serving: the first ImageStatus in a fresh
+    worker loads the image store (tens of ms), and would otherwise land on a pod's start-up."""
+    try:
+        for image in rt.list_images():
+            rt.image_status(image.name)
+        rt.list_pod_sandboxes()
+    except Exception:  # noqa: BLE001, S110 - only a warm-up: the real calls report real errors
+        pass
+
+
 def _serve(backend: str, fd: int) -> int:
     conn = Connection(fd)
     try:
@@ -172,6 +183,7 @@ def _serve(backend: str, fd: int) -> int:
     except Exception as exc:  # tell the parent why, in words
         conn.send((False, Unsupported(f"backend {backend!r} cannot run here: {exc}")))
         return 1
+    _warm(rt)
     conn.send((True, getattr(rt, "reason", backend)))
     while True:
         try:

@@ -111,3 +111,80 @@ def test_invalid_create_among_concurrent_ones_changes_nothing(store_url):
         assert all(by_name[n][1] == 201 for n in names if n != "Not_Valid")
         missing = requests.get(f"{api.url}/api/v1/namespaces/default/configmaps/Not_Valid", timeout=10)
         assert missing.status_code == 404
+
+
+def test_every_201_survives_kill_9_of_the_apiserver_process(tmp_path):
+    """Concurrent creates against ``python -m labkit.controlplane.apiserver``; SIGKILL it mid-stream.
+
+    Each 201 was sent only after the commit holding that create reached the disk, so a new
+    apiserver on the same file must list every name that got one.
+    """
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    store = f"sqlite:{tmp_path / 'store.db'}"
+    base = f"http://127.0.0.1:{port}"
+
+    def start() -> subprocess.Popen:
+        proc = subprocess.Popen([sys.executable, "-m", "labkit.controlplane.apiserver", "--port", str(port),
+                                 "--store", store, "--compact-interval", "0"],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert "ready" in proc.stdout.readline()  # type: ignore[union-attr]
+        return proc
+
+    proc = start()
+    acked: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def client(t: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        i = 0
+        try:
+            while not stop.is_set():
+                name = f"k{t}-{i}"
+                conn.request("POST", "/api/v1/namespaces/default/configmaps",
+                             json.dumps({"metadata": {"name": name}}), {"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                resp.read()
+                if resp.status == 201:
+                    with lock:
+                        acked.append(name)
+                i += 1
+        except (OSError, http.client.HTTPException):
+            pass  # the server was killed under us
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=client, args=(t,)) for t in range(6)]
+    try:
+        for t in threads:
+            t.start()
+        while True:
+            with lock:
+                if len(acked) >= 300:
+                    break
+            threading.Event().wait(0.01)
+        proc.send_signal(signal.SIGKILL)  # mid-stream: creates are in flight right now
+        proc.wait(10)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(15)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    proc = start()
+    try:
+        items = requests.get(f"{base}/api/v1/namespaces/default/configmaps", timeout=10).json()["items"]
+        have = {i["metadata"]["name"] for i in items}
+        missing = [n for n in acked if n not in have]
+        assert missing == [], f"{len(missing)} of {len(acked)} acknowledged creates lost after kill -9"
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -77,7 +77,8 @@ class QueueWatch(Watch):
         if self._inline:
             if self._cancelled.is_set():
                 return
-            batch = [ev for ev in events if ev.revision >= self.start_revision and ev.kv.key.startswith(self.prefix)]
+            batch = [ev for ev in events
+                     if ev.revision >= self.start_revision and ev.kv.key.startswith(self.prefix)]
             if batch:
                 try:
                     self.callback(batch)

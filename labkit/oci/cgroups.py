@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labkit.oci.native.cgroupfs import device_rule
+
 CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer", "devices")
 V2_CONTROLLERS = ("memory", "cpu", "pids")
 
@@ -270,11 +272,7 @@ class Cgroup:
             files: dict[str, Any] = {}
             try:  # one open per file; the kernel takes one rule per write()
                 for rule in devices:
-                    kind = rule.get("type") or "a"
-                    major = "*" if rule.get("major") in (None, -1) else rule["major"]
-                    minor = "*" if rule.get("minor") in (None, -1) else rule["minor"]
-                    entry = "a" if kind == "a" else f"{kind} {major}:{minor} {rule.get('access', 'rwm')}"
-                    name = "devices.allow" if rule.get("allow") else "devices.deny"
+                    name, entry = device_rule(rule)
                     if name not in files:
                         files[name] = os.open(d / name, os.O_WRONLY | os.O_CLOEXEC)
                     os.write(files[name], entry.encode())

@@ -127,11 +127,7 @@ class Cgroup:
             files: dict[str, int] = {}
             try:  # one rule per write(), as the kernel wants
                 for rule in devices:
-                    kind = rule.get("type") or "a"
-                    major = "*" if rule.get("major") in (None, -1) else rule["major"]
-                    minor = "*" if rule.get("minor") in (None, -1) else rule["minor"]
-                    entry = "a" if kind == "a" else f"{kind} {major}:{minor} {rule.get('access', 'rwm')}"
-                    name = "devices.allow" if rule.get("allow") else "devices.deny"
+                    name, entry = device_rule(rule)
                     if name not in files:
                         files[name] = os.open(os.path.join(self.v1["devices"], name), os.O_WRONLY | os.O_CLOEXEC)
                     os.write(files[name], entry.encode())
@@ -192,6 +188,15 @@ class Cgroup:
                     time.sleep(0.01)
         if errors:
             raise CgroupError("could not remove cgroup: " + "; ".join(errors))
+
+
+def device_rule(rule: dict) -> tuple[str, str]:
+    """(file, line) for one OCI device rule in the v1 devices controller: ``c 1:3 rwm`` into devices.allow."""
+    kind = rule.get("type") or "a"
+    major = "*" if rule.get("major") in (None, -1) else rule["major"]
+    minor = "*" if rule.get("minor") in (None, -1) else rule["minor"]
+    entry = "a" if kind == "a" else f"{kind} {major}:{minor} {rule.get('access', 'rwm')}"
+    return ("devices.allow" if rule.get("allow") else "devices.deny"), entry
 
 
 def _write(path: str, value: str) -> None:

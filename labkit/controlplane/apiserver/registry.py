@@ -324,7 +324,9 @@ class Registry:
             try:
                 return self.update(rt, ns, name, new, subresource, dry_run, old_kv=kv)
             except StatusError as exc:
-                if exc.reason != "Conflict" or rv_in_patch not in (None, "") or time.monotonic() > deadline:
+                # lost the race: patch the fresh object again. A patch that names a resourceVersion
+                # inherits nothing from ``current``, so the fresh read above turns it into the 409
+                if exc.reason != "Conflict" or time.monotonic() > deadline:
                     raise
 
     def write_raw(self, rt: ResourceType, ns: str | None, name: str, obj: dict, kv) -> tuple[dict, bytes]:

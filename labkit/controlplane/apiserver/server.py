@@ -226,14 +226,18 @@ class APIServer:
             return fn(*args)
         self._writes_in_flight += 1
         try:
-            if self._inline_lone_writes:
-                await asyncio.sleep(0)
-                # not while the store is busy writing (a group commit, a compaction): wait off the loop
-                if self._writes_in_flight == 1 and not getattr(self.store, "writer_busy", True):
-                    return fn(*args)
+            if self._inline_lone_writes and await self._alone():
+                return fn(*args)
             return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
         finally:
             self._writes_in_flight -= 1
+
+    async def _alone(self) -> bool:
+        """Is this (counted) write the only one in flight, with the store idle? One yield first lets
+        the writes that arrived in the same batch of requests count themselves. Never while the
+        store is busy writing (a group commit, a compaction): that wait belongs off the loop."""
+        await asyncio.sleep(0)
+        return self._writes_in_flight == 1 and not getattr(self.store, "writer_busy", True)
 
     # ------------------------------------------------------------------ routing
     async def _handle(self, http: web.Request) -> web.StreamResponse:
@@ -439,8 +443,7 @@ class APIServer:
             return await self.call_write(self.registry.create, req.rt, req.ns, body, req.dry_run)
         self._writes_in_flight += 1
         try:
-            await asyncio.sleep(0)  # let the creates that arrived together count themselves
-            if self._writes_in_flight == 1 and not getattr(self.store, "writer_busy", True):
+            if await self._alone():
                 return self.registry.create(req.rt, req.ns, body)
             obj, value = self.registry.prepare_create(req.rt, req.ns, body)
             acked: asyncio.Future = asyncio.get_running_loop().create_future()

@@ -622,14 +622,15 @@ class _InProcess:
             await cl.close()
 
 
-def remove_stale_clusters() -> list[str]:
-    """Delete state left by notebook clusters whose process died without stop() (nothing of them runs).
+def stale_clusters() -> list[Path]:
+    """Folders left by notebook clusters whose process died without stop() (nothing of them runs).
 
-    Only directories that say they were not meant to be kept, whose creating process is gone and
-    none of whose component processes is alive; ``labkit cluster up`` clusters are never touched.
+    Only folders that say they were not meant to be kept, whose creating process is gone and none
+    of whose component processes is alive; ``labkit cluster up`` clusters are never listed: their
+    store may hold a user's objects, and ``labkit cluster down --name`` removes them.
     """
-    removed = []
-    for info_file in clusters_dir().glob("*/cluster.json"):
+    stale = []
+    for info_file in sorted(clusters_dir().glob("*/cluster.json")):
         try:
             info = json.loads(info_file.read_text())
         except (OSError, ValueError):
@@ -638,10 +639,17 @@ def remove_stale_clusters() -> list[str]:
             continue
         comps = [Component(n, d.get("cmd", []), d.get("log", ""), d.get("pid")) for n, d in
                  (info.get("components") or {}).items()]
-        if any(c.alive for c in comps):
-            continue
-        shutil.rmtree(info_file.parent, ignore_errors=True)
-        removed.append(info_file.parent.name)
+        if not any(c.alive for c in comps):
+            stale.append(info_file.parent)
+    return stale
+
+
+def remove_stale_clusters() -> list[str]:
+    """Delete the folders :func:`stale_clusters` lists; returns their names."""
+    removed = []
+    for folder in stale_clusters():
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder.name)
     return removed
 
 

@@ -14,6 +14,8 @@ Everything labkit makes is named so it can be found again (see :mod:`labkit.path
 * Docker containers labelled ``labkit=1``
 * Docker swarm mode and its ``labkit``-labelled services, only when labkit's marker says
   labkit turned swarm mode on (:mod:`labkit.runtime.swarm`)
+* folders of notebook clusters whose processes all died (:func:`labkit.cluster.stale_clusters`;
+  never a ``labkit cluster up`` cluster's, whose store may hold a user's objects)
 
 :func:`find_leaks` only looks; :func:`collect` removes. ``labkit gc --dry-run`` prints the first.
 """
@@ -32,7 +34,8 @@ from pathlib import Path
 from labkit import paths
 from labkit.runtime import mounts, records
 
-KINDS = ("containers", "mounts", "cgroups", "netns", "links", "iptables", "processes", "docker", "swarm")
+KINDS = ("containers", "mounts", "cgroups", "netns", "links", "iptables", "processes", "docker", "swarm",
+         "clusters")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
@@ -339,14 +342,26 @@ def _remove_swarm() -> None:
     swarm.remove()
 
 
+def _cluster_leaks() -> list[Leak]:
+    from labkit.cluster import stale_clusters
+
+    return [Leak("clusters", str(folder)) for folder in stale_clusters()]
+
+
+def _remove_clusters() -> None:
+    from labkit.cluster import remove_stale_clusters
+
+    remove_stale_clusters()
+
+
 _FINDERS = {"containers": _record_leaks, "mounts": _mount_leaks, "cgroups": _cgroup_leaks, "netns": _netns_leaks,
             "links": _link_leaks, "iptables": _iptables_leaks, "processes": _process_leaks, "docker": _docker_leaks,
-            "swarm": _swarm_leaks}
+            "swarm": _swarm_leaks, "clusters": _cluster_leaks}
 _REMOVERS = {"containers": _remove_records, "mounts": _remove_mounts, "cgroups": _remove_cgroups,
              "netns": lambda: [_run(["ip", "netns", "del", x.what]) for x in _netns_leaks()],
              "links": lambda: [_run(["ip", "link", "del", x.what]) for x in _link_leaks()],
              "iptables": _remove_iptables, "processes": _remove_processes, "docker": _remove_docker,
-             "swarm": _remove_swarm}
+             "swarm": _remove_swarm, "clusters": _remove_clusters}
 
 
 def find_leaks(kinds: tuple[str, ...] | list[str] = KINDS) -> list[Leak]:

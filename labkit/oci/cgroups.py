@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labkit.oci.native.cgroupfs import device_rule
+from labkit.oci.native.cgroupfs import write_device_rules
 
 CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer", "devices")
 V2_CONTROLLERS = ("memory", "cpu", "pids")
@@ -269,18 +269,10 @@ class Cgroup:
         devices = res.get("devices")
         if devices and "devices" in self.v1:
             d = self.v1["devices"]
-            files: dict[str, Any] = {}
-            try:  # one open per file; the kernel takes one rule per write()
-                for rule in devices:
-                    name, entry = device_rule(rule)
-                    if name not in files:
-                        files[name] = os.open(d / name, os.O_WRONLY | os.O_CLOEXEC)
-                    os.write(files[name], entry.encode())
+            try:
+                write_device_rules(str(d), devices)
             except OSError as exc:
                 raise CgroupError(f"cannot set device rules in {d}: {exc.strerror}") from exc
-            finally:
-                for fd in files.values():
-                    os.close(fd)
 
     def procs_files(self) -> list[Path]:
         """The ``cgroup.procs`` files a process writes ``0`` into to join this cgroup everywhere."""

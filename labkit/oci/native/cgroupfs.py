@@ -124,18 +124,10 @@ class Cgroup:
             _write(os.path.join(d, "pids.max"), str(int(pids)) if int(pids) > 0 else "max")
         devices = res.get("devices")
         if devices and "devices" in self.v1:
-            files: dict[str, int] = {}
-            try:  # one rule per write(), as the kernel wants
-                for rule in devices:
-                    name, entry = device_rule(rule)
-                    if name not in files:
-                        files[name] = os.open(os.path.join(self.v1["devices"], name), os.O_WRONLY | os.O_CLOEXEC)
-                    os.write(files[name], entry.encode())
+            try:
+                write_device_rules(self.v1["devices"], devices)
             except OSError as exc:
                 raise CgroupError(f"cannot set device rules in {self.v1['devices']}: {exc.strerror}") from exc
-            finally:
-                for fd in files.values():
-                    os.close(fd)
 
     def oom_kills(self) -> int:
         """The kernel's own count of OOM kills in this cgroup."""
@@ -197,6 +189,21 @@ def device_rule(rule: dict) -> tuple[str, str]:
     minor = "*" if rule.get("minor") in (None, -1) else rule["minor"]
     entry = "a" if kind == "a" else f"{kind} {major}:{minor} {rule.get('access', 'rwm')}"
     return ("devices.allow" if rule.get("allow") else "devices.deny"), entry
+
+
+def write_device_rules(folder: str, rules: list[dict]) -> None:
+    """Write OCI device rules into a v1 devices cgroup: one open per file, one rule per write()
+    (the kernel takes one per write). Raises OSError."""
+    files: dict[str, int] = {}
+    try:
+        for rule in rules:
+            name, entry = device_rule(rule)
+            if name not in files:
+                files[name] = os.open(os.path.join(folder, name), os.O_WRONLY | os.O_CLOEXEC)
+            os.write(files[name], entry.encode())
+    finally:
+        for fd in files.values():
+            os.close(fd)
 
 
 def _write(path: str, value: str) -> None:

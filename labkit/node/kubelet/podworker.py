@@ -132,7 +132,7 @@ class PodWorker:
             if cur is None:
                 await self.start_container(c)
             elif cur.state == ContainerState.EXITED:
-                if policy == "Always" or (policy == "OnFailure" and cur.exit_code != 0):
+                if self._restarts(policy, "containers", cur):
                     await self.restart_container(c, cur)
             elif cur.state == ContainerState.RUNNING and not k.hollow:
                 await self.run_probes(c, cur)
@@ -224,7 +224,7 @@ class PodWorker:
             if cur.state != ContainerState.EXITED:
                 return False
             if cur.exit_code != 0:
-                if rec.spec.get("restartPolicy", "Always") != "Never":
+                if self._restarts(rec.spec.get("restartPolicy", "Always"), "initContainers", cur):
                     await self.restart_container(c, cur)
                 return False
         return True

@@ -1,7 +1,7 @@
 """The rolling-update arithmetic and pod-template hashing the Deployment controller relies on."""
 
+from labkit.client.selectors import workload_selects as match_labels
 from labkit.controlplane.controllers import rollout
-from labkit.controlplane.controllers.base import match_labels
 from labkit.controlplane.controllers.replicaset import deletion_rank
 
 

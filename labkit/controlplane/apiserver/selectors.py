@@ -1,121 +1,41 @@
 """Label and field selectors, parsed once per request and evaluated per object.
 
-Label selectors support ``=``, ``==``, ``!=``, ``in``, ``notin``, ``key`` (exists) and ``!key``.
-Field selectors support ``=``, ``==`` and ``!=`` on the fields each resource declares
+Label selectors are :mod:`labkit.client.selectors` (the controllers use the same code); here they
+only learn to answer a parse error with 400 BadRequest. An empty ``?labelSelector=`` selects
+everything. Field selectors support ``=``, ``==`` and ``!=`` on the fields each resource declares
 (``metadata.name``, ``spec.nodeName``, ``involvedObject.uid`` ...), like kube-apiserver.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+
+from labkit.client import selectors as _client
+from labkit.client.selectors import InvalidSelector, Requirement
 
 from .errors import bad_request
 
-_KEY = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_./]*)?[A-Za-z0-9]$")
+__all__ = ["FieldSelector", "LabelSelector", "Requirement"]
 
 
-@dataclass(frozen=True)
-class Requirement:
-    """One term of a label selector, such as ``tier in (web,db)``."""
-    key: str
-    op: str  # "=", "!=", "in", "notin", "exists", "!"
-    values: tuple[str, ...] = ()
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        if self.op == "exists":
-            return self.key in labels
-        if self.op == "!":
-            return self.key not in labels
-        if self.op in ("=", "in"):
-            return self.key in labels and labels[self.key] in self.values
-        # "!=" and "notin" match objects without the key, as in Kubernetes
-        return labels.get(self.key) not in self.values
-
-
-class LabelSelector:
-    """A parsed ``labelSelector`` query parameter (empty selects everything)."""
-
-    def __init__(self, requirements: list[Requirement]):
-        self.requirements = requirements
-
-    @property
-    def empty(self) -> bool:
-        return not self.requirements
-
-    def matches(self, labels: Mapping[str, str] | None) -> bool:
-        labels = labels or {}
-        return all(r.matches(labels) for r in self.requirements)
+class LabelSelector(_client.LabelSelector):
+    """:class:`labkit.client.selectors.LabelSelector`, whose parse errors answer 400 BadRequest."""
 
     @classmethod
     def parse(cls, text: str | None) -> LabelSelector:
         """Parse the query parameter; a malformed selector is a 400 BadRequest."""
-        return cls(_parse_labels(text or ""))
+        try:
+            return super().parse(text)
+        except InvalidSelector as exc:
+            raise bad_request(str(exc)) from None
 
     @classmethod
     def from_match(cls, selector: Mapping | None) -> LabelSelector:
-        """Build from a ``metav1.LabelSelector`` object (matchLabels + matchExpressions)."""
-        reqs: list[Requirement] = []
-        if not selector:
-            return cls(reqs)
-        for k, v in (selector.get("matchLabels") or {}).items():
-            reqs.append(Requirement(k, "=", (str(v),)))
-        ops = {"In": "in", "NotIn": "notin", "Exists": "exists", "DoesNotExist": "!"}
-        for expr in selector.get("matchExpressions") or []:
-            op = ops.get(expr.get("operator", ""))
-            if op is None:
-                raise bad_request(f"invalid label selector operator {expr.get('operator')!r}")
-            reqs.append(Requirement(expr.get("key", ""), op, tuple(expr.get("values") or ())))
-        return cls(reqs)
-
-
-def _split_top(text: str) -> list[str]:
-    """Split on commas that are not inside parentheses."""
-    parts, depth, cur = [], 0, []
-    for ch in text:
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        if ch == "," and depth == 0:
-            parts.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    parts.append("".join(cur))
-    return [p.strip() for p in parts if p.strip()]
-
-
-_SET = re.compile(r"^(\S+)\s+(in|notin)\s*\((.*)\)$")
-
-
-def _check_key(key: str, text: str) -> str:
-    if not key or not _KEY.match(key) or len(key) > 317:
-        raise bad_request(f'unable to parse requirement: invalid label key "{key}" in selector "{text}"')
-    return key
-
-
-def _parse_labels(text: str) -> list[Requirement]:
-    reqs: list[Requirement] = []
-    for part in _split_top(text):
-        m = _SET.match(part)
-        if m:
-            values = tuple(v.strip() for v in m.group(3).split(",") if v.strip())
-            reqs.append(Requirement(_check_key(m.group(1), text), m.group(2), values))
-            continue
-        for op in ("!=", "==", "="):
-            if op in part:
-                key, _, value = part.partition(op)
-                reqs.append(Requirement(_check_key(key.strip(), text), "!=" if op == "!=" else "=",
-                                        (value.strip(),)))
-                break
-        else:
-            if part.startswith("!"):
-                reqs.append(Requirement(_check_key(part[1:].strip(), text), "!"))
-            else:
-                reqs.append(Requirement(_check_key(part, text), "exists"))
-    return reqs
+        """Build from a ``metav1.LabelSelector`` object; an unknown operator is a 400 BadRequest."""
+        try:
+            return super().from_match(selector)
+        except InvalidSelector as exc:
+            raise bad_request(str(exc)) from None
 
 
 FieldGetter = Callable[[dict], str]

@@ -151,39 +151,3 @@ def owner_ref(owner: dict, block: bool = True) -> dict:
     md = owner["metadata"]
     return {"apiVersion": owner.get("apiVersion", ""), "kind": owner.get("kind", ""), "name": md["name"],
             "uid": md["uid"], "controller": True, "blockOwnerDeletion": block}
-
-
-def match_labels(selector: dict | None, labels: dict | None) -> bool:
-    """A metav1.LabelSelector (matchLabels + matchExpressions) against a label map; empty selects nothing."""
-    if not selector:
-        return False
-    labels = labels or {}
-    ml = selector.get("matchLabels") or {}
-    exprs = selector.get("matchExpressions") or []
-    if not ml and not exprs:
-        return False
-    if any(labels.get(k) != v for k, v in ml.items()):
-        return False
-    for e in exprs:
-        k, op, vals = e.get("key"), e.get("operator"), e.get("values") or []
-        if op == "In" and labels.get(k) not in vals:
-            return False
-        if op == "NotIn" and k in labels and labels[k] in vals:
-            return False
-        if op == "Exists" and k not in labels:
-            return False
-        if op == "DoesNotExist" and k in labels:
-            return False
-    return True
-
-
-def is_pod_active(pod: dict) -> bool:
-    return (not pod["metadata"].get("deletionTimestamp")
-            and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"))
-
-
-def is_pod_ready(pod: dict) -> bool:
-    for c in (pod.get("status") or {}).get("conditions") or []:
-        if c.get("type") == "Ready":
-            return c.get("status") == "True"
-    return False

@@ -16,8 +16,9 @@ import time
 
 from labkit.client.informer import key_of
 from labkit.client.rest import ApiError
+from labkit.client.selectors import workload_selects
 from labkit.controlplane.controllers import rollout
-from labkit.controlplane.controllers.base import Controller, controller_of, match_labels, owner_ref, split_key
+from labkit.controlplane.controllers.base import Controller, controller_of, owner_ref, split_key
 
 REVISION = "deployment.kubernetes.io/revision"
 DESIRED = "deployment.kubernetes.io/desired-replicas"
@@ -88,7 +89,7 @@ class DeploymentController(Controller):
         for r in list(self.rs.cache.values()):
             md = r["metadata"]
             if md.get("namespace") != ns or controller_of(r) or md.get("deletionTimestamp") \
-                    or not match_labels((d.get("spec") or {}).get("selector"), md.get("labels")):
+                    or not workload_selects((d.get("spec") or {}).get("selector"), md.get("labels")):
                 continue
             refs = [*(md.get("ownerReferences") or []), owner_ref(d)]
             try:

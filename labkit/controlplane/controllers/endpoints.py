@@ -8,12 +8,9 @@ programs the node's forwarding rules from it; ready pods go into ``addresses``, 
 from __future__ import annotations
 
 from labkit.client.informer import key_of
-from labkit.controlplane.controllers.base import Controller, is_pod_ready, split_key
-
-
-def _selects(selector: dict, labels: dict | None) -> bool:
-    labels = labels or {}
-    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+from labkit.client.pods import is_pod_ready
+from labkit.client.selectors import service_selects
+from labkit.controlplane.controllers.base import Controller, split_key
 
 
 class EndpointsController(Controller):
@@ -31,7 +28,7 @@ class EndpointsController(Controller):
     def _pod(self, pod: dict) -> None:
         ns = pod["metadata"].get("namespace", "default")
         for svc in self.services.cache.values():
-            if svc["metadata"].get("namespace") == ns and _selects((svc.get("spec") or {}).get("selector") or {},
+            if svc["metadata"].get("namespace") == ns and service_selects((svc.get("spec") or {}).get("selector") or {},
                                                                    pod["metadata"].get("labels")):
                 self.queue.add(key_of(svc))
 
@@ -52,7 +49,7 @@ class EndpointsController(Controller):
             md = pod["metadata"]
             ip = (pod.get("status") or {}).get("podIP")
             if md.get("namespace") != ns or not ip or md.get("deletionTimestamp") \
-                    or not _selects(selector, md.get("labels")):
+                    or not service_selects(selector, md.get("labels")):
                 continue
             addr = {"ip": ip, "nodeName": (pod.get("spec") or {}).get("nodeName"),
                     "targetRef": {"kind": "Pod", "name": md["name"], "namespace": ns, "uid": md.get("uid")}}

@@ -13,6 +13,7 @@ from labkit.controlplane.controllers.endpoints import EndpointsController
 from labkit.controlplane.controllers.garbagecollector import GarbageCollector
 from labkit.controlplane.controllers.nodeipam import NodeIpamController
 from labkit.controlplane.controllers.nodelifecycle import NodeLifecycleController
+from labkit.controlplane.controllers.pv_binder import PersistentVolumeBinder
 from labkit.controlplane.controllers.replicaset import ReplicaSetController
 
 log = logging.getLogger(__name__)
@@ -43,15 +44,10 @@ class ControllerManager:
         if "endpoints" in controllers:
             self.controllers.append(EndpointsController(client, inf, rec("endpoint-controller")))
         if "pvbinder" in controllers:
-            try:  # written by the storage engineer; optional
-                from labkit.controlplane.controllers.pv_binder import PersistentVolumeBinder  # type: ignore
-            except ImportError:
-                pass
-            else:
-                try:
-                    self.controllers.append(PersistentVolumeBinder(client, inf, rec("persistentvolume-controller")))
-                except Exception:
-                    log.exception("the PV binder could not start; running without it")
+            try:
+                self.controllers.append(PersistentVolumeBinder(client, inf, rec("persistentvolume-controller")))
+            except Exception:
+                log.exception("the PV binder could not start; running without it")
 
     async def run(self) -> None:
         await self.informers.start()

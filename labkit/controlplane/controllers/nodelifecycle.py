@@ -13,13 +13,20 @@ from __future__ import annotations
 import asyncio
 import time
 
+from labkit.client.conditions import condition
 from labkit.client.events import now_iso
 from labkit.client.rest import ApiError
+from labkit.client.taints import toleration_matches
 from labkit.controlplane.controllers.base import Controller
-from labkit.controlplane.scheduler.podspec import tolerates
 
 UNREACHABLE = "node.kubernetes.io/unreachable"
 NOT_READY = "node.kubernetes.io/not-ready"
+
+
+def _ready_heartbeat(node: dict) -> str | None:
+    """When the kubelet last posted Ready=True (None while the node is not Ready)."""
+    c = condition(node, "Ready")
+    return c.get("lastHeartbeatTime") if c is not None and c.get("status") == "True" else None
 
 
 class NodeLifecycleController(Controller):
@@ -52,9 +59,7 @@ class NodeLifecycleController(Controller):
     def _node_updated(self, old: dict, node: dict) -> None:
         self._node_seen(node)
         # a kubelet posting Ready=True with a new heartbeat is also a sign of life
-        hb = lambda n: next((c.get("lastHeartbeatTime") for c in (n.get("status") or {}).get("conditions") or []  # noqa: E731
-                             if c.get("type") == "Ready" and c.get("status") == "True"), None)
-        if hb(node) and hb(node) != hb(old):
+        if _ready_heartbeat(node) and _ready_heartbeat(node) != _ready_heartbeat(old):
             self.last_seen[node["metadata"]["name"]] = time.monotonic()
 
     async def run(self) -> None:
@@ -91,7 +96,7 @@ class NodeLifecycleController(Controller):
                 c = {**c, "status": "Unknown", "reason": "NodeStatusUnknown",
                      "message": "Kubelet stopped posting node status.", "lastTransitionTime": now_iso()}
             conds.append(c)
-        if not any(c.get("type") == "Ready" for c in conds):
+        if condition(node, "Ready") is None:
             conds.append({"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown",
                           "message": "Kubelet stopped posting node status.", "lastTransitionTime": now_iso(),
                           "lastHeartbeatTime": now_iso()})
@@ -134,7 +139,7 @@ class NodeLifecycleController(Controller):
         tol = (pod.get("spec") or {}).get("tolerations") or []
         limit: float | None = None
         for taint in taints:
-            matching = [t for t in tol if tolerates([t], taint)]
+            matching = [t for t in tol if toleration_matches(t, taint)]
             if not matching:
                 return 0.0
             secs = [t.get("tolerationSeconds") for t in matching]

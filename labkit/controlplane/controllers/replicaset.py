@@ -14,16 +14,10 @@ import random
 import time
 
 from labkit.client.informer import key_of
+from labkit.client.pods import is_pod_active, is_pod_ready
 from labkit.client.rest import ApiError
-from labkit.controlplane.controllers.base import (
-    Controller,
-    controller_of,
-    is_pod_active,
-    is_pod_ready,
-    match_labels,
-    owner_ref,
-    split_key,
-)
+from labkit.client.selectors import workload_selects
+from labkit.controlplane.controllers.base import Controller, controller_of, owner_ref, split_key
 
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 EXPECTATION_TIMEOUT_S = 30.0
@@ -143,7 +137,7 @@ class ReplicaSetController(Controller):
         for p in list(self.pods.cache.values()):
             md = p["metadata"]
             if md.get("namespace") != ns or controller_of(p) or md.get("deletionTimestamp") \
-                    or not is_pod_active(p) or not match_labels(sel, md.get("labels")):
+                    or not is_pod_active(p) or not workload_selects(sel, md.get("labels")):
                 continue
             refs = [*(md.get("ownerReferences") or []), owner_ref(rs)]
             try:

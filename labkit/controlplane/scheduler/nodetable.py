@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from labkit.client import quantity
-from labkit.controlplane.scheduler.podspec import nonzero_requests, pod_requests
+from labkit.client.pods import pod_requests
+from labkit.controlplane.scheduler.podspec import nonzero_requests
 
 BASE_RESOURCES = ("cpu", "memory", "pods")
 

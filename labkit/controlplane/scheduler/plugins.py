@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from labkit.client.pods import pod_requests
+from labkit.client.taints import tolerates
 from labkit.controlplane.scheduler.nodetable import NodeTable
-from labkit.controlplane.scheduler.podspec import nonzero_requests, pod_requests, required_terms, tolerates
+from labkit.controlplane.scheduler.podspec import nonzero_requests, required_terms
 
 Reasons = Callable[[int], list[str]]
 

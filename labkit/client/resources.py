@@ -48,6 +48,9 @@ _LIST = [
     Resource("apps", "v1", "deployments", "Deployment"),
     Resource("apps", "v1", "replicasets", "ReplicaSet"),
     Resource("coordination.k8s.io", "v1", "leases", "Lease"),
+    Resource("storage.k8s.io", "v1", "storageclasses", "StorageClass", namespaced=False),
+    Resource("storage.k8s.io", "v1", "csidrivers", "CSIDriver", namespaced=False),
+    Resource("storage.k8s.io", "v1", "csinodes", "CSINode", namespaced=False),
 ]
 
 RESOURCES: dict[str, Resource] = {r.plural: r for r in _LIST}

@@ -222,13 +222,14 @@ def build_node_plugins(node_name: str, pod_cidr: str | None = None, options: dic
     # --- volumes (CSI) ----------------------------------------------------
     if opts.get("csi", True):
         from labkit.node.csi.driver import DRIVER_NAME, CSIDriverServer
+        from labkit.node.csi.registration import register_on_node
         from labkit.node.csi.volumeplugin import CSIVolumePlugin
 
         sock = paths.state_dir() / "csi" / f"{node_id(node_name, scope)}.sock"
         driver = CSIDriverServer(sock, opts.get("csi_root"), node_id=node_name).start()
         vol = CSIVolumePlugin({DRIVER_NAME: driver.endpoint}, kc)
         out.volumes = vol
-        out.closers += [driver.stop, vol.close]
+        out.closers += [driver.stop, vol.close, register_on_node(kc, node_name, driver.endpoint)]
         out.description["volumes"] = f"CSI {DRIVER_NAME} at {sock}"
     else:
         out.volumes = VolumePlugin()

@@ -35,6 +35,7 @@ KIND_MESSAGES = {
     ("v1", "PersistentVolumeClaim"): "core.v1.PersistentVolumeClaim",
     ("coordination.k8s.io/v1", "Lease"): "coordination.v1.Lease",
     ("storage.k8s.io/v1", "StorageClass"): "storage.v1.StorageClass",
+    ("storage.k8s.io/v1", "CSIDriver"): "storage.v1.CSIDriver", ("storage.k8s.io/v1", "CSINode"): "storage.v1.CSINode",
 }
 
 Field = tuple[str, str, bool]

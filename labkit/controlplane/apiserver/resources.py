@@ -141,6 +141,9 @@ RESOURCES: list[ResourceType] = [
                  defaulter=v.default_storageclass, has_generation=False,
                  top_fields=frozenset({"provisioner", "parameters", "reclaimPolicy", "mountOptions",
                                        "allowVolumeExpansion", "volumeBindingMode", "allowedTopologies"})),
+    # written by the node side when a CSI driver registers, read by the PV binder to find a provisioner
+    ResourceType("storage.k8s.io", "v1", "csidrivers", "CSIDriver", namespaced=False, top_fields=frozenset({"spec"})),
+    ResourceType("storage.k8s.io", "v1", "csinodes", "CSINode", namespaced=False, top_fields=frozenset({"spec"})),
 ]
 
 BY_PATH: dict[tuple[str, str, str], ResourceType] = {(r.group, r.version, r.plural): r for r in RESOURCES}

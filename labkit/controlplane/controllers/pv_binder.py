@@ -7,10 +7,17 @@ claims and volumes through the apiserver and:
 1. binds a pending claim to the smallest Available PV that fits (same class, enough capacity,
    the access modes asked for): ``pv.spec.claimRef`` and ``pvc.spec.volumeName`` point at each
    other and both become ``Bound``;
-2. if none fits and the claim's StorageClass names a CSI driver this controller knows, calls the
-   driver's ``CreateVolume`` and creates the PV itself (dynamic provisioning);
+2. if none fits and the claim's StorageClass names a CSI driver that some node registered,
+   calls the driver's ``CreateVolume`` and creates the PV itself (dynamic provisioning);
 3. when a claim is deleted, releases its PV: ``Delete`` reclaim calls ``DeleteVolume`` and
    removes the PV, ``Retain`` leaves it ``Released`` with its data.
+
+Which drivers exist, and where, it learns from the API only: a CSIDriver object names the
+driver, and each node's CSINode lists the drivers registered there, with the address of the
+driver's controller service (:mod:`labkit.client.csinodes`). In Kubernetes an
+external-provisioner sidecar beside the driver makes the CreateVolume call; here the binder
+makes it at the published address, so it never reads a node's disk or imports the node's code
+to find one. ``--provisioner`` names an address by hand instead.
 
 Run it on its own:
     python -m labkit.controlplane.controllers.pv_binder --kubeconfig KC \\
@@ -24,8 +31,8 @@ import asyncio
 import logging
 import sys
 
-from labkit import paths
 from labkit.client import ApiError, Client, KubeConfig, Resource, quantity
+from labkit.client.csinodes import controller_endpoints
 from labkit.client.events import EventRecorder
 from labkit.client.informer import Informer, key_of
 from labkit.controlplane.controllers.base import Controller, SharedInformers
@@ -75,19 +82,9 @@ def find_match(pvc: dict, pvs: list[dict], storage_class: str) -> dict | None:
     return min(fits, key=_capacity) if fits else None
 
 
-def default_provisioners(kubeconfig: KubeConfig | None = None) -> dict[str, str]:
-    """labkit's hostpath driver at one of this cluster's node sockets (all nodes share one volume root)."""
-    from labkit.node.csi.driver import DRIVER_NAME
-    from labkit.node.plugins import cluster_scope
-
-    scope = cluster_scope(kubeconfig) if kubeconfig is not None else ""
-    for sock in sorted((paths.state_dir() / "csi").glob(f"{scope}-*.sock" if scope else "*.sock")):
-        return {DRIVER_NAME: f"unix://{sock}"}
-    return {}
-
-
 class PersistentVolumeBinder(Controller):
-    """Reconcile claims and volumes; ``provisioners`` maps a CSI driver name to its socket.
+    """Reconcile claims and volumes; ``provisioners`` maps a CSI driver name to its endpoint
+    (default: the endpoints the nodes published in their CSINode objects).
 
     One work item ("*") means "look at everything": binding is a matching problem across all
     claims and volumes, so each pass considers them together.
@@ -103,13 +100,35 @@ class PersistentVolumeBinder(Controller):
         self.pvcs = informers.get("persistentvolumeclaims")
         self.pvs = informers.get("persistentvolumes")
         self.classes = Informer(client, STORAGE_CLASSES)
-        for inf in (self.pvcs, self.pvs, self.classes):
+        self.csidrivers = informers.get("csidrivers")
+        self.csinodes = informers.get("csinodes")
+        for inf in (self.pvcs, self.pvs, self.classes, self.csidrivers, self.csinodes):
             inf.add_handler(self._enqueue_all, self._enqueue_all, self._enqueue_all)
         self._said: set[tuple[str, str, str]] = set()
 
     @property
-    def provisioners(self) -> dict[str, str]:
-        return self._provisioners if self._provisioners is not None else default_provisioners(self.client.config)
+    def provisioners(self) -> dict[str, list[str]]:
+        """CSI driver name -> endpoints of its controller service to try, in order."""
+        if self._provisioners is not None:
+            return {driver: [endpoint] for driver, endpoint in self._provisioners.items()}
+        return controller_endpoints(self.csinodes.list(), self.csidrivers.list())
+
+    async def _call_driver(self, driver: str, method: str, *args):
+        """One Controller-service call on the driver, at the next endpoint when one does not answer
+        (a node that went away without unregistering leaves its address behind)."""
+        from labkit.node.csi.client import CSIClient, CSIError  # the CSI protocol's gRPC stubs
+
+        endpoints = self.provisioners.get(driver) or []
+        for i, endpoint in enumerate(endpoints):
+            client = CSIClient(endpoint)
+            try:
+                return await asyncio.to_thread(getattr(client, method), *args)
+            except CSIError as exc:
+                if exc.code != "UNAVAILABLE" or i == len(endpoints) - 1:
+                    raise
+            finally:
+                client.close()
+        raise ApiError(503, "ServiceUnavailable", f"no node publishes an endpoint for CSI driver {driver!r}")
 
     def _enqueue_all(self, *_: dict) -> None:
         self.queue.add("*")
@@ -147,7 +166,8 @@ class PersistentVolumeBinder(Controller):
                 if provisioner in self.provisioners:
                     pv = await self.provision(pvc, sc, by_name[sc])
                 else:
-                    why = (f"storageclass {sc!r} has provisioner {provisioner!r}, which this controller does not run"
+                    why = (f"storageclass {sc!r} has provisioner {provisioner!r}, which no node has registered "
+                           "(no CSINode lists it with a CSIDriver object)"
                            if provisioner else "no persistent volumes available for this claim and no storage class "
                            "that can provision one")
                     await self._event(pvc, "Warning", "FailedBinding", why)
@@ -158,15 +178,9 @@ class PersistentVolumeBinder(Controller):
 
     async def provision(self, pvc: dict, sc_name: str, sc: dict) -> dict:
         """CreateVolume on the class's CSI driver, then create the PV that describes it."""
-        from labkit.node.csi.client import CSIClient
-
         name = f"pvc-{pvc['metadata']['uid']}"
         driver = sc["provisioner"]
-        client = CSIClient(self.provisioners[driver])
-        try:
-            vol = await asyncio.to_thread(client.create_volume, name, _request(pvc) or 1 << 30, sc.get("parameters"))
-        finally:
-            client.close()
+        vol = await self._call_driver(driver, "create_volume", name, _request(pvc) or 1 << 30, sc.get("parameters"))
         pv = {
             "apiVersion": "v1", "kind": "PersistentVolume",
             "metadata": {"name": name, "annotations": {"pv.kubernetes.io/provisioned-by": driver}},
@@ -224,17 +238,14 @@ class PersistentVolumeBinder(Controller):
             policy = pv["spec"].get("persistentVolumeReclaimPolicy", "Retain")
             csi = pv["spec"].get("csi") or {}
             if policy == "Delete" and csi.get("driver") in self.provisioners:
-                from labkit.node.csi.client import CSIClient, CSIError
+                from labkit.node.csi.client import CSIError
 
-                client = CSIClient(self.provisioners[csi["driver"]])
                 try:
-                    await asyncio.to_thread(client.delete_volume, csi["volumeHandle"])
+                    await self._call_driver(csi["driver"], "delete_volume", csi["volumeHandle"])
                 except CSIError as exc:  # e.g. a pod on its way out still has it mounted: try again soon
                     await self._event(pv, "Warning", "VolumeFailedDelete", str(exc))
                     self.queue.add_after("*", 1.0)
                     continue
-                finally:
-                    client.close()
                 try:
                     await self.client.delete("persistentvolumes", pv["metadata"]["name"])
                 except ApiError as exc:

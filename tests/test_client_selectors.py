@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from labkit.client.pods import is_pod_active, is_pod_ready, pod_requests
+from labkit.client.pods import is_pod_active, is_pod_ready, is_pod_terminal, pod_requests
 from labkit.client.selectors import InvalidSelector, LabelSelector, service_selects, workload_selects
 from labkit.client.taints import tolerates, toleration_matches
 
@@ -128,5 +128,6 @@ def test_pod_readiness_and_requests():
     assert is_pod_ready(pod) and is_pod_active(pod)
     assert not is_pod_ready({"status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}})
     assert not is_pod_active({"metadata": {"deletionTimestamp": "x"}, "status": {"phase": "Running"}})
+    assert is_pod_terminal({"status": {"phase": "Failed"}}) and not is_pod_terminal(pod)
     req = pod_requests(pod)
     assert req["cpu"] == 1000 and req["memory"] == 64 << 20 and req["pods"] == 1

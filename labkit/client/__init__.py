@@ -9,6 +9,14 @@ be pointed at any API server: labkit's own, or kind, k3s, minikube or a cloud cl
 * :mod:`labkit.client.informer`   - list+watch into a local cache with event handlers
 * :mod:`labkit.client.events`     - record core/v1 Events the way components do
 * :mod:`labkit.client.quantity`   - parse "500m", "64Mi", "1Gi"
+
+and the Kubernetes API rules every component reads the same way:
+
+* :mod:`labkit.client.selectors`  - label selectors (query strings, LabelSelector objects, Service maps)
+* :mod:`labkit.client.taints`     - does a toleration match a taint
+* :mod:`labkit.client.pods`       - pod active / terminal / Ready, and its resource requests
+* :mod:`labkit.client.conditions` - ``status.conditions`` of Pods and Nodes
+* :mod:`labkit.client.csinodes`   - CSINode / CSIDriver objects: which node runs which CSI driver
 """
 
 from labkit.client.kubeconfig import KubeConfig

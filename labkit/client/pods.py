@@ -10,10 +10,14 @@ from labkit.client import quantity
 from labkit.client.conditions import is_ready
 
 
+def is_pod_terminal(pod: dict) -> bool:
+    """Finished for good (Succeeded or Failed): it holds no resources on its node any more."""
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
 def is_pod_active(pod: dict) -> bool:
     """Not being deleted and not finished: a pod that still counts towards its ReplicaSet."""
-    return (not pod["metadata"].get("deletionTimestamp")
-            and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"))
+    return not pod["metadata"].get("deletionTimestamp") and not is_pod_terminal(pod)
 
 
 def is_pod_ready(pod: dict) -> bool:

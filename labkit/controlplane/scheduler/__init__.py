@@ -7,6 +7,7 @@
 * :mod:`.scheduler` - the process: informers, queue, assume, concurrent binds, Events
 """
 
+from labkit.client.pods import is_pod_terminal
 from labkit.controlplane.scheduler.decision import Decision
 from labkit.controlplane.scheduler.framework import Framework
 from labkit.controlplane.scheduler.nodetable import NodeTable
@@ -19,7 +20,7 @@ def simulate(nodes: list[dict], pods: list[dict], pod: dict, framework: Framewor
         table.upsert_node(n)
     for p in pods:
         node = (p.get("spec") or {}).get("nodeName")
-        if node and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+        if node and not is_pod_terminal(p):
             md = p.get("metadata", {})
             table.add_pod(f"{md.get('namespace', 'default')}/{md.get('name')}", node, p)
     return (framework or Framework()).schedule_one(table, pod)

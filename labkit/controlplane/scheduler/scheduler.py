@@ -17,6 +17,7 @@ import time
 from labkit.client import Client
 from labkit.client.events import EventRecorder
 from labkit.client.informer import Informer, key_of
+from labkit.client.pods import is_pod_terminal
 from labkit.client.rest import ApiError
 from labkit.controlplane.scheduler.decision import Decision
 from labkit.controlplane.scheduler.framework import Framework
@@ -27,10 +28,6 @@ log = logging.getLogger(__name__)
 
 WHY_ANNOTATION = "scheduler.labkit.dev/why"
 RETRY_UNSCHEDULABLE_S = 5.0
-
-
-def is_terminal(pod: dict) -> bool:
-    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
 
 
 class Scheduler:
@@ -76,11 +73,11 @@ class Scheduler:
         node = (pod.get("spec") or {}).get("nodeName")
         if node:
             self.unschedulable.discard(key)
-            if is_terminal(pod):
+            if is_pod_terminal(pod):
                 self.table.remove_pod(key)
             else:
                 self.table.add_pod(key, node, pod)
-        elif self._mine(pod) and not pod["metadata"].get("deletionTimestamp") and not is_terminal(pod):
+        elif self._mine(pod) and not pod["metadata"].get("deletionTimestamp") and not is_pod_terminal(pod):
             if key not in self.unschedulable:
                 self._enqueue(key)
 

@@ -82,6 +82,10 @@ def test_binder_provisions_through_the_driver_a_node_registered(api, driver, tmp
                     return [e["message"] for e in evs if e.get("reason") == "FailedBinding"]
                 assert "no node has registered" in (await _until(why_pending))[0]
 
+                # a node killed without unregistering left its address behind: the binder moves past it
+                await c.create("csinodes", {"metadata": {"name": "node-0", "annotations": {
+                    CONTROLLER_ENDPOINT + DRIVER_NAME: f"unix://{tmp_path}/gone.sock"}},
+                    "spec": {"drivers": [{"name": DRIVER_NAME, "nodeID": "node-0"}]}})
                 await asyncio.to_thread(register_driver, api, "node-a", driver.endpoint)
 
                 async def bound():

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_apiserver_helpers import api, kubeconfig, kubectls  # noqa: F401
+from support.apiserver import kubeconfig, kubectls
 
 DEPLOYMENT = """apiVersion: apps/v1
 kind: Deployment
@@ -31,7 +31,7 @@ spec:
 
 
 @pytest.fixture()
-def kubectl(request, api, tmp_path):  # noqa: F811
+def kubectl(request, api, tmp_path):
     binary = request.param
     cfg = kubeconfig(tmp_path / "kubeconfig", api.url)
     ns = "k" + Path(binary).suffix.replace(".", "") + str(time.time_ns())[-6:]
@@ -134,7 +134,7 @@ def test_errors_print_like_kubernetes(kubectl):
 
 
 @pytest.mark.parametrize("kubectl", kubectls(), indirect=True)
-def test_logs_delete_and_get_all(kubectl, api):  # noqa: F811
+def test_logs_delete_and_get_all(kubectl, api):
     import http.server
     import socketserver
     import threading

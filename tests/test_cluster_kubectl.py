@@ -8,7 +8,7 @@ import time
 
 import pytest
 import yaml
-from test_cluster_helpers import KUBECTL, clear_namespace, deployment, kubectl, running_pods, wait_for
+from support.cluster import KUBECTL, clear_namespace, deployment, kubectl, running_pods, wait_for
 
 from labkit.cluster import Cluster
 

@@ -164,7 +164,8 @@ def _whole_suite(config: pytest.Config) -> bool:
         return forced == "1"
     here = Path(__file__).parent.resolve()
     args = [a for a in config.args if not a.startswith("-")]
-    return any(Path(a.split("::")[0]).resolve() in (here, here.parent) for a in args) if args else True
+    start = config.invocation_params.dir
+    return any((start / a.split("::")[0]).resolve() in (here, here.parent) for a in args) if args else True
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -189,3 +190,4 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     for leak in leaks:
         tr.write_line(f"LEFT {leak}")
     tr.write_line("Each test must remove what it made; remove these by hand with: labkit gc")
+    tr.stats.setdefault("leaked", []).extend(leaks)  # the last line says "N passed, M leaked"

@@ -11,6 +11,7 @@ import requests
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 from support.apiserver import deployment, pod
+from support.cluster import wait_for
 
 # (API class, method suffix, namespaced, body factory)
 RESOURCES = [
@@ -218,7 +219,7 @@ def test_watch_without_resource_version_starts_with_added(kc, ns):
                 w.stop()
     t = threading.Thread(target=run)
     t.start()
-    time.sleep(0.5)
+    wait_for(lambda: ("ADDED", "w1") in got, timeout=10, what="the watch's first event, w1 ADDED")
     core.patch_namespaced_pod("w2", ns, {"metadata": {"labels": {"app": "a"}}})  # now matches
     core.patch_namespaced_pod("w1", ns, {"metadata": {"labels": {"app": "z"}}})  # no longer matches
     t.join(5)
@@ -355,7 +356,7 @@ def test_stopping_the_server_ends_watches_cleanly():
             errors.append(exc)
     t = threading.Thread(target=run)
     t.start()
-    time.sleep(0.5)
+    wait_for(lambda: seen.count("ADDED") == 4 or errors, timeout=10, what="the watch listing the 4 namespaces")
     server.stop()
     t.join(10)
     assert not t.is_alive() and seen.count("ADDED") == 4 and not any(

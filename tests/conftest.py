@@ -168,6 +168,7 @@ def _whole_suite(config: pytest.Config) -> bool:
     return any((start / a.split("::")[0]).resolve() in (here, here.parent) for a in args) if args else True
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's own sessionfinish has torn every fixture down
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the run if anything labkit made (mounts, cgroups, netns, ...) is still on the host."""
     config = session.config

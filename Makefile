@@ -36,8 +36,10 @@ book: setup
 test: book
 	$(VENV)/bin/ruff check labkit tests benchmarks
 	# Cluster tests converge real processes on a 2-core machine: a test that fails is run once more
-	# (the summary line counts reruns), so one slow moment does not fail the run, and a real bug still does.
-	$(PY) -m pytest -ra --reruns 1 --reruns-delay 2 tests
+	# (the summary line counts reruns, and -rR names each in "rerun test summary info": a test listed there
+	# is flaky and gets fixed), so one slow moment does not fail the run, and a real bug still does.
+	# After the run, tests/conftest.py fails it if anything labkit made is left on the host.
+	$(PY) -m pytest -raR --reruns 1 --reruns-delay 2 tests
 
 lint: setup
 	$(VENV)/bin/ruff check labkit tests benchmarks

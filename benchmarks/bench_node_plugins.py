@@ -57,7 +57,7 @@ def bench_cni(n: int = 10) -> None:
 
 
 def bench_cri(n: int = 200) -> None:
-    from test_node_helpers import MemoryRuntime
+    from support.node import MemoryRuntime
 
     from labkit.node.cri import RemoteRuntime, serve
     from labkit.runtime.base import PodSandboxConfig

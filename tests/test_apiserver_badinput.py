@@ -6,10 +6,10 @@ import json
 
 import pytest
 import requests
-from test_apiserver_helpers import api, deployment, kc, ns, pod  # noqa: F401
+from support.apiserver import deployment, pod
 
 
-def _post(api, path, data, content_type="application/json", **params):  # noqa: F811
+def _post(api, path, data, content_type="application/json", **params):
     headers = {"Content-Type": content_type} if content_type else {}
     return requests.post(api.url + path, data=data, headers=headers, params=params, timeout=10)
 
@@ -35,7 +35,7 @@ CASES = [
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_bad_bodies_are_rejected_and_nothing_is_stored(api, ns, case):  # noqa: F811
+def test_bad_bodies_are_rejected_and_nothing_is_stored(api, ns, case):
     _, resource, body, ct, params, code, reason = case
     before = api.store.revision
     r = _post(api, f"/api/v1/namespaces/{ns}/{resource}", body, ct, **params)
@@ -46,7 +46,7 @@ def test_bad_bodies_are_rejected_and_nothing_is_stored(api, ns, case):  # noqa: 
     assert api.store.revision == before
 
 
-def test_invalid_reports_causes_like_kubernetes(api, ns):  # noqa: F811
+def test_invalid_reports_causes_like_kubernetes(api, ns):
     bad = deployment("web")
     bad["spec"]["template"]["metadata"]["labels"] = {"app": "other"}
     r = requests.post(f"{api.url}/apis/apps/v1/namespaces/{ns}/deployments", json=bad, timeout=10)
@@ -56,14 +56,14 @@ def test_invalid_reports_causes_like_kubernetes(api, ns):  # noqa: F811
     assert "`selector` does not match template `labels`" in s["message"]
 
 
-def test_unknown_fields_warn_by_default(api, ns):  # noqa: F811
+def test_unknown_fields_warn_by_default(api, ns):
     r = _post(api, f"/api/v1/namespaces/{ns}/pods", json.dumps({**pod("warned"), "spek": 1}).encode())
     assert r.status_code == 201
     assert 'unknown field \\"spek\\"' in r.headers["Warning"]
     assert "spek" not in r.json()
 
 
-def test_yaml_and_no_content_type_are_accepted(api, ns):  # noqa: F811
+def test_yaml_and_no_content_type_are_accepted(api, ns):
     r = _post(api, f"/api/v1/namespaces/{ns}/configmaps", b"metadata:\n  name: from-yaml\ndata:\n  a: b\n",
               "application/yaml")
     assert r.status_code == 201 and r.json()["data"] == {"a": "b"}
@@ -82,7 +82,7 @@ def test_yaml_and_no_content_type_are_accepted(api, ns):  # noqa: F811
     ("GET", "/api/v1/namespaces/{ns}/pods?limit=1&continue=garbage", 400, "BadRequest"),
     ("PATCH", "/api/v1/namespaces/{ns}/pods/p", 415, "UnsupportedMediaType"),
 ])
-def test_bad_requests_get_status_errors(api, ns, method, path, code, reason):  # noqa: F811
+def test_bad_requests_get_status_errors(api, ns, method, path, code, reason):
     requests.post(f"{api.url}/api/v1/namespaces/{ns}/pods", json=pod("p"), timeout=10)
     before = api.store.revision
     r = requests.request(method, api.url + path.format(ns=ns), data=b"{}",
@@ -91,12 +91,12 @@ def test_bad_requests_get_status_errors(api, ns, method, path, code, reason):  #
     assert api.store.revision == before
 
 
-def test_create_in_missing_namespace_is_404(api):  # noqa: F811
+def test_create_in_missing_namespace_is_404(api):
     r = requests.post(f"{api.url}/api/v1/namespaces/no-such-ns/pods", json=pod("p"), timeout=10)
     assert r.status_code == 404 and r.json()["details"]["kind"] == "namespaces"
 
 
-def test_bad_patches_leave_the_object_alone(api, ns):  # noqa: F811
+def test_bad_patches_leave_the_object_alone(api, ns):
     url = f"{api.url}/api/v1/namespaces/{ns}/pods"
     requests.post(url, json=pod("pp"), timeout=10)
     before = api.store.revision
@@ -110,7 +110,7 @@ def test_bad_patches_leave_the_object_alone(api, ns):  # noqa: F811
     assert api.store.revision == before
 
 
-def test_table_for_kubectl_get(api, ns):  # noqa: F811
+def test_table_for_kubectl_get(api, ns):
     requests.post(f"{api.url}/api/v1/namespaces/{ns}/pods", json=pod("tp", {"app": "t"}), timeout=10)
     r = requests.get(f"{api.url}/api/v1/namespaces/{ns}/pods", timeout=10, headers={
         "Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"})
@@ -123,7 +123,7 @@ def test_table_for_kubectl_get(api, ns):  # noqa: F811
     assert t["rows"][0]["object"]["metadata"]["labels"] == {"app": "t"}
 
 
-def test_discovery_and_version(api):  # noqa: F811
+def test_discovery_and_version(api):
     assert requests.get(api.url + "/version", timeout=5).json()["major"] == "1"
     assert requests.get(api.url + "/healthz", timeout=5).text == "ok"
     assert requests.get(api.url + "/api", timeout=5).json()["versions"] == ["v1"]
@@ -144,7 +144,7 @@ def test_discovery_and_version(api):  # noqa: F811
     assert "fieldValidation" in [p["name"] for p in patch["parameters"]]
 
 
-def test_wrong_json_types_are_400_like_go_decoding(api, ns):  # noqa: F811
+def test_wrong_json_types_are_400_like_go_decoding(api, ns):
     body = pod("typed")
     body["spec"]["containers"][0]["ports"] = [{"containerPort": "80"}]
     r = requests.post(f"{api.url}/api/v1/namespaces/{ns}/pods", json=body, timeout=10)
@@ -155,7 +155,7 @@ def test_wrong_json_types_are_400_like_go_decoding(api, ns):  # noqa: F811
     assert r.status_code == 400 and "quantities must match" in r.json()["message"]
 
 
-def test_strict_validation_sees_nested_unknown_fields(api, ns):  # noqa: F811
+def test_strict_validation_sees_nested_unknown_fields(api, ns):
     body = deployment("strict")
     body["spec"]["template"]["spec"]["containers"][0]["imagePolicy"] = "x"
     r = requests.post(f"{api.url}/apis/apps/v1/namespaces/{ns}/deployments", json=body,
@@ -164,7 +164,7 @@ def test_strict_validation_sees_nested_unknown_fields(api, ns):  # noqa: F811
     assert 'unknown field "spec.template.spec.containers[0].imagePolicy"' in r.json()["message"]
 
 
-def test_type_confusion_never_gives_a_5xx(api, ns):  # noqa: F811
+def test_type_confusion_never_gives_a_5xx(api, ns):
     import random
 
     rnd = random.Random(4)
@@ -193,7 +193,7 @@ def test_type_confusion_never_gives_a_5xx(api, ns):  # noqa: F811
             assert r.status_code < 500, r.text
 
 
-def test_apply_patch_needs_a_field_manager(api, ns):  # noqa: F811
+def test_apply_patch_needs_a_field_manager(api, ns):
     r = requests.patch(f"{api.url}/api/v1/namespaces/{ns}/configmaps/ssa", data="metadata: {name: ssa}\n",
                        headers={"Content-Type": "application/apply-patch+yaml"}, timeout=10)
     assert r.status_code == 400 and "fieldManager" in r.json()["message"]
@@ -203,7 +203,7 @@ def test_apply_patch_needs_a_field_manager(api, ns):  # noqa: F811
     assert r.status_code == 201 and r.json()["data"] == {"a": "b"}
 
 
-def test_server_side_apply_removes_what_the_manager_stopped_applying(api, ns):  # noqa: F811
+def test_server_side_apply_removes_what_the_manager_stopped_applying(api, ns):
     url = f"{api.url}/api/v1/namespaces/{ns}/configmaps/owned"
 
     def ssa(data: dict, manager: str = "me") -> dict:
@@ -220,7 +220,7 @@ def test_server_side_apply_removes_what_the_manager_stopped_applying(api, ns):  
     assert out["metadata"]["managedFields"][0]["fieldsV1"] == {"f:data": {"f:a": {}}}
 
 
-def test_request_above_limit_and_immutable_configmaps(api, ns):  # noqa: F811
+def test_request_above_limit_and_immutable_configmaps(api, ns):
     body = pod("greedy")
     body["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "2"}, "limits": {"cpu": "500m"}}
     r = requests.post(f"{api.url}/api/v1/namespaces/{ns}/pods", json=body, timeout=10)

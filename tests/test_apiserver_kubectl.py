@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import pytest
-from test_apiserver_helpers import api, kubeconfig, kubectls  # noqa: F401
+from support.apiserver import kubeconfig, kubectls
+from support.cluster import wait_for
 
 DEPLOYMENT = """apiVersion: apps/v1
 kind: Deployment
@@ -31,7 +33,7 @@ spec:
 
 
 @pytest.fixture()
-def kubectl(request, api, tmp_path):  # noqa: F811
+def kubectl(request, api, tmp_path):
     binary = request.param
     cfg = kubeconfig(tmp_path / "kubeconfig", api.url)
     ns = "k" + Path(binary).suffix.replace(".", "") + str(time.time_ns())[-6:]
@@ -98,16 +100,27 @@ def test_create_get_describe_and_yaml(kubectl):
 @pytest.mark.parametrize("kubectl", kubectls(), indirect=True)
 def test_get_watch_streams_changes(kubectl):
     kubectl("run", "first", "--image=busybox:1.36")
-    proc = subprocess.Popen([*kubectl.cmd, "get", "pods", "-w"], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([*kubectl.cmd, "get", "pods", "-w", "-v=6"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    out: list[str] = []
+    log: list[str] = []  # -v=6 logs each request once answered: the watch is open when its GET is logged
+    threading.Thread(target=lambda: out.extend(iter(proc.stdout.readline, "")), daemon=True).start()
+    threading.Thread(target=lambda: log.extend(iter(proc.stderr.readline, "")), daemon=True).start()
+
+    def names() -> list[str]:
+        return [line.split()[0] for line in list(out) if line.strip()]
+
     try:
-        time.sleep(1.5)
+        wait_for(lambda: any("watch=true" in ln for ln in list(log)), timeout=30,
+                 what="kubectl get -w to open its watch (its -v=6 log names a watch=true GET)")
         kubectl("run", "second", "--image=busybox:1.36")
         kubectl("label", "pod", "first", "seen=yes")
-        time.sleep(1.5)
+        wait_for(lambda: "second" in names() and names().count("first") >= 2, timeout=30,
+                 what="kubectl get -w to print second, then first again")
     finally:
         proc.terminate()
-        out, _ = proc.communicate(timeout=10)
-    lines = [line.split()[0] for line in out.splitlines() if line.strip()]
+        proc.wait(timeout=10)
+    lines = names()
     assert lines[0] == "NAME" and "first" in lines[1:] and "second" in lines[2:]
     assert lines.count("first") >= 2  # listed, then modified
 
@@ -134,7 +147,7 @@ def test_errors_print_like_kubernetes(kubectl):
 
 
 @pytest.mark.parametrize("kubectl", kubectls(), indirect=True)
-def test_logs_delete_and_get_all(kubectl, api):  # noqa: F811
+def test_logs_delete_and_get_all(kubectl, api):
     import http.server
     import socketserver
     import threading

@@ -10,7 +10,8 @@ import pytest
 import requests
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
-from test_apiserver_helpers import api, deployment, kc, ns, pod  # noqa: F401
+from support.apiserver import deployment, pod
+from support.cluster import wait_for
 
 # (API class, method suffix, namespaced, body factory)
 RESOURCES = [
@@ -36,7 +37,7 @@ RESOURCES = [
 
 
 @pytest.mark.parametrize("api_cls,suffix,namespaced,body", RESOURCES, ids=[r[1] for r in RESOURCES])
-def test_crud_list_watch_on_every_resource(kc, ns, api_cls, suffix, namespaced, body):  # noqa: F811
+def test_crud_list_watch_on_every_resource(kc, ns, api_cls, suffix, namespaced, body):
     a = api_cls(kc)
     name = f"obj-{suffix.replace('_', '-')}-{ns[-4:]}"
     scope = "namespaced_" if namespaced else ""
@@ -67,7 +68,7 @@ def test_crud_list_watch_on_every_resource(kc, ns, api_cls, suffix, namespaced, 
     assert events == [("ADDED", name), ("MODIFIED", name), ("MODIFIED", name), ("DELETED", name)]
 
 
-def test_defaults_are_filled_in(kc, ns):  # noqa: F811
+def test_defaults_are_filled_in(kc, ns):
     core, apps = client.CoreV1Api(kc), client.AppsV1Api(kc)
     p = core.create_namespaced_pod(ns, pod("d1", image="busybox"))
     assert (p.spec.restart_policy, p.spec.dns_policy, p.spec.termination_grace_period_seconds) == \
@@ -88,7 +89,7 @@ def test_defaults_are_filled_in(kc, ns):  # noqa: F811
     assert "default" in names and "kube-system" in names
 
 
-def test_generation_moves_with_spec_only_and_status_is_separate(kc, ns):  # noqa: F811
+def test_generation_moves_with_spec_only_and_status_is_separate(kc, ns):
     apps = client.AppsV1Api(kc)
     apps.create_namespaced_deployment(ns, deployment("g"))
     d = apps.patch_namespaced_deployment("g", ns, {"metadata": {"labels": {"x": "y"}}})
@@ -102,7 +103,7 @@ def test_generation_moves_with_spec_only_and_status_is_separate(kc, ns):  # noqa
     assert d.status.replicas == 2
 
 
-def test_scale_subresource(kc, ns):  # noqa: F811
+def test_scale_subresource(kc, ns):
     apps = client.AppsV1Api(kc)
     apps.create_namespaced_deployment(ns, deployment("sc", replicas=2))
     s = apps.read_namespaced_deployment_scale("sc", ns)
@@ -121,7 +122,7 @@ def test_scale_subresource(kc, ns):  # noqa: F811
     assert e.value.status == 422
 
 
-def test_binding_and_watch_by_node_name(kc, ns):  # noqa: F811
+def test_binding_and_watch_by_node_name(kc, ns):
     core = client.CoreV1Api(kc)
     core.create_node({"metadata": {"name": f"node-{ns}"}})
     rv = core.list_namespaced_pod(ns).metadata.resource_version
@@ -143,7 +144,7 @@ def test_binding_and_watch_by_node_name(kc, ns):  # noqa: F811
     core.delete_node(f"node-{ns}")
 
 
-def test_graceful_delete_of_a_running_pod(kc, ns):  # noqa: F811
+def test_graceful_delete_of_a_running_pod(kc, ns):
     core = client.CoreV1Api(kc)
     core.create_namespaced_pod(ns, pod("gd"))
     core.create_namespaced_pod_binding("gd", ns, {"metadata": {"name": "gd"}, "target": {"name": "n"}},
@@ -160,7 +161,7 @@ def test_graceful_delete_of_a_running_pod(kc, ns):  # noqa: F811
     assert "unbound" not in [x.metadata.name for x in core.list_namespaced_pod(ns).items]
 
 
-def test_foreground_deletion_waits_for_finalizer(kc, ns):  # noqa: F811
+def test_foreground_deletion_waits_for_finalizer(kc, ns):
     apps = client.AppsV1Api(kc)
     apps.create_namespaced_deployment(ns, deployment("fg"))
     apps.delete_namespaced_deployment("fg", ns, propagation_policy="Foreground")
@@ -171,7 +172,7 @@ def test_foreground_deletion_waits_for_finalizer(kc, ns):  # noqa: F811
         apps.read_namespaced_deployment("fg", ns)
 
 
-def test_conflicts(api, kc, ns):  # noqa: F811
+def test_conflicts(api, kc, ns):
     core = client.CoreV1Api(kc)
     cm = core.create_namespaced_config_map(ns, {"metadata": {"name": "c"}, "data": {"v": "1"}})
     cm.data = {"v": "2"}
@@ -190,7 +191,7 @@ def test_conflicts(api, kc, ns):  # noqa: F811
     assert core.read_namespaced_config_map("c", ns).data == {"v": "2"}
 
 
-def test_pagination_with_limit_and_continue(kc, ns):  # noqa: F811
+def test_pagination_with_limit_and_continue(kc, ns):
     core = client.CoreV1Api(kc)
     for i in range(7):
         core.create_namespaced_config_map(ns, {"metadata": {"name": f"cm{i}", "labels": {"odd": str(i % 2)}}})
@@ -204,7 +205,7 @@ def test_pagination_with_limit_and_continue(kc, ns):  # noqa: F811
     assert names == ["cm0", "cm2", "cm4", "cm6"]
 
 
-def test_watch_without_resource_version_starts_with_added(kc, ns):  # noqa: F811
+def test_watch_without_resource_version_starts_with_added(kc, ns):
     core = client.CoreV1Api(kc)
     core.create_namespaced_pod(ns, pod("w1", {"app": "a"}))
     core.create_namespaced_pod(ns, pod("w2", {"app": "b"}))
@@ -218,14 +219,14 @@ def test_watch_without_resource_version_starts_with_added(kc, ns):  # noqa: F811
                 w.stop()
     t = threading.Thread(target=run)
     t.start()
-    time.sleep(0.5)
+    wait_for(lambda: ("ADDED", "w1") in got, timeout=10, what="the watch's first event, w1 ADDED")
     core.patch_namespaced_pod("w2", ns, {"metadata": {"labels": {"app": "a"}}})  # now matches
     core.patch_namespaced_pod("w1", ns, {"metadata": {"labels": {"app": "z"}}})  # no longer matches
     t.join(5)
     assert got == [("ADDED", "w1"), ("ADDED", "w2"), ("DELETED", "w1")]
 
 
-def test_watch_from_compacted_revision_is_410(api, kc, ns):  # noqa: F811
+def test_watch_from_compacted_revision_is_410(api, kc, ns):
     core = client.CoreV1Api(kc)
     rv = core.list_namespaced_config_map(ns).metadata.resource_version
     for i in range(3):
@@ -241,7 +242,7 @@ def test_watch_from_compacted_revision_is_410(api, kc, ns):  # noqa: F811
     assert e.value.status == 410
 
 
-def test_bookmarks_and_timeout(api, kc, ns):  # noqa: F811
+def test_bookmarks_and_timeout(api, kc, ns):
     rv = client.CoreV1Api(kc).list_namespaced_pod(ns).metadata.resource_version
     t0 = time.monotonic()
     r = requests.get(f"{api.url}/api/v1/namespaces/{ns}/pods", params={
@@ -251,7 +252,7 @@ def test_bookmarks_and_timeout(api, kc, ns):  # noqa: F811
     assert types == {"BOOKMARK"}
 
 
-def test_namespace_deletion_removes_its_objects(kc):  # noqa: F811
+def test_namespace_deletion_removes_its_objects(kc):
     core = client.CoreV1Api(kc)
     core.create_namespace({"metadata": {"name": "doomed"}})
     core.create_namespaced_config_map("doomed", {"metadata": {"name": "c"}})
@@ -262,7 +263,7 @@ def test_namespace_deletion_removes_its_objects(kc):  # noqa: F811
     assert e.value.status == 403
 
 
-def test_pod_logs_are_proxied_from_the_kubelet_endpoint(kc, ns):  # noqa: F811
+def test_pod_logs_are_proxied_from_the_kubelet_endpoint(kc, ns):
     import http.server
     import socketserver
 
@@ -293,7 +294,7 @@ def test_pod_logs_are_proxied_from_the_kubelet_endpoint(kc, ns):  # noqa: F811
     assert e.value.status == 400
 
 
-def test_list_by_node_name_follows_binds_and_deletes(kc, ns):  # noqa: F811
+def test_list_by_node_name_follows_binds_and_deletes(kc, ns):
     core = client.CoreV1Api(kc)
     node = f"idx-{ns}"
     sel = f"spec.nodeName={node}"
@@ -319,7 +320,7 @@ def test_list_by_node_name_follows_binds_and_deletes(kc, ns):  # noqa: F811
     assert events == [("ADDED", "i2")]
 
 
-def test_delete_collection_by_label(kc, ns):  # noqa: F811
+def test_delete_collection_by_label(kc, ns):
     core = client.CoreV1Api(kc)
     for i in range(4):
         core.create_namespaced_config_map(ns, {"metadata": {"name": f"dc{i}", "labels": {"batch": str(i % 2)}}})
@@ -327,7 +328,7 @@ def test_delete_collection_by_label(kc, ns):  # noqa: F811
     assert sorted(c.metadata.name for c in core.list_namespaced_config_map(ns).items) == ["dc0", "dc2"]
 
 
-def test_list_at_an_exact_older_revision(api, kc, ns):  # noqa: F811
+def test_list_at_an_exact_older_revision(api, kc, ns):
     core = client.CoreV1Api(kc)
     core.create_namespaced_config_map(ns, {"metadata": {"name": "v"}, "data": {"n": "1"}})
     rv = core.list_namespaced_config_map(ns).metadata.resource_version
@@ -355,14 +356,14 @@ def test_stopping_the_server_ends_watches_cleanly():
             errors.append(exc)
     t = threading.Thread(target=run)
     t.start()
-    time.sleep(0.5)
+    wait_for(lambda: seen.count("ADDED") == 4 or errors, timeout=10, what="the watch listing the 4 namespaces")
     server.stop()
     t.join(10)
     assert not t.is_alive() and seen.count("ADDED") == 4 and not any(
         isinstance(e, ApiException) for e in errors)
 
 
-def test_continue_token_from_before_compaction_is_410(api, kc, ns):  # noqa: F811
+def test_continue_token_from_before_compaction_is_410(api, kc, ns):
     core = client.CoreV1Api(kc)
     for i in range(3):
         core.create_namespaced_config_map(ns, {"metadata": {"name": f"pg{i}"}})
@@ -374,7 +375,7 @@ def test_continue_token_from_before_compaction_is_410(api, kc, ns):  # noqa: F81
     assert e.value.status == 410 and json.loads(e.value.body)["reason"] == "Expired"
 
 
-def test_dry_run_stores_nothing(api, kc, ns):  # noqa: F811
+def test_dry_run_stores_nothing(api, kc, ns):
     core = client.CoreV1Api(kc)
     before = api.store.revision
     out = core.create_namespaced_pod(ns, pod("dry"), dry_run="All")
@@ -384,7 +385,7 @@ def test_dry_run_stores_nothing(api, kc, ns):  # noqa: F811
         core.read_namespaced_pod("dry", ns)
 
 
-def test_eviction_deletes_the_pod_gracefully(kc, ns):  # noqa: F811
+def test_eviction_deletes_the_pod_gracefully(kc, ns):
     core = client.CoreV1Api(kc)
     core.create_namespaced_pod(ns, pod("ev"))
     core.create_namespaced_pod_binding("ev", ns, {"metadata": {"name": "ev"}, "target": {"name": "n"}},
@@ -418,7 +419,7 @@ def test_periodic_compaction_keeps_one_interval_of_history():
         assert json.loads(r.text.splitlines()[0])["object"]["code"] == 410
 
 
-def test_services_get_unique_cluster_ips_and_node_ports(kc, ns):  # noqa: F811
+def test_services_get_unique_cluster_ips_and_node_ports(kc, ns):
     core = client.CoreV1Api(kc)
     ips = set()
     for i in range(5):

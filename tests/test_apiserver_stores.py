@@ -9,7 +9,7 @@ import pytest
 import requests
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
-from test_apiserver_helpers import deployment, pod
+from support.apiserver import deployment, pod
 
 from labkit.controlplane.apiserver import APIServer
 

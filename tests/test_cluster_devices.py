@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_cluster_helpers import wait_for
+from support.cluster import wait_for
 
 from labkit.cluster import Cluster
 

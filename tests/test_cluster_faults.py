@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from test_cluster_helpers import deployment, running_pods, wait_for
+from support.cluster import deployment, running_pods, wait_for
 
 from labkit.cluster import Cluster
 

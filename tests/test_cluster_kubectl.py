@@ -8,7 +8,7 @@ import time
 
 import pytest
 import yaml
-from test_cluster_helpers import KUBECTL, clear_namespace, deployment, kubectl, running_pods, wait_for
+from support.cluster import KUBECTL, clear_namespace, deployment, kubectl, running_pods, wait_for
 
 from labkit.cluster import Cluster
 
@@ -83,12 +83,15 @@ def test_kubectl_apply_scale_delete_logs_describe_rollout(cluster, tmp_path):
 @pytest.mark.skipif(KUBECTL is None, reason="kubectl not installed")
 def test_kubectl_get_watch_streams_a_pod_to_completion(cluster):
     lines: list[str] = []
-    w = subprocess.Popen([KUBECTL, "--kubeconfig", cluster.kubeconfig, "get", "pods", "-w"],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log: list[str] = []  # -v=6 logs each request once answered: the watch is open when its GET is logged
+    w = subprocess.Popen([KUBECTL, "--kubeconfig", cluster.kubeconfig, "get", "pods", "-w", "-v=6"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     reader = threading.Thread(target=lambda: lines.extend(iter(w.stdout.readline, "")), daemon=True)
     reader.start()
+    threading.Thread(target=lambda: log.extend(iter(w.stderr.readline, "")), daemon=True).start()
     try:
-        time.sleep(0.5)
+        wait_for(lambda: any("watch=true" in ln for ln in list(log)), timeout=30,
+                 what="kubectl get -w to open its watch (its -v=6 log names a watch=true GET)")
         kubectl(cluster, "run", "once", "--image=busybox", "--restart=Never", "--", "sh", "-c", "echo done")
         wait_for(lambda: cluster.core().read_namespaced_pod("once", "default").status.phase == "Succeeded",
                  what="pod once Succeeded")

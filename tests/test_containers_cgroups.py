@@ -7,7 +7,7 @@ import subprocess
 import time
 
 import pytest
-from test_containers_helpers import PREFIX, needs_root, new_id
+from support.containers import PREFIX, needs_root, new_id
 
 from labkit.oci import cgroups
 

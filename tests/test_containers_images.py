@@ -11,12 +11,12 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from test_containers_helpers import docker_ok, image_root, needs_root, no_leaks, state_root, store  # noqa: F401
+from support.containers import docker_ok, needs_root
 
 from labkit.images import ImageError, ImageNotFound, ImageStore, layers
 
 
-def test_busybox_image_is_an_oci_layout_with_every_applet(store):  # noqa: F811
+def test_busybox_image_is_an_oci_layout_with_every_applet(store):
     img = store.get("busybox")
     assert img.name == "busybox:latest"
     assert img.digest.startswith("sha256:") and len(img.layers) == 1
@@ -32,19 +32,19 @@ def test_busybox_image_is_an_oci_layout_with_every_applet(store):  # noqa: F811
         assert applet in members, applet
 
 
-def test_every_blob_is_named_by_the_sha256_of_its_bytes(store):  # noqa: F811
+def test_every_blob_is_named_by_the_sha256_of_its_bytes(store):
     for blob in store.blobs.iterdir():
         if blob.name.startswith("."):
             continue
         assert hashlib.sha256(blob.read_bytes()).hexdigest() == blob.name
 
 
-def test_same_files_give_the_same_digest_in_another_store(store, tmp_path):  # noqa: F811
+def test_same_files_give_the_same_digest_in_another_store(store, tmp_path):
     other = ImageStore(tmp_path / "other")
     assert other.build_recipe("busybox").digest == store.get("busybox").digest
 
 
-def test_changing_one_byte_changes_the_digest(store):  # noqa: F811
+def test_changing_one_byte_changes_the_digest(store):
     a = store.build("lkct-bytes-a", base="busybox", add={"/msg": "hello\n"})
     b = store.build("lkct-bytes-b", base="busybox", add={"/msg": "hellp\n"})
     a2 = store.build("lkct-bytes-c", base="busybox", add={"/msg": "hello\n"})
@@ -56,7 +56,7 @@ def test_changing_one_byte_changes_the_digest(store):  # noqa: F811
         store.remove(n)
 
 
-def test_deletion_is_recorded_as_a_whiteout(store):  # noqa: F811
+def test_deletion_is_recorded_as_a_whiteout(store):
     child = store.build("lkct-wh", base="busybox", delete=["/bin/vi"], add={"/etc/motd": "hi\n"})
     try:
         top = child.layers[-1]
@@ -69,7 +69,7 @@ def test_deletion_is_recorded_as_a_whiteout(store):  # noqa: F811
 
 
 @needs_root
-def test_overlay_root_hides_whiteouts_and_copies_on_write(store, tmp_path, no_leaks):  # noqa: F811
+def test_overlay_root_hides_whiteouts_and_copies_on_write(store, tmp_path, no_leaks):
     child = store.build("lkct-cow", base="busybox", delete=["/bin/vi"])
     rootfs = store.prepare_rootfs(child, tmp_path / "rootfs")
     try:
@@ -90,7 +90,7 @@ def test_overlay_root_hides_whiteouts_and_copies_on_write(store, tmp_path, no_le
     assert not os.path.exists(rootfs.path)
 
 
-def test_copy_fallback_applies_whiteouts(store, tmp_path):  # noqa: F811
+def test_copy_fallback_applies_whiteouts(store, tmp_path):
     child = store.build("lkct-copy", base="busybox", delete=["/bin/vi"])
     try:
         rootfs = store.prepare_rootfs(child, tmp_path / "rootfs", overlay=False)
@@ -102,7 +102,7 @@ def test_copy_fallback_applies_whiteouts(store, tmp_path):  # noqa: F811
         store.remove("lkct-copy")
 
 
-def test_unknown_image_says_how_to_build_it(store):  # noqa: F811
+def test_unknown_image_says_how_to_build_it(store):
     with pytest.raises(ImageNotFound, match="labkit image build busybox"):
         store.get("busybox:nope")
     with pytest.raises(ImageNotFound, match="no image nothing:latest"):
@@ -111,7 +111,7 @@ def test_unknown_image_says_how_to_build_it(store):  # noqa: F811
         store.get("Bad Name!")
 
 
-def test_remove_deletes_blobs_no_image_uses(store):  # noqa: F811
+def test_remove_deletes_blobs_no_image_uses(store):
     child = store.build("lkct-rm", base="busybox", add={"/only-here": "x" * 100})
     top = child.layers[-1].digest.split(":")[1]
     assert (store.blobs / top).exists()
@@ -122,7 +122,7 @@ def test_remove_deletes_blobs_no_image_uses(store):  # noqa: F811
         store.remove("lkct-rm")
 
 
-def test_docker_archive_has_the_same_config_and_layers(store, tmp_path):  # noqa: F811
+def test_docker_archive_has_the_same_config_and_layers(store, tmp_path):
     img = store.get("busybox")
     arch = tmp_path / "a.tar"
     arch.write_bytes(store.docker_archive(img))
@@ -136,7 +136,7 @@ def test_docker_archive_has_the_same_config_and_layers(store, tmp_path):  # noqa
 
 @pytest.mark.docker
 @pytest.mark.skipif(not docker_ok(), reason="needs a running Docker Engine")
-def test_docker_runs_the_same_image_with_the_same_id(store):  # noqa: F811
+def test_docker_runs_the_same_image_with_the_same_id(store):
     child = store.build("lkct-docker", base="busybox", add={"/hello.sh": "#!/bin/sh\necho from-labkit-image\n"},
                         cmd=["/hello.sh"])
     try:
@@ -168,7 +168,7 @@ def test_image_cli_build_ls_rm(tmp_path):
 
 
 @needs_root
-def test_without_root_the_rootfs_is_a_copy_and_says_so(store):  # noqa: F811
+def test_without_root_the_rootfs_is_a_copy_and_says_so(store):
     import shutil
     import tempfile
 
@@ -213,7 +213,7 @@ def test_without_busybox_the_recipe_copies_host_programs_with_their_libraries(tm
 
 
 @needs_root
-def test_plain_tar_layers_and_a_busy_destination(store, tmp_path, no_leaks):  # noqa: F811
+def test_plain_tar_layers_and_a_busy_destination(store, tmp_path, no_leaks):
     img = store.build("lkct-plain", base="busybox", add={"/plain.txt": "not compressed\n"}, compress=False)
     try:
         assert img.layers[-1].media_type == "application/vnd.oci.image.layer.v1.tar"

@@ -10,16 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_containers_helpers import (  # noqa: F401
-    IS_LINUX_ROOT,
-    bundle_id,
-    image_root,
-    make_bundle,
-    new_id,
-    no_leaks,
-    state_root,
-    store,
-)
+from support.containers import IS_LINUX_ROOT, bundle_id, new_id
 
 from labkit.oci import capabilities, cgroups, spec
 from labkit.oci.native import (
@@ -50,7 +41,7 @@ def run(bundle: Path, root: Path, **kw) -> tuple[int, str, str, NativeContainer]
     return st.code, out, err, c
 
 
-def test_pid_1_inside_another_pid_outside(make_bundle, state_root):  # noqa: F811
+def test_pid_1_inside_another_pid_outside(make_bundle, state_root):
     b = make_bundle(["sh", "-c", "echo $$; hostname; exit 5"], hostname="box1")
     code, out, _err, c = run(b, state_root)
     try:
@@ -61,7 +52,7 @@ def test_pid_1_inside_another_pid_outside(make_bundle, state_root):  # noqa: F81
         c.delete()
 
 
-def test_namespaces_differ_from_the_host(make_bundle, state_root):  # noqa: F811
+def test_namespaces_differ_from_the_host(make_bundle, state_root):
     b = make_bundle(["sleep", "30"])
     c = NativeContainer(b, bundle_id(b), root=state_root)
     c.create()
@@ -82,7 +73,7 @@ def test_namespaces_differ_from_the_host(make_bundle, state_root):  # noqa: F811
     assert c.wait().code == 137
 
 
-def test_pivot_root_hides_the_host_and_mounts_proc_and_dev(make_bundle, state_root):  # noqa: F811
+def test_pivot_root_hides_the_host_and_mounts_proc_and_dev(make_bundle, state_root):
     script = ("test -e /work && printf 'seen-%s\\n' work; cat /proc/self/mountinfo | awk '$5==\"/\"{print $9}';"
               "ls /dev; cat /proc/1/cmdline | tr '\\0' ' '; echo; echo x > /dev/null && echo devnull-ok")
     b = make_bundle(["sh", "-c", script])
@@ -97,7 +88,7 @@ def test_pivot_root_hides_the_host_and_mounts_proc_and_dev(make_bundle, state_ro
     assert "sh -c" in out and "devnull-ok" in out
 
 
-def test_the_chroot_escape_works_on_chroot_and_fails_after_pivot_root(store, make_bundle, state_root,  # noqa: F811
+def test_the_chroot_escape_works_on_chroot_and_fails_after_pivot_root(store, make_bundle, state_root,
                                                                        tmp_path):
     from labkit.oci import escape
 
@@ -121,7 +112,7 @@ def test_the_chroot_escape_works_on_chroot_and_fails_after_pivot_root(store, mak
     assert "lk-escape" in out.root_listing and "work" not in out.root_listing
 
 
-def test_capabilities_are_dropped_and_no_new_privs_is_set(make_bundle, state_root):  # noqa: F811
+def test_capabilities_are_dropped_and_no_new_privs_is_set(make_bundle, state_root):
     b = make_bundle(["sh", "-c", "grep -E '^(CapBnd|CapEff|NoNewPrivs)' /proc/self/status; hostname x 2>&1"])
     code, out, _err, c = run(b, state_root)
     c.delete()
@@ -133,7 +124,7 @@ def test_capabilities_are_dropped_and_no_new_privs_is_set(make_bundle, state_roo
     assert "Operation not permitted" in out  # sethostname needs CAP_SYS_ADMIN, which is gone
 
 
-def test_memory_limit_gets_the_process_oom_killed_with_counters(make_bundle, state_root):  # noqa: F811
+def test_memory_limit_gets_the_process_oom_killed_with_counters(make_bundle, state_root):
     b = make_bundle(["dd", "if=/dev/zero", "of=/dev/null", "bs=100M", "count=1"],
                     resources=Resources(memory_bytes=32 << 20))
     c = NativeContainer(b, bundle_id(b), root=state_root, stderr=os.open(os.devnull, os.O_WRONLY))
@@ -149,7 +140,7 @@ def test_memory_limit_gets_the_process_oom_killed_with_counters(make_bundle, sta
         assert counters["failcnt"] > 0
 
 
-def test_enough_memory_completes(make_bundle, state_root):  # noqa: F811
+def test_enough_memory_completes(make_bundle, state_root):
     b = make_bundle(["dd", "if=/dev/zero", "of=/dev/null", "bs=8M", "count=1"],
                     resources=Resources(memory_bytes=64 << 20))
     code, _out, _err, c = run(b, state_root)
@@ -157,7 +148,7 @@ def test_enough_memory_completes(make_bundle, state_root):  # noqa: F811
     assert code == 0
 
 
-def test_cpu_quota_throttles_a_busy_loop(make_bundle, state_root):  # noqa: F811
+def test_cpu_quota_throttles_a_busy_loop(make_bundle, state_root):
     b = make_bundle(["sh", "-c", "i=0; while [ $i -lt 60000 ]; do i=$((i+1)); done"],
                     resources=Resources.from_cpus(0.1))
     c = NativeContainer(b, bundle_id(b), root=state_root)
@@ -174,7 +165,7 @@ def test_cpu_quota_throttles_a_busy_loop(make_bundle, state_root):  # noqa: F811
     assert int(stat["nr_throttled"]) > 0  # the kernel stopped it when its 10 ms per 100 ms ran out
 
 
-def test_pids_limit_stops_a_fork_loop(make_bundle, state_root):  # noqa: F811
+def test_pids_limit_stops_a_fork_loop(make_bundle, state_root):
     b = make_bundle(["sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 5 & done; echo done"],
                     resources=Resources(pids_limit=6))
     code, out, err, c = run(b, state_root)
@@ -182,7 +173,7 @@ def test_pids_limit_stops_a_fork_loop(make_bundle, state_root):  # noqa: F811
     assert "can't fork" in err  # the kernel refused the 7th process: pids.max is 6
 
 
-def test_missing_command_is_a_clear_error_and_leaves_nothing(make_bundle, state_root):  # noqa: F811
+def test_missing_command_is_a_clear_error_and_leaves_nothing(make_bundle, state_root):
     b = make_bundle(["no-such-program", "x"])
     c = NativeContainer(b, bundle_id(b), root=state_root)
     with pytest.raises(ExecutableNotFound, match="executable not found in image: 'no-such-program'"):
@@ -190,7 +181,7 @@ def test_missing_command_is_a_clear_error_and_leaves_nothing(make_bundle, state_
     assert not (state_root / bundle_id(b)).exists()
 
 
-def test_memory_limit_too_small_to_start(make_bundle, state_root):  # noqa: F811
+def test_memory_limit_too_small_to_start(make_bundle, state_root):
     b = make_bundle(["true"])
     cfg = json.loads((b / "config.json").read_text())
     cfg["linux"]["resources"]["memory"] = {"limit": 1 << 20}
@@ -199,7 +190,7 @@ def test_memory_limit_too_small_to_start(make_bundle, state_root):  # noqa: F811
         NativeContainer(b, bundle_id(b), root=state_root).create()
 
 
-def test_join_an_existing_network_namespace(store, tmp_path, state_root, no_leaks):  # noqa: F811
+def test_join_an_existing_network_namespace(store, tmp_path, state_root, no_leaks):
     from labkit.oci.bundle import Bundle
 
     name = new_id("ns")
@@ -221,7 +212,7 @@ def test_join_an_existing_network_namespace(store, tmp_path, state_root, no_leak
         subprocess.run(["ip", "netns", "del", name], check=True)
 
 
-def test_delete_refuses_a_running_container_without_force(make_bundle, state_root):  # noqa: F811
+def test_delete_refuses_a_running_container_without_force(make_bundle, state_root):
     b = make_bundle(["sleep", "30"])
     c = NativeContainer(b, bundle_id(b), root=state_root)
     c.create(start_now=True)
@@ -241,7 +232,7 @@ def _cli(*args: str, root: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=60, cwd=REPO, stdin=subprocess.DEVNULL)
 
 
-def test_runc_shaped_cli(make_bundle, state_root, tmp_path):  # noqa: F811
+def test_runc_shaped_cli(make_bundle, state_root, tmp_path):
     b = make_bundle(["sh", "-c", "echo started; sleep 30"])
     cid = bundle_id(b)
     log = tmp_path / "c.log"
@@ -271,13 +262,13 @@ def test_runc_shaped_cli(make_bundle, state_root, tmp_path):  # noqa: F811
     assert missing.returncode == 1 and "does not exist" in missing.stderr
 
 
-def test_cli_run_exits_with_the_containers_status(make_bundle, state_root):  # noqa: F811
+def test_cli_run_exits_with_the_containers_status(make_bundle, state_root):
     b = make_bundle(["sh", "-c", "echo out; exit 9"])
     out = _cli("run", bundle_id(b), "--bundle", str(b), root=state_root)
     assert out.returncode == 9 and out.stdout == "out\n"
 
 
-def test_not_root_gets_a_plain_message(make_bundle, state_root):  # noqa: F811
+def test_not_root_gets_a_plain_message(make_bundle, state_root):
     b = make_bundle(["true"])
     code = ("import sys; from labkit.oci.native import NativeContainer, NativeError\n"
             "try:\n    NativeContainer(sys.argv[1], 'x', root='/tmp').create()\n"
@@ -288,7 +279,7 @@ def test_not_root_gets_a_plain_message(make_bundle, state_root):  # noqa: F811
     assert "needs root" in out.stdout and "simulated" in out.stdout, out.stderr
 
 
-def test_user_namespace_makes_root_inside_an_ordinary_uid_outside(store, state_root, no_leaks):  # noqa: F811
+def test_user_namespace_makes_root_inside_an_ordinary_uid_outside(store, state_root, no_leaks):
     import shutil
     import tempfile
 
@@ -326,13 +317,13 @@ def test_user_namespace_makes_root_inside_an_ordinary_uid_outside(store, state_r
         shutil.rmtree(work, ignore_errors=True)
 
 
-def test_user_namespace_needs_a_reachable_rootfs(make_bundle, state_root):  # noqa: F811
+def test_user_namespace_needs_a_reachable_rootfs(make_bundle, state_root):
     b = make_bundle(["true"], namespaces=["pid", "mount", "user"])
     with pytest.raises(NativeError, match="cannot enter .*chmod o\\+x"):
         NativeContainer(b, bundle_id(b), root=state_root).create()
 
 
-def test_run_fast_path_still_reports_setup_errors(make_bundle, state_root):  # noqa: F811
+def test_run_fast_path_still_reports_setup_errors(make_bundle, state_root):
     b = make_bundle(["no-such-program"])
     with pytest.raises(ExecutableNotFound, match="executable not found in image"):
         NativeContainer(b, bundle_id(b), root=state_root).run()
@@ -341,7 +332,7 @@ def test_run_fast_path_still_reports_setup_errors(make_bundle, state_root):  # n
     assert NativeContainer(ok, bundle_id(ok), root=state_root).run().code == 4
 
 
-def test_bind_mounts_and_extra_devices(make_bundle, state_root, tmp_path):  # noqa: F811
+def test_bind_mounts_and_extra_devices(make_bundle, state_root, tmp_path):
     from labkit.runtime.base import Device, Mount
 
     data = tmp_path / "data"
@@ -363,7 +354,7 @@ def test_bind_mounts_and_extra_devices(make_bundle, state_root, tmp_path):  # no
     assert "device-ok" in out
 
 
-def test_an_unprivileged_user_inside_can_use_dev_null(make_bundle, state_root):  # noqa: F811
+def test_an_unprivileged_user_inside_can_use_dev_null(make_bundle, state_root):
     b = make_bundle(["sh", "-c", "id -u; echo x > /dev/null && echo null-ok; touch /etc/x 2>&1"], uid=65534, gid=65534)
     code, out, err, c = run(b, state_root)
     c.delete()
@@ -371,7 +362,7 @@ def test_an_unprivileged_user_inside_can_use_dev_null(make_bundle, state_root): 
     assert lines[0] == "65534" and lines[1] == "null-ok" and "Permission denied" in lines[2], (out, err)
 
 
-def test_a_new_network_namespace_has_loopback_up(make_bundle, state_root):  # noqa: F811
+def test_a_new_network_namespace_has_loopback_up(make_bundle, state_root):
     b = make_bundle(["sh", "-c", "ip -o link show lo; ping -c 1 -W 1 127.0.0.1 >/dev/null && echo ping-ok"])
     code, out, err, c = run(b, state_root)
     c.delete()
@@ -379,7 +370,7 @@ def test_a_new_network_namespace_has_loopback_up(make_bundle, state_root):  # no
     assert "LOOPBACK,UP" in out and "ping-ok" in out
 
 
-def test_a_mount_destination_behind_a_link_out_of_the_root_is_refused(make_bundle, state_root, tmp_path):  # noqa: F811
+def test_a_mount_destination_behind_a_link_out_of_the_root_is_refused(make_bundle, state_root, tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
     b = make_bundle(["true"], mounts=[{"destination": "/escape/x", "type": "tmpfs", "source": "tmpfs",

@@ -7,15 +7,7 @@ import shutil
 import subprocess
 
 import pytest
-from test_containers_helpers import (  # noqa: F401
-    bundle_id,
-    image_root,
-    make_bundle,
-    needs_root,
-    no_leaks,
-    state_root,
-    store,
-)
+from support.containers import bundle_id, needs_root
 
 from labkit.oci import crun, spec
 from labkit.oci.bundle import Bundle, BundleError
@@ -82,7 +74,7 @@ def _run_real(binary: str, bundle, tmp_path) -> subprocess.CompletedProcess:  # 
 
 @needs_root
 @pytest.mark.parametrize("binary", ["runc", "crun"])
-def test_real_oci_runtimes_accept_the_bundle(binary, make_bundle, tmp_path, no_leaks):  # noqa: F811
+def test_real_oci_runtimes_accept_the_bundle(binary, make_bundle, tmp_path, no_leaks):
     if shutil.which(binary) is None:
         pytest.skip(f"{binary} is not installed")
     b = make_bundle(["sh", "-c", "echo pid=$$; hostname; grep NoNewPrivs /proc/self/status; exit 3"],
@@ -95,7 +87,7 @@ def test_real_oci_runtimes_accept_the_bundle(binary, make_bundle, tmp_path, no_l
 
 
 @needs_root
-def test_runc_and_native_report_the_same_state_fields(make_bundle, tmp_path, state_root, no_leaks):  # noqa: F811
+def test_runc_and_native_report_the_same_state_fields(make_bundle, tmp_path, state_root, no_leaks):
     if shutil.which("runc") is None:
         pytest.skip("runc is not installed")
     from labkit.oci.native import NativeContainer
@@ -123,7 +115,7 @@ def test_runc_and_native_report_the_same_state_fields(make_bundle, tmp_path, sta
 
 @needs_root
 @pytest.mark.parametrize("binary", ["runc", "crun"])
-def test_real_runtimes_accept_mounts_devices_and_limits(binary, make_bundle, tmp_path, no_leaks):  # noqa: F811
+def test_real_runtimes_accept_mounts_devices_and_limits(binary, make_bundle, tmp_path, no_leaks):
     if shutil.which(binary) is None:
         pytest.skip(f"{binary} is not installed")
     data = tmp_path / "data"

@@ -9,9 +9,9 @@ cannot be mounted and a pod asking for too many GPUs get Events; nothing is left
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
+from support.cluster import wait_for
 
 from labkit import paths
 
@@ -21,16 +21,6 @@ pytestmark = [
     pytest.mark.skipif(not (paths.is_root() and os.path.exists("/usr/lib/cni/bridge")),
                        reason="needs root and containernetworking-plugins"),
 ]
-
-
-def wait(pred, timeout=40.0, what="condition"):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -73,22 +63,22 @@ def test_pods_on_two_nodes_reach_each_other_by_ip_and_service(cluster):
             "spec": {"nodeName": node, "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", script]}]}})
     core.create_namespaced_service("default", {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "net-b"},
                                                "spec": {"selector": {"app": "net-b"}, "ports": [{"port": 8080, "targetPort": 80}]}})
-    pods = wait(lambda: (ps := {p.metadata.name: p for p in core.list_namespaced_pod("default").items
-                                if p.metadata.name.startswith("net-")})
-                and len(ps) == 2 and all(p.status.pod_ip and p.status.phase == "Running" for p in ps.values()) and ps,
-                what="pods running with IPs")
+    pods = wait_for(lambda: (ps := {p.metadata.name: p for p in core.list_namespaced_pod("default").items
+                                    if p.metadata.name.startswith("net-")})
+                    and len(ps) == 2 and all(p.status.pod_ip and p.status.phase == "Running" for p in ps.values()) and ps,
+                    what="pods running with IPs")
     cidrs = {n.metadata.name: n.spec.pod_cidr for n in core.list_node().items}
     import ipaddress
 
     for p in pods.values():  # each pod's IP comes from its own node's podCIDR
         assert ipaddress.ip_address(p.status.pod_ip) in ipaddress.ip_network(cidrs[p.spec.node_name])
     ip_b = pods["net-b"].status.pod_ip
-    r = wait(lambda: (x := exec_in(cluster, "net-a", "node-1", ["wget", "-q", "-O-", f"http://{ip_b}/"])).exit_code == 0 and x,
-             what="pod IP reachable")
+    r = wait_for(lambda: (x := exec_in(cluster, "net-a", "node-1", ["wget", "-q", "-O-", f"http://{ip_b}/"])).exit_code == 0 and x,
+                 what="pod IP reachable")
     assert r.stdout.decode().strip() == "net-b"
     cip = core.read_namespaced_service("net-b", "default").spec.cluster_ip
-    r = wait(lambda: (x := exec_in(cluster, "net-a", "node-1", ["wget", "-q", "-O-", f"http://{cip}:8080/"])).exit_code == 0 and x,
-             what="ClusterIP reachable")
+    r = wait_for(lambda: (x := exec_in(cluster, "net-a", "node-1", ["wget", "-q", "-O-", f"http://{cip}:8080/"])).exit_code == 0 and x,
+                 what="ClusterIP reachable")
     assert r.stdout.decode().strip() == "net-b"
 
 
@@ -114,16 +104,16 @@ def test_claim_data_outlives_its_pod_and_unbound_claim_gets_failedmount(cluster)
     def phase(name):
         return core.read_namespaced_pod(name, "default").status.phase
 
-    wait(lambda: core.read_namespaced_persistent_volume_claim("keep", "default").status.phase == "Bound", what="bound")
+    wait_for(lambda: core.read_namespaced_persistent_volume_claim("keep", "default").status.phase == "Bound", what="bound")
     core.create_namespaced_pod("default", pod("w", "node-1", "keep", "echo kept > /v/f"))
-    wait(lambda: phase("w") == "Succeeded", what="writer done")
+    wait_for(lambda: phase("w") == "Succeeded", what="writer done")
     core.delete_namespaced_pod("w", "default")
     core.create_namespaced_pod("default", pod("r", "node-2", "keep", "cat /v/f"))
-    wait(lambda: phase("r") == "Succeeded", what="reader done")
+    wait_for(lambda: phase("r") == "Succeeded", what="reader done")
     assert core.read_namespaced_pod_log("r", "default").strip() == "kept"
 
     core.create_namespaced_pod("default", pod("stuck", "node-1", "never", "true"))
-    ev = wait(lambda: [e for e in events_for(core, "stuck") if e[0] == "FailedMount"], what="FailedMount event")
+    ev = wait_for(lambda: [e for e in events_for(core, "stuck") if e[0] == "FailedMount"], what="FailedMount event")
     assert '"never" is not bound' in ev[0][1]
     assert phase("stuck") == "Pending"
 
@@ -135,7 +125,7 @@ def test_gpu_pod_lands_where_the_plugin_is_and_too_many_stays_pending(cluster):
     core = cluster.core()
     plugin = SampleDevicePlugin(device_plugin_dir("node-2", cluster.kubeconfig), count=2, real=False).start()
     try:
-        wait(lambda: core.read_node("node-2").status.allocatable.get("nvidia.com/gpu") == "2", what="gpu allocatable")
+        wait_for(lambda: core.read_node("node-2").status.allocatable.get("nvidia.com/gpu") == "2", what="gpu allocatable")
 
         def gpu_pod(name, n):
             return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
@@ -144,12 +134,12 @@ def test_gpu_pod_lands_where_the_plugin_is_and_too_many_stays_pending(cluster):
                         "resources": {"limits": {"nvidia.com/gpu": str(n)}}}]}}
 
         core.create_namespaced_pod("default", gpu_pod("gpu-1", 1))
-        wait(lambda: core.read_namespaced_pod("gpu-1", "default").status.phase == "Succeeded", what="gpu pod done")
+        wait_for(lambda: core.read_namespaced_pod("gpu-1", "default").status.phase == "Succeeded", what="gpu pod done")
         p = core.read_namespaced_pod("gpu-1", "default")
         assert p.spec.node_name == "node-2"
         assert core.read_namespaced_pod_log("gpu-1", "default").split() == ["LK-GPU-0", "/dev/nvidia0"]
         core.create_namespaced_pod("default", gpu_pod("gpu-3", 3))
-        ev = wait(lambda: [e for e in events_for(core, "gpu-3") if e[0] == "FailedScheduling"], what="FailedScheduling")
+        ev = wait_for(lambda: [e for e in events_for(core, "gpu-3") if e[0] == "FailedScheduling"], what="FailedScheduling")
         assert "Insufficient nvidia.com/gpu" in ev[0][1]
         assert core.read_namespaced_pod("gpu-3", "default").status.phase == "Pending"
     finally:

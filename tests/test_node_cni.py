@@ -8,45 +8,14 @@ import subprocess
 import uuid
 
 import pytest
+from support.cni import LK_BRIDGE, needs_root, sandbox
 
 from labkit import paths
-from labkit.node.cni import runner
 from labkit.node.cni.plugin import CNINetworkPlugin
 from labkit.node.cni.runner import CNI, CNIError, NetworkConfigList
 from labkit.node.kubelet.plugins import PluginError
 from labkit.node.proxy import rules
-from labkit.runtime.base import PodSandboxStatus, SandboxState
-
-needs_root = pytest.mark.skipif(
-    not (paths.is_root() and os.path.exists("/usr/lib/cni/bridge")),
-    reason="needs root and containernetworking-plugins",
-)
-LK_BRIDGE = os.path.join(os.path.dirname(runner.__file__), "plugins", "lk-bridge")
-
-
-def netns_list() -> set[str]:
-    """The namespaces these tests make (other engineers' clusters run beside them: not theirs)."""
-    names = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
-    return {n for n in names if n.startswith(("labkit-fabric-t", "labkit-node-t", "labkit-pod-"))}
-
-
-def host_links() -> set[str]:
-    """Host links named like the temporary veth ends the topology creates (lk + 8 hex digits)."""
-    out = subprocess.run(["ip", "-j", "link"], capture_output=True, text=True).stdout
-    return {x["ifname"] for x in json.loads(out) if x["ifname"].startswith("lk") and len(x["ifname"]) == 10}
-
-
-@pytest.fixture
-def state(tmp_path, monkeypatch):
-    monkeypatch.setenv("LABKIT_STATE", str(tmp_path / "state"))
-    before = (netns_list(), host_links())
-    yield f"labkit-fabric-t{uuid.uuid4().hex[:6]}"
-    assert netns_list() - before[0] == set(), "a network namespace was left behind"
-    assert host_links() - before[1] == set(), "a host interface was left behind"
-
-
-def sandbox(tag: str) -> PodSandboxStatus:
-    return PodSandboxStatus(uuid.uuid4().hex + tag, tag, "default", SandboxState.READY, 0.0)
+from labkit.runtime.base import PodSandboxStatus
 
 
 def start_server(plugin: CNINetworkPlugin, sb: PodSandboxStatus, tmp_path, text: str) -> subprocess.Popen:

@@ -7,7 +7,7 @@ import sys
 
 import grpc
 import pytest
-from test_node_helpers import MemoryRuntime
+from support.node import MemoryRuntime
 
 from labkit.node.cri import RemoteRuntime, crictl, serve
 from labkit.node.cri import api_pb2 as pb

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-import time
 
 import pytest
+from support.cluster import wait_for
 
 from labkit import paths
 from labkit.client.kubeconfig import write_kubeconfig
@@ -133,14 +133,6 @@ class Background:
         self.thread.join(5)
 
 
-def wait_for(pred, timeout=15.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 @needs_root

@@ -153,7 +153,7 @@ def test_native_shim_does_not_hold_its_callers_descriptors(tmp_path):
     import sys
 
     import pytest
-    from test_runtime_helpers import available, labkit
+    from support.runtime import available, labkit
 
     ok, why = available("native")
     if not ok:

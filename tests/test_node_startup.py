@@ -10,7 +10,7 @@ import tempfile
 import uuid
 
 import pytest
-from test_node_cni import needs_root, sandbox, state  # noqa: F401 - state is a fixture
+from support.cni import needs_root, sandbox
 
 from labkit.client import Client
 from labkit.client.kubeconfig import write_kubeconfig
@@ -103,7 +103,7 @@ def test_a_network_that_cannot_be_built_does_not_keep_the_node_down():
 
 @needs_root
 @pytest.mark.parametrize("plugin", ["bridge", "lk-bridge"])
-def test_the_bridge_exists_before_the_first_pod_and_the_pod_uses_it(state, plugin):  # noqa: F811
+def test_the_bridge_exists_before_the_first_pod_and_the_pod_uses_it(state, plugin):
     n = CNINetworkPlugin(f"t{uuid.uuid4().hex[:5]}", "10.244.7.0/24", plugin=plugin, fabric=state)
     try:
         n.prepare()

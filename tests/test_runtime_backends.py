@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from test_runtime_helpers import REAL, available, backend_param
+from support.runtime import REAL, available, backend_param
 
 import labkit.runtime as rt
 from labkit.runtime.base import (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_runtime_helpers import available, labkit
+from support.runtime import available, labkit
 
 
 def _one_clear_line(out, code: int, *words: str) -> None:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_runtime_helpers import REAL, available, backend_param, labkit
+from support.runtime import REAL, available, backend_param, labkit
 
 
 @pytest.mark.parametrize("backend", backend_param(REAL))

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
-from test_runtime_helpers import available, labkit
+from support.runtime import available, labkit
 
 from labkit.runtime import gc, mounts
 

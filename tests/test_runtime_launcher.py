@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_runtime_helpers import available
+from support.runtime import available
 
 from labkit.cli import launcher
 

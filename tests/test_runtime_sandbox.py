@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from test_runtime_helpers import available
+from support.runtime import available
 
 from labkit.runtime import sandbox
 from labkit.runtime.base import RuntimeError_

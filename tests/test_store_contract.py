@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from test_store_helpers import Collector, etcd_available, running_etcd
+from support.store import Collector, etcd_available, running_etcd
 
 from labkit.controlplane.store import (
     Compacted,

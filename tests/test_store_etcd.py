@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_store_helpers import Collector, etcd_available
+from support.store import Collector, etcd_available
 
 from labkit.controlplane.store import Unavailable, open_store
 
@@ -78,7 +78,7 @@ def test_unreachable_etcd_is_a_clear_error():
 
 
 def test_value_over_etcds_request_limit_is_a_clear_error():
-    from test_store_helpers import running_etcd
+    from support.store import running_etcd
 
     from labkit.controlplane.store import StoreError
 
@@ -93,7 +93,7 @@ def test_value_over_etcds_request_limit_is_a_clear_error():
 
 
 def test_long_lists_are_read_in_pages_at_one_revision(monkeypatch):
-    from test_store_helpers import running_etcd
+    from support.store import running_etcd
 
     import labkit.controlplane.store.etcd as etcd_store
 

@@ -15,7 +15,7 @@ import textwrap
 import threading
 
 import pytest
-from test_store_helpers import Collector
+from support.store import Collector
 
 from labkit.controlplane.store import KeyExists, StoreError, open_store
 from labkit.controlplane.store.fanout import NonBlocking

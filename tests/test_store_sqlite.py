@@ -9,7 +9,7 @@ import sys
 import textwrap
 
 import pytest
-from test_store_helpers import Collector
+from support.store import Collector
 
 from labkit.controlplane.store import open_store
 

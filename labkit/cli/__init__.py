@@ -46,10 +46,7 @@ def group():
             if target is None:
                 return None
             module, attr = target.split(":")
-            try:
-                return getattr(importlib.import_module(module), attr)
-            except (ImportError, AttributeError) as exc:
-                raise click.ClickException(f"'labkit {name}' is not available: {exc}") from exc
+            return getattr(importlib.import_module(module), attr)
 
     @click.group(cls=LazyGroup)
     @click.version_option(package_name="labkit")

@@ -72,7 +72,7 @@ def _module(name: str) -> str:
 
 
 def architecture() -> graphviz.Digraph:
-    """The seed's global architecture (S9-S13), each box annotated with the labkit module behind it."""
+    """The source text's global architecture (S9-S13), each box annotated with the labkit module behind it."""
     g = _graph("architecture", rankdir="TB", nodesep="0.3", ranksep="0.4")
     g.node("user", _label("kubectl / kubernetes client", "labkit.client"), shape="box", style="filled",
            fillcolor="white")
@@ -218,7 +218,7 @@ def landscape() -> graphviz.Digraph:
 
 
 def google_stack() -> graphviz.Digraph:
-    """Google's published infrastructure (the seed's first figure): Borg at the very bottom (S4).
+    """Google's published infrastructure (the source text's first figure): Borg at the very bottom (S4).
 
     Drawn as a stack: each row is a layer of systems Google described in papers (year of the
     paper in brackets), and each layer runs on the ones below it.

@@ -1,38 +1,15 @@
-"""Shared fixtures for the apiserver tests: a server on a free port and clients pointed at it."""
+"""Helpers for the apiserver tests: manifests, a kubeconfig file, the kubectl versions present.
+
+The fixtures (a server on a free port, clients pointed at it) are in tests/conftest.py.
+"""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kubernetes import client
-
-from labkit.controlplane.apiserver import APIServer
 
 KUBECTL_DIR = Path("/usr/lib/google-cloud-sdk/bin")
-
-
-@pytest.fixture(scope="module")
-def api() -> Iterator[APIServer]:
-    with APIServer("memory", bookmark_interval=0.5) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def kc(api: APIServer) -> client.ApiClient:
-    cfg = client.Configuration()
-    cfg.host = api.url
-    return client.ApiClient(cfg)
-
-
-@pytest.fixture()
-def ns(kc: client.ApiClient) -> Iterator[str]:
-    name = "t-" + uuid.uuid4().hex[:8]
-    client.CoreV1Api(kc).create_namespace({"metadata": {"name": name}})
-    yield name
-    client.CoreV1Api(kc).delete_namespace(name)
 
 
 def pod(name: str, labels: dict | None = None, image: str = "busybox:1.36") -> dict:

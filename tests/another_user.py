@@ -1,0 +1,95 @@
+"""Run labkit as another user, wherever the clone sits.
+
+A clone in ``/root`` or in a ``mktemp -d`` folder is mode 0700: another user (``nobody``, a throwaway
+learner) cannot read it, nor the ``.venv`` inside it. These helpers copy what that user needs to a
+folder everyone can read: labkit's source, and when asked the whole virtual environment (hard links,
+so it costs seconds, not half a gigabyte), with an interpreter that user may run.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def as_user(user: str = "nobody", group: str = "nogroup") -> list[str]:
+    """The argv prefix that runs a command as ``user`` with no supplementary groups."""
+    return ["setpriv", f"--reuid={user}", f"--regid={group}", "--clear-groups"]
+
+
+def _runs_as(python: str, user: str, group: str) -> bool:
+    try:
+        return subprocess.run([*as_user(user, group), python, "-I", "-c", "pass"], capture_output=True,
+                              timeout=60, cwd="/").returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def interpreter(user: str = "nobody", group: str = "nogroup") -> str:
+    """A Python of this version that ``user`` may run (the venv's own may sit in an unreadable folder)."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    candidates = [os.path.realpath(sys.executable), getattr(sys, "_base_executable", ""),
+                  shutil.which(version, path="/usr/local/bin:/usr/bin:/bin") or ""]
+    for c in dict.fromkeys(c for c in candidates if c):
+        if _runs_as(c, user, group):
+            return c
+    raise RuntimeError(f"no {version} that {user} may run (tried {candidates})")
+
+
+def readable(path: Path) -> Path:
+    """Make ``path`` and everything under it readable (and folders enterable) by every user."""
+    subprocess.run(["chmod", "-R", "a+rX", str(path)], check=True)
+    return path
+
+
+def readable_dir(prefix: str = "labkit-other-user-") -> Path:
+    """A new folder under the temp dir that every user can enter (pytest's tmp_path is 0700); removed at exit."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)
+    atexit.register(shutil.rmtree, path, True)
+    return path
+
+
+def labkit_env(dest: Path | None = None) -> dict[str, str]:
+    """Copy labkit's source to ``dest`` (a new readable folder by default); PYTHONPATH finds it there."""
+    dest = dest or readable_dir()
+    shutil.copytree(REPO / "labkit", dest / "src" / "labkit", ignore=shutil.ignore_patterns("__pycache__"))
+    readable(dest)
+    return dict(os.environ, PYTHONPATH=str(dest / "src"))
+
+
+def venv_copy(dest: Path, source: Path, user: str = "nobody", group: str = "nogroup") -> Path:
+    """A copy of this virtual environment at ``dest`` that ``user`` can run, importing labkit from ``source``.
+
+    Files are hard links where the file system allows (they are only read); the few files that change
+    (the interpreter links, pyvenv.cfg, labkit's editable-install path) are replaced, never edited."""
+    venv = Path(sys.prefix)
+    try:
+        subprocess.run(["cp", "-al", str(venv), str(dest)], check=True, capture_output=True)
+    except subprocess.CalledProcessError:
+        shutil.copytree(venv, dest, symlinks=True)
+    python = interpreter(user, group)
+    for name in os.listdir(dest / "bin"):
+        link = dest / "bin" / name
+        if name.startswith("python") and link.is_symlink():
+            link.unlink()
+            link.symlink_to(python)
+    cfg = dest / "pyvenv.cfg"
+    text = cfg.read_text()
+    cfg.unlink()
+    cfg.write_text("".join(f"home = {os.path.dirname(python)}\n" if line.startswith("home") else line + "\n"
+                           for line in text.splitlines()))
+    site = dest / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    for pth in site.glob("*.pth"):
+        if str(REPO) in pth.read_text():
+            pth.unlink()
+    (site / "labkit-copy.pth").write_text(str(source) + "\n")
+    readable(dest)
+    return dest / "bin" / "python"

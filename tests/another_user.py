@@ -26,8 +26,9 @@ def as_user(user: str = "nobody", group: str = "nogroup") -> list[str]:
 
 def _runs_as(python: str, user: str, group: str) -> bool:
     try:
-        return subprocess.run([*as_user(user, group), python, "-I", "-c", "pass"], capture_output=True,
-                              timeout=60, cwd="/").returncode == 0
+        # through env and a bare environment: the way the user's own processes start programs
+        return subprocess.run([*as_user(user, group), "env", python, "-I", "-c", "pass"], capture_output=True,
+                              timeout=60, cwd="/", env={"PATH": "/usr/bin:/bin"}).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
 
@@ -93,3 +94,32 @@ def venv_copy(dest: Path, source: Path, user: str = "nobody", group: str = "nogr
     (site / "labkit-copy.pth").write_text(str(source) + "\n")
     readable(dest)
     return dest / "bin" / "python"
+
+
+def path_without(dest: Path, hidden: set[str]) -> str:
+    """A PATH with every program of the usual folders except ``hidden``: one folder of links at ``dest``.
+
+    Taking a program off PATH is how a machine without its package looks to labkit's ``shutil.which``
+    calls; ``LABKIT_HIDE_PARTS`` covers what labkit looks up by absolute path (through the manifest)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for folder in ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"):
+        if not os.path.isdir(folder):
+            continue
+        for name in sorted(os.listdir(folder)):
+            link = dest / name
+            if name in hidden or link.exists() or link.is_symlink():
+                continue
+            link.symlink_to(os.path.join(folder, name))
+    readable(dest)
+    return str(dest)
+
+
+def hidden_parts() -> set[str]:
+    """Every program the book installs (labkit/system_parts.tsv, install "book"), by name and other names."""
+    from labkit import system_parts
+
+    names = set()
+    for p in system_parts.parts():
+        if p.install == "book":
+            names |= {p.name, *(os.path.basename(a) for a in p.also)}
+    return names | {"containerd", "containerd-shim-runc-v2", "docker-proxy", "iptables-save", "iptables-restore"}

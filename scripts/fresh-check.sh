@@ -5,8 +5,9 @@
 #   sudo make fresh-check            (or: sudo bash scripts/fresh-check.sh [REPO])
 #
 # 1. stops the services the book starts (dockerd, containerd, any etcd);
-# 2. purges the Debian packages the book installs (the "book" rows of labkit/system_parts.tsv),
-#    except one whose purge would also remove a package outside that list (it says which);
+# 2. purges the Debian packages the book installs (the "book" rows of labkit/system_parts.tsv) and
+#    what apt installed with them, except a package whose purge would also remove one installed by
+#    hand outside that list (it says which);
 # 3. clones REPO (default: this checkout's committed HEAD) into a `mktemp -d` folder (mode 0700,
 #    so tests that run as another user must not need to read it);
 # 4. runs the README's two commands there, `make book` then `make test`, and prints each one's
@@ -36,7 +37,7 @@ stop() {  # stop NAME: the service, or else every process with exactly that name
   # shellcheck disable=SC2086 # one word per pid
   kill $pids 2>/dev/null || true
   for _ in $(seq 1 50); do pidof "$name" >/dev/null || return 0; sleep 0.2; done
-  # shellcheck disable=SC2086
+  # shellcheck disable=SC2046 # one word per pid
   kill -9 $(pidof "$name") 2>/dev/null || true
 }
 for name in dockerd containerd containerd-shim-runc-v2 etcd; do stop "$name"; done
@@ -44,12 +45,13 @@ rm -f /var/run/docker.sock /var/run/docker.pid
 
 # --- 2. purge the book's packages ---------------------------------------------------------------
 mapfile -t book_pkgs < <(awk -F'\t' '!/^#/ && $1 != "program" && $3 == "book" && $2 != "-" {print $2}' "$manifest" | awk '!seen[$0]++')
+auto=" $(apt-mark showauto 2>/dev/null | tr '\n' ' ') "   # dependencies apt installed along the way
 purge=()
 for pkg in "${book_pkgs[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || continue
-  # what would go with it: only the book's own packages may
+  # what would go with it: the book's own packages and automatically installed ones may
   others=$(apt-get -s purge "$pkg" 2>/dev/null | awk '/^Purg /{print $2}' | while read -r p; do
-    [[ " ${book_pkgs[*]} " == *" $p "* ]] || echo "$p"; done | tr '\n' ' ')
+    [[ " ${book_pkgs[*]} " == *" $p "* || $auto == *" $p "* ]] || echo "$p"; done | tr '\n' ' ')
   if [ -n "$others" ]; then
     echo "fresh-check: keeping $pkg: purging it would also remove $others"
   else

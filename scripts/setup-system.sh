@@ -4,7 +4,7 @@
 # anywhere else this script only says what is missing, and the labs fall back to what the host
 # has (and say so in their output). `labkit doctor` reports the same rows.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 MANIFEST=labkit/system_parts.tsv
 
 #   bash scripts/setup-system.sh            install what is missing (as root), else say what is

@@ -119,7 +119,8 @@ def scan() -> dict[str, set[str]]:
             if path.suffix == ".py":
                 progs = python_programs(ast.parse(path.read_text()))
             elif path.suffix == ".md":
-                progs = set().union(*(python_programs(ast.parse(c)) for c in code_cells(path.read_text())))
+                text = path.read_text()
+                progs = set().union(*(python_programs(ast.parse(c)) for c in code_cells(text)), needs_words(text))
             elif path.suffix == ".sh" or (path.parent.name == ".ci"):
                 progs = shell_programs(path.read_text())
             else:
@@ -127,6 +128,11 @@ def scan() -> dict[str, set[str]]:
             for p in progs:
                 where.setdefault(p, set()).add(rel)
     return where
+
+
+def needs_words(markdown: str) -> set[str]:
+    """Programs a lab cell names in ``%%needs`` (labkit.view.needs looks each up in the manifest)."""
+    return {w for line in re.findall(r"^%%needs (.*)$", markdown, re.M) for w in line.split() if w != "root"}
 
 
 def in_manifest(program: str) -> bool:

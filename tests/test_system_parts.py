@@ -211,3 +211,17 @@ def test_doctor_as_a_user_without_the_parts_names_each_missing_part():
         assert f"apt-get install {package}" in out.stdout, out.stdout
     assert "lab 11" in out.stdout and "lab 21" in out.stdout
     assert "default runtime:" in out.stdout
+
+
+def test_a_cell_that_needs_a_missing_part_says_so_in_one_line(monkeypatch, capsys):
+    from labkit.view import needs
+
+    monkeypatch.setenv(system_parts.HIDE_ENV, "etcdctl")
+    monkeypatch.setenv("LABKIT_PRETEND_NOT_ROOT", "1")
+    assert needs.needs("root", "etcd", "etcdctl") is False
+    said = capsys.readouterr().out
+    assert said.count("\n") == 1 and said.startswith("skipped: ")
+    assert "not root" in said and "apt-get install etcd-client" in said and "make setup" in said
+    monkeypatch.delenv("LABKIT_PRETEND_NOT_ROOT")
+    monkeypatch.delenv(system_parts.HIDE_ENV)
+    assert needs.needs("sh") is True and capsys.readouterr().out == ""

@@ -34,7 +34,9 @@ def _runs_as(python: str, user: str, group: str) -> bool:
 
 
 def interpreter(user: str = "nobody", group: str = "nogroup") -> str:
-    """A Python of this version that ``user`` may run (the venv's own may sit in an unreadable folder)."""
+    """A Python of this minor version that ``user`` may run (the venv's own may sit in an unreadable folder).
+
+    Good enough for labkit alone; a whole book build needs this very interpreter: see :func:`base_copy`."""
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     candidates = [os.path.realpath(sys.executable), getattr(sys, "_base_executable", ""),
                   shutil.which(version, path="/usr/local/bin:/usr/bin:/bin") or ""]
@@ -42,6 +44,33 @@ def interpreter(user: str = "nobody", group: str = "nogroup") -> str:
         if _runs_as(c, user, group):
             return c
     raise RuntimeError(f"no {version} that {user} may run (tried {candidates})")
+
+
+def base_copy(dest: Path, user: str, group: str) -> tuple[str, dict[str, str]]:
+    """This exact interpreter for ``user``: itself when the user may run it, else a hard-linked copy.
+
+    The copy holds the interpreter, its shared library and the standard library (not the base's
+    site-packages) and needs LD_LIBRARY_PATH (returned) because its RUNPATH names the old folder.
+    The same patch release matters: pinned packages may not work on another (soupsieve's selector
+    parser fails on Python 3.11.2, the Debian 12 one, and works on 3.11.7)."""
+    exact = os.path.realpath(sys.executable)
+    if _runs_as(exact, user, group):
+        return exact, {}
+    base = Path(sys.base_prefix)
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    (dest / "bin").mkdir(parents=True)
+    (dest / "lib").mkdir()
+    os.link(exact, dest / "bin" / version)
+    for lib in base.glob("lib/libpython*"):
+        if lib.is_symlink():
+            (dest / "lib" / lib.name).symlink_to(os.readlink(lib))
+        else:
+            os.link(lib, dest / "lib" / lib.name)
+    shutil.copytree(base / "lib" / version, dest / "lib" / version, copy_function=os.link,
+                    ignore=shutil.ignore_patterns("site-packages", "__pycache__", "test"))
+    readable(dest)
+    env = {"LD_LIBRARY_PATH": str(dest / "lib")}
+    return str(dest / "bin" / version), env
 
 
 def readable(path: Path) -> Path:
@@ -66,17 +95,18 @@ def labkit_env(dest: Path | None = None) -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=str(dest / "src"))
 
 
-def venv_copy(dest: Path, source: Path, user: str = "nobody", group: str = "nogroup") -> Path:
+def venv_copy(dest: Path, source: Path, user: str = "nobody", group: str = "nogroup") -> tuple[Path, dict[str, str]]:
     """A copy of this virtual environment at ``dest`` that ``user`` can run, importing labkit from ``source``.
 
-    Files are hard links where the file system allows (they are only read); the few files that change
-    (the interpreter links, pyvenv.cfg, labkit's editable-install path) are replaced, never edited."""
+    Returns its python and the environment it needs. Files are hard links where the file system
+    allows (they are only read); the few files that change (the interpreter links, pyvenv.cfg,
+    labkit's editable-install path) are replaced, never edited."""
     venv = Path(sys.prefix)
     try:
         subprocess.run(["cp", "-al", str(venv), str(dest)], check=True, capture_output=True)
     except subprocess.CalledProcessError:
         shutil.copytree(venv, dest, symlinks=True)
-    python = interpreter(user, group)
+    python, env = base_copy(dest.parent / "python", user, group)
     for name in os.listdir(dest / "bin"):
         link = dest / "bin" / name
         if name.startswith("python") and link.is_symlink():
@@ -93,7 +123,7 @@ def venv_copy(dest: Path, source: Path, user: str = "nobody", group: str = "nogr
             pth.unlink()
     (site / "labkit-copy.pth").write_text(str(source) + "\n")
     readable(dest)
-    return dest / "bin" / "python"
+    return dest / "bin" / "python", env
 
 
 def path_without(dest: Path, hidden: set[str]) -> str:

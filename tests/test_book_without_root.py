@@ -60,17 +60,19 @@ def test_the_whole_book_builds_as_a_user_without_root_or_system_parts():
                     "--shell", "/bin/sh", user], check=True, capture_output=True)
     try:
         book = _copy_book(scratch / "book")
-        python = venv_copy(scratch / "venv", book, user, user)
+        python, python_env = venv_copy(scratch / "venv", book, user, user)
         home.mkdir()
         subprocess.run(["chown", "-R", f"{user}:{user}", str(book), str(home)], check=True)
         env = {"HOME": str(home), "LANG": "C.UTF-8",
                "PATH": f"{python.parent}:{path_without(scratch / 'bin', hidden_parts())}",
-               "LABKIT_HIDE_PARTS": "book", "DOCKER_HOST": f"unix://{scratch}/no-docker.sock"}
+               "LABKIT_HIDE_PARTS": "book", "DOCKER_HOST": f"unix://{scratch}/no-docker.sock", **python_env}
         out = subprocess.run([*as_user(user, user), "env", str(python), str(book / "scripts" / "build-book.py"),
                               str(book), "-W", "-n", "--keep-going"], env=env, cwd=book, capture_output=True,
                              text=True, timeout=3300)
-        assert out.returncode == 0, (out.stdout[-6000:] + out.stderr[-3000:])
         html = book / "_build" / "html"
+        logs = "".join(f"\n--- {log.name}:\n{log.read_text()[-3000:]}" for log in (html / "reports").rglob("*.err.log")) \
+            if (html / "reports").is_dir() else ""
+        assert out.returncode == 0, (out.stdout[-4000:] + out.stderr[-2000:] + logs)
         assert not list((html / "reports").rglob("*.err.log")) if (html / "reports").is_dir() else True
         for page in sorted(html.rglob("*.html")):
             text = page.read_text(errors="replace")

@@ -7,7 +7,7 @@ PY      := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 BOOK_FLAGS ?= -W -n --keep-going
 
-.PHONY: setup system book test lint lab diagrams bench gc clean
+.PHONY: setup system book test lint lab diagrams bench gc clean fresh-check
 
 setup: $(VENV)/.installed $(VENV)/.launcher system
 
@@ -29,8 +29,10 @@ $(VENV)/.launcher: $(VENV)/.installed labkit/cli/launcher.py
 system:
 	bash scripts/setup-system.sh
 
+# scripts/build-book.py runs jupyter-book build and fails while any page's execution has failed,
+# incremental rebuilds included (see the script)
 book: setup
-	$(VENV)/bin/jupyter-book build . $(BOOK_FLAGS)
+	$(PY) scripts/build-book.py . $(BOOK_FLAGS)
 	@echo "The book is in _build/html/index.html"
 
 test: book
@@ -56,6 +58,11 @@ bench: setup
 
 gc: setup
 	$(VENV)/bin/labkit gc
+
+# What a new machine does: purge the book's Debian packages, stop its services, clone into a
+# mktemp -d folder and run the README's two commands (root only; see scripts/fresh-check.sh)
+fresh-check:
+	bash scripts/fresh-check.sh
 
 clean:
 	rm -rf _build

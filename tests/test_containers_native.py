@@ -269,13 +269,16 @@ def test_cli_run_exits_with_the_containers_status(make_bundle, state_root):
 
 
 def test_not_root_gets_a_plain_message(make_bundle, state_root):
+    # nobody may not read this clone: a copy
+    from support.another_user import as_user, interpreter, labkit_env
+
     b = make_bundle(["true"])
     code = ("import sys; from labkit.oci.native import NativeContainer, NativeError\n"
             "try:\n    NativeContainer(sys.argv[1], 'x', root='/tmp').create()\n"
             "except NativeError as e:\n    print(e)\n")
-    out = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable,
-                          "-c", code, str(b)], capture_output=True, text=True, cwd=REPO, timeout=60,
-                         env=dict(os.environ, LABKIT_STATE="/tmp"))
+    env = dict(labkit_env(), LABKIT_STATE="/tmp")
+    out = subprocess.run([*as_user(), interpreter(), "-c", code, str(b)], capture_output=True, text=True,
+                         cwd="/", timeout=60, env=env)
     assert "needs root" in out.stdout and "simulated" in out.stdout, out.stderr
 
 

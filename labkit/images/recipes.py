@@ -20,6 +20,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from labkit import system_parts
+
 BUSYBOX_CANDIDATES = ["/bin/busybox", "/usr/bin/busybox", "/usr/lib/initramfs-tools/bin/busybox"]
 HOST_FALLBACK_PROGRAMS = ["sh", "ls", "cat", "echo", "true", "false", "sleep", "hostname", "id",
                           "mkdir", "rm", "touch", "head", "env", "ps", "mount", "readlink", "stat"]
@@ -120,8 +122,8 @@ def build_busybox(rootfs: Path) -> Recipe:
             copy_with_libraries(path, rootfs, "/bin/" + prog)
             copied.append(prog)
     if "sh" not in copied:
-        raise RecipeError("neither busybox nor a host /bin/sh was found; install busybox-static "
-                          "(apt-get install busybox-static)")
+        raise RecipeError("neither busybox nor a host /bin/sh was found; "
+                          + system_parts.install_hint("busybox"))
     recipe.source = f"host programs with their shared libraries: {', '.join(copied)}"
     return recipe
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 
+from labkit import system_parts
 from labkit.oci.cgroups import detect_layout
 
 _WRAP = 'umount /sys/fs/cgroup/unified 2>/dev/null; exec "$@"'
@@ -25,7 +26,7 @@ def command(binary: str, args: list[str], root: str | None = None) -> list[str]:
     """The argv that runs ``binary`` (runc or crun) with ``args`` on this host."""
     path = shutil.which(binary)
     if path is None:
-        raise FileNotFoundError(f"{binary} is not installed: apt-get install {binary}")
+        raise FileNotFoundError(system_parts.not_installed(binary))
     argv = [path] + (["--root", root] if root else []) + list(args)
     if binary == "crun" and needs_unified_unmount():
         unshare = shutil.which("unshare")

@@ -19,6 +19,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from labkit import system_parts
 from labkit.runtime import host, imagesource
 from labkit.runtime.base import (
     ContainerConfig,
@@ -174,7 +175,7 @@ class OCIRuntime(BundleRuntime):
             raise Unsupported(f"unknown OCI runtime {binary!r}; use runc or crun")
         path = shutil.which(binary)
         if path is None:
-            raise Unsupported(f"{binary} is not installed; apt-get install {binary} (or use --runtime native)")
+            raise Unsupported(f"{binary} is not installed: {system_parts.install_hint(binary)} (or use --runtime native)")
         ok, why = host.can_run_real_containers()
         if not ok:
             raise Unsupported(f"{binary} cannot run here: {why}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 
+from labkit import system_parts
 from labkit.runtime import host
 from labkit.runtime.base import Runtime, RuntimeError_, Unsupported
 
@@ -32,7 +33,7 @@ def get(name: str) -> Runtime:
     elif key == "oci":
         binary = "runc" if shutil.which("runc") else "crun" if shutil.which("crun") else None
         if binary is None:
-            raise Unsupported("no OCI runtime installed: apt-get install runc (or crun), or use --runtime native")
+            raise Unsupported(f"no OCI runtime installed: {system_parts.install_hint('runc')} (or crun), or use --runtime native")
         from labkit.runtime.oci import OCIRuntime
 
         rt = OCIRuntime(binary)

@@ -25,9 +25,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from labkit import system_parts
 from labkit.paths import data_dir
 
-ETCD_HINT = "install it with `apt-get install etcd-server` (Debian/Ubuntu) or put `etcd` on PATH"
+ETCD_HINT = f"install it with `{system_parts.install_hint('etcd')}` or put `etcd` on PATH"
 
 
 def etcd_binary() -> str:
@@ -237,7 +238,7 @@ def etcdctl(cluster: EtcdCluster, *args: str, timeout: float = 10.0) -> str:
     """Run ``etcdctl`` (API v3) against the cluster and return its output, for labs."""
     exe = shutil.which("etcdctl")
     if exe is None:
-        raise FileNotFoundError(f"etcdctl is not installed: {ETCD_HINT}")
+        raise FileNotFoundError(system_parts.not_installed("etcdctl"))
     env = dict(os.environ, ETCDCTL_API="3")
     out = subprocess.run([exe, "--endpoints", ",".join(cluster.endpoints), *args], capture_output=True,
                          text=True, env=env, timeout=timeout)

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from labkit import paths
+from labkit import paths, system_parts
 
 CNI_VERSION = "1.0.0"
 DEFAULT_PLUGIN_DIRS = ["/usr/lib/cni", "/opt/cni/bin", str(Path(__file__).parent / "plugins")]
@@ -117,7 +117,7 @@ class CNI:
                 return p
         raise CNIError(
             f"plugin binary {type_!r} not found in CNI_PATH={':'.join(self.plugin_dirs)}; install "
-            f"containernetworking-plugins (apt-get install containernetworking-plugins) or fix 'type'",
+            f"containernetworking-plugins ({system_parts.install_hint('bridge')}) or fix 'type'",
             code=7,
             plugin=type_,
         )

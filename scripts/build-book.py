@@ -1,0 +1,99 @@
+#!/usr/bin/env python
+"""Build the book with jupyter-book, so that a page whose execution failed fails every later build.
+
+    python scripts/build-book.py BOOK_DIR [jupyter-book build flags ...]
+
+What `make book` runs. jupyter-book's incremental build re-reads only changed pages, so a page that
+failed once (its traceback in the HTML, its log in ``_build/html/reports``) would pass the next
+build unseen. The rule here:
+
+1. before the build, every page with an error log in ``reports`` is touched, so Sphinx reads it
+   again and myst-nb executes it again (a failed run is never in jupyter-cache);
+2. after the build, a page fails when its error log was written by this build, or when its HTML
+   holds an execution error or a traceback;
+3. an error log older than this build whose page was rebuilt clean is removed: fixing the page
+   is what clears it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SOURCE_SUFFIXES = (".md", ".ipynb", ".rst")
+# myst-nb renders an execution error as an output of class "traceback"; a traceback printed by a
+# cell (a child process that crashed, say) is just as broken for a reader
+BROKEN = re.compile(r'class="output traceback|Traceback \(most recent call last\)')
+
+
+def build_dir(book: Path, flags: list[str]) -> Path:
+    """Where jupyter-book writes: ``BOOK/_build``, or ``--path-output DIR`` + ``/_build``."""
+    for i, flag in enumerate(flags):
+        if flag == "--path-output" and i + 1 < len(flags):
+            return Path(flags[i + 1]) / "_build"
+        if flag.startswith("--path-output="):
+            return Path(flag.split("=", 1)[1]) / "_build"
+    return book / "_build"
+
+
+def error_logs(html: Path) -> dict[str, Path]:
+    """Page (its path without suffix, relative to the book) -> its error log."""
+    reports = html / "reports"
+    if not reports.is_dir():
+        return {}
+    return {str(log.relative_to(reports))[: -len(".err.log")]: log for log in reports.rglob("*.err.log")}
+
+
+def broken_pages(html: Path) -> list[str]:
+    """Built pages (relative paths) whose HTML holds an execution error or a traceback."""
+    return sorted(str(p.relative_to(html)) for p in html.rglob("*.html")
+                  if "reports" not in p.relative_to(html).parts and BROKEN.search(p.read_text(errors="replace")))
+
+
+def source_of(book: Path, page: str) -> Path | None:
+    for suffix in SOURCE_SUFFIXES:
+        if (book / (page + suffix)).is_file():
+            return book / (page + suffix)
+    return None
+
+
+def main(argv: list[str]) -> int:
+    book = Path(argv[0] if argv else ".").resolve()
+    flags = argv[1:]
+    html = build_dir(book, flags) / "html"
+    for page in error_logs(html):
+        src = source_of(book, page)
+        if src is not None:
+            print(f"build: {page} failed in an earlier build: executing it again")
+            os.utime(src)
+    started = time.time() - 1  # file times may be coarser than time.time()
+    # through this interpreter, not the jupyter-book script: a copied venv's scripts name the old path
+    jb = [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())"]
+    rc = subprocess.run([*jb, "build", str(book), *flags], check=False).returncode
+
+    failed = []
+    for page, log in error_logs(html).items():
+        if log.stat().st_mtime >= started:
+            failed.append(page)
+            continue
+        built = html / (page + ".html")
+        if built.is_file() and built.stat().st_mtime >= started and not BROKEN.search(built.read_text(errors="replace")):
+            log.unlink()  # the page was executed again and is clean now
+        else:
+            failed.append(page)
+    broken = broken_pages(html)
+    for page in sorted(set(failed)):
+        print(f"build: FAILED: {page} (its execution failed; see {html / 'reports' / (page + '.err.log')})")
+    for page in broken:
+        print(f"build: FAILED: {page} holds an execution error or a traceback")
+    if rc == 0 and (failed or broken):
+        return 1
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

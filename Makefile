@@ -6,6 +6,8 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 BOOK_FLAGS ?= -W -n --keep-going
+# the interpreter the venv is made from (a new Debian 12 has its own 3.11.2)
+PYTHON  ?= python3
 
 .PHONY: setup system book test lint lab diagrams bench gc clean fresh-check
 
@@ -14,7 +16,7 @@ setup: $(VENV)/.installed $(VENV)/.launcher system
 # labkit is installed editable in compat mode: a plain .pth path entry instead of setuptools'
 # import finder, which cost every `labkit` command ~15 ms at start (benchmarks/README.md)
 $(VENV)/.installed: requirements.txt pyproject.toml
-	test -x $(PY) || python3 -m venv $(VENV)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV) || { echo "no venv: on Debian/Ubuntu, apt-get install python3-venv"; exit 1; }
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e . --config-settings editable_mode=compat
 	bash scripts/link-dot.sh $(VENV)

@@ -71,6 +71,12 @@ git clone -q "$repo" "$work/book" || { echo "fresh-check: git clone $repo failed
 echo "fresh-check: cloned $repo ($(git -C "$work/book" rev-parse --short HEAD)) into $work/book"
 
 # --- 4. the README's two commands ---------------------------------------------------------------
+# A new Debian 12 has only its own Python (3.11.2): make the venv from it where it is there, so
+# the pinned packages are checked against the Python a reader has, not a newer one installed here.
+if [ -x /usr/bin/python3 ] && [ -z "${PYTHON:-}" ]; then
+  export PYTHON=/usr/bin/python3
+  echo "fresh-check: the venv is made from $PYTHON ($($PYTHON --version 2>&1))"
+fi
 status=0
 run() {  # run NAME: make NAME in the clone, timed; its log in $work/NAME.log
   local t0=$SECONDS rc

@@ -19,10 +19,10 @@ from labkit.controlplane.store import Compacted, Event, Store
 from labkit.controlplane.store.fanout import NonBlocking
 
 from . import errors
-from .attrs import AttrCache, Attrs, compute, matches
 from .codec import with_rv
 from .errors import StatusError
 from .resources import BY_PLURAL, ResourceType
+from .selectable import AttrCache, Attrs, compute, matches
 from .selectors import FieldSelector, LabelSelector
 
 log = logging.getLogger(__name__)

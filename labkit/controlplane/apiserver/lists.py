@@ -29,6 +29,7 @@ class Lists:
 
     def __init__(self, calls: StoreCalls, attrs: AttrCache, hub: WatchHub, pods_by_node: PodsByNode):
         self.calls = calls
+        self.registry = calls.registry
         self.store = calls.store
         self.attrs = attrs
         self.hub = hub
@@ -72,7 +73,7 @@ class Lists:
         else:
             page = (limit + 1) if limit and not filtered else max(2 * (limit or 0), 1000) if limit else None
             while True:
-                kvs, rev = await self.calls.call(self.calls.registry.list_page, req.rt, req.ns, rev, page, start_after)
+                kvs, rev = await self.calls.call(self.registry.list_page, req.rt, req.ns, rev, page, start_after)
                 for kv in kvs:
                     if filtered and not matches(self.attrs.get(req.rt, kv.key, kv.mod_revision, kv.value),
                                                 lsel, fsel):
@@ -90,8 +91,8 @@ class Lists:
         if req.wants_table():
             objs = [decode(kv.value, kv.mod_revision) for kv in items]
             return response(dumps(tables.table(req.rt.plural, objs, meta, req.query.get("includeObject",
-                                                                                          "Metadata"))),
-                             content_type=TABLE_CT)
+                                                                                        "Metadata"))),
+                            content_type=TABLE_CT)
         head = dumps({"kind": req.rt.list_kind, "apiVersion": req.rt.group_version, "metadata": meta})
         body = b"".join((head[:-1], b',"items":[', b",".join(with_rv(kv.value, kv.mod_revision) for kv in items),
                          b"]}"))

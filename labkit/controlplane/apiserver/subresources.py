@@ -72,7 +72,7 @@ async def binding(calls: StoreCalls, req: Request) -> web.Response:
         calls.registry.write_raw(rt, req.ns, name, pod, kv)
     await calls.call(bind)
     return response(dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                            "code": 201}), 201)
+                           "code": 201}), 201)
 
 
 async def evict(calls: StoreCalls, req: Request) -> web.Response:
@@ -89,7 +89,7 @@ async def evict(calls: StoreCalls, req: Request) -> web.Response:
         raise errors.bad_request("Eviction.deleteOptions must be an object")
     await calls.call(calls.registry.delete, req.rt, req.ns, req.name, dict(options), req.dry_run)
     return response(dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                            "code": 201}), 201)
+                           "code": 201}), 201)
 
 
 async def scale(calls: StoreCalls, req: Request) -> web.Response:
@@ -167,7 +167,7 @@ async def log(calls: StoreCalls, kubelets: KubeletClient, req: Request) -> web.S
             host = a["address"]
     url = f"http://{host}:{port}/containerLogs/{quote(req.ns or '')}/{quote(req.name or '')}/{quote(container)}"
     params = {k: v for k, v in req.query.items() if k in ("follow", "tailLines", "timestamps", "previous",
-                                                              "sinceSeconds", "limitBytes")}
+                                                          "sinceSeconds", "limitBytes")}
     follow = params.get("follow") in ("true", "1")
     try:
         upstream = await kubelets.session().get(url, params=params)

@@ -39,19 +39,20 @@ class Verbs:
 
     def __init__(self, calls: StoreCalls, attrs: AttrCache):
         self.calls = calls
+        self.registry = calls.registry
         self.attrs = attrs
 
     def object_reply(self, req: Request, obj: dict, data: bytes, status: int = 200,
-                      headers: dict | None = None) -> web.Response:
+                     headers: dict | None = None) -> web.Response:
         if req.wants_table():
             meta = {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
             return response(dumps(tables.table(req.rt.plural, [obj], meta, req.query.get("includeObject",
-                                                                                             "Metadata"))),
-                             status, TABLE_CT, headers)
+                                                                                         "Metadata"))),
+                            status, TABLE_CT, headers)
         return response(data, status, JSON, headers)
 
     async def get(self, req: Request) -> web.Response:
-        kv = await self.calls.call(self.calls.registry.get_kv, req.rt, req.ns, req.name)
+        kv = await self.calls.call(self.registry.get_kv, req.rt, req.ns, req.name)
         data = with_rv(kv.value, kv.mod_revision)
         if req.wants_table():
             return self.object_reply(req, decode(kv.value, kv.mod_revision), data)
@@ -66,8 +67,8 @@ class Verbs:
     async def update(self, req: Request) -> web.Response:
         body, _ = await read_body(req)
         headers = field_checks(req, body)
-        obj, data = await self.calls.call_write(self.calls.registry.update, req.rt, req.ns, req.name, body, req.sub,
-                                          req.dry_run)
+        obj, data = await self.calls.call_write(self.registry.update, req.rt, req.ns, req.name, body, req.sub,
+                                                req.dry_run)
         return self.object_reply(req, obj, data, 200, headers)
 
     async def patch(self, req: Request) -> web.Response:
@@ -84,8 +85,8 @@ class Verbs:
             new = apply_patch(ct, current, body)
             headers.update(field_checks(req, new))
             return new
-        obj, data = await self.calls.call_write(self.calls.registry.patch, req.rt, req.ns, req.name, patcher, req.sub,
-                                          req.dry_run)
+        obj, data = await self.calls.call_write(self.registry.patch, req.rt, req.ns, req.name, patcher, req.sub,
+                                                req.dry_run)
         return self.object_reply(req, obj, data, 200, headers)
 
     async def server_side_apply(self, req: Request, body: Any) -> web.Response:
@@ -103,7 +104,7 @@ class Verbs:
             meta["managedFields"] = [ssa.entry(manager, req.rt.group_version, ssa.field_set(body, top=True))]
             try:
                 fresh = copy.deepcopy({**body, "metadata": meta})  # creating defaults it in place
-                obj, data = await self.calls.call(self.calls.registry.create, req.rt, req.ns, fresh, req.dry_run)
+                obj, data = await self.calls.call(self.registry.create, req.rt, req.ns, fresh, req.dry_run)
                 return self.object_reply(req, obj, data, 201, headers)
             except StatusError as err:
                 if err.reason != "AlreadyExists":
@@ -118,7 +119,7 @@ class Verbs:
             new.setdefault("metadata", {})["resourceVersion"] = rv
             field_checks(req, new)
             return new
-        obj, data = await self.calls.call(self.calls.registry.patch, req.rt, req.ns, req.name, patcher, req.sub, req.dry_run)
+        obj, data = await self.calls.call(self.registry.patch, req.rt, req.ns, req.name, patcher, req.sub, req.dry_run)
         return self.object_reply(req, obj, data, 200, headers)
 
     async def delete_options(self, req: Request) -> dict:
@@ -148,7 +149,7 @@ class Verbs:
         options = await self.delete_options(req)
         # deleting a namespace deletes everything in it: never on the loop
         call = self.calls.call if req.rt.plural == "namespaces" else self.calls.call_write
-        obj, data, gone = await call(self.calls.registry.delete, req.rt, req.ns, req.name, options, req.dry_run)
+        obj, data, gone = await call(self.registry.delete, req.rt, req.ns, req.name, options, req.dry_run)
         if req.rt.plural in RETURNS_DELETED_OBJECT or not gone:
             return response(data, 200 if gone or req.rt.plural == "pods" else 202)
         return response(dumps(_success(req.rt, req.name or "", obj["metadata"].get("uid"))))
@@ -156,13 +157,13 @@ class Verbs:
     async def delete_collection(self, req: Request) -> web.Response:
         options = await self.delete_options(req)
         lsel, fsel = req.selectors()
-        kvs, _ = await self.calls.call(self.calls.registry.list_page, req.rt, req.ns, None, None, None)
+        kvs, _ = await self.calls.call(self.registry.list_page, req.rt, req.ns, None, None, None)
         for kv in kvs:
             if matches(self.attrs.get(req.rt, kv.key, kv.mod_revision, kv.value), lsel, fsel):
                 obj = decode(kv.value)
                 try:
-                    await self.calls.call(self.calls.registry.delete, req.rt, obj["metadata"].get("namespace"),
-                                     obj["metadata"]["name"], dict(options), req.dry_run)
+                    await self.calls.call(self.registry.delete, req.rt, obj["metadata"].get("namespace"),
+                                          obj["metadata"]["name"], dict(options), req.dry_run)
                 except StatusError as err:
                     if err.code != 404:
                         raise

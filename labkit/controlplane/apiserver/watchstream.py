@@ -32,6 +32,7 @@ class WatchStreams:
     def __init__(self, calls: StoreCalls, attrs: AttrCache, hub: WatchHub, lists: Lists,
                  bookmark_interval: float):
         self.calls = calls
+        self.registry = calls.registry
         self.attrs = attrs
         self.hub = hub
         self.lists = lists
@@ -51,7 +52,7 @@ class WatchStreams:
             if indexed is not None:
                 kvs, from_rev = indexed
             else:
-                kvs, from_rev = await self.calls.call(self.calls.registry.list_page, req.rt, req.ns, None, None, None)
+                kvs, from_rev = await self.calls.call(self.registry.list_page, req.rt, req.ns, None, None, None)
             initial = [kv for kv in kvs if matches(self.attrs.get(req.rt, kv.key, kv.mod_revision, kv.value),
                                                    lsel, fsel)]
         else:
@@ -136,4 +137,4 @@ def bookmark(rt: ResourceType, rev: int, initial_end: bool = False) -> bytes:
     if initial_end:
         meta["annotations"] = {"k8s.io/initial-events-end": "true"}
     return b'{"type":"BOOKMARK","object":%s}\n' % dumps({"kind": rt.kind, "apiVersion": rt.group_version,
-                                                          "metadata": meta})
+                                                         "metadata": meta})

@@ -34,6 +34,7 @@ class KubeletClient:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+            self._session = None
 
 
 async def binding(calls: StoreCalls, req: Request) -> web.Response:

@@ -1,7 +1,7 @@
 """Writes arriving together through the API: every one answered once it is stored, on every store.
 
 On sqlite, a lone write runs on the event loop and writes that arrive together are committed
-together (see APIServer._store_create); what a client notices must not depend on which path
+together (see StoreCalls.create); what a client notices must not depend on which path
 a request took: 201 once stored, 409 for a name that is taken, every create in a watch, each
 object readable right after its 201, and a restarted server finds all of them.
 """

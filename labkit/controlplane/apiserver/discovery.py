@@ -176,10 +176,6 @@ def openapi_root() -> dict:
     return {"paths": paths}
 
 
-def known_resources() -> list[ResourceType]:
-    return list(RESOURCES)
-
-
 # ---------------------------------------------------------------- OpenAPI v2 (protobuf)
 
 def openapi_v2_protobuf() -> bytes:

@@ -69,6 +69,11 @@ def cause(field: str, message: str, reason: str = "FieldValueInvalid") -> dict[s
     return {"reason": reason, "message": message, "field": field}
 
 
+def path_not_found() -> StatusError:
+    """A URL that names nothing this server serves (kube-apiserver's words for it)."""
+    return StatusError(404, "NotFound", "the server could not find the requested resource")
+
+
 def bad_request(message: str) -> StatusError:
     return StatusError(400, "BadRequest", message)
 
@@ -96,10 +101,6 @@ def expired(message: str) -> StatusError:
 
 def gone(message: str) -> StatusError:
     return StatusError(410, "Gone", message)
-
-
-def not_acceptable(message: str) -> StatusError:
-    return StatusError(406, "NotAcceptable", message)
 
 
 def unavailable(message: str) -> StatusError:

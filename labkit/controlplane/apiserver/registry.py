@@ -93,11 +93,6 @@ class Registry:
         kv = self.get_kv(rt, ns, name)
         return decode(kv.value, kv.mod_revision)
 
-    def get_bytes(self, rt: ResourceType, ns: str | None, name: str) -> bytes:
-        """One object as reply bytes, without decoding it."""
-        kv = self.get_kv(rt, ns, name)
-        return with_rv(kv.value, kv.mod_revision)
-
     def _check_body(self, rt: ResourceType, obj: Any, ns: str | None, name: str | None) -> dict:
         if not isinstance(obj, dict):
             raise errors.bad_request("the request body must be an object")

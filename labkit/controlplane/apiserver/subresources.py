@@ -7,7 +7,6 @@ The scheduler binds through ``pods/binding``; ``kubectl drain`` posts ``pods/evi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
@@ -18,12 +17,27 @@ from .errors import StatusError
 from .patch import apply_patch
 from .request import Request, read_body, response
 from .resources import BY_PLURAL
-
-if TYPE_CHECKING:
-    from .server import APIServer
+from .storecalls import StoreCalls
 
 
-async def binding(server: APIServer, req: Request) -> web.Response:
+class KubeletClient:
+    """The HTTP client the apiserver reaches kubelets with (``pods/log``), opened on first use."""
+
+    def __init__(self) -> None:
+        self._session: ClientSession | None = None
+
+    def session(self) -> ClientSession:
+        if self._session is None:
+            self._session = ClientSession(timeout=ClientTimeout(total=None, sock_connect=5))
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+async def binding(calls: StoreCalls, req: Request) -> web.Response:
     """POST pods/<p>/binding: set spec.nodeName once (a second bind is 409), mark PodScheduled."""
     body, _ = await read_body(req)
     if not isinstance(body, dict):
@@ -38,7 +52,7 @@ async def binding(server: APIServer, req: Request) -> web.Response:
     rt, name = req.rt, req.name or ""
 
     def bind() -> None:
-        kv = server.registry.get_kv(rt, req.ns, name)
+        kv = calls.registry.get_kv(rt, req.ns, name)
         pod = decode(kv.value, kv.mod_revision)
         if pod["metadata"].get("deletionTimestamp"):
             raise errors.conflict(rt.plural, rt.group, name, "pod is being deleted, cannot be assigned to a host")
@@ -56,12 +70,13 @@ async def binding(server: APIServer, req: Request) -> web.Response:
         conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
                       "lastTransitionTime": now_rfc3339()})
         pod["status"]["conditions"] = conds
-        server.registry.write_raw(rt, req.ns, name, pod, kv)
-    await server.call(bind)
+        calls.registry.write_raw(rt, req.ns, name, pod, kv)
+    await calls.call(bind)
     return response(dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                            "code": 201}), 201)
+                           "code": 201}), 201)
 
-async def evict(server: APIServer, req: Request) -> web.Response:
+
+async def evict(calls: StoreCalls, req: Request) -> web.Response:
     """policy/v1 Eviction (what ``kubectl drain`` posts): a graceful delete of the pod.
 
     Real Kubernetes first checks PodDisruptionBudgets; none are served here, so every eviction
@@ -73,11 +88,12 @@ async def evict(server: APIServer, req: Request) -> web.Response:
     options = body.get("deleteOptions") or {}
     if not isinstance(options, dict):
         raise errors.bad_request("Eviction.deleteOptions must be an object")
-    await server.call(server.registry.delete, req.rt, req.ns, req.name, dict(options), req.dry_run)
+    await calls.call(calls.registry.delete, req.rt, req.ns, req.name, dict(options), req.dry_run)
     return response(dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                            "code": 201}), 201)
+                           "code": 201}), 201)
 
-async def scale(server: APIServer, req: Request) -> web.Response:
+
+async def scale(calls: StoreCalls, req: Request) -> web.Response:
     """GET/PUT/PATCH */scale: the workload's replicas seen as an autoscaling/v1 Scale."""
     rt, name = req.rt, req.name or ""
 
@@ -93,7 +109,7 @@ async def scale(server: APIServer, req: Request) -> web.Response:
                 "status": {"replicas": (obj.get("status") or {}).get("replicas", 0), "selector": selector}}
 
     if req.http.method == "GET":
-        obj = await server.call(server.registry.get, rt, req.ns, name)
+        obj = await calls.call(calls.registry.get, rt, req.ns, name)
         return response(dumps(to_scale(obj)))
     body, ct = await read_body(req, allow_patch=req.http.method == "PATCH")
 
@@ -118,12 +134,13 @@ async def scale(server: APIServer, req: Request) -> web.Response:
                                   "your changes to the latest version and try again")
         current.setdefault("spec", {})["replicas"] = replicas
         return current
-    obj, _ = await server.call(server.registry.patch, rt, req.ns, name, patcher, None, req.dry_run)
+    obj, _ = await calls.call(calls.registry.patch, rt, req.ns, name, patcher, None, req.dry_run)
     return response(dumps(to_scale(obj)))
 
-async def log(server: APIServer, req: Request) -> web.StreamResponse:
+
+async def log(calls: StoreCalls, kubelets: KubeletClient, req: Request) -> web.StreamResponse:
     """GET pods/<p>/log: proxied to the kubelet that runs the pod (streamed when follow=true)."""
-    pod = await server.call(server.registry.get, req.rt, req.ns, req.name)
+    pod = await calls.call(calls.registry.get, req.rt, req.ns, req.name)
     spec = pod.get("spec") or {}
     names = [c.get("name") for c in spec.get("containers") or []]
     container = req.query.get("container")
@@ -138,7 +155,7 @@ async def log(server: APIServer, req: Request) -> web.StreamResponse:
     if not node_name:
         raise errors.bad_request(f"pod {req.name} does not have a host assigned")
     try:
-        node = await server.call(server.registry.get, BY_PLURAL["nodes"], None, node_name)
+        node = await calls.call(calls.registry.get, BY_PLURAL["nodes"], None, node_name)
     except StatusError:
         raise errors.bad_request(f"node {node_name} of pod {req.name} is not registered") from None
     port = (((node.get("status") or {}).get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
@@ -151,12 +168,10 @@ async def log(server: APIServer, req: Request) -> web.StreamResponse:
             host = a["address"]
     url = f"http://{host}:{port}/containerLogs/{quote(req.ns or '')}/{quote(req.name or '')}/{quote(container)}"
     params = {k: v for k, v in req.query.items() if k in ("follow", "tailLines", "timestamps", "previous",
-                                                              "sinceSeconds", "limitBytes")}
-    if server.http is None:
-        server.http = ClientSession(timeout=ClientTimeout(total=None, sock_connect=5))
+                                                          "sinceSeconds", "limitBytes")}
     follow = params.get("follow") in ("true", "1")
     try:
-        upstream = await server.http.get(url, params=params)
+        upstream = await kubelets.session().get(url, params=params)
     except (ClientError, OSError) as exc:
         raise errors.StatusError(502, "InternalError",
                                  f"Get \"{url}\": the kubelet on {node_name} did not answer: {exc}") from None

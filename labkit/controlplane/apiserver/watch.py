@@ -19,10 +19,10 @@ from labkit.controlplane.store import Compacted, Event, Store
 from labkit.controlplane.store.fanout import NonBlocking
 
 from . import errors
-from .attrs import AttrCache, Attrs, compute, matches
 from .codec import with_rv
 from .errors import StatusError
 from .resources import BY_PLURAL, ResourceType
+from .selectable import AttrCache, Attrs, compute, matches
 from .selectors import FieldSelector, LabelSelector
 
 log = logging.getLogger(__name__)
@@ -251,7 +251,7 @@ class WatchHub:
     def subscribe(self, rt: ResourceType, ns: str | None, lsel: LabelSelector, fsel: FieldSelector,
                   from_rev: int) -> Subscriber:
         """Start delivering events after ``from_rev``; raises StatusError 410 if it is too old."""
-        floor = getattr(self.store, "compact_revision", 0) or 0
+        floor = self.store.compact_revision
         if from_rev + 1 < floor:
             raise errors.expired(f"too old resource version: {from_rev} ({floor})")
         sub = Subscriber(self, rt, ns, lsel, fsel, from_rev)

@@ -75,6 +75,14 @@ class Store(abc.ABC):
 
     name: str = "?"
 
+    #: Every call answers from this process's memory in microseconds, with no I/O: a caller on an
+    #: event loop (the apiserver) may call the store directly instead of hopping to a worker thread.
+    in_memory: bool = False
+
+    #: The store commits writes that arrive together in one transaction (one fsync for all), and
+    #: :meth:`create_async` queues a create for that commit without blocking its caller.
+    group_commit: bool = False
+
     @property
     @abc.abstractmethod
     def revision(self) -> int:
@@ -120,6 +128,30 @@ class Store(abc.ABC):
     def compact_revision(self) -> int:
         """The compaction floor: reads and watches below it raise Compacted (0 = never compacted)."""
         return 0
+
+    @property
+    def writer_busy(self) -> bool:
+        """Whether a write started now could wait: on a commit in progress, a lock or the network.
+
+        The apiserver makes a lone write on its event loop only while this is False. The default
+        is True, the safe answer for a store that cannot tell.
+        """
+        return True
+
+    def create_async(self, key: str, value: bytes,
+                     on_done: Callable[[KeyValue | None, BaseException | None], None]) -> None:
+        """Create a key and call ``on_done(kv, error)`` once it is stored.
+
+        A store with :attr:`group_commit` queues the create for its next commit and returns at
+        once, calling ``on_done`` from its committing thread. This default creates in the
+        caller's thread, so it blocks like :meth:`create`.
+        """
+        try:
+            kv = self.create(key, value)
+        except Exception as exc:  # the caller learns of every failure through on_done
+            on_done(None, exc)
+            return
+        on_done(kv, None)
 
     def close(self) -> None:
         pass

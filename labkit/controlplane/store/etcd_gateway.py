@@ -4,6 +4,11 @@ etcd speaks gRPC; every etcd since 3.3 also serves the same calls as JSON over H
 values in base64 and 64-bit numbers as strings. That is all labkit needs, and it keeps the store
 free of generated gRPC code. A cluster has several members: a request goes to the member that
 answered last, and moves on to the next one when a member does not answer.
+
+Why its own client beside the ``etcd3gw`` library: lab 11 (``labs/11-etcd.md``) explains these very
+calls (``/v3/kv/range``, ``/v3/kv/txn``, ``/v3/watch``) and kills members of a three-member cluster
+while writes go on. ``etcd3gw`` talks to one host per client, with no failover between members and
+no waiting for a new leader, so the lab's step would fail with it.
 """
 
 from __future__ import annotations

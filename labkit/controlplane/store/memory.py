@@ -30,6 +30,12 @@ class MemoryStore(Store):
     """MVCC key-value store held in this process's memory."""
 
     name = "memory"
+    in_memory = True
+
+    @property
+    def writer_busy(self) -> bool:
+        """Never: a write holds the lock for microseconds and does no I/O."""
+        return False
 
     def __init__(self) -> None:
         self._lock = threading.RLock()

@@ -118,6 +118,7 @@ class SqliteStore(Store):
     """A kine-style MVCC log in one SQLite file; several processes may share the file."""
 
     name = "sqlite"
+    group_commit = True
 
     def __init__(self, path: str | Path, synchronous: str = "FULL") -> None:
         self.synchronous = synchronous.upper()

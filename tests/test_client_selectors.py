@@ -131,3 +131,23 @@ def test_pod_readiness_and_requests():
     assert is_pod_terminal({"status": {"phase": "Failed"}}) and not is_pod_terminal(pod)
     req = pod_requests(pod)
     assert req["cpu"] == 1000 and req["memory"] == 64 << 20 and req["pods"] == 1
+
+
+def test_a_selector_is_written_as_kubectl_shows_it():
+    """Tables and the scale subresource write selectors the way Kubernetes does, expressions too
+    (the scale subresource used to drop matchExpressions, so an HPA would select too much)."""
+    from labkit.client.selectors import LabelSelector, format_selector
+
+    sel = {"matchLabels": {"app": "web"},
+           "matchExpressions": [{"key": "tier", "operator": "In", "values": ["db", "cache"]},
+                                {"key": "gpu", "operator": "DoesNotExist"},
+                                {"key": "zone", "operator": "Exists"},
+                                {"key": "env", "operator": "NotIn", "values": ["dev"]}]}
+    text = format_selector(sel)
+    assert text == "app=web,env notin (dev),!gpu,tier in (cache,db),zone"
+    # the text parses back to a selector that selects the same pods
+    back = LabelSelector.parse(text)
+    for labels in ({"app": "web", "tier": "db", "zone": "a"}, {"app": "web", "tier": "db"},
+                   {"app": "web", "tier": "db", "zone": "a", "gpu": "1"}, {"app": "web", "tier": "x", "zone": "a"}):
+        assert back.matches(labels) == LabelSelector.from_match(sel).matches(labels)
+    assert format_selector({}) == "" and format_selector(None) == ""

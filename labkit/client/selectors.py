@@ -63,6 +63,11 @@ class LabelSelector:
         labels = labels or {}
         return all(r.matches(labels) for r in self.requirements)
 
+    def __str__(self) -> str:
+        """The selector as Kubernetes writes it (``labels.Selector.String()``): terms sorted by key,
+        ``a=b``, ``a!=b``, ``a in (x,y)``, ``a notin (x,y)``, ``a``, ``!a``; empty selects everything."""
+        return ",".join(_term(r) for r in sorted(self.requirements, key=lambda r: r.key))
+
     @classmethod
     def nothing(cls) -> LabelSelector:
         """The selector that matches no object (``labels.Nothing()``)."""
@@ -112,6 +117,22 @@ def service_selects(selector: Mapping[str, str] | None, labels: Mapping[str, str
     endpoints from the endpoints controller: its Endpoints are written by hand.
     """
     return bool(selector) and LabelSelector.from_set(selector).matches(labels)
+
+
+def _term(r: Requirement) -> str:
+    if r.op in ("=", "!="):
+        return f"{r.key}{r.op}{r.values[0] if r.values else ''}"
+    if r.op in ("in", "notin"):
+        return f"{r.key} {r.op} ({','.join(sorted(r.values))})"
+    return r.key if r.op == "exists" else f"!{r.key}"
+
+
+def format_selector(selector: Mapping | None) -> str:
+    """A ``metav1.LabelSelector`` object as text, for tables and the scale subresource's
+    ``status.selector``; ``""`` when it has no terms (tables print ``<none>``)."""
+    if not selector:
+        return ""
+    return str(LabelSelector.from_match(selector))
 
 
 def _split_top(text: str) -> list[str]:

@@ -11,6 +11,8 @@ from urllib.parse import quote
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
+from labkit.client.selectors import format_selector
+
 from . import errors
 from .codec import decode, dumps, now_rfc3339
 from .errors import StatusError
@@ -100,7 +102,7 @@ async def scale(calls: StoreCalls, req: Request) -> web.Response:
     def to_scale(obj: dict) -> dict:
         meta = obj["metadata"]
         sel = (obj.get("spec") or {}).get("selector") or {}
-        selector = ",".join(f"{k}={v}" for k, v in sorted((sel.get("matchLabels") or {}).items()))
+        selector = format_selector(sel)
         return {"kind": "Scale", "apiVersion": "autoscaling/v1",
                 "metadata": {"name": meta["name"], "namespace": meta.get("namespace"), "uid": meta.get("uid"),
                              "resourceVersion": meta.get("resourceVersion"),

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from labkit.client.selectors import InvalidSelector, format_selector
+
 Column = tuple[str, str, int]  # name, type, priority
 RowFn = Callable[[dict, float], list]
 
@@ -151,12 +153,10 @@ def _containers_cells(tmpl_spec: dict) -> list[str]:
 
 
 def _selector_cell(sel: dict | None) -> str:
-    if not sel:
-        return "<none>"
-    parts = [f"{k}={v}" for k, v in sorted((sel.get("matchLabels") or {}).items())]
-    for e in sel.get("matchExpressions") or []:
-        parts.append(f"{e.get('key')} {e.get('operator', '').lower()} ({','.join(e.get('values') or [])})")
-    return ",".join(parts) or "<none>"
+    try:
+        return format_selector(sel) or "<none>"
+    except InvalidSelector:
+        return "<invalid>"
 
 
 def _deployment_row(d: dict, now: float) -> list:

@@ -78,7 +78,7 @@ def find_match(pvc: dict, pvs: list[dict], storage_class: str) -> dict | None:
 def default_provisioners(kubeconfig: KubeConfig | None = None) -> dict[str, str]:
     """labkit's hostpath driver at one of this cluster's node sockets (all nodes share one volume root)."""
     from labkit.node.csi.driver import DRIVER_NAME
-    from labkit.node.plugins import cluster_scope
+    from labkit.node.scope import cluster_scope
 
     scope = cluster_scope(kubeconfig) if kubeconfig is not None else ""
     for sock in sorted((paths.state_dir() / "csi").glob(f"{scope}-*.sock" if scope else "*.sock")):

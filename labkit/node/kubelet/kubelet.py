@@ -24,6 +24,7 @@ from labkit.node.kubelet import nodestatus, volumes
 from labkit.node.kubelet.plugins import NodePlugins, PluginError
 from labkit.node.kubelet.podworker import PodRecord, PodWorker
 from labkit.runtime.base import ContainerState, PodSandboxStatus, Runtime, RuntimeError_
+from labkit.runtime.podteardown import remove_pod
 
 log = logging.getLogger(__name__)
 
@@ -37,19 +38,6 @@ class DeviceNotifier:
     def __call__(self, capacity: dict | None = None) -> None:
         if self.kubelet is not None:
             self.kubelet.devices_changed(capacity)
-
-
-def load_plugins(node_name: str, **kw) -> NodePlugins:
-    """The node's CNI/CSI/device plugins from labkit.node.plugins when present; none otherwise."""
-    try:
-        from labkit.node.plugins import build_node_plugins  # type: ignore[attr-defined]
-    except ImportError:
-        return NodePlugins()
-    try:
-        return build_node_plugins(node_name, **kw)
-    except Exception:
-        log.exception("node plugins failed to load; running pods without CNI/CSI/device plugins")
-        return NodePlugins()
 
 
 class Kubelet:
@@ -171,12 +159,7 @@ class Kubelet:
             except Exception:  # noqa: BLE001 - keep cleaning
                 log.exception("network teardown for %s", key_of(pod))
             try:
-                for cs in await self.call_runtime(self.runtime.list_containers, sandbox.id):
-                    if cs.state == ContainerState.RUNNING:
-                        await self.call_runtime(self.runtime.stop_container, cs.id, 1.0)
-                    await self.call_runtime(self.runtime.remove_container, cs.id)
-                await self.call_runtime(self.runtime.stop_pod_sandbox, sandbox.id)
-                await self.call_runtime(self.runtime.remove_pod_sandbox, sandbox.id)
+                await self.call_runtime(remove_pod, self.runtime, sandbox.id)
             except RuntimeError_ as exc:
                 log.info("removing sandbox of %s: %s", key_of(pod), exc)
         for fn in (self.plugins.volumes.unmount_pod_volumes, self.plugins.devices.release_pod):

@@ -144,7 +144,12 @@ class Cluster(_OfficialClients):
             if self.processes:
                 self._start_processes()
             else:
-                self._inproc = InProcess(self)
+                nodes = self.node_names()
+                self._inproc = InProcess(
+                    self.name, self.kubeconfig, self.runtime_name, [self.node_config(n) for n in nodes],
+                    node_grace=self.node_grace, eviction_seconds=self.eviction_seconds,
+                    cri_files={n: (str(self.cri_socket(n)), str(self.cri_trace_file(n))) for n in nodes}
+                    if self.cri else None)
                 self._inproc.start()
             self.started = True
             atexit.register(self._stop_at_exit)
@@ -308,7 +313,10 @@ class Cluster(_OfficialClients):
 
     # ------------------------------------------------------------------ state file (for the CLI)
     def _save(self) -> None:
-        statefile.save(self)
+        statefile.save(self.dir, {
+            "name": self.name, "url": self.url, "kubeconfig": self.kubeconfig, "nodes": self.nodes,
+            "runtime": self.runtime_name, "runtime_reason": self.runtime_reason, "store": self.store_spec,
+            "cri": self.cri, "processes": self.processes, "keep_state": self.keep_state}, self.components)
 
     @classmethod
     def load(cls, name: str = "default") -> Cluster:

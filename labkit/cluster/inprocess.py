@@ -14,16 +14,23 @@ from typing import TYPE_CHECKING
 from labkit.cluster.supervisor import ClusterError
 
 if TYPE_CHECKING:
-    from labkit.cluster.cluster import Cluster
+    from labkit.node.assembly import NodeConfig
 
 
 class InProcess:
     """Scheduler, controller-manager and kubelets as asyncio tasks on one background thread."""
 
-    def __init__(self, cluster: Cluster):
-        self.c = cluster
+    def __init__(self, name: str, kubeconfig: str, runtime_name: str, nodes: list[NodeConfig], *, node_grace: float,
+                 eviction_seconds: float | None, cri_files: dict[str, tuple[str, str]] | None = None):
+        """``cri_files``: each node's CRI socket and trace file, when the nodes reach their runtime over CRI."""
+        self.kubeconfig = kubeconfig
+        self.runtime_name = runtime_name
+        self.node_configs = {n.name: n for n in nodes}
+        self.node_grace = node_grace
+        self.eviction_seconds = eviction_seconds
+        self.cri_files = cri_files
         self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name=f"labkit-{cluster.name}", daemon=True)
+        self.thread = threading.Thread(target=self.loop.run_forever, name=f"labkit-{name}", daemon=True)
         self.tasks: dict[str, asyncio.Task] = {}
         self.clients: list = []
         self.nodes: dict = {}  # node name -> labkit.node.assembly.RunningNode
@@ -43,7 +50,7 @@ class InProcess:
     async def _client(self, agent: str):
         from labkit.client import Client
 
-        cl = Client(self.c.kubeconfig, user_agent=agent)
+        cl = Client(self.kubeconfig, user_agent=agent)
         self.clients.append(cl)
         return cl
 
@@ -54,9 +61,9 @@ class InProcess:
         self.scheduler = Scheduler(await self._client("labkit-scheduler"))
         self.tasks["scheduler"] = asyncio.create_task(self.scheduler.run())
         self.controllers = ControllerManager(await self._client("labkit-controller-manager"),
-                                             node_grace=self.c.node_grace, eviction_cap=self.c.eviction_seconds)
+                                             node_grace=self.node_grace, eviction_cap=self.eviction_seconds)
         self.tasks["controller-manager"] = asyncio.create_task(self.controllers.run())
-        for node in self.c.node_names():
+        for node in self.node_configs:
             await self.start_kubelet(node)
 
     async def start_kubelet(self, node: str) -> None:
@@ -64,16 +71,16 @@ class InProcess:
         import labkit.runtime as runtimes
         from labkit.node.assembly import start_node
 
-        rt = await asyncio.to_thread(runtimes.get, self.c.runtime_name)
+        rt = await asyncio.to_thread(runtimes.get, self.runtime_name)
         self.runtimes.append(rt)
-        if self.c.cri:
+        if self.cri_files is not None:
             from labkit.node.cri import RemoteRuntime, serve
 
-            sock = str(self.c.cri_socket(node))
-            self.cri_servers.append(serve(rt, sock, str(self.c.cri_trace_file(node))))
+            sock, trace = self.cri_files[node]
+            self.cri_servers.append(serve(rt, sock, trace))
             rt = await asyncio.to_thread(RemoteRuntime, f"unix://{sock}")
             self.runtimes.append(rt)
-        running = await start_node(self.c.node_config(node), rt)
+        running = await start_node(self.node_configs[node], rt)
         self.nodes[node] = running
         self.kubelets[node] = running.kubelet
 

@@ -10,13 +10,9 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from labkit import paths
 from labkit.cluster.supervisor import ClusterError, Component
-
-if TYPE_CHECKING:
-    from labkit.cluster.cluster import Cluster
 
 STATE_FILE = "cluster.json"
 
@@ -27,13 +23,11 @@ def clusters_dir() -> Path:
     return p
 
 
-def save(c: Cluster) -> None:
-    """Write what a later command needs to find ``c`` and its component processes."""
-    info = {"name": c.name, "url": c.url, "kubeconfig": c.kubeconfig, "nodes": c.nodes,
-            "runtime": c.runtime_name, "runtime_reason": c.runtime_reason, "store": c.store_spec,
-            "cri": c.cri, "processes": c.processes, "keep_state": c.keep_state, "owner_pid": os.getpid(),
-            "components": {n: {"pid": x.pid, "cmd": x.cmd, "log": x.log} for n, x in c.components.items()}}
-    (c.dir / STATE_FILE).write_text(json.dumps(info, indent=1))
+def save(folder: Path, info: dict, components: dict[str, Component]) -> None:
+    """Write what a later command needs to find a cluster (``info``) and its component processes."""
+    info = {**info, "owner_pid": os.getpid(),
+            "components": {n: {"pid": x.pid, "cmd": x.cmd, "log": x.log} for n, x in components.items()}}
+    (folder / STATE_FILE).write_text(json.dumps(info, indent=1))
 
 
 def read(name: str) -> dict:

@@ -13,17 +13,16 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from labkit.client.events import now_iso
+from labkit.client.informer import key_of
 from labkit.client.rest import ApiError
 from labkit.node.kubelet import containers as C
 from labkit.node.kubelet import probes, volumes
+from labkit.node.kubelet.nodecontext import NodeContext
 from labkit.node.kubelet.plugins import PluginError
 from labkit.runtime.base import ContainerState, ContainerStatus, PodSandboxStatus, RuntimeError_
-
-if TYPE_CHECKING:
-    from labkit.node.kubelet.kubelet import Kubelet
+from labkit.runtime.podteardown import remove_pod
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +63,8 @@ class PodRecord:
 
 
 class PodWorker:
-    def __init__(self, kubelet: Kubelet, rec: PodRecord):
-        self.k = kubelet
+    def __init__(self, node: NodeContext, rec: PodRecord):
+        self.k = node
         self.rec = rec
         #: containers whose status was read during this sync (just started): refresh() skips them
         self._fresh: set[str] = set()
@@ -115,6 +114,9 @@ class PodWorker:
 
     async def rt(self, fn, *args, **kw):
         return await self.k.call_runtime(fn, *args, **kw)
+
+    async def get_configmap(self, name: str, namespace: str) -> dict:
+        return await self.k.client.get("configmaps", name, namespace)
 
     # ------------------------------------------------------------------ sync
     async def sync(self) -> None:
@@ -176,7 +178,7 @@ class PodWorker:
             if not pulls.done():
                 await pulls
         try:
-            paths = await volumes.prepare_builtin(rec.pod, k.state, k.get_configmap)
+            paths = await volumes.prepare_builtin(rec.pod, k.state, self.get_configmap)
             paths.update(await self.rt(k.plugins.volumes.mount_pod_volumes, rec.pod))
             rec.volume_paths = paths
         except (PluginError, ApiError, OSError) as exc:
@@ -357,7 +359,7 @@ class PodWorker:
                 self.event("Normal", "Killing", f"Stopping container {cs.labels.get(C.CONTAINER_NAME, cs.name)}")
             await asyncio.gather(*(self.rt(k.runtime.stop_container, cs.id, grace) for cs in running),
                                  return_exceptions=True)
-        await k.cleanup_pod(rec.pod, rec.sandbox)
+        await cleanup_pod(k, rec.pod, rec.sandbox)
         rec.sandbox = None
         if not rec.deleted:
             md = rec.pod["metadata"]
@@ -481,3 +483,24 @@ class PodWorker:
             rec.pod = new
         if status["phase"] in ("Succeeded", "Failed"):
             rec.done = True
+
+
+async def cleanup_pod(node: NodeContext, pod: dict, sandbox: PodSandboxStatus | None) -> None:
+    """Everything a pod had on this node goes: containers, network, volumes, devices, sandbox."""
+    uid = pod["metadata"].get("uid", "")
+    if sandbox is not None:
+        try:
+            await node.call_runtime(node.plugins.network.teardown_pod, pod, sandbox)
+        except Exception:  # noqa: BLE001 - keep cleaning
+            log.exception("network teardown for %s", key_of(pod))
+        try:
+            await node.call_runtime(remove_pod, node.runtime, sandbox.id)
+        except RuntimeError_ as exc:
+            log.info("removing sandbox of %s: %s", key_of(pod), exc)
+    for fn in (node.plugins.volumes.unmount_pod_volumes, node.plugins.devices.release_pod):
+        try:
+            await node.call_runtime(fn, pod)
+        except Exception:  # noqa: BLE001
+            log.exception("plugin cleanup for %s", key_of(pod))
+    if not node.hollow:
+        volumes.remove_pod_dir(node.state, uid)

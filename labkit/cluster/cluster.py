@@ -124,11 +124,11 @@ class Cluster(_OfficialClients):
     def _choose_runtime(runtime: str | None) -> tuple[str, str]:
         if runtime:
             return runtime, f"{runtime} (asked for)"
-        try:
-            from labkit.runtime import choose_default
+        from labkit.runtime import choose_default
 
+        try:
             return choose_default()
-        except Exception as exc:  # noqa: BLE001 - no runtime package: still run, and say so
+        except Exception as exc:  # noqa: BLE001 - no backend works here: still run, and say so
             return "simulated", f"simulated: no runtime backend could be chosen ({exc})"
 
     # ------------------------------------------------------------------ lifecycle

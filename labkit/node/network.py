@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 
+from labkit.client.blocking import BlockingClient
 from labkit.client.kubeconfig import KubeConfig
-from labkit.node import apiget
 from labkit.node.kubelet.plugins import NetworkPlugin, PluginError
 from labkit.node.scope import fabric_name
 from labkit.runtime.base import PodSandboxStatus
@@ -60,15 +60,18 @@ class NodeNetworkPlugin(NetworkPlugin):
         try:
             from labkit.node.proxy import KubeProxy
 
-            kc = self._kc if isinstance(self._kc, KubeConfig) else apiget.load(self._kc)
+            kc = self._kc if isinstance(self._kc, KubeConfig) else KubeConfig.load(self._kc)
             self.proxy = KubeProxy(kc, [self._cni.node.netns_path]).start()
         except Exception as exc:  # pods still get IPs; only Services will not answer
             log.warning("node %s: kube-proxy did not start: %s", self.node_name, exc)
 
     def _lookup_cidr(self) -> str:
         try:
-            kc = self._kc if isinstance(self._kc, KubeConfig) else apiget.load(self._kc)
-            node = apiget.node(kc, self.node_name)
+            api = BlockingClient(self._kc, user_agent=f"labkit-kubelet/{self.node_name}")
+            try:
+                node = api.get("nodes", self.node_name)
+            finally:
+                api.close()
         except Exception as exc:  # no kubeconfig, server down ...
             raise PluginError(f"cannot read Node {self.node_name} to learn its podCIDR: {exc}",
                               reason="NetworkNotReady") from None

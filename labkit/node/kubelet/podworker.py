@@ -199,8 +199,7 @@ class PodWorker:
         except Exception:  # noqa: BLE001 - best effort while giving up on this sandbox
             pass
         try:
-            await self.rt(k.runtime.stop_pod_sandbox, rec.sandbox.id)
-            await self.rt(k.runtime.remove_pod_sandbox, rec.sandbox.id)
+            await self.rt(remove_pod, k.runtime, rec.sandbox.id, [])  # no container was created in it
         except RuntimeError_:
             pass
         rec.sandbox = None

@@ -23,7 +23,8 @@ from labkit.node.kubelet import containers as C
 from labkit.node.kubelet import nodestatus
 from labkit.node.kubelet.nodecontext import NodeContext
 from labkit.node.kubelet.plugins import NodePlugins, PluginError
-from labkit.node.kubelet.podworker import PodRecord, PodWorker, cleanup_pod
+from labkit.node.kubelet.podcleanup import cleanup_pod
+from labkit.node.kubelet.podworker import PodRecord, PodWorker
 from labkit.runtime.base import ContainerState, PodSandboxStatus, Runtime, RuntimeError_
 
 log = logging.getLogger(__name__)

@@ -15,12 +15,12 @@ import time
 from dataclasses import dataclass, field
 
 from labkit.client.events import now_iso
-from labkit.client.informer import key_of
 from labkit.client.rest import ApiError
 from labkit.node.kubelet import containers as C
 from labkit.node.kubelet import probes, volumes
 from labkit.node.kubelet.nodecontext import NodeContext
 from labkit.node.kubelet.plugins import PluginError
+from labkit.node.kubelet.podcleanup import cleanup_pod
 from labkit.runtime.base import ContainerState, ContainerStatus, PodSandboxStatus, RuntimeError_
 from labkit.runtime.podteardown import remove_pod
 
@@ -482,24 +482,3 @@ class PodWorker:
             rec.pod = new
         if status["phase"] in ("Succeeded", "Failed"):
             rec.done = True
-
-
-async def cleanup_pod(node: NodeContext, pod: dict, sandbox: PodSandboxStatus | None) -> None:
-    """Everything a pod had on this node goes: containers, network, volumes, devices, sandbox."""
-    uid = pod["metadata"].get("uid", "")
-    if sandbox is not None:
-        try:
-            await node.call_runtime(node.plugins.network.teardown_pod, pod, sandbox)
-        except Exception:  # noqa: BLE001 - keep cleaning
-            log.exception("network teardown for %s", key_of(pod))
-        try:
-            await node.call_runtime(remove_pod, node.runtime, sandbox.id)
-        except RuntimeError_ as exc:
-            log.info("removing sandbox of %s: %s", key_of(pod), exc)
-    for fn in (node.plugins.volumes.unmount_pod_volumes, node.plugins.devices.release_pod):
-        try:
-            await node.call_runtime(fn, pod)
-        except Exception:  # noqa: BLE001
-            log.exception("plugin cleanup for %s", key_of(pod))
-    if not node.hollow:
-        volumes.remove_pod_dir(node.state, uid)

@@ -26,7 +26,7 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def cluster():
     from labkit.cluster import Cluster
-    from labkit.node.plugins import cluster_scope
+    from labkit.node.scope import cluster_scope
 
     c = Cluster(nodes=2)
     c.start()
@@ -120,7 +120,7 @@ def test_claim_data_outlives_its_pod_and_unbound_claim_gets_failedmount(cluster)
 
 def test_gpu_pod_lands_where_the_plugin_is_and_too_many_stays_pending(cluster):
     from labkit.node.deviceplugin import SampleDevicePlugin
-    from labkit.node.plugins import device_plugin_dir
+    from labkit.node.scope import device_plugin_dir
 
     core = cluster.core()
     plugin = SampleDevicePlugin(device_plugin_dir("node-2", cluster.kubeconfig), count=2, real=False).start()

@@ -255,7 +255,7 @@ def test_cluster_stop_removes_the_network_of_nodes_whose_kubelet_was_killed():
     import labkit.runtime as runtimes
     from labkit import paths
     from labkit.cluster import Cluster
-    from labkit.node.plugins import cluster_scope
+    from labkit.node.scope import cluster_scope
 
     if not paths.is_root():
         pytest.skip("node networks need root")

@@ -191,12 +191,10 @@ def _drop_inherited_fds() -> None:
 
 def _cleanup(rt, sid: str | None, cid: str | None) -> None:
     from labkit.runtime.base import RuntimeError_
+    from labkit.runtime.podteardown import remove_pod
 
     try:
-        if cid:
-            rt.remove_container(cid)
-        if sid:
-            rt.remove_pod_sandbox(sid)
+        remove_pod(rt, sid, [cid] if cid else [], stop=False)
     except RuntimeError_ as exc:
         click.echo(f"labkit: cleanup incomplete ({exc}); run: labkit gc", err=True)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from labkit.runtime.gc import KINDS
+from labkit.runtime.gc import KINDS, ROOT_KINDS
 
 
 @click.command()
@@ -23,7 +23,7 @@ def gc(dry_run: bool, only: tuple[str, ...]) -> None:
             click.echo(str(leak))
         click.echo(f"{len(found)} leftover(s); run without --dry-run to remove them", err=True)
         return
-    if not is_root() and any(k in kinds for k in ("mounts", "cgroups", "netns", "links", "iptables")):
+    if not is_root() and any(k in kinds for k in ROOT_KINDS):
         click.echo("labkit gc: not root; only your own records and processes can be removed (try sudo)", err=True)
     left = collector.collect(kinds)
     click.echo(f"removed {max(0, len(found) - len(left))} leftover(s)")

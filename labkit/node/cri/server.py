@@ -1,6 +1,6 @@
 """A CRI server: the ``runtime.v1`` gRPC services on a unix socket, fronting any labkit backend.
 
-This is the seam the seed draws between the kubelet and "the runtime": the kubelet only speaks
+This is the seam the book draws between the kubelet and "the runtime": the kubelet only speaks
 CRI, and what sits behind the socket (labkit's native runtime, runc, crun, Docker, or the
 simulated runtime) is invisible to it. Restart the server with another ``--backend`` and the
 kubelet keeps working: that is lab 24.
@@ -330,14 +330,10 @@ def serve(runtime: Runtime, socket_path: str | os.PathLike, trace_path: str | No
 
 def load_backend(name: str) -> Runtime:
     """The labkit backend called ``name``, with a plain error when it cannot run here."""
-    try:
-        from labkit import runtime as runtimes
+    from labkit import runtime as runtimes
 
-        getter = runtimes.get
-    except (ImportError, AttributeError) as exc:
-        raise SystemExit(f"labkit.runtime.get is not available ({exc}); update labkit") from exc
     try:
-        return getter(name)
+        return runtimes.get(name)
     except Unsupported as exc:
         raise SystemExit(f"backend {name!r} cannot run here: {exc}") from exc
     except (KeyError, ValueError) as exc:

@@ -8,12 +8,12 @@ installation manifest ships it). The PV binder finds provisioners from these obj
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
-from labkit.client import ApiError, Client, KubeConfig
+from labkit.client import ApiError, KubeConfig
+from labkit.client.blocking import BlockingClient
 from labkit.client.csinodes import csi_driver, with_driver, without_driver
 from labkit.node.csi.client import CSIClient
 
@@ -48,49 +48,45 @@ def register_driver(kubeconfig: KubeConfig | str | None, node_name: str, endpoin
     finally:
         csi.close()
 
-    async def write(client: Client) -> None:
+    with _client(kubeconfig, timeout) as client:
         try:
-            await client.create("csidrivers", csi_driver(name))
+            client.call("create", "csidrivers", csi_driver(name))
         except ApiError as exc:
             if exc.code != 409:
                 raise
-        await _change_csinode(client, node_name, lambda n: with_driver(n, name, node_id, endpoint))
-
-    _run(kubeconfig, write, timeout)
+        _change_csinode(client, node_name, lambda n: with_driver(n, name, node_id, endpoint))
     return name
 
 
 def unregister_driver(kubeconfig: KubeConfig | str | None, node_name: str, driver: str,
                       timeout: float = 5.0) -> None:
     """Take the driver off the node's CSINode (the node is going away or the driver stopped)."""
-    async def write(client: Client) -> None:
-        await _change_csinode(client, node_name, lambda n: without_driver(n, driver), create=False)
-
     try:
-        _run(kubeconfig, write, timeout)
+        with _client(kubeconfig, timeout) as client:
+            _change_csinode(client, node_name, lambda n: without_driver(n, driver), create=False)
     except Exception as exc:  # the API server may be gone first: nothing left to tidy then
         log.debug("unregistering CSI driver %s from %s: %s", driver, node_name, exc)
 
 
-async def _change_csinode(client: Client, node_name: str, change, create: bool = True) -> None:
+def _change_csinode(client: BlockingClient, node_name: str, change, create: bool = True) -> None:
     """Read-modify-write the CSINode, again on a conflict (the kubelet of that node is its only writer)."""
     for _ in range(5):
         try:
-            current = await client.get("csinodes", node_name)
+            current = client.get("csinodes", node_name)
         except ApiError as exc:
             if exc.code != 404:
                 raise
             if not create:
                 return
             try:
-                await client.create("csinodes", change({"metadata": {"name": node_name}, "spec": {"drivers": []}}))
+                client.call("create", "csinodes", change({"metadata": {"name": node_name}, "spec": {"drivers": []}}))
                 return
             except ApiError as exc2:
                 if exc2.code != 409:
                     raise
                 continue
         try:
-            await client.update("csinodes", change(current))
+            client.call("update", "csinodes", change(current))
             return
         except ApiError as exc:
             if exc.code != 409:
@@ -98,24 +94,11 @@ async def _change_csinode(client: Client, node_name: str, change, create: bool =
     raise RuntimeError(f"CSINode {node_name} kept changing under the registration")
 
 
-def _run(kubeconfig: KubeConfig | str | None, write, timeout: float) -> None:
-    """Run ``write(client)`` on its own event loop in a short-lived thread: callable from any thread."""
-    failure: list[BaseException] = []
-
-    async def main() -> None:
-        async with Client(kubeconfig, user_agent="labkit-kubelet/csi-registration") as client:
-            await asyncio.wait_for(write(client), timeout)
-
-    def target() -> None:
-        try:
-            asyncio.run(main())
-        except BaseException as exc:  # handed to the caller's thread
-            failure.append(exc)
-
-    t = threading.Thread(target=target, name="csi-registration", daemon=True)
-    t.start()
-    t.join(timeout + 5)
-    if t.is_alive():
-        raise TimeoutError(f"the API server did not answer the CSI registration in {timeout:.0f} s")
-    if failure:
-        raise failure[0]
+@contextmanager
+def _client(kubeconfig: KubeConfig | str | None, timeout: float) -> Iterator[BlockingClient]:
+    """labkit's client as blocking calls: the node's plug-ins are assembled outside any event loop."""
+    client = BlockingClient(kubeconfig, user_agent="labkit-kubelet/csi-registration", timeout=timeout)
+    try:
+        yield client
+    finally:
+        client.close()

@@ -14,8 +14,9 @@ import shutil
 from pathlib import Path
 
 from labkit import paths
+from labkit.client.blocking import BlockingClient
 from labkit.client.kubeconfig import KubeConfig
-from labkit.node import apiget
+from labkit.client.rest import ApiError
 from labkit.node.csi.client import CSIClient, CSIError
 from labkit.node.kubelet.plugins import PluginError, VolumePlugin
 
@@ -35,12 +36,20 @@ class CSIVolumePlugin(VolumePlugin):
         self._kc = kubeconfig
         self.pods_dir = Path(pods_dir or paths.state_dir() / "csi-pods")
         self._clients: dict[str, CSIClient] = {}
+        self._api: BlockingClient | None = None
 
     @property
     def kubeconfig(self) -> KubeConfig:
         if not isinstance(self._kc, KubeConfig):
-            self._kc = apiget.load(self._kc)
+            self._kc = KubeConfig.load(self._kc)
         return self._kc
+
+    @property
+    def api(self) -> BlockingClient:
+        """The API reads of the mount hook (a claim, its volume), made from the kubelet's worker threads."""
+        if self._api is None:
+            self._api = BlockingClient(self.kubeconfig, user_agent="labkit-kubelet/csi")
+        return self._api
 
     def _client(self, driver: str) -> CSIClient:
         if driver not in self.drivers:
@@ -56,20 +65,21 @@ class CSIVolumePlugin(VolumePlugin):
     def _resolve(self, namespace: str, claim: str) -> dict:
         """The PV behind a claim, or a FailedMount that says what is missing."""
         try:
-            c = apiget.pvc(self.kubeconfig, namespace, claim)
-        except apiget.APIReadError as exc:
+            c = self.api.get("persistentvolumeclaims", claim, namespace)
+        except ApiError as exc:
             if exc.code == 404:
                 raise PluginError(f'persistentvolumeclaim "{claim}" not found', reason="FailedMount") from None
-            raise PluginError(str(exc), reason="FailedMount") from None
+            raise PluginError(exc.message, reason="FailedMount") from None
         volume_name = (c.get("spec") or {}).get("volumeName")
         phase = (c.get("status") or {}).get("phase", "Pending")
         if not volume_name or phase != "Bound":
             raise PluginError(f'persistentvolumeclaim "{claim}" is not bound yet (phase {phase})',
                               reason="FailedMount")
         try:
-            return apiget.pv(self.kubeconfig, volume_name)
-        except apiget.APIReadError as exc:
-            raise PluginError(f"persistentvolume {volume_name!r} of claim {claim!r}: {exc}", reason="FailedMount") from None
+            return self.api.get("persistentvolumes", volume_name)
+        except ApiError as exc:
+            raise PluginError(f"persistentvolume {volume_name!r} of claim {claim!r}: {exc.message}",
+                              reason="FailedMount") from None
 
     def mount_pod_volumes(self, pod: dict) -> dict[str, str]:
         md = pod.get("metadata", {})
@@ -127,3 +137,6 @@ class CSIVolumePlugin(VolumePlugin):
         for c in self._clients.values():
             c.close()
         self._clients.clear()
+        if self._api is not None:
+            self._api.close()
+            self._api = None

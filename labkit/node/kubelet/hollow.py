@@ -73,15 +73,3 @@ class HollowNodes:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.gather(*(k.stop() for k in self.kubelets.values()), return_exceptions=True)
-
-    async def delete_nodes(self) -> None:
-        sem = asyncio.Semaphore(self.register_concurrency)
-
-        async def rm(name: str) -> None:
-            async with sem:
-                try:
-                    await self.client.delete("nodes", name)
-                except Exception:  # noqa: BLE001 - already gone
-                    pass
-
-        await asyncio.gather(*(rm(n) for n in self.kubelets))

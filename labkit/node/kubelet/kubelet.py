@@ -20,8 +20,10 @@ from labkit.client.events import EventRecorder, now_micro
 from labkit.client.informer import Informer, key_of
 from labkit.client.rest import ApiError
 from labkit.node.kubelet import containers as C
-from labkit.node.kubelet import nodestatus, volumes
+from labkit.node.kubelet import nodestatus
+from labkit.node.kubelet.nodecontext import NodeContext
 from labkit.node.kubelet.plugins import NodePlugins, PluginError
+from labkit.node.kubelet.podcleanup import cleanup_pod
 from labkit.node.kubelet.podworker import PodRecord, PodWorker
 from labkit.runtime.base import ContainerState, PodSandboxStatus, Runtime, RuntimeError_
 
@@ -39,19 +41,6 @@ class DeviceNotifier:
             self.kubelet.devices_changed(capacity)
 
 
-def load_plugins(node_name: str, **kw) -> NodePlugins:
-    """The node's CNI/CSI/device plugins from labkit.node.plugins when present; none otherwise."""
-    try:
-        from labkit.node.plugins import build_node_plugins  # type: ignore[attr-defined]
-    except ImportError:
-        return NodePlugins()
-    try:
-        return build_node_plugins(node_name, **kw)
-    except Exception:
-        log.exception("node plugins failed to load; running pods without CNI/CSI/device plugins")
-        return NodePlugins()
-
-
 class Kubelet:
     def __init__(
         self, client: Client, node_name: str, runtime: Runtime, plugins: NodePlugins | None = None, *,
@@ -66,7 +55,6 @@ class Kubelet:
         self.runtime = runtime
         self.plugins = plugins or NodePlugins()
         v = runtime.version()
-        self.runtime_name = v.runtime_name
         self.runtime_version = f"{v.runtime_name}://{v.runtime_version}"
         self.capacity = dict(capacity or nodestatus.host_capacity())
         self.labels = labels or {}
@@ -88,7 +76,6 @@ class Kubelet:
         if self.pods:
             self.pods.add_handler(self.on_pod, lambda old, new: self.on_pod(new), self.on_pod_deleted)
         self._executor = None if hollow else concurrent.futures.ThreadPoolExecutor(8, f"kubelet-{node_name}")
-        self._existing: dict[str, PodSandboxStatus] = {}
         self._tasks: list[asyncio.Task] = []
         self._server = None
         self.node: dict | None = None
@@ -98,6 +85,13 @@ class Kubelet:
         # sandboxes carry this label so several clusters on one host never touch each other's pods
         self.owner = f"{node_name}@{client.config.server}"
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.ctx = NodeContext(node_name, self.owner, address, self.state, client, self.events, runtime, self.plugins,
+                               self.call_runtime, self.sync_runtime_version, v.runtime_name, hollow=hollow,
+                               pod_poll=pod_poll, backoff_base=backoff_base, backoff_max=backoff_max)
+
+    @property
+    def runtime_name(self) -> str:
+        return self.ctx.runtime_name
 
     # ------------------------------------------------------------------ runtime
     async def call_runtime(self, fn, *args, **kw):
@@ -118,26 +112,19 @@ class Kubelet:
         if v.runtime_name == self.runtime_name and version == self.runtime_version:
             return
         log.info("%s: runtime is now %s (was %s)", self.node_name, version, self.runtime_version)
-        self.runtime_name, self.runtime_version = v.runtime_name, version
+        self.ctx.runtime_name, self.runtime_version = v.runtime_name, version
         if self.node is not None:
             try:
                 await self.post_status()
             except ApiError as exc:
                 log.info("%s: posting new runtime version: %s", self.node_name, exc)
 
-    def adopt_sandbox(self, uid: str) -> PodSandboxStatus | None:
-        """A sandbox this node's runtime already has for the pod (after a kubelet restart)."""
-        return self._existing.pop(uid, None)
-
-    async def get_configmap(self, name: str, namespace: str) -> dict:
-        return await self.client.get("configmaps", name, namespace)
-
     # ------------------------------------------------------------------ pods
     def on_pod(self, pod: dict) -> None:
         uid = pod["metadata"].get("uid", "")
         rec = self.records.get(uid)
         if rec is None:
-            if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") and uid not in self._existing \
+            if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") and uid not in self.ctx.existing \
                     and not pod["metadata"].get("deletionTimestamp"):
                 return  # finished before this kubelet started: nothing to run
             rec = PodRecord(key_of(pod), pod)
@@ -157,35 +144,14 @@ class Kubelet:
 
     async def _work(self, rec: PodRecord) -> None:
         try:
-            await PodWorker(self, rec).run()
+            await PodWorker(self.ctx, rec).run()
         finally:
             self.records.pop(rec.uid, None)
             self.workers.pop(rec.uid, None)
 
     async def cleanup_pod(self, pod: dict, sandbox: PodSandboxStatus | None) -> None:
         """Everything a pod had on this node goes: containers, network, volumes, devices, sandbox."""
-        uid = pod["metadata"].get("uid", "")
-        if sandbox is not None:
-            try:
-                await self.call_runtime(self.plugins.network.teardown_pod, pod, sandbox)
-            except Exception:  # noqa: BLE001 - keep cleaning
-                log.exception("network teardown for %s", key_of(pod))
-            try:
-                for cs in await self.call_runtime(self.runtime.list_containers, sandbox.id):
-                    if cs.state == ContainerState.RUNNING:
-                        await self.call_runtime(self.runtime.stop_container, cs.id, 1.0)
-                    await self.call_runtime(self.runtime.remove_container, cs.id)
-                await self.call_runtime(self.runtime.stop_pod_sandbox, sandbox.id)
-                await self.call_runtime(self.runtime.remove_pod_sandbox, sandbox.id)
-            except RuntimeError_ as exc:
-                log.info("removing sandbox of %s: %s", key_of(pod), exc)
-        for fn in (self.plugins.volumes.unmount_pod_volumes, self.plugins.devices.release_pod):
-            try:
-                await self.call_runtime(fn, pod)
-            except Exception:  # noqa: BLE001
-                log.exception("plugin cleanup for %s", key_of(pod))
-        if not self.hollow:
-            volumes.remove_pod_dir(self.state, uid)
+        await cleanup_pod(self.ctx, pod, sandbox)
 
     async def _relist(self) -> None:
         """The pod lifecycle event generator (PLEG): one ListContainers per ``pod_poll`` for the whole
@@ -212,9 +178,9 @@ class Kubelet:
     async def _housekeeping(self) -> None:
         """After the first list: remove sandboxes of pods that no longer exist on this node."""
         known = {p["metadata"].get("uid") for p in self.pods.cache.values()} if self.pods else set()
-        for uid, sb in list(self._existing.items()):
+        for uid, sb in list(self.ctx.existing.items()):
             if uid not in known:
-                self._existing.pop(uid, None)
+                self.ctx.existing.pop(uid, None)
                 pod = {"metadata": {"uid": uid, "name": sb.name, "namespace": sb.namespace}}
                 await self.cleanup_pod(pod, sb)
 
@@ -371,12 +337,12 @@ class Kubelet:
         if self.serve_logs:
             from labkit.node.kubelet.server import start_server
 
-            self._server, self.port = await start_server(self, self.port)
+            self._server, self.port = await start_server(self.ctx, self.records, self.port)
         if not self.hollow:
             try:
                 for sb in await self.call_runtime(self.runtime.list_pod_sandboxes):
                     if sb.labels.get(C.NODE) == self.owner and sb.labels.get(C.POD_UID):
-                        self._existing[sb.labels[C.POD_UID]] = sb
+                        self.ctx.existing[sb.labels[C.POD_UID]] = sb
             except RuntimeError_ as exc:
                 log.warning("cannot list existing sandboxes: %s", exc)
         if not self.hollow and not await self._try_prepare_network(None):

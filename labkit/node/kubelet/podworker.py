@@ -13,17 +13,16 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from labkit.client.events import now_iso
 from labkit.client.rest import ApiError
 from labkit.node.kubelet import containers as C
 from labkit.node.kubelet import probes, volumes
+from labkit.node.kubelet.nodecontext import NodeContext
 from labkit.node.kubelet.plugins import PluginError
+from labkit.node.kubelet.podcleanup import cleanup_pod
 from labkit.runtime.base import ContainerState, ContainerStatus, PodSandboxStatus, RuntimeError_
-
-if TYPE_CHECKING:
-    from labkit.node.kubelet.kubelet import Kubelet
+from labkit.runtime.podteardown import remove_pod
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +63,8 @@ class PodRecord:
 
 
 class PodWorker:
-    def __init__(self, kubelet: Kubelet, rec: PodRecord):
-        self.k = kubelet
+    def __init__(self, node: NodeContext, rec: PodRecord):
+        self.k = node
         self.rec = rec
         #: containers whose status was read during this sync (just started): refresh() skips them
         self._fresh: set[str] = set()
@@ -115,6 +114,9 @@ class PodWorker:
 
     async def rt(self, fn, *args, **kw):
         return await self.k.call_runtime(fn, *args, **kw)
+
+    async def get_configmap(self, name: str, namespace: str) -> dict:
+        return await self.k.client.get("configmaps", name, namespace)
 
     # ------------------------------------------------------------------ sync
     async def sync(self) -> None:
@@ -176,7 +178,7 @@ class PodWorker:
             if not pulls.done():
                 await pulls
         try:
-            paths = await volumes.prepare_builtin(rec.pod, k.state, k.get_configmap)
+            paths = await volumes.prepare_builtin(rec.pod, k.state, self.get_configmap)
             paths.update(await self.rt(k.plugins.volumes.mount_pod_volumes, rec.pod))
             rec.volume_paths = paths
         except (PluginError, ApiError, OSError) as exc:
@@ -197,8 +199,7 @@ class PodWorker:
         except Exception:  # noqa: BLE001 - best effort while giving up on this sandbox
             pass
         try:
-            await self.rt(k.runtime.stop_pod_sandbox, rec.sandbox.id)
-            await self.rt(k.runtime.remove_pod_sandbox, rec.sandbox.id)
+            await self.rt(remove_pod, k.runtime, rec.sandbox.id, [])  # no container was created in it
         except RuntimeError_:
             pass
         rec.sandbox = None
@@ -357,7 +358,7 @@ class PodWorker:
                 self.event("Normal", "Killing", f"Stopping container {cs.labels.get(C.CONTAINER_NAME, cs.name)}")
             await asyncio.gather(*(self.rt(k.runtime.stop_container, cs.id, grace) for cs in running),
                                  return_exceptions=True)
-        await k.cleanup_pod(rec.pod, rec.sandbox)
+        await cleanup_pod(k, rec.pod, rec.sandbox)
         rec.sandbox = None
         if not rec.deleted:
             md = rec.pod["metadata"]

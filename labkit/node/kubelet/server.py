@@ -16,11 +16,14 @@ from labkit.node.kubelet import containers as C
 from labkit.runtime.base import ContainerState, RuntimeError_
 
 if TYPE_CHECKING:
-    from labkit.node.kubelet.kubelet import Kubelet
+    from collections.abc import Mapping
+
+    from labkit.node.kubelet.nodecontext import NodeContext
+    from labkit.node.kubelet.podworker import PodRecord
 
 
-def _find(k: Kubelet, ns: str, pod: str, container: str, previous: bool):
-    for rec in k.records.values():
+def _find(records: Mapping[str, PodRecord], ns: str, pod: str, container: str, previous: bool):
+    for rec in records.values():
         md = rec.pod["metadata"]
         if md["name"] == pod and md.get("namespace", "default") == ns:
             cs = (rec.last if previous else rec.current).get(container)
@@ -38,13 +41,14 @@ def _tail(data: bytes, lines: str | None) -> bytes:
     return b"".join(parts[-n:]) if n > 0 else b""
 
 
-async def start_server(k: Kubelet, port: int = 0) -> tuple[web.AppRunner, int]:
+async def start_server(k: NodeContext, records: Mapping[str, PodRecord], port: int = 0) -> tuple[web.AppRunner, int]:
+    """Serve the node's pods (``records``, by pod uid, as the kubelet keeps them) on ``port``."""
     app = web.Application()
 
     async def logs(request: web.Request) -> web.StreamResponse:
         ns, pod, container = request.match_info["ns"], request.match_info["pod"], request.match_info["container"]
         q = request.query
-        rec, cs = _find(k, ns, pod, container, q.get("previous") == "true")
+        rec, cs = _find(records, ns, pod, container, q.get("previous") == "true")
         if cs is None:
             return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404,
                                       "reason": "NotFound",
@@ -79,13 +83,13 @@ async def start_server(k: Kubelet, port: int = 0) -> tuple[web.AppRunner, int]:
         return web.Response(text="ok")
 
     async def pods(request: web.Request) -> web.Response:
-        items = [r.pod for r in k.records.values()]
+        items = [r.pod for r in records.values()]
         return web.Response(text=json.dumps({"kind": "PodList", "apiVersion": "v1", "items": items}),
                             content_type="application/json")
 
     async def containers(request: web.Request) -> web.Response:
         rows = []
-        for rec in k.records.values():
+        for rec in records.values():
             for name, cs in rec.current.items():
                 rows.append({"pod": rec.key, "container": name, "id": cs.id, "state": str(cs.state),
                              "pid": cs.pid, "restarts": C.restart_count(cs)})

@@ -1,0 +1,429 @@
+"""A whole Kubernetes-shaped cluster on this machine, up and down in one call.
+
+    with labkit.Cluster(nodes=3) as c:          # apiserver, scheduler, controller-manager, 3 kubelets
+        core = c.core()                           # the official kubernetes client, configured
+        print(core.list_node().items[0].status.node_info.container_runtime_version)
+
+Every component runs as its own process (``processes=True``, the default) and they talk only
+through the apiserver, exactly like a real cluster; each node's kubelet reaches its runtime
+through its own CRI server socket. ``processes=False`` runs the same components on one
+background thread instead (quicker to start, and a lab can look inside them).
+``Cluster.connect(kubeconfig)`` attaches the same lab code to an existing cluster (kind, k3s,
+minikube, a cloud) instead of starting one.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+import urllib.request
+import uuid
+from typing import TYPE_CHECKING
+
+from labkit.client.kubeconfig import write_kubeconfig
+from labkit.cluster import statefile
+from labkit.cluster.cleanup import remove_nodes, remove_stale_clusters, sweep_pods
+from labkit.cluster.inprocess import InProcess
+from labkit.cluster.statefile import clusters_dir
+from labkit.cluster.supervisor import (
+    ClusterError,
+    Component,
+    free_port,
+    http_ok,
+    raise_exited,
+    reap,
+    send_signal,
+    spawn,
+    tail,
+    wait_for,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from labkit.node.assembly import NodeConfig
+
+
+class _OfficialClients:
+    """The official ``kubernetes`` client for any cluster with a ``kubeconfig``: labs written with it
+    run unchanged against labkit's cluster or a real one."""
+
+    kubeconfig: str
+
+    def client(self):
+        """An official ``kubernetes.client.ApiClient`` for this cluster."""
+        from kubernetes import config
+
+        return config.new_client_from_config(config_file=self.kubeconfig)
+
+    def core(self):
+        from kubernetes import client
+
+        return client.CoreV1Api(self.client())
+
+    def apps(self):
+        from kubernetes import client
+
+        return client.AppsV1Api(self.client())
+
+
+class Cluster(_OfficialClients):
+    """apiserver + store, scheduler, controller-manager and N kubelets (each with its CRI server)."""
+
+    def __init__(self, nodes: int = 3, runtime: str | None = None, store: str = "sqlite", processes: bool = True,
+                 *, name: str | None = None, cri: bool = True, port: int = 0, node_grace: float = 8.0,
+                 eviction_seconds: float | None = 2.0, lease_interval: float = 2.0, node_cpu: str | None = None,
+                 node_memory: str | None = None, node_labels: dict[str, dict[str, str]] | None = None,
+                 node_gpus: dict[str, int] | None = None, kubeconfig: str | os.PathLike | None = None,
+                 keep_state: bool = False, die_with_parent: bool = True):
+        if nodes < 0:
+            raise ValueError("nodes must be 0 or more")
+        if store not in ("memory", "sqlite", "etcd") and not store.startswith(("sqlite:", "etcd:")):
+            raise ValueError(f"unknown store {store!r}: choose memory, sqlite or etcd")
+        self.nodes = nodes
+        self.name = name or f"lk-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.dir = clusters_dir() / self.name
+        self.store_spec = store
+        self.processes = processes
+        self.cri = cri
+        self.port = port or free_port()
+        self.node_grace = node_grace
+        self.eviction_seconds = eviction_seconds
+        self.lease_interval = lease_interval
+        self.node_cpu = node_cpu
+        self.node_memory = node_memory
+        self.node_labels = node_labels or {}
+        self.node_gpus = node_gpus or {}
+        self.keep_state = keep_state
+        # components of a notebook's cluster go when the notebook's process does (kubelets then
+        # remove their pods); `labkit cluster up` turns this off so its cluster outlives the command
+        self.die_with_parent = die_with_parent
+        self.kubeconfig = str(kubeconfig or self.dir / "kubeconfig")
+        self.runtime_spec = runtime
+        self.runtime_name, self.runtime_reason = self._choose_runtime(runtime)
+        self.components: dict[str, Component] = {}
+        self._inproc: InProcess | None = None
+        self._api = None
+        self._etcd: Component | None = None
+        self.started = False
+
+    # ------------------------------------------------------------------ naming
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def node_names(self) -> list[str]:
+        return [f"node-{i + 1}" for i in range(self.nodes)]
+
+    @staticmethod
+    def _choose_runtime(runtime: str | None) -> tuple[str, str]:
+        if runtime:
+            return runtime, f"{runtime} (asked for)"
+        from labkit.runtime import choose_default
+
+        try:
+            return choose_default()
+        except Exception as exc:  # noqa: BLE001 - no backend works here: still run, and say so
+            return "simulated", f"simulated: no runtime backend could be chosen ({exc})"
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self, timeout: float = 60.0) -> Cluster:
+        if self.started:
+            return self
+        remove_stale_clusters()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "logs").mkdir(exist_ok=True)
+        write_kubeconfig(self.kubeconfig, self.url, name=self.name if len(self.name) < 50 else "labkit")
+        try:
+            self._start_store_and_apiserver(timeout)
+            if self.processes:
+                self._start_processes()
+            else:
+                nodes = self.node_names()
+                self._inproc = InProcess(
+                    self.name, self.kubeconfig, self.runtime_name, [self.node_config(n) for n in nodes],
+                    node_grace=self.node_grace, eviction_seconds=self.eviction_seconds,
+                    cri_files={n: (str(self.cri_socket(n)), str(self.cri_trace_file(n))) for n in nodes}
+                    if self.cri else None)
+                self._inproc.start()
+            self.started = True
+            atexit.register(self._stop_at_exit)
+            self._save()
+            self.wait_nodes_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _py(self, module: str, *args: str) -> list[str]:
+        return [sys.executable, "-m", module, *args]
+
+    def _spawn(self, name: str, cmd: list[str]) -> Component:
+        c = spawn(name, cmd, str(self.dir / "logs" / f"{name}.log"), str(self.dir), self.die_with_parent)
+        self.components[name] = c
+        return c
+
+    def _store_url(self) -> str:
+        s = self.store_spec
+        if s == "sqlite":
+            return f"sqlite:{self.dir / 'store.db'}"
+        if s == "etcd":
+            from labkit.controlplane.store.etcd_server import etcd_binary
+
+            cport, pport = free_port(), free_port()
+            data = self.dir / "etcd"
+            cmd = [etcd_binary(), "--name", "lk0", "--data-dir", str(data),
+                   "--listen-client-urls", f"http://127.0.0.1:{cport}",
+                   "--advertise-client-urls", f"http://127.0.0.1:{cport}",
+                   "--listen-peer-urls", f"http://127.0.0.1:{pport}",
+                   "--initial-advertise-peer-urls", f"http://127.0.0.1:{pport}",
+                   "--initial-cluster", f"lk0=http://127.0.0.1:{pport}"]
+            self._etcd = self._spawn("etcd", cmd)
+            wait_for(lambda: http_ok(f"http://127.0.0.1:{cport}/health"), 20, "etcd", self._etcd.log)
+            return f"etcd:http://127.0.0.1:{cport}"
+        return s
+
+    def _start_store_and_apiserver(self, timeout: float) -> None:
+        store = self._store_url()
+        if self.processes:
+            c = self._spawn("apiserver", self._py("labkit.controlplane.apiserver", "--port", str(self.port),
+                                                  "--store", store))
+            wait_for(lambda: http_ok(self.url + "/version") or (not c.alive and raise_exited(c)), timeout, "apiserver", c.log)
+        else:
+            from labkit.controlplane.apiserver import APIServer
+
+            self._api = APIServer(store, port=self.port).start()
+
+    def cri_socket(self, node: str) -> Path:
+        return self.dir / f"{node}-cri.sock"
+
+    def cri_trace_file(self, node: str) -> Path:
+        return self.dir / f"{node}-cri-trace.jsonl"
+
+    def node_config(self, node: str) -> NodeConfig:
+        """What ``node`` is, whichever way it runs: a process renders it as its command line."""
+        from labkit.node.assembly import NodeConfig
+
+        runtime = f"unix://{self.cri_socket(node)}" if self.cri else self.runtime_name
+        return NodeConfig(node, self.kubeconfig, runtime, cpu=self.node_cpu, memory=self.node_memory,
+                          labels=dict(self.node_labels.get(node, {})), lease_interval=self.lease_interval,
+                          gpus=self.node_gpus.get(node, 0), cleanup_on_exit=True)
+
+    def _cri_cmd(self, node: str) -> list[str]:
+        return self._py("labkit.node.cri.server", "--socket", str(self.cri_socket(node)), "--backend", self.runtime_name,
+                        "--trace", str(self.cri_trace_file(node)))
+
+    def _start_processes(self) -> None:
+        self.start_component("scheduler")
+        self.start_component("controller-manager")
+        if self.cri:
+            for node in self.node_names():
+                self.start_component(f"cri-{node}")
+        for node in self.node_names():
+            self.start_component(f"kubelet-{node}")
+
+    def command_for(self, component: str) -> list[str]:
+        if component == "scheduler":
+            return self._py("labkit.controlplane.scheduler", "--kubeconfig", self.kubeconfig)
+        if component == "controller-manager":
+            args = ["--kubeconfig", self.kubeconfig, "--node-monitor-grace-period", str(self.node_grace)]
+            if self.eviction_seconds is not None:
+                args += ["--eviction-seconds", str(self.eviction_seconds)]
+            return self._py("labkit.controlplane.controllers", *args)
+        if component.startswith("cri-"):
+            if not self.cri:
+                raise ClusterError("this cluster runs without CRI servers")
+            return self._cri_cmd(component[4:])
+        if component.startswith("kubelet-"):
+            return self.node_config(component[8:]).command()
+        if component == "apiserver":
+            return self.components["apiserver"].cmd
+        raise ClusterError(f"unknown component {component!r}; have {sorted(self.components)}")
+
+    def start_component(self, component: str) -> Component:
+        """(Re)start one component process, e.g. after :meth:`kill`."""
+        if not self.processes:
+            raise ClusterError("start_component needs processes=True")
+        old = self.components.get(component)
+        if old is not None and old.alive:
+            return old
+        c = self._spawn(component, self.command_for(component))
+        if component.startswith("cri-"):
+            sock = self.cri_socket(component[4:])
+            wait_for(lambda: sock.exists() or (not c.alive and raise_exited(c)), 30, component, c.log)
+        self._save()
+        return c
+
+    def kill(self, component: str, sig: int = signal.SIGKILL) -> None:
+        """Kill one component (default SIGKILL, like a crash). Its containers keep running."""
+        if not self.processes:
+            assert self._inproc is not None
+            self._inproc.kill(component)
+            return
+        c = self.components.get(component)
+        if c is None:
+            raise ClusterError(f"no component {component!r}; have {sorted(self.components)}")
+        send_signal(c, sig)
+        if c.proc is not None:
+            c.proc.wait(10)
+
+    def stop(self) -> None:
+        """Stop everything and remove every container, sandbox, socket and file the cluster made."""
+        if self._inproc is not None:
+            self._inproc.stop()
+            self._inproc = None
+        order = ["scheduler", "controller-manager"] + [n for n in self.components if n.startswith("kubelet-")]
+        for name in order:
+            c = self.components.get(name)
+            if c is not None and c.alive:
+                send_signal(c, signal.SIGTERM)
+        for name in order:
+            c = self.components.get(name)
+            if c is not None:
+                reap(c, 20)
+        sweep_pods(self.runtime_name, self.url)
+        for c in list(self.components.values()):
+            if c.alive:
+                send_signal(c, signal.SIGTERM)
+        for c in self.components.values():
+            reap(c, 10)
+        remove_nodes(self.kubeconfig, self.node_names())
+        if self._api is not None:
+            self._api.stop()
+            self._api = None
+        self.components.clear()
+        self.started = False
+        if not self.keep_state:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _stop_at_exit(self) -> None:
+        if self.started and not self.keep_state:
+            self.stop()
+
+    def __enter__(self) -> Cluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ state file (for the CLI)
+    def _save(self) -> None:
+        statefile.save(self.dir, {
+            "name": self.name, "url": self.url, "kubeconfig": self.kubeconfig, "nodes": self.nodes,
+            "runtime": self.runtime_name, "runtime_reason": self.runtime_reason, "store": self.store_spec,
+            "cri": self.cri, "processes": self.processes, "keep_state": self.keep_state}, self.components)
+
+    @classmethod
+    def load(cls, name: str = "default") -> Cluster:
+        """The cluster ``labkit cluster up`` started (from its state file), to inspect or stop it."""
+        info = statefile.read(name)
+        c = cls(nodes=info["nodes"], runtime=info["runtime"], store=info["store"], processes=True, name=info["name"],
+                cri=info["cri"], port=int(info["url"].rsplit(":", 1)[1]), kubeconfig=info["kubeconfig"])
+        c.runtime_reason = info.get("runtime_reason", "")
+        c.components.update(statefile.components(info))
+        c.started = True
+        return c
+
+    # ------------------------------------------------------------------ looking inside (labs)
+    @property
+    def scheduler(self):
+        """The in-process Scheduler (``processes=False`` only): its ``decisions`` say why each pod went where."""
+        if self._inproc is None:
+            raise ClusterError("the scheduler runs in its own process; use Cluster(processes=False) to look inside")
+        return self._inproc.scheduler
+
+    def decision(self, pod: str, namespace: str = "default"):
+        """The scheduler's last :class:`~labkit.controlplane.scheduler.Decision` for a pod (in-process only)."""
+        key = pod if "/" in pod else f"{namespace}/{pod}"
+        return self.scheduler.decisions.get(key)
+
+    def kubelet(self, node: str):
+        if self._inproc is None:
+            raise ClusterError("kubelets run as processes; use Cluster(processes=False) to look inside")
+        return self._inproc.kubelets[node]
+
+    def cri_trace(self, node: str) -> list[dict]:
+        """Every CRI call the node's runtime answered: method, request summary, time, duration."""
+        f = self.cri_trace_file(node)
+        if not f.exists():
+            return []
+        return [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+
+    def wait_nodes_ready(self, timeout: float = 60.0) -> list[str]:
+        """Block until every node reports Ready=True; returns their names."""
+        want = set(self.node_names())
+        deadline = time.time() + timeout
+        ready: set[str] = set()
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + "/api/v1/nodes", timeout=5) as r:
+                    items = json.loads(r.read()).get("items") or []
+            except OSError:
+                items = []
+            ready = {n["metadata"]["name"] for n in items
+                     if any(c.get("type") == "Ready" and c.get("status") == "True"
+                            for c in (n.get("status") or {}).get("conditions") or [])}
+            if want <= ready:
+                return sorted(ready)
+            for c in self.components.values():
+                if c.proc is not None and not c.alive:
+                    raise ClusterError(f"{c.name} exited while the cluster was starting; see {c.log}:\n"
+                                       + tail(c.log))
+            time.sleep(0.1)
+        raise ClusterError(f"nodes not ready after {timeout:.0f}s: have {sorted(ready)}, want {sorted(want)}; "
+                           f"logs in {self.dir / 'logs'}")
+
+    def status(self) -> list[dict]:
+        return [{"component": n, "pid": c.pid, "alive": c.alive, "log": c.log} for n, c in self.components.items()]
+
+    def describe(self) -> str:
+        """How to use this cluster from a shell and from Python (what ``labkit cluster up`` prints)."""
+        kubectl = shutil.which("kubectl") or "kubectl"
+        return "\n".join([
+            f"cluster {self.name}: {self.nodes} node(s), store {self.store_spec}, runtime {self.runtime_reason}",
+            f"  API server  {self.url}",
+            f"  kubeconfig  {self.kubeconfig}",
+            "",
+            f"  export KUBECONFIG={self.kubeconfig}",
+            f"  {kubectl} get nodes -o wide",
+            "",
+            "  python -c 'from kubernetes import client, config; "
+            f"config.load_kube_config(\"{self.kubeconfig}\"); "
+            "print([n.metadata.name for n in client.CoreV1Api().list_node().items])'",
+            "",
+            "  labkit cluster status   |   labkit cluster down",
+        ])
+
+    @staticmethod
+    def connect(kubeconfig: str | os.PathLike | None = None) -> ConnectedCluster:
+        """Attach to an existing cluster (kind, k3s, minikube, cloud) through its kubeconfig."""
+        return ConnectedCluster(str(kubeconfig) if kubeconfig else None)
+
+
+class ConnectedCluster(_OfficialClients):
+    """The same ``client()/core()/apps()`` surface over someone else's cluster; stop() leaves it alone."""
+
+    def __init__(self, kubeconfig: str | None):
+        from labkit.client.kubeconfig import KubeConfig
+
+        cfg = KubeConfig.load(kubeconfig)
+        self.kubeconfig = cfg.path
+        self.url = cfg.server
+        self.processes = False
+        self.runtime_name = "whatever that cluster runs"
+
+    def stop(self) -> None:
+        pass
+
+    def __enter__(self) -> ConnectedCluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+

@@ -28,7 +28,7 @@ from labkit.oci.native import (
     NativeContainer,
     NativeError,
 )
-from labkit.runtime.base import Resources
+from labkit.oci.resources import Resources
 
 pytestmark = pytest.mark.skipif(not IS_LINUX_ROOT, reason="the native runtime needs root on Linux")
 REPO = Path(__file__).resolve().parents[1]

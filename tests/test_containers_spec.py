@@ -19,7 +19,8 @@ from test_containers_helpers import (  # noqa: F401
 
 from labkit.oci import crun, spec
 from labkit.oci.bundle import Bundle, BundleError
-from labkit.runtime.base import Device, Mount, Resources
+from labkit.oci.resources import Resources
+from labkit.runtime.base import Device, Mount
 
 
 def test_config_has_the_runtime_spec_fields():

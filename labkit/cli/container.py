@@ -32,8 +32,8 @@ def _fail(msg: str, code: int = 1) -> None:
 
 def _runtime(name: str | None):
     """The backend: by name (errors if this host cannot), or the best one with a fallback notice."""
+    from labkit.errors import Unsupported
     from labkit.runtime import selection
-    from labkit.runtime.base import Unsupported
 
     if name:
         try:
@@ -94,20 +94,16 @@ def run(remove: bool, runtime: str | None, memory: str | None, cpus: str | None,
     """Run COMMAND in a new container from IMAGE:  labkit run --rm busybox -- sh -c 'echo $$'"""
     import uuid
 
-    from labkit.runtime.base import (
-        ContainerConfig,
-        NotFound,
-        PodSandboxConfig,
-        Resources,
-        RuntimeError_,
-    )
+    from labkit.errors import LabkitError, NotFound
+    from labkit.oci.resources import Resources
+    from labkit.runtime.base import ContainerConfig, PodSandboxConfig
     from labkit.runtime.units import parse_cpus, parse_memory
 
     try:
         resources = Resources(memory_bytes=parse_memory(memory) if memory else None, pids_limit=pids_limit)
         if cpus:
             resources.cpu_quota_us = int(parse_cpus(cpus) * resources.cpu_period_us)
-    except RuntimeError_ as exc:
+    except LabkitError as exc:
         _fail(str(exc), 125)
     envd = {}
     for item in env:
@@ -133,7 +129,7 @@ def run(remove: bool, runtime: str | None, memory: str | None, cpus: str | None,
     except NotFound as exc:
         _cleanup(rt, sid, cid)
         _fail(f"[{rt.name}] {exc}", 127 if "executable" in str(exc) else 125)
-    except RuntimeError_ as exc:
+    except LabkitError as exc:
         _cleanup(rt, sid, cid)
         _fail(f"[{rt.name}] {exc}", 125)
     except KeyboardInterrupt:
@@ -165,7 +161,7 @@ def run(remove: bool, runtime: str | None, memory: str | None, cpus: str | None,
     else:
         try:
             rt.stop_pod_sandbox(sid)
-        except RuntimeError_:
+        except LabkitError:
             pass
     sys.exit(code)
 
@@ -190,21 +186,21 @@ def _drop_inherited_fds() -> None:
 
 
 def _cleanup(rt, sid: str | None, cid: str | None) -> None:
-    from labkit.runtime.base import RuntimeError_
+    from labkit.errors import LabkitError
 
     try:
         if cid:
             rt.remove_container(cid)
         if sid:
             rt.remove_pod_sandbox(sid)
-    except RuntimeError_ as exc:
+    except LabkitError as exc:
         click.echo(f"labkit: cleanup incomplete ({exc}); run: labkit gc", err=True)
 
 
 def _backends(include_docker: bool = True):
     """Every backend that has containers on this host, ready to query."""
+    from labkit.errors import LabkitError
     from labkit.runtime import records, selection
-    from labkit.runtime.base import RuntimeError_
 
     out = []
     for name in records.all_backends():
@@ -212,18 +208,18 @@ def _backends(include_docker: bool = True):
             continue
         try:
             out.append(selection.get(name))
-        except RuntimeError_:
+        except LabkitError:
             continue
     if include_docker and os.path.exists("/var/run/docker.sock"):
         try:
             out.append(selection.get("docker"))
-        except RuntimeError_:
+        except LabkitError:
             pass
     return out
 
 
 def _find(container_id: str):
-    from labkit.runtime.base import NotFound
+    from labkit.errors import NotFound
 
     for rt in _backends():
         try:
@@ -273,7 +269,7 @@ def logs(container_id: str) -> None:
 @click.argument("container_id")
 def stop(timeout: float, container_id: str) -> None:
     """Stop a container: SIGTERM, then SIGKILL after --time seconds (removed if run with --rm)."""
-    from labkit.runtime.base import NotFound
+    from labkit.errors import NotFound
 
     rt, st = _find(container_id)
     try:

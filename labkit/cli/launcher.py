@@ -21,6 +21,8 @@ from __future__ import annotations
 import os
 import sys
 
+from labkit.atomicfile import write_atomic
+
 MARKER = "# labkit launcher (written by labkit.cli.launcher)"
 # a shebang line longer than this, or with a space in it, is not run by every kernel: the script
 # then starts as a shell script that execs the interpreter (what pip does for long paths too)
@@ -80,11 +82,7 @@ def install(venv: str) -> str:
     if not os.access(python, os.X_OK):
         raise FileNotFoundError(f"no Python at {python}; create the venv first (make setup)")
     target = os.path.join(bindir, "labkit")
-    tmp = f"{target}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(render(python, package_home()))
-    os.chmod(tmp, 0o755)
-    os.replace(tmp, target)
+    write_atomic(target, render(python, package_home()), mode=0o755)
     return target
 
 

@@ -28,10 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labkit.atomicfile import write_atomic
+from labkit.errors import LabkitError, NotFound
 from labkit.images import layers as L
 from labkit.images.recipes import RECIPES, Recipe
 from labkit.images.rootfs import RootFS, mount_overlay
-from labkit.runtime.base import NotFound, RuntimeError_
 
 MT_INDEX = "application/vnd.oci.image.index.v1+json"
 MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -43,7 +44,7 @@ CREATED = "2015-04-14T00:00:00Z"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?$")
 
 
-class ImageError(RuntimeError_):
+class ImageError(LabkitError):
     """An image operation that failed; the message says what to do."""
 
 
@@ -96,10 +97,6 @@ class Image:
     @property
     def size(self) -> int:
         return sum(layer.size for layer in self.layers)
-
-    @property
-    def short_digest(self) -> str:
-        return self.digest.split(":", 1)[1][:12]
 
     @property
     def env(self) -> list[str]:
@@ -165,10 +162,7 @@ class ImageStore:
         digest = sha256(data)
         path = self.blobs / digest.split(":", 1)[1]
         if not path.exists():
-            fd, tmp = tempfile.mkstemp(dir=self.blobs, prefix=".tmp-")
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
+            write_atomic(path, data)
         return digest
 
     def blob(self, digest: str) -> bytes:
@@ -190,10 +184,7 @@ class ImageStore:
             return {"schemaVersion": 2, "mediaType": MT_INDEX, "manifests": []}
 
     def _write_index(self, index: dict[str, Any]) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".index-")
-        with os.fdopen(fd, "w") as f:
-            json.dump(index, f, indent=2)
-        os.replace(tmp, self.root / "index.json")
+        write_atomic(self.root / "index.json", json.dumps(index, indent=2))
 
     # --- reading images ----------------------------------------------------------
     def names(self) -> list[str]:

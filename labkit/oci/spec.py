@@ -13,7 +13,7 @@ Contract (stable; the runtime engineer builds on it)::
 
 * ``namespaces``: list of OCI types (default pid, network, ipc, uts, mount); ``netns_path`` makes
   the network namespace a *join* (a pod sandbox's netns) instead of a new one.
-* ``resources``: a :class:`labkit.runtime.base.Resources` (memory_bytes, cpu_quota_us,
+* ``resources``: a :class:`labkit.oci.resources.Resources` (memory_bytes, cpu_quota_us,
   cpu_period_us, pids_limit) or None.
 * ``mounts``: :class:`labkit.runtime.base.Mount` objects or ready OCI mount dicts; added after
   the defaults (/proc, /dev, /dev/pts, /dev/shm, /dev/mqueue, /sys).
@@ -225,8 +225,3 @@ def make_config(
     if annotations:
         cfg["annotations"] = dict(annotations)
     return cfg
-
-
-def namespace_entries(config: dict[str, Any]) -> list[dict[str, str]]:
-    """The ``linux.namespaces`` list of a config (empty when the config has none)."""
-    return list(config.get("linux", {}).get("namespaces", []))

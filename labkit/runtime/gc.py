@@ -114,10 +114,8 @@ def _remove_records() -> None:
 
 def _delete_native(state: Path) -> None:
     """Let labkit's own runtime delete its containers (processes, cgroups, state)."""
-    try:
-        from labkit.oci import native
-    except ImportError:
-        return
+    from labkit.oci import native
+
     for sdir in state.iterdir():
         try:
             native.NativeContainer.load(sdir.name, root=state).delete(force=True)

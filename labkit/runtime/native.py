@@ -13,16 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from labkit.errors import LabkitError, NotFound, Unsupported
 from labkit.runtime import cgroupstats, host, records
-from labkit.runtime.base import (
-    ContainerConfig,
-    ExecResult,
-    NotFound,
-    RuntimeError_,
-    Unsupported,
-    VersionInfo,
-)
-from labkit.runtime.oci import BundleRuntime
+from labkit.runtime.base import ContainerConfig, ExecResult, VersionInfo
+from labkit.runtime.runc import BundleRuntime
 
 
 class NativeRuntime(BundleRuntime):
@@ -32,10 +26,8 @@ class NativeRuntime(BundleRuntime):
         ok, why = host.can_run_real_containers()
         if not ok:
             raise Unsupported(f"the native runtime cannot run here: {why}")
-        try:
-            from labkit.oci import native
-        except ImportError as exc:
-            raise Unsupported(f"labkit's native runtime is not available ({exc}); use --runtime runc") from exc
+        from labkit.oci import native
+
         self.lib = native
         super().__init__()
 
@@ -111,7 +103,7 @@ class NativeRuntime(BundleRuntime):
             try:
                 c.delete(force=True)
             except self.lib.NativeError as exc:
-                raise RuntimeError_(f"native delete failed: {exc}") from exc
+                raise LabkitError(f"native delete failed: {exc}") from exc
             self._reap(rec["id"])
         else:
             # create never finished (no state.json): remove what it had made so far
@@ -145,5 +137,5 @@ class NativeRuntime(BundleRuntime):
         try:
             out = c.exec(list(cmd), timeout=timeout)
         except self.lib.NativeError as exc:
-            raise RuntimeError_(str(exc)) from exc
+            raise LabkitError(str(exc)) from exc
         return ExecResult(exit_code=out.exit_code, stdout=out.stdout, stderr=out.stderr)

@@ -11,15 +11,9 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from labkit.runtime.base import (
-    ContainerConfig,
-    ContainerState,
-    ContainerStatus,
-    PodSandboxConfig,
-    Resources,
-    Runtime,
-    RuntimeError_,
-)
+from labkit.errors import LabkitError
+from labkit.oci.resources import Resources
+from labkit.runtime.base import ContainerConfig, ContainerState, ContainerStatus, PodSandboxConfig, Runtime
 from labkit.runtime.units import parse_cpus, parse_memory
 
 
@@ -110,12 +104,12 @@ def run(image: str, cmd: list[str] | str | None = None, runtime: str | Runtime |
         if cid is not None:
             try:
                 rt.remove_container(cid)
-            except RuntimeError_ as exc:
+            except LabkitError as exc:
                 errors.append(str(exc))
         if sid is not None:
             try:
                 rt.remove_pod_sandbox(sid)
-            except RuntimeError_ as exc:
+            except LabkitError as exc:
                 errors.append(str(exc))
         cleaned = not errors
         if owned:

@@ -38,7 +38,7 @@ def _say(fd: int | None, text: str) -> None:
 
 def write_exit(cdir: Path, exit_code: int, reason: str = "", message: str = "", oom: int = 0) -> None:
     """Write ``exit.json`` atomically so readers never see half a file."""
-    from labkit.runtime.records import write_atomic
+    from labkit.atomicfile import write_atomic
 
     write_atomic(cdir / "exit.json", json.dumps({"exit_code": exit_code, "reason": reason, "message": message,
                                                  "oom_kills": oom, "finished_at": time.time()}))

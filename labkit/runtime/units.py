@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 
-from labkit.runtime.base import RuntimeError_
+from labkit.errors import LabkitError
 
 _UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "ki": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2,
           "mi": 1024**2, "mib": 1024**2, "g": 1024**3, "gb": 1024**3, "gi": 1024**3, "gib": 1024**3}
 
 
-class BadQuantity(RuntimeError_):
+class BadQuantity(LabkitError):
     """A memory size or CPU count that cannot be read."""
 
 

@@ -15,8 +15,9 @@ import click
 
 from labkit.client import Client
 from labkit.client.kubeconfig import KubeConfigError
+from labkit.errors import LabkitError
 from labkit.node.kubelet.kubelet import DeviceNotifier, Kubelet, load_plugins
-from labkit.runtime.base import Runtime, RuntimeError_
+from labkit.runtime.base import Runtime
 
 
 def open_runtime(spec: str | None) -> tuple[Runtime, str]:
@@ -57,7 +58,7 @@ def main(kubeconfig, node_name, runtime_spec, port, cpu, memory, max_pods, label
                         format=f"%(asctime)s kubelet[{node_name}] %(levelname)s %(message)s")
     try:
         runtime, said = open_runtime(runtime_spec)
-    except RuntimeError_ as exc:
+    except LabkitError as exc:
         click.echo(f"error: runtime {runtime_spec!r} cannot run here: {exc}", err=True)
         sys.exit(2)
     from labkit.node.kubelet.nodestatus import host_capacity

@@ -27,25 +27,25 @@ import os
 import re
 import selectors
 import signal
-import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from labkit.atomicfile import write_atomic
+from labkit.errors import LabkitError, NotFound, Unsupported
 from labkit.oci import cgroups as cg
 from labkit.oci import syscalls as sc
 from labkit.oci.bundle import Bundle, BundleError
 from labkit.oci.native import init as cinit
 from labkit.oci.spec import MIN_MEMORY_BYTES
-from labkit.runtime.base import NotFound, RuntimeError_, Unsupported
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 RUNTIME_NAME = "labkit-native"
 VERSION = "0.1.0"
 
 
-class NativeError(RuntimeError_):
+class NativeError(LabkitError):
     """The native runtime could not do what was asked; the message says why and what to do."""
 
 
@@ -220,7 +220,7 @@ class NativeContainer:
         st.update({"pid": self.pid, "shim_pid": self.shim_pid,
                    "cgroupsPath": self._cgroup.path if self._cgroup else None})
         st.update(extra)
-        _write_atomic(self.dir / "state.json", json.dumps(st))
+        write_atomic(self.dir / "state.json", json.dumps(st))
 
     def _read_state(self) -> dict[str, Any]:
         try:
@@ -493,7 +493,7 @@ class NativeContainer:
                 except InterruptedError:
                     continue
             code, sig = _status_code(status)
-            _write_atomic(self.dir / "exit.json", json.dumps({"code": code, "signal": sig, "finished_at": time.time()}))
+            write_atomic(self.dir / "exit.json", json.dumps({"code": code, "signal": sig, "finished_at": time.time()}))
         except BaseException as exc:  # noqa: BLE001 - never unwind into the parent's stack
             try:
                 os.write(sync_w, b"E" + f"shim failed: {exc}".encode()[:2000] + b"\n")
@@ -599,7 +599,7 @@ class NativeContainer:
 
     def _record_exit(self, code: int, sig: int | None) -> None:
         if not self._fast and self.dir.is_dir():
-            _write_atomic(self.dir / "exit.json", json.dumps({"code": code, "signal": sig, "finished_at": time.time()}))
+            write_atomic(self.dir / "exit.json", json.dumps({"code": code, "signal": sig, "finished_at": time.time()}))
 
     def wait(self, timeout: float | None = None) -> ExitStatus:
         """Block until the program exits; the status says whether the kernel OOM-killed it."""
@@ -870,24 +870,6 @@ def _collect(out_r: int, err_r: int, timeout: float, child: int) -> tuple[bytes,
         os.close(fd)
     return bufs[out_r], bufs[err_r]
 
-
-def is_fifo(path: Path) -> bool:
-    try:
-        return stat.S_ISFIFO(os.stat(path).st_mode)
-    except OSError:
-        return False
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write through a temp name of this process's own, then rename: the shim and ``kill``/``wait``
-    in other processes may record the same exit at once, and must never rename each other's file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _close_fds_except(keep: set[int]) -> None:

@@ -37,10 +37,12 @@ import marshal
 import os
 import time
 
+from labkit.atomicfile import write_atomic
 from labkit.oci import spec
 from labkit.oci import syscalls as sc
 from labkit.oci.native import cgroupfs
 from labkit.oci.native import init as cinit
+from labkit.oci.resources import Resources
 
 REF_ANNOTATION = "org.opencontainers.image.ref.name"
 LABELS = {"labkit.io/cli": "true", "labkit.io/rm": "true"}  # what labkit.cli.container's run sets
@@ -48,13 +50,6 @@ _UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "ki": 1024, "kib": 1024, "m": 10
           "mi": 1024**2, "mib": 1024**2, "g": 1024**3, "gb": 1024**3, "gi": 1024**3, "gib": 1024**3}
 _NAMESPACES = ("pid", "mnt", "uts", "ipc", "net")
 
-
-class _Resources:
-    """What :func:`labkit.oci.spec.linux_resources` reads (the attributes of runtime.base.Resources)."""
-
-    def __init__(self, memory_bytes: int | None, cpu_quota_us: int | None, pids_limit: int | None) -> None:
-        self.memory_bytes, self.cpu_quota_us, self.pids_limit = memory_bytes, cpu_quota_us, pids_limit
-        self.cpu_period_us = 100_000
 
 
 def memory_bytes(value: str) -> int | None:
@@ -88,7 +83,7 @@ def _backend_dir() -> str:
 
 
 def hostname_for(hostname: str) -> str:
-    """The sandbox's hostname rule (:func:`labkit.runtime.local.hostname_for`)."""
+    """The sandbox's hostname rule (:func:`labkit.runtime.hostbackend.hostname_for`)."""
     clean = "".join(c if c.isalnum() or c in "-." else "-" for c in hostname.lower()).strip("-.")
     return (clean or "pod")[:63]
 
@@ -169,13 +164,13 @@ def _read_cache(path: str) -> dict:
 def _write_cache(path: str, cache: dict) -> None:
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        _write(path, marshal.dumps(cache))
+        write_atomic(path, marshal.dumps(cache))
     except (OSError, ValueError):
         pass  # only a cache
 
 
 def _in_layers(lowers: list[str], argv0: str, env: dict[str, str]) -> str | None:
-    """Where the command is in the image (:func:`labkit.runtime.oci.find_executable`, looked up on
+    """Where the command is in the image (:func:`labkit.runtime.runc.find_executable`, looked up on
     the layers): its path inside the container, or None when the image lacks it."""
     if "/" in argv0:
         rel = argv0.lstrip("/")
@@ -188,13 +183,6 @@ def _in_layers(lowers: list[str], argv0: str, env: dict[str, str]) -> str | None
             return "/" + rel
     return None
 
-
-def _write(path: str, data: str | bytes) -> None:
-    """Write a record through a temp name and rename it, so readers never see half of one."""
-    tmp = f"{os.path.dirname(path)}/.{os.path.basename(path)}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(data if isinstance(data, bytes) else data.encode())
-    os.replace(tmp, path)
 
 
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
@@ -312,7 +300,7 @@ def run(remove: bool, image: str, command: list[str], runtime: str | None = None
     try:
         cfg = spec.make_config(argv, env=envd, cwd=icfg.get("WorkingDir") or "/",
                                hostname=hostname_for(hostname or short), rootfs="rootfs",
-                               resources=_Resources(mem, quota, pids_limit), cgroups_path=cgroups_path)
+                               resources=Resources(mem, quota, pids_limit=pids_limit), cgroups_path=cgroups_path)
     except spec.SpecError:
         return None
     return _Container(cid, short, image, img, cfg, memory, exe).run()
@@ -390,7 +378,7 @@ class _Container:
             return 125
         reason = "OOMKilled" if oom and code != 0 else "Completed" if code == 0 else "Error"
         try:
-            _write(os.path.join(self.cdir, "exit.json"), to_json(
+            write_atomic(os.path.join(self.cdir, "exit.json"), to_json(
                 {"exit_code": code, "reason": reason, "message": "", "oom_kills": oom, "finished_at": time.time()}))
         except OSError:
             pass  # removed under us (labkit stop, labkit gc)
@@ -441,9 +429,9 @@ class _Container:
     def _record(self, pid: int, created: float) -> None:
         """What the native backend keeps for a container (written while the child sets itself up)."""
         # compact JSON: with indent=, json falls back from its C encoder to Python (~1 ms here)
-        _write(os.path.join(self.bundle, "config.json"), to_json(self.cfg))
-        _write(os.path.join(self.cdir, "pid"), str(pid))
-        _write(os.path.join(self.cdir, "container.json"), to_json({
+        write_atomic(os.path.join(self.bundle, "config.json"), to_json(self.cfg))
+        write_atomic(os.path.join(self.cdir, "pid"), str(pid))
+        write_atomic(os.path.join(self.cdir, "container.json"), to_json({
             "id": self.id, "sandbox_id": "", "name": self.name, "image": self.image, "image_ref": self.img["digest"],
             "created_at": created,
             "log_path": os.path.join(self.cdir, "container.log"), "labels": dict(LABELS), "annotations": {},

@@ -406,9 +406,9 @@ def test_an_executable_hint_is_used_only_when_it_is_right(tmp_path):
 
 
 def test_the_lean_cgroup_steps_match_the_cgroup_api():
-    """labkit.oci.native.cgroupfs (labkit run's short way) and labkit.oci.cgroups.Cgroup put a
+    """labkit.oci.cgroupfs (labkit run's short way) and labkit.oci.cgroups.Cgroup put a
     container in the same directories with the same limits and device rules."""
-    from labkit.oci.native import cgroupfs
+    from labkit.oci import cgroupfs
 
     res = spec.linux_resources(Resources(memory_bytes=64 * 2**20, cpu_quota_us=50_000, pids_limit=20))
     a, b = new_id("lean"), new_id("full")

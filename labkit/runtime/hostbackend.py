@@ -335,11 +335,11 @@ class LocalRuntime(Runtime):
             return b""
 
     def container_stats(self, container_id: str) -> ContainerStats:
-        from labkit.runtime import cgroupstats
+        from labkit.oci import cgroups
 
         _, rec = self._container(container_id)
         path = rec.get("cgroups_path")
         if not path:
             return ContainerStats(id=rec["id"])
-        mem, cpu, pids = cgroupstats.usage(path)
+        mem, cpu, pids = cgroups.usage(path)
         return ContainerStats(id=rec["id"], memory_bytes=mem, cpu_usage_ns=cpu, pids=pids)

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from labkit.errors import LabkitError, NotFound, Unsupported
-from labkit.runtime import cgroupstats, host, records
+from labkit.oci import cgroups
+from labkit.runtime import host, records
 from labkit.runtime.base import ContainerConfig, ExecResult, VersionInfo
 from labkit.runtime.runc import BundleRuntime
 
@@ -81,7 +82,7 @@ class NativeRuntime(BundleRuntime):
             return None
         self._reap(rec["id"])
         code = int(theirs.get("code", 255))
-        oom = cgroupstats.oom_kills(rec["cgroups_path"]) if code != 0 else 0
+        oom = cgroups.oom_kills(rec["cgroups_path"]) if code != 0 else 0
         from labkit.runtime.shim import _reason, write_exit
 
         write_exit(cdir, code, _reason(code, oom), oom=oom)
@@ -117,8 +118,6 @@ class NativeRuntime(BundleRuntime):
 
     def _forget(self, cid: str, cgroups_path: str | None) -> None:
         import shutil
-
-        from labkit.oci import cgroups
 
         if cgroups_path:
             try:

@@ -130,9 +130,9 @@ def main(cdir_arg: str) -> int:
     code = _exit_code(status)
     oom = 0
     if cgroups_path:
-        from labkit.runtime import cgroupstats
+        from labkit.oci import cgroups
 
-        oom = cgroupstats.oom_kills(cgroups_path)
+        oom = cgroups.oom_kills(cgroups_path)
     write_exit(cdir, code, _reason(code, oom), oom=oom)
     return 0
 

@@ -38,9 +38,8 @@ import os
 import time
 
 from labkit.atomicfile import write_atomic
-from labkit.oci import spec
+from labkit.oci import cgroupfs, spec
 from labkit.oci import syscalls as sc
-from labkit.oci.native import cgroupfs
 from labkit.oci.native import init as cinit
 from labkit.oci.resources import Resources
 

@@ -436,7 +436,7 @@ def test_the_lean_cgroup_steps_match_the_cgroup_api():
 
 
 def test_records_written_without_the_json_module_read_back_the_same():
-    from labkit.oci.native.foreground import to_json
+    from labkit.cli.fastpath.foreground import to_json
 
     cfg = spec.make_config(["sh", "-c", 'echo "$HOME" \\ \t tab'], env={"A": "é ünï 😀", "B": "\x01\b\f\n"},
                            hostname="h", resources=Resources(memory_bytes=2**25, cpu_quota_us=5000, pids_limit=3))

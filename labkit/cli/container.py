@@ -7,8 +7,8 @@ error names the backend that really ran it. Errors are one line and a non-zero e
 (Docker's conventions), otherwise the container's own exit code.
 
 The plain ``labkit run --rm [--runtime native] ... IMAGE -- CMD`` never reaches this module: the
-entry point hands it to :mod:`labkit.cli.runfast`, which runs it the way ``runc run`` does (one
-container, its own namespaces, no pod sandbox; :mod:`labkit.oci.native.foreground`) and falls
+entry point hands it to :mod:`labkit.cli.fastpath.runfast`, which runs it the way ``runc run`` does (one
+container, its own namespaces, no pod sandbox; :mod:`labkit.cli.fastpath.foreground`) and falls
 back to the command below for anything else, so both give the same container and messages.
 """
 
@@ -97,7 +97,7 @@ def run(remove: bool, runtime: str | None, memory: str | None, cpus: str | None,
     from labkit.errors import LabkitError, NotFound
     from labkit.oci.resources import Resources
     from labkit.runtime.base import ContainerConfig, PodSandboxConfig
-    from labkit.runtime.units import parse_cpus, parse_memory
+    from labkit.units import parse_cpus, parse_memory
 
     try:
         resources = Resources(memory_bytes=parse_memory(memory) if memory else None, pids_limit=pids_limit)

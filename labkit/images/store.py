@@ -31,6 +31,8 @@ from typing import Any
 from labkit.atomicfile import write_atomic
 from labkit.errors import LabkitError, NotFound
 from labkit.images import layers as L
+from labkit.images import lookup
+from labkit.images.lookup import REF_ANNOTATION
 from labkit.images.recipes import RECIPES, Recipe
 from labkit.images.rootfs import RootFS, mount_overlay
 
@@ -39,7 +41,6 @@ MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MT_CONFIG = "application/vnd.oci.image.config.v1+json"
 MT_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 MT_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
-REF_ANNOTATION = "org.opencontainers.image.ref.name"
 CREATED = "2015-04-14T00:00:00Z"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?$")
 
@@ -196,9 +197,9 @@ class ImageStore:
     def get(self, name: str) -> Image:
         """The image called ``name``, or :class:`ImageNotFound` saying how to build it."""
         ref = normalize_name(name)
-        for m in self._index()["manifests"]:
-            if m.get("annotations", {}).get(REF_ANNOTATION) == ref:
-                return self._load(ref, m["digest"])
+        digest = lookup.manifest_digest(self._index(), ref)
+        if digest is not None:
+            return self._load(ref, digest)
         hint = f"run `labkit image build {ref.split(':')[0]}`" if ref.split(":")[0] in RECIPES else \
             f"build it with ImageStore.build({ref.split(':')[0]!r}, base='busybox', add=...)"
         have = ", ".join(self.names()) or "none"

@@ -4,7 +4,7 @@ container's cgroup on plain paths, with nothing but ``os``.
 :mod:`labkit.oci.cgroups` is the full interface (stats, freezing, leftovers, fake v2 trees for
 tests) and builds on this module: the mount table is parsed here only, every control file is
 written through :func:`write`, and counter files are read by :func:`counters`. ``labkit run
---rm`` (:mod:`labkit.oci.native.foreground`) uses :class:`Cgroup` below, because the full
+--rm`` (:mod:`labkit.cli.fastpath.foreground`) uses :class:`Cgroup` below, because the full
 interface imports dataclasses and pathlib, which cost more than a container start; a test
 checks that both put a container in the same places with the same limits.
 """

@@ -146,6 +146,13 @@ def linux_resources(resources: Any, devices: list[dict[str, Any]] | None = None)
     return out
 
 
+def clean_hostname(name: str) -> str:
+    """``name`` as a valid host name (lower case, letters, digits, ``-`` and ``.``; at most 63
+    characters): the sandbox's hostname rule, for the CRI path and ``labkit run --rm`` alike."""
+    clean = "".join(c if c.isalnum() or c in "-." else "-" for c in name.lower()).strip("-.")
+    return (clean or "pod")[:63]
+
+
 def make_config(
     args: list[str],
     env: dict[str, str] | list[str] | None = None,

@@ -19,6 +19,7 @@ from typing import Any
 
 import labkit
 from labkit.errors import LabkitError, NotFound
+from labkit.oci import spec
 from labkit.runtime import records
 from labkit.runtime.base import (
     ContainerConfig,
@@ -40,9 +41,8 @@ def shim_command() -> list[str]:
 
 
 def hostname_for(config: PodSandboxConfig) -> str:
-    name = config.hostname or config.name or "pod"
-    clean = "".join(c if c.isalnum() or c in "-." else "-" for c in name.lower()).strip("-.")
-    return (clean or "pod")[:63]
+    """The sandbox's hostname: the one asked for or the pod's name, made a valid host name."""
+    return spec.clean_hostname(config.hostname or config.name or "pod")
 
 
 class LocalRuntime(Runtime):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from labkit.errors import LabkitError
 from labkit.oci.resources import Resources
 from labkit.runtime.base import ContainerConfig, ContainerState, ContainerStatus, PodSandboxConfig, Runtime
-from labkit.runtime.units import parse_cpus, parse_memory
+from labkit.units import parse_cpus, parse_memory
 
 
 @dataclass

@@ -59,7 +59,9 @@ if __name__ == "__main__":
 
 def package_home() -> str:
     """The folder that holds the ``labkit`` package (the project for an editable install)."""
-    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import labkit
+
+    return os.path.dirname(os.path.dirname(os.path.abspath(labkit.__file__)))
 
 
 def render(python: str, home: str) -> str:

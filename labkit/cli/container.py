@@ -95,14 +95,10 @@ def run(remove: bool, runtime: str | None, memory: str | None, cpus: str | None,
     import uuid
 
     from labkit.errors import LabkitError, NotFound
-    from labkit.oci.resources import Resources
-    from labkit.runtime.base import ContainerConfig, PodSandboxConfig
-    from labkit.units import parse_cpus, parse_memory
+    from labkit.runtime.oneshot import configs, limits
 
     try:
-        resources = Resources(memory_bytes=parse_memory(memory) if memory else None, pids_limit=pids_limit)
-        if cpus:
-            resources.cpu_quota_us = int(parse_cpus(cpus) * resources.cpu_period_us)
+        resources = limits(memory or None, cpus or None, pids_limit)
     except LabkitError as exc:
         _fail(str(exc), 125)
     envd = {}
@@ -118,9 +114,7 @@ def run(remove: bool, runtime: str | None, memory: str | None, cpus: str | None,
     labels = {CLI_LABEL: "true"}
     if remove:
         labels[RM_LABEL] = "true"
-    sconf = PodSandboxConfig(name=short, hostname=hostname or short, uid=uuid.uuid4().hex, labels=labels)
-    cconf = ContainerConfig(name=short, image=image, command=list(command), env=envd, resources=resources,
-                            labels=labels)
+    sconf, cconf = configs(image, list(command), short, hostname, envd, resources, labels)
     sid = cid = None
     try:
         sid = rt.run_pod_sandbox(sconf)

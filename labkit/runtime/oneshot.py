@@ -42,6 +42,29 @@ class RunResult:
                 f"image {self.image}@{self.image_digest[:19]}\n{self.stdout}")
 
 
+def limits(memory: int | str | None = None, cpus: float | str | None = None,
+           pids: int | None = None) -> Resources:
+    """``--memory``/``--cpus``/``--pids-limit`` as the container's :class:`Resources` (clear
+    :class:`~labkit.units.BadQuantity` errors for what cannot be read)."""
+    resources = Resources(memory_bytes=parse_memory(memory) if memory is not None else None)
+    if cpus is not None:
+        resources.cpu_quota_us = int(parse_cpus(cpus) * resources.cpu_period_us)
+    if pids is not None:
+        resources.pids_limit = int(pids)
+    return resources
+
+
+def configs(image: str, command: list[str], name: str, hostname: str | None, env: dict[str, str],
+            resources: Resources, labels: dict[str, str]) -> tuple[PodSandboxConfig, ContainerConfig]:
+    """The pod sandbox and container configs of one container run on its own (``labkit run``,
+    :func:`run`): the sandbox is named after it, its hostname defaults to that name, and both
+    carry ``labels``."""
+    sconf = PodSandboxConfig(name=name, hostname=hostname or name, uid=uuid.uuid4().hex, labels=dict(labels))
+    cconf = ContainerConfig(name=name, image=image, command=list(command), env=dict(env), resources=resources,
+                            labels=dict(labels))
+    return sconf, cconf
+
+
 def _wait(rt: Runtime, cid: str, timeout: float | None) -> ContainerStatus:
     waiter = getattr(rt, "wait", None)
     if waiter is not None:
@@ -70,16 +93,9 @@ def run(image: str, cmd: list[str] | str | None = None, runtime: str | Runtime |
         why, owned = rt.reason, True  # type: ignore[attr-defined]
     else:
         rt, why, owned = selection.get(runtime), f"{runtime}: asked for by name", True
-    resources = Resources(memory_bytes=parse_memory(memory) if memory is not None else None)
-    if cpus is not None:
-        resources.cpu_quota_us = int(parse_cpus(cpus) * resources.cpu_period_us)
-    if pids is not None:
-        resources.pids_limit = int(pids)
     short = name or f"run-{uuid.uuid4().hex[:6]}"
-    sconf = PodSandboxConfig(name=short, hostname=hostname or short, uid=uuid.uuid4().hex,
-                             labels={"labkit.io/oneshot": "true"})
-    cconf = ContainerConfig(name=short, image=image, command=list(cmd or []), env=dict(env or {}),
-                            resources=resources)
+    sconf, cconf = configs(image, list(cmd or []), short, hostname, dict(env or {}), limits(memory, cpus, pids),
+                           {"labkit.io/oneshot": "true"})
     t0 = time.perf_counter()
     sid = cid = None
     cleaned = False

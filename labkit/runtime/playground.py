@@ -31,7 +31,7 @@ from typing import Any
 from labkit.oci import spec
 from labkit.oci.bundle import Bundle
 from labkit.oci.native import NativeContainer, NotRoot
-from labkit.oci.resources import Resources
+from labkit.runtime.oneshot import limits
 
 RUNTIME_LABEL = "labkit native runtime (fork + namespaces + pivot_root + cgroups)"
 
@@ -49,12 +49,6 @@ class Finished:
     host_pid: int | None = None
     runtime: str = RUNTIME_LABEL
 
-
-
-def _limits(memory: int | None, cpus: float | None, pids: int | None) -> Resources:
-    if cpus is None:
-        return Resources(memory_bytes=memory, pids_limit=pids)
-    return Resources.from_cpus(cpus, memory_bytes=memory, pids_limit=pids)
 
 
 def check_host() -> None:
@@ -86,7 +80,7 @@ def container(args: list[str], image: str = "busybox", hostname: str | None = No
     work = Path(tempfile.mkdtemp(prefix=f"{cid}-", dir=state_dir()))
     os.chmod(work, 0o711)  # with a user namespace, the container's root is an ordinary uid here
     cfg = spec.make_config(args, hostname=hostname or cid, cgroups_path=f"/labkit/{cid}",
-                           resources=_limits(memory, cpus, pids), env=img.env or None,
+                           resources=limits(memory, cpus, pids), env=img.env or None,
                            **spec_kw)
     bundle = Bundle.create(work / "bundle", cfg)
     rootfs = store.prepare_rootfs(img, bundle.rootfs)

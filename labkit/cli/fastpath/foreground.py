@@ -41,8 +41,6 @@ from labkit.images import lookup
 from labkit.oci import cgroupfs, spec
 from labkit.oci import syscalls as sc
 from labkit.oci.native import init as cinit
-from labkit.oci.resources import Resources
-from labkit.units import memory_bytes
 
 LABELS = {"labkit.io/cli": "true", "labkit.io/rm": "true"}  # what labkit.cli.container's run sets
 _NAMESPACES = ("pid", "mnt", "uts", "ipc", "net")
@@ -155,6 +153,8 @@ def run(remove: bool, image: str, command: list[str], runtime: str | None = None
         return None
     mem = None
     if memory is not None:
+        from labkit.units import memory_bytes  # imported only when asked: each import costs every start
+
         mem = memory_bytes(memory)
         if mem is None:
             return None
@@ -191,10 +191,15 @@ def run(remove: bool, image: str, command: list[str], runtime: str | None = None
     cid = os.urandom(16).hex()
     short = name or f"{image.split('/')[-1].split(':')[0]}-{os.urandom(3).hex()}"
     cgroups_path = f"/labkit/{cid}"
+    limits = None  # no limits: the same linux.resources as an empty Resources, without the import
+    if mem is not None or quota is not None or pids_limit is not None:
+        from labkit.oci.resources import Resources
+
+        limits = Resources(mem, quota, pids_limit=pids_limit)
     try:
         cfg = spec.make_config(argv, env=envd, cwd=icfg.get("WorkingDir") or "/",
                                hostname=spec.clean_hostname(hostname or short), rootfs="rootfs",
-                               resources=Resources(mem, quota, pids_limit=pids_limit), cgroups_path=cgroups_path)
+                               resources=limits, cgroups_path=cgroups_path)
     except spec.SpecError:
         return None
     return _Container(cid, short, image, img, cfg, memory, exe).run()

@@ -24,8 +24,8 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 # pip's `labkit` script starts Python with site and imports re first (~9 ms of every command);
 # labkit writes its own launcher over it (python -S, site loaded only when click is needed)
-$(VENV)/.launcher: $(VENV)/.installed labkit/cli/launcher.py
-	$(PY) -m labkit.cli.launcher --venv $(VENV)
+$(VENV)/.launcher: $(VENV)/.installed labkit/cli/fastpath/launcher.py
+	$(PY) -m labkit.cli.fastpath.launcher --venv $(VENV)
 	touch $@
 
 system:

@@ -28,7 +28,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from labkit.cli import launcher  # noqa: E402
+from labkit.cli.fastpath import launcher  # noqa: E402
 from labkit.images import ImageStore  # noqa: E402
 from labkit.oci import spec  # noqa: E402
 from labkit.oci.bundle import Bundle  # noqa: E402

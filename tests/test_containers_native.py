@@ -19,7 +19,7 @@ from labkit.oci.native import (
     NativeContainer,
     NativeError,
 )
-from labkit.runtime.base import Resources
+from labkit.oci.resources import Resources
 
 pytestmark = pytest.mark.skipif(not IS_LINUX_ROOT, reason="the native runtime needs root on Linux")
 REPO = Path(__file__).resolve().parents[1]
@@ -400,9 +400,9 @@ def test_an_executable_hint_is_used_only_when_it_is_right(tmp_path):
 
 
 def test_the_lean_cgroup_steps_match_the_cgroup_api():
-    """labkit.oci.native.cgroupfs (labkit run's short way) and labkit.oci.cgroups.Cgroup put a
+    """labkit.oci.cgroupfs (labkit run's short way) and labkit.oci.cgroups.Cgroup put a
     container in the same directories with the same limits and device rules."""
-    from labkit.oci.native import cgroupfs
+    from labkit.oci import cgroupfs
 
     res = spec.linux_resources(Resources(memory_bytes=64 * 2**20, cpu_quota_us=50_000, pids_limit=20))
     a, b = new_id("lean"), new_id("full")
@@ -430,7 +430,7 @@ def test_the_lean_cgroup_steps_match_the_cgroup_api():
 
 
 def test_records_written_without_the_json_module_read_back_the_same():
-    from labkit.oci.native.foreground import to_json
+    from labkit.cli.fastpath.foreground import to_json
 
     cfg = spec.make_config(["sh", "-c", 'echo "$HOME" \\ \t tab'], env={"A": "é ünï 😀", "B": "\x01\b\f\n"},
                            hostname="h", resources=Resources(memory_bytes=2**25, cpu_quota_us=5000, pids_limit=3))

@@ -11,7 +11,8 @@ from support.containers import bundle_id, needs_root
 
 from labkit.oci import crun, spec
 from labkit.oci.bundle import Bundle, BundleError
-from labkit.runtime.base import Device, Mount, Resources
+from labkit.oci.resources import Resources
+from labkit.runtime.base import Device, Mount
 
 
 def test_config_has_the_runtime_spec_fields():

@@ -9,20 +9,12 @@ import grpc
 import pytest
 from support.node import MemoryRuntime
 
+from labkit.errors import NotFound, Unsupported
 from labkit.node.cri import RemoteRuntime, crictl, serve
 from labkit.node.cri import api_pb2 as pb
 from labkit.node.cri import api_pb2_grpc as pb_grpc
-from labkit.runtime.base import (
-    ContainerConfig,
-    ContainerState,
-    Device,
-    Mount,
-    NotFound,
-    PodSandboxConfig,
-    Resources,
-    SandboxState,
-    Unsupported,
-)
+from labkit.oci.resources import Resources
+from labkit.runtime.base import ContainerConfig, ContainerState, Device, Mount, PodSandboxConfig, SandboxState
 
 
 @pytest.fixture

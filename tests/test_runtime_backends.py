@@ -8,14 +8,9 @@ import pytest
 from support.runtime import REAL, available, backend_param
 
 import labkit.runtime as rt
-from labkit.runtime.base import (
-    ContainerConfig,
-    ContainerState,
-    NotFound,
-    PodSandboxConfig,
-    Resources,
-    Unsupported,
-)
+from labkit.errors import NotFound, Unsupported
+from labkit.oci.resources import Resources
+from labkit.runtime.base import ContainerConfig, ContainerState, PodSandboxConfig
 
 
 @pytest.mark.parametrize("backend", backend_param())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from labkit.runtime import cgroupstats
+from labkit.oci import cgroups
 
 
 def test_v2_counters_come_from_one_folder(tmp_path):
@@ -13,8 +13,8 @@ def test_v2_counters_come_from_one_folder(tmp_path):
     (g / "memory.current").write_text("1048576\n")
     (g / "cpu.stat").write_text("usage_usec 2500\nuser_usec 2000\nsystem_usec 500\n")
     (g / "pids.current").write_text("3\n")
-    assert cgroupstats.oom_kills("/labkit/c1", root=tmp_path) == 1
-    assert cgroupstats.usage("/labkit/c1", root=tmp_path) == (1048576, 2_500_000, 3)
+    assert cgroups.oom_kills("/labkit/c1", root=tmp_path) == 1
+    assert cgroups.usage("/labkit/c1", root=tmp_path) == (1048576, 2_500_000, 3)
 
 
 def test_v1_counters_come_from_one_folder_per_controller(tmp_path):
@@ -26,11 +26,11 @@ def test_v1_counters_come_from_one_folder_per_controller(tmp_path):
     (mem / "memory.failcnt").write_text("17\n")
     (tmp_path / "cpuacct" / "labkit" / "c2" / "cpuacct.usage").write_text("123456\n")
     (tmp_path / "pids" / "labkit" / "c2" / "pids.current").write_text("1\n")
-    assert cgroupstats.oom_kills("/labkit/c2", root=tmp_path) == 2
-    assert cgroupstats.memory_failcnt("/labkit/c2", root=tmp_path) == 17
-    assert cgroupstats.usage("/labkit/c2", root=tmp_path) == (4096, 123456, 1)
+    assert cgroups.oom_kills("/labkit/c2", root=tmp_path) == 2
+    assert cgroups.memory_failcnt("/labkit/c2", root=tmp_path) == 17
+    assert cgroups.usage("/labkit/c2", root=tmp_path) == (4096, 123456, 1)
 
 
 def test_a_missing_cgroup_reads_as_unknown_not_an_error(tmp_path):
-    assert cgroupstats.oom_kills("/labkit/gone", root=tmp_path) == 0
-    assert cgroupstats.usage("/labkit/gone", root=tmp_path) == (None, None, None)
+    assert cgroups.oom_kills("/labkit/gone", root=tmp_path) == 0
+    assert cgroups.usage("/labkit/gone", root=tmp_path) == (None, None, None)

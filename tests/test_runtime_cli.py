@@ -136,11 +136,11 @@ def test_gc_dry_run_finds_comment_tagged_iptables_rules():
         subprocess.run(["iptables", "-w", "-X", chain])
 
 
-# --- labkit run --rm on native without click (labkit.cli.runfast + labkit.oci.native.foreground) ----------
+# --- labkit run --rm on native without click (labkit.cli.fastpath.runfast + labkit.cli.fastpath.foreground) ----------
 
 
 def test_fast_path_reads_only_the_plain_shapes_and_leaves_the_rest_to_click():
-    from labkit.cli.runfast import parse
+    from labkit.cli.fastpath.runfast import parse
 
     opts = parse(["run", "--rm", "--runtime=native", "-m", "32m", "--cpus", "0.5", "--pids-limit", "9", "--name",
                   "n", "--hostname", "h", "-e", "A=1", "--env=B=2", "busybox", "--", "sh", "-c", "echo --rm"])

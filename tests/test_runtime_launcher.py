@@ -1,4 +1,4 @@
-"""The venv's ``labkit`` launcher (labkit.cli.launcher) behaves like ``python -m labkit.cli``.
+"""The venv's ``labkit`` launcher (labkit.cli.fastpath.launcher) behaves like ``python -m labkit.cli``.
 
 The launcher starts Python without site and loads site only when click has to run, so every
 command other than a plain ``labkit run --rm`` goes through a different start-up than pip's
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from support.runtime import available
 
-from labkit.cli import launcher
+from labkit.cli.fastpath import launcher
 
 
 def _write(folder: Path) -> Path:

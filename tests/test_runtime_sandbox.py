@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from support.runtime import available
 
+from labkit.errors import LabkitError
 from labkit.runtime import sandbox
-from labkit.runtime.base import RuntimeError_
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(not available("native")[0], reason="needs root and namespaces")]
@@ -51,7 +51,7 @@ def test_a_taken_name_is_refused_plainly_and_the_first_sandbox_stays(tmp_path):
     sid = "t" + uuid.uuid4().hex[:15]
     sandbox.create_namespaces(sid, tmp_path / "a", "pod-a")
     try:
-        with pytest.raises(RuntimeError_, match="creating network namespace failed: .*File exists"):
+        with pytest.raises(LabkitError, match="creating network namespace failed: .*File exists"):
             sandbox.create_namespaces(sid, tmp_path / "b", "pod-b")
         assert os.path.exists(f"/var/run/netns/labkit-{sid}") and _mounted(f"labkit-{sid}")
     finally:
@@ -61,6 +61,6 @@ def test_a_taken_name_is_refused_plainly_and_the_first_sandbox_stays(tmp_path):
 
 def test_a_bad_hostname_fails_cleanly(tmp_path):
     sid = "t" + uuid.uuid4().hex[:15]
-    with pytest.raises(RuntimeError_, match="creating UTS/IPC namespaces failed"):
+    with pytest.raises(LabkitError, match="creating UTS/IPC namespaces failed"):
         sandbox.create_namespaces(sid, tmp_path / "ns", "x" * 100)
     assert not os.path.exists(f"/var/run/netns/labkit-{sid}") and not _mounted(sid) and not _mounted(str(tmp_path))

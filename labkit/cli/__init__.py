@@ -2,9 +2,9 @@
 
 Each sub-command lives in its own module next to this one and is imported only when it is
 used, so ``labkit run`` does not pay for the control plane's imports. ``labkit run --rm`` on
-the native runtime goes further and skips click as well (:mod:`labkit.cli.runfast`): starting
+the native runtime goes further and skips click as well (:mod:`labkit.cli.fastpath.runfast`): starting
 Python and importing click cost more than runc needs to run a whole container. ``make setup``
-also replaces pip's console script with :mod:`labkit.cli.launcher`'s, which starts Python
+also replaces pip's console script with :mod:`labkit.cli.fastpath.launcher`'s, which starts Python
 without site and calls :func:`group` itself when the fast path declines.
 """
 
@@ -61,14 +61,14 @@ class _Entry:
     """``labkit.cli.main``: the console script's entry point, and the click group for everyone else.
 
     Called with no arguments (the ``labkit`` script, ``python -m labkit.cli``) it first offers the
-    command line to :func:`labkit.cli.runfast.main`, which runs ``labkit run --rm`` on the native
+    command line to :func:`labkit.cli.fastpath.runfast.main`, which runs ``labkit run --rm`` on the native
     runtime without click and declines everything else. Any other use (``CliRunner().invoke``,
     ``main.commands``, ``main(["ps"])``) is the click group itself.
     """
 
     def __call__(self, *args, **kwargs):
         if not args and not kwargs:
-            from labkit.cli import runfast
+            from labkit.cli.fastpath import runfast
 
             code = runfast.main(sys.argv[1:])
             if code is not None:

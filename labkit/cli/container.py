@@ -7,8 +7,8 @@ error names the backend that really ran it. Errors are one line and a non-zero e
 (Docker's conventions), otherwise the container's own exit code.
 
 The plain ``labkit run --rm [--runtime native] ... IMAGE -- CMD`` never reaches this module: the
-entry point hands it to :mod:`labkit.cli.runfast`, which runs it the way ``runc run`` does (one
-container, its own namespaces, no pod sandbox; :mod:`labkit.oci.native.foreground`) and falls
+entry point hands it to :mod:`labkit.cli.fastpath.runfast`, which runs it the way ``runc run`` does (one
+container, its own namespaces, no pod sandbox; :mod:`labkit.cli.fastpath.foreground`) and falls
 back to the command below for anything else, so both give the same container and messages.
 """
 
@@ -32,8 +32,8 @@ def _fail(msg: str, code: int = 1) -> None:
 
 def _runtime(name: str | None):
     """The backend: by name (errors if this host cannot), or the best one with a fallback notice."""
+    from labkit.errors import Unsupported
     from labkit.runtime import selection
-    from labkit.runtime.base import Unsupported
 
     if name:
         try:
@@ -94,20 +94,12 @@ def run(remove: bool, runtime: str | None, memory: str | None, cpus: str | None,
     """Run COMMAND in a new container from IMAGE:  labkit run --rm busybox -- sh -c 'echo $$'"""
     import uuid
 
-    from labkit.runtime.base import (
-        ContainerConfig,
-        NotFound,
-        PodSandboxConfig,
-        Resources,
-        RuntimeError_,
-    )
-    from labkit.runtime.units import parse_cpus, parse_memory
+    from labkit.errors import LabkitError, NotFound
+    from labkit.runtime.oneshot import configs, limits
 
     try:
-        resources = Resources(memory_bytes=parse_memory(memory) if memory else None, pids_limit=pids_limit)
-        if cpus:
-            resources.cpu_quota_us = int(parse_cpus(cpus) * resources.cpu_period_us)
-    except RuntimeError_ as exc:
+        resources = limits(memory or None, cpus or None, pids_limit)
+    except LabkitError as exc:
         _fail(str(exc), 125)
     envd = {}
     for item in env:
@@ -122,9 +114,7 @@ def run(remove: bool, runtime: str | None, memory: str | None, cpus: str | None,
     labels = {CLI_LABEL: "true"}
     if remove:
         labels[RM_LABEL] = "true"
-    sconf = PodSandboxConfig(name=short, hostname=hostname or short, uid=uuid.uuid4().hex, labels=labels)
-    cconf = ContainerConfig(name=short, image=image, command=list(command), env=envd, resources=resources,
-                            labels=labels)
+    sconf, cconf = configs(image, list(command), short, hostname, envd, resources, labels)
     sid = cid = None
     try:
         sid = rt.run_pod_sandbox(sconf)
@@ -133,7 +123,7 @@ def run(remove: bool, runtime: str | None, memory: str | None, cpus: str | None,
     except NotFound as exc:
         _cleanup(rt, sid, cid)
         _fail(f"[{rt.name}] {exc}", 127 if "executable" in str(exc) else 125)
-    except RuntimeError_ as exc:
+    except LabkitError as exc:
         _cleanup(rt, sid, cid)
         _fail(f"[{rt.name}] {exc}", 125)
     except KeyboardInterrupt:
@@ -165,7 +155,7 @@ def run(remove: bool, runtime: str | None, memory: str | None, cpus: str | None,
     else:
         try:
             rt.stop_pod_sandbox(sid)
-        except RuntimeError_:
+        except LabkitError:
             pass
     sys.exit(code)
 
@@ -190,19 +180,19 @@ def _drop_inherited_fds() -> None:
 
 
 def _cleanup(rt, sid: str | None, cid: str | None) -> None:
-    from labkit.runtime.base import RuntimeError_
+    from labkit.errors import LabkitError
     from labkit.runtime.podteardown import remove_pod
 
     try:
         remove_pod(rt, sid, [cid] if cid else [], stop=False)
-    except RuntimeError_ as exc:
+    except LabkitError as exc:
         click.echo(f"labkit: cleanup incomplete ({exc}); run: labkit gc", err=True)
 
 
 def _backends(include_docker: bool = True):
     """Every backend that has containers on this host, ready to query."""
+    from labkit.errors import LabkitError
     from labkit.runtime import records, selection
-    from labkit.runtime.base import RuntimeError_
 
     out = []
     for name in records.all_backends():
@@ -210,18 +200,18 @@ def _backends(include_docker: bool = True):
             continue
         try:
             out.append(selection.get(name))
-        except RuntimeError_:
+        except LabkitError:
             continue
     if include_docker and os.path.exists("/var/run/docker.sock"):
         try:
             out.append(selection.get("docker"))
-        except RuntimeError_:
+        except LabkitError:
             pass
     return out
 
 
 def _find(container_id: str):
-    from labkit.runtime.base import NotFound
+    from labkit.errors import NotFound
 
     for rt in _backends():
         try:
@@ -271,7 +261,7 @@ def logs(container_id: str) -> None:
 @click.argument("container_id")
 def stop(timeout: float, container_id: str) -> None:
     """Stop a container: SIGTERM, then SIGKILL after --time seconds (removed if run with --rm)."""
-    from labkit.runtime.base import NotFound
+    from labkit.errors import NotFound
 
     rt, st = _find(container_id)
     try:

@@ -13,17 +13,36 @@ Contract (stable)::
     store.get("nope")                       # ImageNotFound: "no image nope:latest ...; run `labkit image build ...`"
 """
 
-from labkit.images.rootfs import RootFS
-from labkit.images.store import (
-    DockerImage,
-    Image,
-    ImageError,
-    ImageNotFound,
-    ImageStore,
-    Layer,
-    docker_ref,
-    normalize_name,
-)
+from __future__ import annotations
+
+TYPE_CHECKING = False  # typing itself costs labkit run an import
 
 __all__ = ["DockerImage", "Image", "ImageError", "ImageNotFound", "ImageStore", "Layer", "RootFS",
            "docker_ref", "normalize_name"]
+
+if TYPE_CHECKING:
+    from labkit.images.rootfs import RootFS
+    from labkit.images.store import (
+        DockerImage,
+        Image,
+        ImageError,
+        ImageNotFound,
+        ImageStore,
+        Layer,
+        docker_ref,
+        normalize_name,
+    )
+
+
+def __getattr__(name: str):
+    # imported on first use, so that ``labkit run --rm`` finds an image through
+    # :mod:`labkit.images.lookup` without importing the store (json, tarfile, hashlib, dataclasses)
+    if name == "RootFS":
+        from labkit.images.rootfs import RootFS
+
+        return RootFS
+    if name in __all__:
+        from labkit.images import store
+
+        return getattr(store, name)
+    raise AttributeError(f"module 'labkit.images' has no attribute {name!r}")

@@ -28,22 +28,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labkit.atomicfile import write_atomic
+from labkit.errors import LabkitError, NotFound
 from labkit.images import layers as L
+from labkit.images import lookup
+from labkit.images.lookup import REF_ANNOTATION
 from labkit.images.recipes import RECIPES, Recipe
 from labkit.images.rootfs import RootFS, mount_overlay
-from labkit.runtime.base import NotFound, RuntimeError_
 
 MT_INDEX = "application/vnd.oci.image.index.v1+json"
 MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MT_CONFIG = "application/vnd.oci.image.config.v1+json"
 MT_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 MT_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
-REF_ANNOTATION = "org.opencontainers.image.ref.name"
 CREATED = "2015-04-14T00:00:00Z"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?$")
 
 
-class ImageError(RuntimeError_):
+class ImageError(LabkitError):
     """An image operation that failed; the message says what to do."""
 
 
@@ -96,10 +98,6 @@ class Image:
     @property
     def size(self) -> int:
         return sum(layer.size for layer in self.layers)
-
-    @property
-    def short_digest(self) -> str:
-        return self.digest.split(":", 1)[1][:12]
 
     @property
     def env(self) -> list[str]:
@@ -165,10 +163,7 @@ class ImageStore:
         digest = sha256(data)
         path = self.blobs / digest.split(":", 1)[1]
         if not path.exists():
-            fd, tmp = tempfile.mkstemp(dir=self.blobs, prefix=".tmp-")
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
+            write_atomic(path, data)
         return digest
 
     def blob(self, digest: str) -> bytes:
@@ -190,10 +185,7 @@ class ImageStore:
             return {"schemaVersion": 2, "mediaType": MT_INDEX, "manifests": []}
 
     def _write_index(self, index: dict[str, Any]) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".index-")
-        with os.fdopen(fd, "w") as f:
-            json.dump(index, f, indent=2)
-        os.replace(tmp, self.root / "index.json")
+        write_atomic(self.root / "index.json", json.dumps(index, indent=2))
 
     # --- reading images ----------------------------------------------------------
     def names(self) -> list[str]:
@@ -205,9 +197,9 @@ class ImageStore:
     def get(self, name: str) -> Image:
         """The image called ``name``, or :class:`ImageNotFound` saying how to build it."""
         ref = normalize_name(name)
-        for m in self._index()["manifests"]:
-            if m.get("annotations", {}).get(REF_ANNOTATION) == ref:
-                return self._load(ref, m["digest"])
+        digest = lookup.manifest_digest(self._index(), ref)
+        if digest is not None:
+            return self._load(ref, digest)
         hint = f"run `labkit image build {ref.split(':')[0]}`" if ref.split(":")[0] in RECIPES else \
             f"build it with ImageStore.build({ref.split(':')[0]!r}, base='busybox', add=...)"
         have = ", ".join(self.names()) or "none"

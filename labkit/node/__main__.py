@@ -18,8 +18,8 @@ os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
 import click
 
 from labkit.client.kubeconfig import KubeConfigError
+from labkit.errors import LabkitError
 from labkit.node.assembly import NodeConfig, open_runtime, start_node
-from labkit.runtime.base import RuntimeError_
 
 
 @click.command()
@@ -54,7 +54,7 @@ def main(kubeconfig, node_name, runtime_spec, port, cpu, memory, max_pods, label
                         cleanup_on_exit=cleanup_on_exit, verbose=verbose)
     try:
         runtime, said = open_runtime(runtime_spec)
-    except RuntimeError_ as exc:
+    except LabkitError as exc:
         click.echo(f"error: runtime {runtime_spec!r} cannot run here: {exc}", err=True)
         sys.exit(2)
 

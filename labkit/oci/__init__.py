@@ -1,4 +1,4 @@
-"""labkit.oci: the OCI layer of the seed's stack (kubelet -> CRI -> runtime -> **OCI** -> Linux).
+"""labkit.oci: the OCI layer of a node's stack (kubelet -> CRI -> runtime -> **OCI** -> Linux).
 
 * :mod:`labkit.oci.spec`      ``make_config(...)`` -> a runtime-spec ``config.json`` dict that runc,
   crun and labkit's own runtime all accept
@@ -8,6 +8,5 @@
 * :mod:`labkit.oci.crun`      the argv that runs runc/crun here (crun needs a private mount ns on hybrid hosts)
 * :mod:`labkit.oci.syscalls`  unshare, setns, mount, pivot_root, prctl, capset through ctypes
 * :mod:`labkit.oci.capabilities`  capability names, numbers and the default container set
-* :mod:`labkit.oci.playground`    one-call containers for labs (image -> overlay -> bundle -> run -> clean up)
 * :mod:`labkit.oci.escape`    the classic chroot escape, run safely, for the pivot_root lab
 """

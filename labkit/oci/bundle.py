@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from labkit.atomicfile import write_atomic
+
 
 class BundleError(ValueError):
     """A bundle directory that is missing or invalid; the message says what to fix."""
@@ -31,9 +33,7 @@ class Bundle:
         """Write ``config.json`` into ``path`` (created if needed) and return the bundle."""
         p = Path(path)
         p.mkdir(parents=True, exist_ok=True)
-        tmp = p / "config.json.tmp"
-        tmp.write_text(json.dumps(config, indent=2))
-        os.replace(tmp, p / "config.json")
+        write_atomic(p / "config.json", json.dumps(config, indent=2))
         b = cls(p)
         b.rootfs.mkdir(parents=True, exist_ok=True)
         return b

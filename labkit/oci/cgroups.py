@@ -34,14 +34,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labkit.oci.native.cgroupfs import write_device_rules
+from labkit.oci import cgroupfs
+from labkit.oci.cgroupfs import CONTROLLERS, V2_CONTROLLERS, CgroupError, counters, write_device_rules
 
-CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer", "devices")
-V2_CONTROLLERS = ("memory", "cpu", "pids")
-
-
-class CgroupError(RuntimeError):
-    """A cgroup that cannot be created, limited or removed; the message says what to do."""
+__all__ = ["CONTROLLERS", "V2_CONTROLLERS", "Cgroup", "CgroupError", "CgroupLayout", "destroy_everywhere",
+           "detect_layout", "fake_v2_layout", "host_layout", "layout_at", "leftovers", "memory_failcnt",
+           "oom_kills", "usage"]
 
 
 @dataclass
@@ -51,9 +49,14 @@ class CgroupLayout:
     mode: str  # "v1", "v2", "hybrid" or "none"
     v1: dict[str, Path] = field(default_factory=dict)  # controller -> hierarchy mount point
     v2: Path | None = None  # the unified (v2) mount point
-    v2_controllers: set[str] = field(default_factory=set)
+    v2_controllers: list[str] = field(default_factory=list)  # in the kernel's order
     fake: bool = False  # plain files in a tmp dir (tests), not a kernel file system
     all_v1: list[Path] = field(default_factory=list)  # every v1 hierarchy (blkio, cpuset, name=systemd ...)
+    v1_controllers: list[str] = field(default_factory=list)  # every v1 controller mounted, sorted
+
+    @property
+    def v2_mount(self) -> str | None:
+        return str(self.v2) if self.v2 is not None else None
 
     def describe(self) -> str:
         """One line for lab output: which cgroup interface limits really go through."""
@@ -69,31 +72,7 @@ class CgroupLayout:
 
 def detect_layout(mounts_file: str = "/proc/self/mounts") -> CgroupLayout:
     """Read the mount table and find the v1 hierarchies and the v2 tree."""
-    v1: dict[str, Path] = {}
-    all_v1: list[Path] = []
-    v2: Path | None = None
-    try:
-        lines = Path(mounts_file).read_text().splitlines()
-    except OSError:
-        lines = []
-    for line in lines:
-        parts = line.split()
-        if len(parts) < 4:
-            continue
-        fstype, mnt, opts = parts[2], Path(parts[1]), parts[3].split(",")
-        if fstype == "cgroup":
-            all_v1.append(mnt)
-            for o in opts:
-                if o in CONTROLLERS:
-                    v1.setdefault(o, mnt)
-        elif fstype == "cgroup2" and v2 is None:
-            v2 = mnt
-    v2_ctrls: set[str] = set()
-    if v2 is not None:
-        try:
-            v2_ctrls = set((v2 / "cgroup.controllers").read_text().split())
-        except OSError:
-            pass
+    v1, all_v1, kinds, v2 = cgroupfs.read_mounts(mounts_file)
     if v1 and v2 is not None:
         mode = "hybrid"
     elif v1:
@@ -102,7 +81,8 @@ def detect_layout(mounts_file: str = "/proc/self/mounts") -> CgroupLayout:
         mode = "v2"
     else:
         mode = "none"
-    return CgroupLayout(mode, v1, v2, v2_ctrls, all_v1=all_v1)
+    return CgroupLayout(mode, {c: Path(m) for c, m in v1.items()}, Path(v2) if v2 is not None else None,
+                        cgroupfs.v2_controllers(v2), all_v1=[Path(m) for m in all_v1], v1_controllers=kinds)
 
 
 _HOST_LAYOUT: CgroupLayout | None = None
@@ -124,33 +104,15 @@ def fake_v2_layout(root: str | os.PathLike[str]) -> CgroupLayout:
     (r / "cgroup.controllers").write_text("cpuset cpu io memory hugetlb pids rdma misc\n")
     (r / "cgroup.subtree_control").write_text("")
     (r / "cgroup.procs").write_text("")
-    return CgroupLayout("v2", {}, r, set(V2_CONTROLLERS) | {"cpuset", "io"}, fake=True)
+    return CgroupLayout("v2", {}, r, ["cpuset", "cpu", "io", "memory", "pids"], fake=True)
 
 
 def _write(path: Path, value: str) -> None:
-    try:
-        with open(path, "w") as f:
-            f.write(value)
-    except PermissionError as exc:
-        raise CgroupError(f"cannot write {path}: permission denied (cgroups need root)") from exc
-    except OSError as exc:
-        raise CgroupError(f"cannot write {value.strip()!r} to {path}: {exc.strerror}") from exc
+    cgroupfs.write(str(path), value, create=True)  # create: the plain files of a fake tree
 
 
 def _read(path: Path) -> str:
-    try:
-        return path.read_text()
-    except OSError:
-        return ""
-
-
-def _kv(text: str) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].lstrip("-").isdigit():
-            out[parts[0]] = int(parts[1])
-    return out
+    return cgroupfs.read(str(path))
 
 
 class Cgroup:
@@ -171,7 +133,7 @@ class Cgroup:
         use_v2 = include_v2
         if use_v2 is None:
             use_v2 = self.layout.mode == "v2" or bool(
-                (self.layout.v2_controllers & set(V2_CONTROLLERS)) - set(self.layout.v1))
+                set(self.layout.v2_controllers).intersection(V2_CONTROLLERS) - set(self.layout.v1))
         self.v2: Path | None = self.layout.v2 / rel if self.layout.v2 is not None and use_v2 else None
 
     # --- where things live -------------------------------------------------
@@ -206,7 +168,7 @@ class Cgroup:
                 raise CgroupError(f"cannot create cgroup {d}: permission denied (run as root)") from exc
             except OSError as exc:
                 raise CgroupError(f"cannot create cgroup {d}: {exc.strerror}") from exc
-        if self.v2 is not None and self.layout.v2_controllers & set(V2_CONTROLLERS):
+        if self.v2 is not None and set(self.layout.v2_controllers).intersection(V2_CONTROLLERS):
             self._enable_v2_controllers()
         if self.layout.fake and self.v2 is not None:
             _populate_fake_v2(self.v2)
@@ -225,7 +187,7 @@ class Cgroup:
                 missing = [c for c in wanted if c not in have]
                 if missing:
                     if self.layout.fake:
-                        ctl.write_text(" ".join(sorted(have | set(missing))) + "\n")
+                        _write(ctl, " ".join(sorted(have | set(missing))) + "\n")
                     else:
                         _write(ctl, " ".join("+" + c for c in missing))
             node = node / part
@@ -311,11 +273,11 @@ class Cgroup:
             out = {"failcnt": int(_read(d / "memory.failcnt").strip() or 0)}
             if (d / "memory.memsw.failcnt").exists():
                 out["memsw_failcnt"] = int(_read(d / "memory.memsw.failcnt").strip() or 0)
-            oc = _kv(_read(d / "memory.oom_control"))
+            oc = counters(_read(d / "memory.oom_control"))
             out["oom_kill"] = oc.get("oom_kill", 0)
             out["under_oom"] = oc.get("under_oom", 0)
             return out
-        ev = _kv(_read(d / "memory.events"))
+        ev = counters(_read(d / "memory.events"))
         return {k: ev.get(k, 0) for k in ("max", "oom", "oom_kill")}
 
     def oom_killed(self) -> bool:
@@ -333,7 +295,7 @@ class Cgroup:
                 raw = _read(d / "cpuacct.usage").strip()
                 out["cpu_usage_ns"] = int(raw) if raw.isdigit() else None
             else:
-                usec = _kv(_read(d / "cpu.stat")).get("usage_usec")
+                usec = counters(_read(d / "cpu.stat")).get("usage_usec")
                 out["cpu_usage_ns"] = usec * 1000 if usec is not None else None
         d, _v = self._ctrl_dir("pids")
         if d is not None:
@@ -345,7 +307,7 @@ class Cgroup:
         """v2 ``cgroup.events`` (``populated``, ``frozen``); empty without a v2 tree."""
         if self.v2 is None:
             return {}
-        return _kv(_read(self.v2 / "cgroup.events"))
+        return counters(_read(self.v2 / "cgroup.events"))
 
     def memory_limit(self) -> int | None:
         d, v = self._ctrl_dir("memory")
@@ -452,3 +414,39 @@ def destroy_everywhere(path: str, layout: CgroupLayout | None = None) -> None:
                 d.rmdir()
             except OSError as exc:
                 raise CgroupError(f"could not remove cgroup {d}: {exc.strerror}") from exc
+
+
+# --- one container's counters, for the CRI's container_stats and the OOMKilled reason ----------
+def layout_at(root: str | os.PathLike[str]) -> CgroupLayout:
+    """The layout of cgroup file systems mounted the usual way under ``root``: a v2 tree there,
+    or one v1 hierarchy per controller folder (``root/memory``, ``root/cpu,cpuacct``)."""
+    r = Path(root)
+    if (r / "cgroup.controllers").exists():
+        return CgroupLayout("v2", {}, r, cgroupfs.v2_controllers(str(r)))
+    v1: dict[str, Path] = {}
+    for d in sorted(r.iterdir()) if r.is_dir() else []:
+        for c in d.name.split(","):
+            if c in CONTROLLERS:
+                v1.setdefault(c, d)
+    return CgroupLayout("v1" if v1 else "none", v1)
+
+
+def _existing(path: str, root: str | os.PathLike[str] | None) -> Cgroup:
+    return Cgroup(path, layout_at(root) if root is not None else host_layout())
+
+
+def oom_kills(path: str, root: str | os.PathLike[str] | None = None) -> int:
+    """How many processes the kernel OOM-killed in cgroup ``path`` (0 when unknown); the cgroup
+    a runtime (runc, crun or labkit's own) made at the bundle's ``linux.cgroupsPath``."""
+    return _existing(path, root).oom_counters().get("oom_kill", 0)
+
+
+def memory_failcnt(path: str, root: str | os.PathLike[str] | None = None) -> int:
+    """v1 only: how often the memory limit was hit (the lab shows it next to oom_kill)."""
+    return _existing(path, root).oom_counters().get("failcnt", 0)
+
+
+def usage(path: str, root: str | os.PathLike[str] | None = None) -> tuple[int | None, int | None, int | None]:
+    """(memory bytes, CPU nanoseconds, pids) now; None where a controller is missing."""
+    st = _existing(path, root).stats()
+    return st["memory_bytes"], st["cpu_usage_ns"], st["pids"]

@@ -13,7 +13,7 @@ Contract (stable; the runtime engineer builds on it)::
 
 * ``namespaces``: list of OCI types (default pid, network, ipc, uts, mount); ``netns_path`` makes
   the network namespace a *join* (a pod sandbox's netns) instead of a new one.
-* ``resources``: a :class:`labkit.runtime.base.Resources` (memory_bytes, cpu_quota_us,
+* ``resources``: a :class:`labkit.oci.resources.Resources` (memory_bytes, cpu_quota_us,
   cpu_period_us, pids_limit) or None.
 * ``mounts``: :class:`labkit.runtime.base.Mount` objects or ready OCI mount dicts; added after
   the defaults (/proc, /dev, /dev/pts, /dev/shm, /dev/mqueue, /sys).
@@ -146,6 +146,13 @@ def linux_resources(resources: Any, devices: list[dict[str, Any]] | None = None)
     return out
 
 
+def clean_hostname(name: str) -> str:
+    """``name`` as a valid host name (lower case, letters, digits, ``-`` and ``.``; at most 63
+    characters): the sandbox's hostname rule, for the CRI path and ``labkit run --rm`` alike."""
+    clean = "".join(c if c.isalnum() or c in "-." else "-" for c in name.lower()).strip("-.")
+    return (clean or "pod")[:63]
+
+
 def make_config(
     args: list[str],
     env: dict[str, str] | list[str] | None = None,
@@ -225,8 +232,3 @@ def make_config(
     if annotations:
         cfg["annotations"] = dict(annotations)
     return cfg
-
-
-def namespace_entries(config: dict[str, Any]) -> list[dict[str, str]]:
-    """The ``linux.namespaces`` list of a config (empty when the config has none)."""
-    return list(config.get("linux", {}).get("namespaces", []))

@@ -13,17 +13,7 @@ import abc
 import enum
 from dataclasses import dataclass, field
 
-
-class RuntimeError_(Exception):
-    """Base class for runtime errors; the message says what to do about it."""
-
-
-class NotFound(RuntimeError_):
-    """An image, sandbox or container that does not exist."""
-
-
-class Unsupported(RuntimeError_):
-    """The host lacks what this backend needs (root, Linux, a binary, a daemon)."""
+from labkit.oci.resources import Resources
 
 
 class ContainerState(enum.StrEnum):
@@ -50,18 +40,6 @@ class Device:
     host_path: str
     container_path: str
     permissions: str = "rwm"
-
-
-@dataclass
-class Resources:
-    memory_bytes: int | None = None  # hard limit; None = unlimited
-    cpu_quota_us: int | None = None  # CFS quota per period; None = unlimited
-    cpu_period_us: int = 100_000
-    pids_limit: int | None = None
-
-    @classmethod
-    def from_cpus(cls, cpus: float, **kw) -> Resources:
-        return cls(cpu_quota_us=int(cpus * 100_000), cpu_period_us=100_000, **kw)
 
 
 @dataclass

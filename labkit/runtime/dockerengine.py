@@ -15,6 +15,7 @@ import os
 from datetime import datetime
 from typing import Any
 
+from labkit.errors import LabkitError, NotFound, Unsupported
 from labkit.runtime import imagesource
 from labkit.runtime.base import (
     ContainerConfig,
@@ -23,16 +24,13 @@ from labkit.runtime.base import (
     ContainerStatus,
     ExecResult,
     ImageInfo,
-    NotFound,
     PodSandboxConfig,
     PodSandboxStatus,
     Runtime,
-    RuntimeError_,
     SandboxState,
-    Unsupported,
     VersionInfo,
 )
-from labkit.runtime.local import hostname_for
+from labkit.runtime.hostbackend import hostname_for
 
 LABEL = "labkit"
 KIND = "labkit.kind"
@@ -145,7 +143,7 @@ class DockerRuntime(Runtime):
                                            network_mode="none", ipc_mode="shareable", labels=labels,
                                            name=f"lk-pod-{config.name[:40]}-{os.urandom(3).hex()}")
         except self._errors.APIError as exc:
-            raise RuntimeError_(f"docker could not start the pod sandbox: {_api_message(exc)}") from exc
+            raise LabkitError(f"docker could not start the pod sandbox: {_api_message(exc)}") from exc
         return c.id
 
     def _list(self, filters: dict[str, str]) -> list[Any]:
@@ -220,7 +218,7 @@ class DockerRuntime(Runtime):
                 network_mode=f"container:{sb.id}", ipc_mode=f"container:{sb.id}",
                 name=f"lk-{config.name[:40]}-{os.urandom(3).hex()}", **kw)
         except self._errors.APIError as exc:
-            raise RuntimeError_(f"docker could not create the container: {_api_message(exc)}") from exc
+            raise LabkitError(f"docker could not create the container: {_api_message(exc)}") from exc
         return c.id
 
     def start_container(self, container_id: str) -> None:
@@ -231,7 +229,7 @@ class DockerRuntime(Runtime):
             msg = _api_message(exc)
             if "executable file not found" in msg or "no such file or directory" in msg:
                 raise NotFound(f"executable not found in image {c.attrs['Config'].get('Image', '')}: {msg}") from exc
-            raise RuntimeError_(f"docker could not start the container: {msg}") from exc
+            raise LabkitError(f"docker could not start the container: {msg}") from exc
 
     def stop_container(self, container_id: str, timeout: float = 10.0) -> None:
         self._get(container_id, "container").stop(timeout=max(0, int(timeout)))

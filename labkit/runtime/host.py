@@ -11,12 +11,12 @@ import os
 import platform
 import shutil
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from labkit.oci.cgroups import CgroupLayout, host_layout
 from labkit.paths import is_root
 
-CGROUP_ROOT = Path("/sys/fs/cgroup")
 CNI_DIRS = ("/usr/lib/cni", "/opt/cni/bin", "/usr/libexec/cni")
 
 
@@ -30,59 +30,14 @@ class Check:
     why: str = ""
 
 
-@dataclass
-class CgroupLayout:
-    """Which cgroup hierarchies the host mounts: "v1", "v2" or "hybrid" (v1 plus a v2 mount)."""
-
-    mode: str  # "v1" | "v2" | "hybrid" | "none"
-    v1_controllers: list[str] = field(default_factory=list)
-    v2_controllers: list[str] = field(default_factory=list)
-    v2_mount: str | None = None
-
-
 def is_linux() -> bool:
     return platform.system() == "Linux"
 
 
-@functools.cache
 def cgroup_layout() -> CgroupLayout:
-    """Read /proc/self/mounts: v2-only hosts are most readers' laptops, v1/hybrid is this CI host."""
-    if not is_linux():
-        return CgroupLayout("none")
-    v1: list[str] = []
-    v2_mount = None
-    try:
-        lines = Path("/proc/self/mounts").read_text().splitlines()
-    except OSError:
-        return CgroupLayout("none")
-    for line in lines:
-        parts = line.split()
-        if len(parts) < 4:
-            continue
-        fstype, mnt, opts = parts[2], parts[1], parts[3].split(",")
-        if fstype == "cgroup":
-            v1 += [o for o in opts if o in _V1_CONTROLLERS]
-        elif fstype == "cgroup2":
-            v2_mount = mnt
-    v2: list[str] = []
-    if v2_mount:
-        try:
-            v2 = (Path(v2_mount) / "cgroup.controllers").read_text().split()
-        except OSError:
-            v2 = []
-    if v1 and v2_mount:
-        mode = "hybrid"
-    elif v1:
-        mode = "v1"
-    elif v2_mount:
-        mode = "v2"
-    else:
-        mode = "none"
-    return CgroupLayout(mode, sorted(set(v1)), v2, v2_mount)
-
-
-_V1_CONTROLLERS = {"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids",
-                   "net_cls", "net_prio", "perf_event", "hugetlb", "rdma", "misc"}
+    """This host's cgroups (:func:`labkit.oci.cgroups.host_layout`, read once): v2-only hosts are
+    most readers' laptops, v1/hybrid is this CI host."""
+    return host_layout()
 
 
 def crun_needs_unified_unmount() -> bool:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from labkit.runtime.base import ImageInfo, NotFound
+from labkit.errors import NotFound
+from labkit.runtime.base import ImageInfo
 
 _store: Any = None
 

@@ -13,16 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from labkit.runtime import cgroupstats, host, records
-from labkit.runtime.base import (
-    ContainerConfig,
-    ExecResult,
-    NotFound,
-    RuntimeError_,
-    Unsupported,
-    VersionInfo,
-)
-from labkit.runtime.oci import BundleRuntime
+from labkit.errors import LabkitError, NotFound, Unsupported
+from labkit.oci import cgroups
+from labkit.runtime import host, records
+from labkit.runtime.base import ContainerConfig, ExecResult, VersionInfo
+from labkit.runtime.runc import BundleRuntime
 
 
 class NativeRuntime(BundleRuntime):
@@ -32,10 +27,8 @@ class NativeRuntime(BundleRuntime):
         ok, why = host.can_run_real_containers()
         if not ok:
             raise Unsupported(f"the native runtime cannot run here: {why}")
-        try:
-            from labkit.oci import native
-        except ImportError as exc:
-            raise Unsupported(f"labkit's native runtime is not available ({exc}); use --runtime runc") from exc
+        from labkit.oci import native
+
         self.lib = native
         super().__init__()
 
@@ -89,7 +82,7 @@ class NativeRuntime(BundleRuntime):
             return None
         self._reap(rec["id"])
         code = int(theirs.get("code", 255))
-        oom = cgroupstats.oom_kills(rec["cgroups_path"]) if code != 0 else 0
+        oom = cgroups.oom_kills(rec["cgroups_path"]) if code != 0 else 0
         from labkit.runtime.shim import _reason, write_exit
 
         write_exit(cdir, code, _reason(code, oom), oom=oom)
@@ -111,7 +104,7 @@ class NativeRuntime(BundleRuntime):
             try:
                 c.delete(force=True)
             except self.lib.NativeError as exc:
-                raise RuntimeError_(f"native delete failed: {exc}") from exc
+                raise LabkitError(f"native delete failed: {exc}") from exc
             self._reap(rec["id"])
         else:
             # create never finished (no state.json): remove what it had made so far
@@ -125,8 +118,6 @@ class NativeRuntime(BundleRuntime):
 
     def _forget(self, cid: str, cgroups_path: str | None) -> None:
         import shutil
-
-        from labkit.oci import cgroups
 
         if cgroups_path:
             try:
@@ -145,5 +136,5 @@ class NativeRuntime(BundleRuntime):
         try:
             out = c.exec(list(cmd), timeout=timeout)
         except self.lib.NativeError as exc:
-            raise RuntimeError_(str(exc)) from exc
+            raise LabkitError(str(exc)) from exc
         return ExecResult(exit_code=out.exit_code, stdout=out.stdout, stderr=out.stderr)

@@ -11,16 +11,10 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from labkit.runtime.base import (
-    ContainerConfig,
-    ContainerState,
-    ContainerStatus,
-    PodSandboxConfig,
-    Resources,
-    Runtime,
-    RuntimeError_,
-)
-from labkit.runtime.units import parse_cpus, parse_memory
+from labkit.errors import LabkitError
+from labkit.oci.resources import Resources
+from labkit.runtime.base import ContainerConfig, ContainerState, ContainerStatus, PodSandboxConfig, Runtime
+from labkit.units import parse_cpus, parse_memory
 
 
 @dataclass
@@ -46,6 +40,29 @@ class RunResult:
         note = f" ({self.notice})" if self.notice else ""
         return (f"[{self.runtime}{note}] exit {self.exit_code} ({self.reason}) in {self.seconds * 1000:.0f} ms, "
                 f"image {self.image}@{self.image_digest[:19]}\n{self.stdout}")
+
+
+def limits(memory: int | str | None = None, cpus: float | str | None = None,
+           pids: int | None = None) -> Resources:
+    """``--memory``/``--cpus``/``--pids-limit`` as the container's :class:`Resources` (clear
+    :class:`~labkit.units.BadQuantity` errors for what cannot be read)."""
+    resources = Resources(memory_bytes=parse_memory(memory) if memory is not None else None)
+    if cpus is not None:
+        resources.cpu_quota_us = int(parse_cpus(cpus) * resources.cpu_period_us)
+    if pids is not None:
+        resources.pids_limit = int(pids)
+    return resources
+
+
+def configs(image: str, command: list[str], name: str, hostname: str | None, env: dict[str, str],
+            resources: Resources, labels: dict[str, str]) -> tuple[PodSandboxConfig, ContainerConfig]:
+    """The pod sandbox and container configs of one container run on its own (``labkit run``,
+    :func:`run`): the sandbox is named after it, its hostname defaults to that name, and both
+    carry ``labels``."""
+    sconf = PodSandboxConfig(name=name, hostname=hostname or name, uid=uuid.uuid4().hex, labels=dict(labels))
+    cconf = ContainerConfig(name=name, image=image, command=list(command), env=dict(env), resources=resources,
+                            labels=dict(labels))
+    return sconf, cconf
 
 
 def _wait(rt: Runtime, cid: str, timeout: float | None) -> ContainerStatus:
@@ -76,16 +93,9 @@ def run(image: str, cmd: list[str] | str | None = None, runtime: str | Runtime |
         why, owned = rt.reason, True  # type: ignore[attr-defined]
     else:
         rt, why, owned = selection.get(runtime), f"{runtime}: asked for by name", True
-    resources = Resources(memory_bytes=parse_memory(memory) if memory is not None else None)
-    if cpus is not None:
-        resources.cpu_quota_us = int(parse_cpus(cpus) * resources.cpu_period_us)
-    if pids is not None:
-        resources.pids_limit = int(pids)
     short = name or f"run-{uuid.uuid4().hex[:6]}"
-    sconf = PodSandboxConfig(name=short, hostname=hostname or short, uid=uuid.uuid4().hex,
-                             labels={"labkit.io/oneshot": "true"})
-    cconf = ContainerConfig(name=short, image=image, command=list(cmd or []), env=dict(env or {}),
-                            resources=resources)
+    sconf, cconf = configs(image, list(cmd or []), short, hostname, dict(env or {}), limits(memory, cpus, pids),
+                           {"labkit.io/oneshot": "true"})
     t0 = time.perf_counter()
     sid = cid = None
     cleaned = False
@@ -110,12 +120,12 @@ def run(image: str, cmd: list[str] | str | None = None, runtime: str | Runtime |
         if cid is not None:
             try:
                 rt.remove_container(cid)
-            except RuntimeError_ as exc:
+            except LabkitError as exc:
                 errors.append(str(exc))
         if sid is not None:
             try:
                 rt.remove_pod_sandbox(sid)
-            except RuntimeError_ as exc:
+            except LabkitError as exc:
                 errors.append(str(exc))
         cleaned = not errors
         if owned:

@@ -8,12 +8,12 @@ another started, and ``labkit gc`` finds what a killed run left.
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from pathlib import Path
 from typing import Any
 
 from labkit import paths
+from labkit.atomicfile import write_atomic
 
 
 def backend_root(backend: str) -> Path:
@@ -28,20 +28,6 @@ def new_id() -> str:
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Replace ``path`` atomically: readers see the old file or the new one, never half of one."""
     write_atomic(path, json.dumps(data, indent=1, default=str))
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write through a temp file of this writer's own (pid + random suffix), then rename.
-
-    Several processes (CRI workers, shims, ``labkit`` commands) update the same container's
-    files; a shared temp name let one writer rename the other's half-written or vanished file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

@@ -25,7 +25,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from labkit.runtime.base import RuntimeError_
+from labkit.errors import LabkitError
 
 NETNS_DIR = Path("/var/run/netns")
 NETNS_PREFIX = "labkit-"
@@ -79,7 +79,7 @@ def _pin_in_thread(netns: Path, uts: Path, ipc: Path, hostname: str) -> None:
     t.start()
     t.join()  # the thread ends here: its namespaces live on in the mounts
     if errors:
-        raise RuntimeError_(errors[0])
+        raise LabkitError(errors[0])
 
 
 def create_namespaces(sandbox_id: str, folder: Path, hostname: str) -> NamespacePaths:
@@ -94,10 +94,10 @@ def create_namespaces(sandbox_id: str, folder: Path, hostname: str) -> Namespace
         _shared_netns_dir()
         os.close(os.open(net, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
     except OSError as exc:
-        raise RuntimeError_(f"creating network namespace failed: cannot create {net}: {exc.strerror}") from exc
+        raise LabkitError(f"creating network namespace failed: cannot create {net}: {exc.strerror}") from exc
     try:
         _pin_in_thread(net, uts, ipc, hostname)
-    except RuntimeError_:
+    except LabkitError:
         destroy_namespaces(sandbox_id, folder)
         raise
     return NamespacePaths(net=str(net), uts=str(uts), ipc=str(ipc))

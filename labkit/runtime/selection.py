@@ -9,13 +9,14 @@ from __future__ import annotations
 import shutil
 
 from labkit import system_parts
+from labkit.errors import LabkitError, Unsupported
 from labkit.runtime import host
-from labkit.runtime.base import Runtime, RuntimeError_, Unsupported
+from labkit.runtime.base import Runtime
 
 NAMES = ("native", "runc", "crun", "oci", "docker", "simulated")
 
 
-class UnknownRuntime(RuntimeError_):
+class UnknownRuntime(LabkitError):
     """A runtime name labkit does not know."""
 
 
@@ -27,14 +28,14 @@ def get(name: str) -> Runtime:
 
         rt: Runtime = NativeRuntime()
     elif key in ("runc", "crun"):
-        from labkit.runtime.oci import OCIRuntime
+        from labkit.runtime.runc import OCIRuntime
 
         rt = OCIRuntime(key)
     elif key == "oci":
         binary = "runc" if shutil.which("runc") else "crun" if shutil.which("crun") else None
         if binary is None:
             raise Unsupported(f"no OCI runtime installed: {system_parts.install_hint('runc')} (or crun), or use --runtime native")
-        from labkit.runtime.oci import OCIRuntime
+        from labkit.runtime.runc import OCIRuntime
 
         rt = OCIRuntime(binary)
     elif key == "docker":
@@ -59,15 +60,7 @@ def choose_default() -> tuple[str, str]:
     """(backend name, reason) for the best backend here: native, then runc/crun, docker, simulated."""
     ok, why = host.can_run_real_containers()
     if ok:
-        try:
-            from labkit.oci.native import NativeContainer  # noqa: F401
-
-            return "native", f"native: {why}; labkit's own runtime runs the containers"
-        except ImportError:
-            pass
-        for binary in ("runc", "crun"):
-            if shutil.which(binary):
-                return binary, f"{binary}: {why}; labkit's native runtime is not available"
+        return "native", f"native: {why}; labkit's own runtime runs the containers"
     dok, ddetail = host.docker_reachable(timeout=1.0)
     if dok:
         return "docker", f"docker: {why}; {ddetail} runs the containers" if not ok else f"docker: {ddetail}"

@@ -38,7 +38,7 @@ def _say(fd: int | None, text: str) -> None:
 
 def write_exit(cdir: Path, exit_code: int, reason: str = "", message: str = "", oom: int = 0) -> None:
     """Write ``exit.json`` atomically so readers never see half a file."""
-    from labkit.runtime.records import write_atomic
+    from labkit.atomicfile import write_atomic
 
     write_atomic(cdir / "exit.json", json.dumps({"exit_code": exit_code, "reason": reason, "message": message,
                                                  "oom_kills": oom, "finished_at": time.time()}))
@@ -130,9 +130,9 @@ def main(cdir_arg: str) -> int:
     code = _exit_code(status)
     oom = 0
     if cgroups_path:
-        from labkit.runtime import cgroupstats
+        from labkit.oci import cgroups
 
-        oom = cgroupstats.oom_kills(cgroups_path)
+        oom = cgroups.oom_kills(cgroups_path)
     write_exit(cdir, code, _reason(code, oom), oom=oom)
     return 0
 

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from labkit.errors import LabkitError, NotFound
 from labkit.runtime import imagesource, records
 from labkit.runtime.base import (
     ContainerConfig,
@@ -25,15 +26,13 @@ from labkit.runtime.base import (
     ContainerStatus,
     ExecResult,
     ImageInfo,
-    NotFound,
     PodSandboxConfig,
     PodSandboxStatus,
     Runtime,
-    RuntimeError_,
     SandboxState,
     VersionInfo,
 )
-from labkit.runtime.local import LocalRuntime
+from labkit.runtime.hostbackend import LocalRuntime
 
 NOTICE = "simulated runtime: plain host processes, no namespaces, no cgroups, no image root"
 
@@ -78,7 +77,7 @@ class SimulatedRuntime(LocalRuntime):
     def _prepare(self, cdir: Path, cid: str, config: ContainerConfig, sandbox: dict[str, Any]) -> dict[str, Any]:
         argv = list(config.command) + list(config.args)
         if not argv:
-            raise RuntimeError_(f"the simulated runtime needs a command for {config.image!r}; e.g. -- sh -c 'echo hi'")
+            raise LabkitError(f"the simulated runtime needs a command for {config.image!r}; e.g. -- sh -c 'echo hi'")
         info = _image_info(config.image)
         work = cdir / "work"
         work.mkdir()

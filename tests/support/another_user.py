@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # tests/support/ -> the clone
 
 
 def as_user(user: str = "nobody", group: str = "nogroup") -> list[str]:
@@ -51,8 +51,8 @@ def base_copy(dest: Path, user: str, group: str) -> tuple[str, dict[str, str]]:
 
     The copy holds the interpreter, its shared library and the standard library (not the base's
     site-packages) and needs LD_LIBRARY_PATH (returned) because its RUNPATH names the old folder.
-    The same patch release matters: pinned packages may not work on another (soupsieve's selector
-    parser fails on Python 3.11.2, the Debian 12 one, and works on 3.11.7)."""
+    The same patch release matters: pinned packages are installed for this interpreter, and a
+    package may refuse another (soupsieve 3.x needs 3.11.5 and fails on Debian 12's 3.11.2)."""
     exact = os.path.realpath(sys.executable)
     if _runs_as(exact, user, group):
         return exact, {}

@@ -9,13 +9,13 @@ from __future__ import annotations
 import itertools
 import time
 
+from labkit.errors import NotFound
 from labkit.runtime.base import (
     ContainerState,
     ContainerStats,
     ContainerStatus,
     ExecResult,
     ImageInfo,
-    NotFound,
     PodSandboxStatus,
     Runtime,
     SandboxState,

@@ -7,6 +7,7 @@ Both the CRI server (protobuf in, dataclass to the backend) and the RemoteRuntim
 from __future__ import annotations
 
 from labkit.node.cri import api_pb2 as pb
+from labkit.oci.resources import Resources
 from labkit.runtime.base import (
     ContainerConfig,
     ContainerState,
@@ -16,7 +17,6 @@ from labkit.runtime.base import (
     Mount,
     PodSandboxConfig,
     PodSandboxStatus,
-    Resources,
     SandboxState,
 )
 

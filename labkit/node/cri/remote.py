@@ -11,6 +11,7 @@ import time
 
 import grpc
 
+from labkit.errors import LabkitError, NotFound, Unsupported
 from labkit.node.cri import api_pb2 as pb
 from labkit.node.cri import api_pb2_grpc as pb_grpc
 from labkit.node.cri import convert
@@ -22,12 +23,9 @@ from labkit.runtime.base import (
     ContainerStatus,
     ExecResult,
     ImageInfo,
-    NotFound,
     PodSandboxConfig,
     PodSandboxStatus,
     Runtime,
-    RuntimeError_,
-    Unsupported,
     VersionInfo,
 )
 
@@ -75,8 +73,8 @@ class RemoteRuntime(Runtime):
             if code == grpc.StatusCode.FAILED_PRECONDITION:
                 raise Unsupported(detail) from None
             if code == grpc.StatusCode.UNAVAILABLE:
-                raise RuntimeError_(f"CRI server at {self.endpoint} is unavailable: {detail}") from None
-            raise RuntimeError_(f"{method}: {detail}") from None
+                raise LabkitError(f"CRI server at {self.endpoint} is unavailable: {detail}") from None
+            raise LabkitError(f"{method}: {detail}") from None
         finally:
             self.calls.append((method, (time.perf_counter() - t0) * 1000))
             del self.calls[:-200]

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import grpc
 
+from labkit.errors import LabkitError, NotFound, Unsupported
 from labkit.node.cri import api_pb2 as pb
 from labkit.node.cri import api_pb2_grpc as pb_grpc
 from labkit.node.cri import convert
@@ -30,7 +31,7 @@ from labkit.node.cri import labkit_ext_pb2 as ext
 from labkit.node.cri import labkit_ext_pb2_grpc as ext_grpc
 from labkit.node.cri.worker import FORKING_BACKENDS, ProcessRuntime
 from labkit.node.signals import wait_for_termination
-from labkit.runtime.base import NotFound, Runtime, RuntimeError_, Unsupported
+from labkit.runtime.base import Runtime
 
 CRI_API_VERSION = "v1"
 
@@ -99,7 +100,7 @@ def _rpc(method: Callable) -> Callable:
         except Unsupported as exc:
             code = "FAILED_PRECONDITION"
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
-        except RuntimeError_ as exc:
+        except LabkitError as exc:
             code = "UNKNOWN"
             context.abort(grpc.StatusCode.UNKNOWN, str(exc))
         except (ValueError, KeyError, TypeError) as exc:

@@ -16,6 +16,7 @@ import sys
 import threading
 from multiprocessing.connection import Connection
 
+from labkit.errors import LabkitError, Unsupported
 from labkit.runtime.base import (
     ContainerConfig,
     ContainerStats,
@@ -25,8 +26,6 @@ from labkit.runtime.base import (
     PodSandboxConfig,
     PodSandboxStatus,
     Runtime,
-    RuntimeError_,
-    Unsupported,
     VersionInfo,
 )
 
@@ -88,12 +87,12 @@ class ProcessRuntime(Runtime):
             w = self._idle.pop()
         try:
             if w.proc.poll() is not None:
-                raise RuntimeError_(f"the {self.name} backend worker exited ({w.proc.returncode})")
+                raise LabkitError(f"the {self.name} backend worker exited ({w.proc.returncode})")
             w.conn.send((method, args, kw))
             try:
                 ok, value = w.conn.recv()
             except EOFError:
-                raise RuntimeError_(f"the {self.name} backend worker died during {method}") from None
+                raise LabkitError(f"the {self.name} backend worker died during {method}") from None
         finally:
             with self._cond:
                 self._idle.append(w)
@@ -199,7 +198,7 @@ def _serve(backend: str, fd: int) -> int:
             try:
                 conn.send((False, exc))
             except Exception:  # an exception that does not pickle: send its words
-                conn.send((False, RuntimeError_(f"{type(exc).__name__}: {exc}")))
+                conn.send((False, LabkitError(f"{type(exc).__name__}: {exc}")))
     rt.close()
     return 0
 

@@ -5,14 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 from labkit.client import quantity
-from labkit.runtime.base import (
-    ContainerConfig,
-    ContainerState,
-    ContainerStatus,
-    Mount,
-    PodSandboxConfig,
-    Resources,
-)
+from labkit.oci.resources import Resources
+from labkit.runtime.base import ContainerConfig, ContainerState, ContainerStatus, Mount, PodSandboxConfig
 
 POD_UID = "io.kubernetes.pod.uid"
 POD_NAME = "io.kubernetes.pod.name"

@@ -19,13 +19,14 @@ from labkit.client import Client
 from labkit.client.events import EventRecorder, now_micro
 from labkit.client.informer import Informer, key_of
 from labkit.client.rest import ApiError
+from labkit.errors import LabkitError
 from labkit.node.kubelet import containers as C
 from labkit.node.kubelet import nodestatus
 from labkit.node.kubelet.nodecontext import NodeContext
 from labkit.node.kubelet.plugins import NodePlugins, PluginError
 from labkit.node.kubelet.podcleanup import cleanup_pod
 from labkit.node.kubelet.podworker import PodRecord, PodWorker
-from labkit.runtime.base import ContainerState, PodSandboxStatus, Runtime, RuntimeError_
+from labkit.runtime.base import ContainerState, PodSandboxStatus, Runtime
 
 log = logging.getLogger(__name__)
 
@@ -343,7 +344,7 @@ class Kubelet:
                 for sb in await self.call_runtime(self.runtime.list_pod_sandboxes):
                     if sb.labels.get(C.NODE) == self.owner and sb.labels.get(C.POD_UID):
                         self.ctx.existing[sb.labels[C.POD_UID]] = sb
-            except RuntimeError_ as exc:
+            except LabkitError as exc:
                 log.warning("cannot list existing sandboxes: %s", exc)
         if not self.hollow and not await self._try_prepare_network(None):
             self.network_error = None  # the Node is NotReady until its network is set up

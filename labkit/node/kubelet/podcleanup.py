@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 
 from labkit.client.informer import key_of
+from labkit.errors import LabkitError
 from labkit.node.kubelet import volumes
 from labkit.node.kubelet.nodecontext import NodeContext
-from labkit.runtime.base import PodSandboxStatus, RuntimeError_
+from labkit.runtime.base import PodSandboxStatus
 from labkit.runtime.podteardown import remove_pod
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ async def cleanup_pod(node: NodeContext, pod: dict, sandbox: PodSandboxStatus | 
             log.exception("network teardown for %s", key_of(pod))
         try:
             await node.call_runtime(remove_pod, node.runtime, sandbox.id)
-        except RuntimeError_ as exc:
+        except LabkitError as exc:
             log.info("removing sandbox of %s: %s", key_of(pod), exc)
     for fn in (node.plugins.volumes.unmount_pod_volumes, node.plugins.devices.release_pod):
         try:

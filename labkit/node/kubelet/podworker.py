@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 
 from labkit.client.events import now_iso
 from labkit.client.rest import ApiError
+from labkit.errors import LabkitError
 from labkit.node.kubelet import containers as C
 from labkit.node.kubelet import probes, volumes
 from labkit.node.kubelet.nodecontext import NodeContext
 from labkit.node.kubelet.plugins import PluginError
 from labkit.node.kubelet.podcleanup import cleanup_pod
-from labkit.runtime.base import ContainerState, ContainerStatus, PodSandboxStatus, RuntimeError_
+from labkit.runtime.base import ContainerState, ContainerStatus, PodSandboxStatus
 from labkit.runtime.podteardown import remove_pod
 
 log = logging.getLogger(__name__)
@@ -158,7 +159,7 @@ class PodWorker:
                 sid, _ = await asyncio.gather(self.rt(k.runtime.run_pod_sandbox, cfg), k.sync_runtime_version())
                 rec.sandbox = await self.rt(k.runtime.pod_sandbox_status, sid)
             rec.start_time = rec.start_time or (rec.pod.get("status") or {}).get("startTime") or now_iso()
-        except RuntimeError_ as exc:
+        except LabkitError as exc:
             self.event("Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {exc}")
             rec.waiting = {c["name"]: ("ContainerCreating", str(exc)) for c in rec.spec.get("containers") or []}
             await self.report()
@@ -200,7 +201,7 @@ class PodWorker:
             pass
         try:
             await self.rt(remove_pod, k.runtime, rec.sandbox.id, [])  # no container was created in it
-        except RuntimeError_:
+        except LabkitError:
             pass
         rec.sandbox = None
 
@@ -211,7 +212,7 @@ class PodWorker:
                 continue
             try:
                 rec.current[name] = await self.rt(self.k.runtime.container_status, cs.id)
-            except RuntimeError_:
+            except LabkitError:
                 continue
 
     async def run_init_containers(self) -> bool:
@@ -244,7 +245,7 @@ class PodWorker:
                            f"{(time.perf_counter() - t0) * 1000:.0f}ms (digest {info.digest or 'n/a'})")
             else:
                 self.event("Normal", "Pulled", f'Container image "{image}" already present on machine')
-        except RuntimeError_ as exc:
+        except LabkitError as exc:
             self.event("Warning", "Failed", f'Failed to pull image "{image}": {exc}')
             return False
         rec.pulled.add(image)
@@ -276,7 +277,7 @@ class PodWorker:
             self._fresh.add(cid)
             rec.restarts[name] = restart
             rec.waiting.pop(name, None)
-        except RuntimeError_ as exc:
+        except LabkitError as exc:
             self.event("Warning", "Failed", f"Error: {exc}")
             rec.waiting[name] = ("CreateContainerError", str(exc))
 
@@ -304,7 +305,7 @@ class PodWorker:
         if old is not None:
             try:
                 await self.rt(k.runtime.remove_container, old.id)
-            except RuntimeError_:
+            except LabkitError:
                 pass
         rec.last[name] = cur
         rec.probe_state = {kk: v for kk, v in rec.probe_state.items() if kk[0] != name}
@@ -327,7 +328,7 @@ class PodWorker:
             try:
                 res = await self.rt(k.runtime.exec_sync, cur.id, cmd, float(probe.get("timeoutSeconds", 1)))
                 ok, out = res.exit_code == 0, (res.stdout + res.stderr).decode(errors="replace").strip()
-            except RuntimeError_ as exc:
+            except LabkitError as exc:
                 ok, out = False, str(exc)
             label = "Readiness" if kind == "readinessProbe" else "Liveness"
             if not ok:
@@ -340,7 +341,7 @@ class PodWorker:
                 try:
                     await self.rt(k.runtime.stop_container, cur.id,
                                   float(rec.spec.get("terminationGracePeriodSeconds", 30)))
-                except RuntimeError_:
+                except LabkitError:
                     pass
                 rec.probe_state.pop((name, kind), None)
 

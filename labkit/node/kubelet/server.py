@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from labkit.errors import LabkitError
 from labkit.node.kubelet import containers as C
-from labkit.runtime.base import ContainerState, RuntimeError_
+from labkit.runtime.base import ContainerState
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -56,7 +57,7 @@ async def start_server(k: NodeContext, records: Mapping[str, PodRecord], port: i
                                                  f"node {k.node_name}"}, status=404)
         try:
             data = await k.call_runtime(k.runtime.logs, cs.id)
-        except RuntimeError_ as exc:
+        except LabkitError as exc:
             return web.Response(status=500, text=str(exc))
         if q.get("follow") != "true":
             return web.Response(body=_tail(data, q.get("tailLines")), content_type="text/plain")
@@ -69,7 +70,7 @@ async def start_server(k: NodeContext, records: Mapping[str, PodRecord], port: i
             try:
                 st = await k.call_runtime(k.runtime.container_status, cs.id)
                 data = await k.call_runtime(k.runtime.logs, cs.id)
-            except RuntimeError_:
+            except LabkitError:
                 break
             if len(data) > sent:
                 await resp.write(data[sent:])

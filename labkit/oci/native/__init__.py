@@ -7,9 +7,9 @@ fast path). Command line, shaped like runc's::
 
 See :mod:`labkit.oci.native.container` for the life cycle, :mod:`labkit.oci.native.init` for
 what happens inside the container before its program runs, and
-:mod:`labkit.oci.native.foreground` for ``labkit run --rm``'s short way to a container.
+:mod:`labkit.cli.fastpath.foreground` for ``labkit run --rm``'s short way to a container.
 
-The names below are imported on first use, so that ``labkit.oci.native.foreground`` does not
+The names below are imported on first use, so that ``labkit.cli.fastpath.foreground`` does not
 pay for the library's imports (dataclasses, pathlib and the runtime interface cost ~15 ms).
 """
 

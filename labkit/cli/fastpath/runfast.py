@@ -1,13 +1,13 @@
 """``labkit run --rm`` on the native runtime without click: the command line read by hand.
 
 Python starts in ~10 ms and click imports in ~30 ms, while runc runs a whole container in ~20 ms.
-So the ``labkit`` entry point (and the venv's launcher, :mod:`labkit.cli.launcher`, before it
+So the ``labkit`` entry point (and the venv's launcher, :mod:`labkit.cli.fastpath.launcher`, before it
 even loads site) hands its arguments here first. This module accepts only the plain
 shapes of ``labkit run --rm [--runtime native] [-m/--memory M] [--cpus N] [--pids-limit N]
 [--name N] [--hostname H] [-e/--env K=V]... IMAGE [--] [CMD...]`` and returns None for anything
 else (``--help``, ``-d``, another runtime, an option after IMAGE, a value it cannot read), so
 that click's ``labkit run`` handles it exactly as before, with the same messages. It also
-returns None when :mod:`labkit.oci.native.foreground` cannot take the container (not root,
+returns None when :mod:`labkit.cli.fastpath.foreground` cannot take the container (not root,
 image not built yet, command missing from the image): nothing has been created by then.
 """
 
@@ -80,7 +80,7 @@ def main(argv: list[str]) -> int | None:
     import gc
 
     gc.disable()  # a short-lived process: no cyclic garbage worth a collection pass
-    from labkit.oci.native import foreground
+    from labkit.cli.fastpath import foreground
 
     return foreground.run(**opts)
 

@@ -4,7 +4,7 @@ Each call does the whole OCI path in the open: image -> overlay root -> ``config
 :class:`~labkit.oci.native.NativeContainer`, and removes every piece afterwards (container,
 cgroup, mount, bundle), even when the cell fails::
 
-    from labkit.oci import playground
+    from labkit.runtime import playground
     r = playground.run(["sh", "-c", "echo $$"], memory=32 << 20)
     r.exit_code, r.stdout, r.oom_killed, r.counters       # counters: the kernel's OOM numbers
 
@@ -31,6 +31,7 @@ from typing import Any
 from labkit.oci import spec
 from labkit.oci.bundle import Bundle
 from labkit.oci.native import NativeContainer, NotRoot
+from labkit.runtime.oneshot import limits
 
 RUNTIME_LABEL = "labkit native runtime (fork + namespaces + pivot_root + cgroups)"
 
@@ -48,14 +49,6 @@ class Finished:
     host_pid: int | None = None
     runtime: str = RUNTIME_LABEL
 
-
-def _resources(memory: int | None, cpus: float | None, pids: int | None) -> Any:
-    from labkit.runtime.base import Resources
-
-    r = Resources(memory_bytes=memory, pids_limit=pids)
-    if cpus is not None:
-        r.cpu_quota_us, r.cpu_period_us = int(cpus * 100_000), 100_000
-    return r
 
 
 def check_host() -> None:
@@ -87,7 +80,7 @@ def container(args: list[str], image: str = "busybox", hostname: str | None = No
     work = Path(tempfile.mkdtemp(prefix=f"{cid}-", dir=state_dir()))
     os.chmod(work, 0o711)  # with a user namespace, the container's root is an ordinary uid here
     cfg = spec.make_config(args, hostname=hostname or cid, cgroups_path=f"/labkit/{cid}",
-                           resources=_resources(memory, cpus, pids), env=img.env or None,
+                           resources=limits(memory, cpus, pids), env=img.env or None,
                            **spec_kw)
     bundle = Bundle.create(work / "bundle", cfg)
     rootfs = store.prepare_rootfs(img, bundle.rootfs)

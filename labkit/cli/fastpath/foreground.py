@@ -33,64 +33,25 @@ from __future__ import annotations
 # the C module behind ``signal`` (which would import enum: ~3 ms)
 import _signal as signal
 import errno
-import marshal
 import os
 import time
 
-from labkit.oci import spec
+from labkit.atomicfile import write_atomic
+from labkit.images import lookup
+from labkit.oci import cgroupfs, spec
 from labkit.oci import syscalls as sc
-from labkit.oci.native import cgroupfs
 from labkit.oci.native import init as cinit
 
-REF_ANNOTATION = "org.opencontainers.image.ref.name"
 LABELS = {"labkit.io/cli": "true", "labkit.io/rm": "true"}  # what labkit.cli.container's run sets
-_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "ki": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2,
-          "mi": 1024**2, "mib": 1024**2, "g": 1024**3, "gb": 1024**3, "gi": 1024**3, "gib": 1024**3}
 _NAMESPACES = ("pid", "mnt", "uts", "ipc", "net")
 
 
-class _Resources:
-    """What :func:`labkit.oci.spec.linux_resources` reads (the attributes of runtime.base.Resources)."""
-
-    def __init__(self, memory_bytes: int | None, cpu_quota_us: int | None, pids_limit: int | None) -> None:
-        self.memory_bytes, self.cpu_quota_us, self.pids_limit = memory_bytes, cpu_quota_us, pids_limit
-        self.cpu_period_us = 100_000
-
-
-def memory_bytes(value: str) -> int | None:
-    """``32m`` -> 33554432, read like :func:`labkit.runtime.units.parse_memory`; None if unreadable."""
-    s = value.strip()
-    if not s.isascii():
-        return None
-    i = 0
-    while i < len(s) and s[i].isdigit():
-        i += 1
-    if i == 0:
-        return None
-    if i < len(s) and s[i] == ".":
-        j = i + 1
-        while j < len(s) and s[j].isdigit():
-            j += 1
-        if j == i + 1:
-            return None
-        i = j
-    unit = s[i:].strip()
-    mult = _UNITS.get(unit.lower()) if unit.isalpha() or not unit else None
-    if mult is None:
-        return None
-    n = int(float(s[:i]) * mult)
-    return n if n > 0 else None
 
 
 def _backend_dir() -> str:
     """``<state>/runtime/native``: where the native backend keeps its records (labkit.paths, as root)."""
     return os.path.join(os.environ.get("LABKIT_STATE") or "/run/labkit", "runtime", "native")
 
-
-def hostname_for(hostname: str) -> str:
-    """The sandbox's hostname rule (:func:`labkit.runtime.local.hostname_for`)."""
-    clean = "".join(c if c.isalnum() or c in "-." else "-" for c in hostname.lower()).strip("-.")
-    return (clean or "pod")[:63]
 
 
 def _host_ready() -> bool:
@@ -100,82 +61,8 @@ def _host_ready() -> bool:
     return all(os.path.exists(f"/proc/self/ns/{k}") for k in _NAMESPACES)
 
 
-def find_image(name: str) -> dict | None:
-    """The image's digest, config and unpacked layer folders (topmost first), or None.
-
-    Resolving a name reads three JSON documents (index, manifest, config) and so needs the json
-    module, which imports ``re`` and ``enum`` (~5 ms). The answer is kept in a small cache next to
-    the native backend's records, valid while ``index.json`` is the same file (the image store
-    replaces it, never edits it, so a new image or tag means a new inode)."""
-    n = name.strip()
-    if not n or n[0] in "._-/:" or not all(c.isascii() and (c.isalnum() or c in "._/-:") for c in n):
-        return None
-    ref = n if ":" in n.rsplit("/", 1)[-1] else n + ":latest"
-    root = os.environ.get("LABKIT_IMAGES") or "/var/lib/labkit/images"
-    try:
-        st = os.stat(os.path.join(root, "index.json"))
-    except OSError:
-        return None
-    stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
-    cache_file = os.path.join(_backend_dir(), "images.cache")
-    cache = _read_cache(cache_file)
-    hit = cache.get(f"{root}\0{ref}")
-    if hit is not None and hit[0] == stamp:
-        img = hit[1]
-    else:
-        img = _resolve(root, ref)
-        if img is None:
-            return None
-        cache[f"{root}\0{ref}"] = (stamp, img)
-        _write_cache(cache_file, cache)
-    for low in img["lowers"]:
-        if not os.path.exists(os.path.join(os.path.dirname(low), ".done")):
-            return None  # not unpacked (any more): the image store does that (CRI path)
-    return img
-
-
-def _resolve(root: str, ref: str) -> dict | None:
-    import json
-
-    try:
-        with open(os.path.join(root, "index.json"), "rb") as f:
-            index = json.loads(f.read())
-        digest = next(m["digest"] for m in index.get("manifests", [])
-                      if (m.get("annotations") or {}).get(REF_ANNOTATION) == ref)
-        with open(os.path.join(root, "blobs", "sha256", digest.split(":", 1)[1]), "rb") as f:
-            manifest = json.loads(f.read())
-        with open(os.path.join(root, "blobs", "sha256", manifest["config"]["digest"].split(":", 1)[1]), "rb") as f:
-            full = json.loads(f.read())
-        diff_ids = full["rootfs"]["diff_ids"]
-    except (OSError, ValueError, KeyError, StopIteration, IndexError, AttributeError):
-        return None
-    if len(diff_ids) != len(manifest.get("layers") or []):
-        return None
-    lowers = [os.path.join(root, "unpacked", diff.split(":", 1)[1], "fs") for diff in reversed(diff_ids)]
-    cfg = full.get("config") or {}
-    keep = {k: cfg[k] for k in ("Env", "Cmd", "Entrypoint", "WorkingDir") if k in cfg}
-    return {"ref": ref, "digest": digest, "config": keep, "lowers": lowers}
-
-
-def _read_cache(path: str) -> dict:
-    try:
-        with open(path, "rb") as f:
-            data = marshal.loads(f.read())
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError, EOFError, TypeError):
-        return {}
-
-
-def _write_cache(path: str, cache: dict) -> None:
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        _write(path, marshal.dumps(cache))
-    except (OSError, ValueError):
-        pass  # only a cache
-
-
 def _in_layers(lowers: list[str], argv0: str, env: dict[str, str]) -> str | None:
-    """Where the command is in the image (:func:`labkit.runtime.oci.find_executable`, looked up on
+    """Where the command is in the image (:func:`labkit.runtime.runc.find_executable`, looked up on
     the layers): its path inside the container, or None when the image lacks it."""
     if "/" in argv0:
         rel = argv0.lstrip("/")
@@ -188,13 +75,6 @@ def _in_layers(lowers: list[str], argv0: str, env: dict[str, str]) -> str | None
             return "/" + rel
     return None
 
-
-def _write(path: str, data: str | bytes) -> None:
-    """Write a record through a temp name and rename it, so readers never see half of one."""
-    tmp = f"{os.path.dirname(path)}/.{os.path.basename(path)}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(data if isinstance(data, bytes) else data.encode())
-    os.replace(tmp, path)
 
 
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
@@ -273,6 +153,8 @@ def run(remove: bool, image: str, command: list[str], runtime: str | None = None
         return None
     mem = None
     if memory is not None:
+        from labkit.units import memory_bytes  # imported only when asked: each import costs every start
+
         mem = memory_bytes(memory)
         if mem is None:
             return None
@@ -291,7 +173,7 @@ def run(remove: bool, image: str, command: list[str], runtime: str | None = None
         if not sep or not k:
             return None
         extra_env[k] = v
-    img = find_image(image)
+    img = lookup.find_unpacked(image, os.path.join(_backend_dir(), "images.cache"))
     if img is None:
         return None
     icfg = img["config"]
@@ -309,10 +191,15 @@ def run(remove: bool, image: str, command: list[str], runtime: str | None = None
     cid = os.urandom(16).hex()
     short = name or f"{image.split('/')[-1].split(':')[0]}-{os.urandom(3).hex()}"
     cgroups_path = f"/labkit/{cid}"
+    limits = None  # no limits: the same linux.resources as an empty Resources, without the import
+    if mem is not None or quota is not None or pids_limit is not None:
+        from labkit.oci.resources import Resources
+
+        limits = Resources(mem, quota, pids_limit=pids_limit)
     try:
         cfg = spec.make_config(argv, env=envd, cwd=icfg.get("WorkingDir") or "/",
-                               hostname=hostname_for(hostname or short), rootfs="rootfs",
-                               resources=_Resources(mem, quota, pids_limit), cgroups_path=cgroups_path)
+                               hostname=spec.clean_hostname(hostname or short), rootfs="rootfs",
+                               resources=limits, cgroups_path=cgroups_path)
     except spec.SpecError:
         return None
     return _Container(cid, short, image, img, cfg, memory, exe).run()
@@ -390,7 +277,7 @@ class _Container:
             return 125
         reason = "OOMKilled" if oom and code != 0 else "Completed" if code == 0 else "Error"
         try:
-            _write(os.path.join(self.cdir, "exit.json"), to_json(
+            write_atomic(os.path.join(self.cdir, "exit.json"), to_json(
                 {"exit_code": code, "reason": reason, "message": "", "oom_kills": oom, "finished_at": time.time()}))
         except OSError:
             pass  # removed under us (labkit stop, labkit gc)
@@ -441,9 +328,9 @@ class _Container:
     def _record(self, pid: int, created: float) -> None:
         """What the native backend keeps for a container (written while the child sets itself up)."""
         # compact JSON: with indent=, json falls back from its C encoder to Python (~1 ms here)
-        _write(os.path.join(self.bundle, "config.json"), to_json(self.cfg))
-        _write(os.path.join(self.cdir, "pid"), str(pid))
-        _write(os.path.join(self.cdir, "container.json"), to_json({
+        write_atomic(os.path.join(self.bundle, "config.json"), to_json(self.cfg))
+        write_atomic(os.path.join(self.cdir, "pid"), str(pid))
+        write_atomic(os.path.join(self.cdir, "container.json"), to_json({
             "id": self.id, "sandbox_id": "", "name": self.name, "image": self.image, "image_ref": self.img["digest"],
             "created_at": created,
             "log_path": os.path.join(self.cdir, "container.log"), "labels": dict(LABELS), "annotations": {},

@@ -1,11 +1,12 @@
-"""One container's cgroup on plain paths: the steps :class:`labkit.oci.cgroups.Cgroup` takes for
-``create``, ``set_resources``, ``join_files``, ``oom_killed`` and ``destroy``, for the short way
-to a container (:mod:`labkit.oci.native.foreground`).
+"""The light core of labkit's cgroup code: the host's layout, writes, counters and one
+container's cgroup on plain paths, with nothing but ``os``.
 
-:mod:`labkit.oci.cgroups` is the full interface (stats, freezing, fake v2 trees for tests); it
-imports dataclasses and pathlib, which cost more than a container start. This module keeps its
-rules (the same controllers, the same directories on v1, v2 and hybrid hosts, the same device
-allow-list) with nothing but ``os``; a test checks that both put a container in the same places.
+:mod:`labkit.oci.cgroups` is the full interface (stats, freezing, leftovers, fake v2 trees for
+tests) and builds on this module: the mount table is parsed here only, every control file is
+written through :func:`write`, and counter files are read by :func:`counters`. ``labkit run
+--rm`` (:mod:`labkit.cli.fastpath.foreground`) uses :class:`Cgroup` below, because the full
+interface imports dataclasses and pathlib, which cost more than a container start; a test
+checks that both put a container in the same places with the same limits.
 """
 
 from __future__ import annotations
@@ -13,37 +14,98 @@ from __future__ import annotations
 import os
 import time
 
-CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer", "devices")  # as labkit.oci.cgroups
+CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer", "devices")  # the v1 hierarchies labkit uses
 V2_CONTROLLERS = ("memory", "cpu", "pids")
+# every v1 controller a mount option can name (what ``labkit doctor`` lists)
+V1_KINDS = frozenset({"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids",
+                      "net_cls", "net_prio", "perf_event", "hugetlb", "rdma", "misc"})
 
 
 class CgroupError(RuntimeError):
-    """A cgroup that cannot be created, limited or removed."""
+    """A cgroup that cannot be created, limited or removed; the message says what to do."""
+
+
+def read_mounts(mounts_file: str = "/proc/self/mounts") -> tuple[dict[str, str], list[str], list[str], str | None]:
+    """The cgroup file systems in the mount table: (v1 controller labkit uses -> mount point,
+    every v1 mount point, every v1 controller mounted, the first v2 mount point or None).
+
+    An unreadable table reads as no cgroups at all."""
+    v1: dict[str, str] = {}
+    all_v1: list[str] = []
+    kinds: set[str] = set()
+    v2 = None
+    try:
+        with open(mounts_file) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        parts = line.split()
+        if len(parts) < 4:
+            continue
+        if parts[2] == "cgroup":
+            all_v1.append(parts[1])
+            for o in parts[3].split(","):
+                if o in V1_KINDS:
+                    kinds.add(o)
+                if o in CONTROLLERS:
+                    v1.setdefault(o, parts[1])
+        elif parts[2] == "cgroup2" and v2 is None:
+            v2 = parts[1]
+    return v1, all_v1, sorted(kinds), v2
+
+
+def v2_controllers(v2: str | None) -> list[str]:
+    """The controllers a v2 tree offers (its ``cgroup.controllers``, in the kernel's order)."""
+    if v2 is None:
+        return []
+    try:
+        with open(os.path.join(v2, "cgroup.controllers")) as f:
+            return f.read().split()
+    except OSError:
+        return []
 
 
 def host_layout(mounts_file: str = "/proc/self/mounts") -> tuple[dict[str, str], str | None, set[str]]:
     """(v1 controller -> mount point, v2 mount point or None, controllers the v2 tree offers)."""
-    v1: dict[str, str] = {}
-    v2 = None
-    with open(mounts_file) as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) < 4:
-                continue
-            if parts[2] == "cgroup":
-                for o in parts[3].split(","):
-                    if o in CONTROLLERS:
-                        v1.setdefault(o, parts[1])
-            elif parts[2] == "cgroup2" and v2 is None:
-                v2 = parts[1]
-    ctrls: set[str] = set()
-    if v2 is not None:
-        try:
-            with open(os.path.join(v2, "cgroup.controllers")) as f:
-                ctrls = set(f.read().split())
-        except OSError:
-            pass
-    return v1, v2, ctrls
+    v1, _all, _kinds, v2 = read_mounts(mounts_file)
+    return v1, v2, set(v2_controllers(v2))
+
+
+def write(path: str, value: str, create: bool = False) -> None:
+    """Write one value into a control file (one write: the kernel takes one value per write);
+    ``create`` for the plain files of a fake tree."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | ((os.O_CREAT | os.O_TRUNC) if create else 0), 0o644)
+    except PermissionError as exc:
+        raise CgroupError(f"cannot write {path}: permission denied (cgroups need root)") from exc
+    except OSError as exc:
+        raise CgroupError(f"cannot open {path}: {exc.strerror}") from exc
+    try:
+        os.write(fd, value.encode())
+    except OSError as exc:
+        raise CgroupError(f"cannot write {value.strip()!r} to {path}: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
+
+
+def read(path: str) -> str:
+    """A control or counter file's text; empty when it is missing or unreadable."""
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def counters(text: str) -> dict[str, int]:
+    """``key value`` lines (``memory.events``, ``cpu.stat``, ``memory.oom_control``) as a dict."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].lstrip("-").isdigit():
+            out[parts[0]] = int(parts[1])
+    return out
 
 
 class Cgroup:
@@ -93,7 +155,7 @@ class Cgroup:
                     have = set(wanted)
                 missing = [c for c in wanted if c not in have]
                 if missing:
-                    _write(ctl, " ".join("+" + c for c in missing))
+                    write(ctl, " ".join("+" + c for c in missing))
                 node = os.path.join(node, part)
         self._limit(resources or {})
         return [os.path.join(d, "cgroup.procs" if d == self.v2 else "tasks") for d in self.dirs()]
@@ -104,7 +166,7 @@ class Cgroup:
             d, v = self._ctrl_dir("memory")
             if d is None:
                 raise CgroupError("this host has no memory controller; a memory limit cannot be set")
-            _write(os.path.join(d, "memory.limit_in_bytes" if v == 1 else "memory.max"), str(int(mem)))
+            write(os.path.join(d, "memory.limit_in_bytes" if v == 1 else "memory.max"), str(int(mem)))
         cpu = res.get("cpu") or {}
         if cpu.get("quota") is not None:
             d, v = self._ctrl_dir("cpu")
@@ -112,16 +174,16 @@ class Cgroup:
                 raise CgroupError("this host has no cpu controller; a CPU quota cannot be set")
             period, quota = int(cpu.get("period") or 100_000), int(cpu["quota"])
             if v == 1:
-                _write(os.path.join(d, "cpu.cfs_period_us"), str(period))
-                _write(os.path.join(d, "cpu.cfs_quota_us"), str(quota))
+                write(os.path.join(d, "cpu.cfs_period_us"), str(period))
+                write(os.path.join(d, "cpu.cfs_quota_us"), str(quota))
             else:
-                _write(os.path.join(d, "cpu.max"), f"{quota if quota > 0 else 'max'} {period}")
+                write(os.path.join(d, "cpu.max"), f"{quota if quota > 0 else 'max'} {period}")
         pids = (res.get("pids") or {}).get("limit")
         if pids is not None:
             d, _v = self._ctrl_dir("pids")
             if d is None:
                 raise CgroupError("this host has no pids controller; a pids limit cannot be set")
-            _write(os.path.join(d, "pids.max"), str(int(pids)) if int(pids) > 0 else "max")
+            write(os.path.join(d, "pids.max"), str(int(pids)) if int(pids) > 0 else "max")
         devices = res.get("devices")
         if devices and "devices" in self.v1:
             try:
@@ -134,15 +196,7 @@ class Cgroup:
         d, v = self._ctrl_dir("memory")
         if d is None:
             return 0
-        try:
-            with open(os.path.join(d, "memory.oom_control" if v == 1 else "memory.events")) as f:
-                for line in f:
-                    k, _, n = line.partition(" ")
-                    if k == "oom_kill":
-                        return int(n)
-        except (OSError, ValueError):
-            pass
-        return 0
+        return counters(read(os.path.join(d, "memory.oom_control" if v == 1 else "memory.events"))).get("oom_kill", 0)
 
     def _pids(self) -> list[int]:
         out: set[int] = set()
@@ -205,15 +259,3 @@ def write_device_rules(folder: str, rules: list[dict]) -> None:
         for fd in files.values():
             os.close(fd)
 
-
-def _write(path: str, value: str) -> None:
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-    except OSError as exc:
-        raise CgroupError(f"cannot open {path}: {exc.strerror}") from exc
-    try:
-        os.write(fd, value.encode())
-    except OSError as exc:
-        raise CgroupError(f"cannot write {value.strip()!r} to {path}: {exc.strerror}") from exc
-    finally:
-        os.close(fd)

@@ -18,17 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import labkit
+from labkit.errors import LabkitError, NotFound
+from labkit.oci import spec
 from labkit.runtime import records
 from labkit.runtime.base import (
     ContainerConfig,
     ContainerState,
     ContainerStats,
     ContainerStatus,
-    NotFound,
     PodSandboxConfig,
     PodSandboxStatus,
     Runtime,
-    RuntimeError_,
     SandboxState,
 )
 
@@ -41,9 +41,8 @@ def shim_command() -> list[str]:
 
 
 def hostname_for(config: PodSandboxConfig) -> str:
-    name = config.hostname or config.name or "pod"
-    clean = "".join(c if c.isalnum() or c in "-." else "-" for c in name.lower()).strip("-.")
-    return (clean or "pod")[:63]
+    """The sandbox's hostname: the one asked for or the pod's name, made a valid host name."""
+    return spec.clean_hostname(config.hostname or config.name or "pod")
 
 
 class LocalRuntime(Runtime):
@@ -157,7 +156,7 @@ class LocalRuntime(Runtime):
     def create_container(self, sandbox_id: str, config: ContainerConfig, sandbox_config: PodSandboxConfig) -> str:
         _, sb = self._sandbox(sandbox_id)
         if sb["state"] != SandboxState.READY.value:
-            raise RuntimeError_(f"pod sandbox {sandbox_id[:12]} is not ready (stopped); create a new one")
+            raise LabkitError(f"pod sandbox {sandbox_id[:12]} is not ready (stopped); create a new one")
         cid = records.new_id()
         cdir = self.containers / cid
         cdir.mkdir(parents=True)
@@ -211,7 +210,7 @@ class LocalRuntime(Runtime):
         if not line:
             tail = (cdir / "shim.log").read_text(errors="replace")[-400:] if (cdir / "shim.log").exists() else ""
             line = f"error the shim died before the container started: {tail.strip()}"
-        raise RuntimeError_(f"{self.name}: could not create container: {line[6:] if line.startswith('error ') else line}")
+        raise LabkitError(f"{self.name}: could not create container: {line[6:] if line.startswith('error ') else line}")
 
     def _container(self, container_id: str) -> tuple[Path, dict[str, Any]]:
         cdir = records.resolve(self.containers, container_id)
@@ -224,9 +223,9 @@ class LocalRuntime(Runtime):
         cdir, rec = self._container(container_id)
         ex = self._exit(cdir, rec)
         if ex is not None:
-            raise RuntimeError_(f"container {container_id[:12]} cannot start: {ex.get('message') or ex.get('reason')}")
+            raise LabkitError(f"container {container_id[:12]} cannot start: {ex.get('message') or ex.get('reason')}")
         if rec.get("started_at"):
-            raise RuntimeError_(f"container {container_id[:12]} was already started")
+            raise LabkitError(f"container {container_id[:12]} was already started")
         rec["started_at"] = time.time()
         records.write_json(cdir / "container.json", rec)
         self._start(rec)
@@ -325,7 +324,7 @@ class LocalRuntime(Runtime):
 
         mounts.unmount_under(cdir)
         if mounts.mounted_under(cdir):
-            raise RuntimeError_(f"{cdir} still has mounts; run: labkit gc")
+            raise LabkitError(f"{cdir} still has mounts; run: labkit gc")
         shutil.rmtree(cdir, ignore_errors=True)
 
     def logs(self, container_id: str) -> bytes:
@@ -336,11 +335,11 @@ class LocalRuntime(Runtime):
             return b""
 
     def container_stats(self, container_id: str) -> ContainerStats:
-        from labkit.runtime import cgroupstats
+        from labkit.oci import cgroups
 
         _, rec = self._container(container_id)
         path = rec.get("cgroups_path")
         if not path:
             return ContainerStats(id=rec["id"])
-        mem, cpu, pids = cgroupstats.usage(path)
+        mem, cpu, pids = cgroups.usage(path)
         return ContainerStats(id=rec["id"], memory_bytes=mem, cpu_usage_ns=cpu, pids=pids)

@@ -1,6 +1,6 @@
 """The ``oci`` backend: real ``runc`` or ``crun`` running a bundle labkit writes.
 
-This is the bottom of the seed's stack, exactly as containerd does it: the image's layers become
+The bottom of a node's stack (kubelet -> CRI -> runtime -> OCI), as containerd does it: the image's layers become
 an overlay root, :func:`labkit.oci.spec.make_config` writes ``config.json``, and the OCI runtime
 binary is called as ``create`` (by the shim, which then waits for the container), ``start``,
 ``exec`` and ``delete``. Containers of one pod join the sandbox's net, uts and ipc namespaces by
@@ -20,17 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from labkit import system_parts
+from labkit.errors import LabkitError, NotFound, Unsupported
 from labkit.runtime import host, imagesource
-from labkit.runtime.base import (
-    ContainerConfig,
-    ExecResult,
-    ImageInfo,
-    NotFound,
-    RuntimeError_,
-    Unsupported,
-    VersionInfo,
-)
-from labkit.runtime.local import LocalRuntime
+from labkit.runtime.base import ContainerConfig, ExecResult, ImageInfo, VersionInfo
+from labkit.runtime.hostbackend import LocalRuntime
 
 _CRUN_WRAP = "umount /sys/fs/cgroup/unified 2>/dev/null; exec \"$@\""
 
@@ -108,7 +101,7 @@ class BundleRuntime(LocalRuntime):
         icfg = imagesource.image_config(img)
         argv = resolve_command(config, icfg)
         if not argv:
-            raise RuntimeError_(f"image {config.image!r} has no default command; give one, e.g. labkit run {config.image} -- sh")
+            raise LabkitError(f"image {config.image!r} has no default command; give one, e.g. labkit run {config.image} -- sh")
         env = env_dict(icfg.get("Env"), config.env)
         cwd = config.working_dir or icfg.get("WorkingDir") or "/"
         cgroups_path = f"/labkit/{cid}"
@@ -117,7 +110,7 @@ class BundleRuntime(LocalRuntime):
                                    mounts=config.mounts, resources=config.resources, devices=config.devices,
                                    cgroups_path=cgroups_path, annotations=config.annotations or None)
         except spec.SpecError as exc:
-            raise RuntimeError_(str(exc)) from exc
+            raise LabkitError(str(exc)) from exc
         cfg["linux"]["namespaces"] = self._namespaces(sandbox)
         bundle = Bundle.create(cdir / "bundle", cfg)
         handle = imagesource.store().prepare_rootfs(img, bundle.rootfs)
@@ -139,7 +132,7 @@ class BundleRuntime(LocalRuntime):
         out = subprocess.run(self.runtime_argv() + args, capture_output=True, timeout=timeout)
         if check and out.returncode != 0:
             msg = (out.stderr or out.stdout).decode(errors="replace").strip()
-            raise RuntimeError_(f"{self.name} {what} failed: {msg}")
+            raise LabkitError(f"{self.name} {what} failed: {msg}")
         return out
 
     def _start(self, rec: dict[str, Any]) -> None:
@@ -158,7 +151,7 @@ class BundleRuntime(LocalRuntime):
     def exec_sync(self, container_id: str, cmd: list[str], timeout: float = 10.0) -> ExecResult:
         _, rec = self._container(container_id)
         if not cmd:
-            raise RuntimeError_("exec needs a command")
+            raise LabkitError("exec needs a command")
         try:
             out = subprocess.run(self.runtime_argv() + ["exec", rec["runtime_id"]] + list(cmd),
                                  capture_output=True, timeout=timeout)
@@ -193,8 +186,3 @@ class OCIRuntime(BundleRuntime):
     def version(self) -> VersionInfo:
         v = host.binary_version(self.name) or "?"
         return VersionInfo(runtime_name=self.name, runtime_version=v.split()[-1] if v else "?")
-
-    def list_runtime_containers(self) -> list[str]:
-        """Ids the binary itself still tracks (gc uses it)."""
-        out = self._call(["list", "-q"], "list", check=False)
-        return out.stdout.decode().split() if out.returncode == 0 else []

@@ -6,14 +6,14 @@ spends about 9 ms before labkit's first line, while runc runs a whole container 
 
 ``make setup`` replaces that script with the one :func:`render` writes. Its shebang starts the
 venv's Python with ``-S`` (no site), it puts the folder that holds the ``labkit`` package on
-``sys.path`` itself and offers the command line to :mod:`labkit.cli.runfast`. Whatever the fast
+``sys.path`` itself and offers the command line to :mod:`labkit.cli.fastpath.runfast`. Whatever the fast
 path declines (every other command, ``--help``, errors to report) goes to the same click group
 as pip's script, after ``site.main()`` has done what a normal start would have done (venv
 prefix, site-packages, ``.pth`` files, ``sitecustomize``), so click, the kubernetes client and
 the other packages import as usual. A user who installs with plain ``pip install .`` keeps pip's
 script; both run the same code.
 
-    python -m labkit.cli.launcher [--venv .venv]      # write <venv>/bin/labkit
+    python -m labkit.cli.fastpath.launcher [--venv .venv]      # write <venv>/bin/labkit
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from __future__ import annotations
 import os
 import sys
 
-MARKER = "# labkit launcher (written by labkit.cli.launcher)"
+from labkit.atomicfile import write_atomic
+
+MARKER = "# labkit launcher (written by labkit.cli.fastpath.launcher)"
 # a shebang line longer than this, or with a space in it, is not run by every kernel: the script
 # then starts as a shell script that execs the interpreter (what pip does for long paths too)
 _SHEBANG_MAX = 127
@@ -36,7 +38,7 @@ _ADDED = _HOME not in sys.path  # PYTHONPATH may name it already
 if _ADDED:
     sys.path.append(_HOME)
 try:
-    from labkit.cli import runfast
+    from labkit.cli.fastpath import runfast
 except ImportError:  # the project moved or is not there: let the normal start say what is wrong
     runfast = None
 if runfast is not None:
@@ -57,7 +59,9 @@ if __name__ == "__main__":
 
 def package_home() -> str:
     """The folder that holds the ``labkit`` package (the project for an editable install)."""
-    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import labkit
+
+    return os.path.dirname(os.path.dirname(os.path.abspath(labkit.__file__)))
 
 
 def render(python: str, home: str) -> str:
@@ -80,11 +84,7 @@ def install(venv: str) -> str:
     if not os.access(python, os.X_OK):
         raise FileNotFoundError(f"no Python at {python}; create the venv first (make setup)")
     target = os.path.join(bindir, "labkit")
-    tmp = f"{target}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(render(python, package_home()))
-    os.chmod(tmp, 0o755)
-    os.replace(tmp, target)
+    write_atomic(target, render(python, package_home()), mode=0o755)
     return target
 
 
@@ -98,13 +98,13 @@ def is_launcher(path: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m labkit.cli.launcher [--venv DIR]``: write the launcher, say where."""
+    """``python -m labkit.cli.fastpath.launcher [--venv DIR]``: write the launcher, say where."""
     args = list(sys.argv[1:] if argv is None else argv)
-    venv = sys.prefix  # the venv whose Python runs this (python -m labkit.cli.launcher)
+    venv = sys.prefix  # the venv whose Python runs this (python -m labkit.cli.fastpath.launcher)
     if args[:1] == ["--venv"] and len(args) == 2:
         venv = args[1]
     elif args:
-        print("usage: python -m labkit.cli.launcher [--venv DIR]", file=sys.stderr)
+        print("usage: python -m labkit.cli.fastpath.launcher [--venv DIR]", file=sys.stderr)
         return 2
     try:
         path = install(venv)

@@ -109,12 +109,7 @@ class NativeRuntime(BundleRuntime):
         else:
             # create never finished (no state.json): remove what it had made so far
             self._forget(rec["id"], rec.get("cgroups_path"))
-        handle = self._rootfs.pop(rec["id"], None)
-        if handle is not None and hasattr(handle, "unmount"):
-            try:
-                handle.unmount()
-            except OSError:
-                pass
+        self._release_rootfs(rec["id"])
 
     def _forget(self, cid: str, cgroups_path: str | None) -> None:
         import shutil

@@ -141,7 +141,11 @@ class BundleRuntime(LocalRuntime):
     def _delete(self, rec: dict[str, Any]) -> None:
         if rec.get("runtime_id"):
             self._call(["delete", "--force", rec["runtime_id"]], "delete", check=False)
-        handle = self._rootfs.pop(rec["id"], None)
+        self._release_rootfs(rec["id"])
+
+    def _release_rootfs(self, cid: str) -> None:
+        """Unmount the container's root filesystem (overlay) once the runtime let go of it."""
+        handle = self._rootfs.pop(cid, None)
         if handle is not None and hasattr(handle, "unmount"):
             try:
                 handle.unmount()

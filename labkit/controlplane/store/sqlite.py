@@ -11,6 +11,9 @@ commit reached the disk. (``sqlite:PATH?sync=normal`` skips that fsync: a write 
 crash of the process - it is in the kernel's page cache - but not a power cut.) Concurrent writers share commits (group commit): the first one to take
 the write lock commits everything queued behind it in one transaction, one fsync for many writes,
 and each caller returns only after the commit holding its write.
+
+It is one file past 500 lines on purpose: the revision log, compare-and-swap through the unique
+index and the group-commit leader/follower hand-off are one job and must be read together.
 """
 
 from __future__ import annotations

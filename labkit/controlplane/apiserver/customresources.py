@@ -119,6 +119,12 @@ class CustomResources:
             for segment in segments:
                 self.remove_instances(segment)
 
+    def close(self) -> None:
+        """Withdraw every kind this server added (the resource table outlives one server in a process)."""
+        for name in list(self.served):
+            self._withdraw(name)
+        self.served.clear()
+
     def remove_instances(self, segment: str) -> None:
         kvs, _ = self.store.list(f"/registry/{segment}/")
         for kv in kvs:

@@ -131,6 +131,7 @@ class APIServer:
         await self.kubelets.close()
         if self._runner is not None:
             await self._runner.cleanup()
+        self.crds.close()
 
     def start(self) -> APIServer:
         """Serve on a background thread; returns once the port accepts connections."""

@@ -72,35 +72,55 @@ def _forbidden(resource: str, name: str, why: str) -> StatusError:
                        {"name": name, "kind": resource})
 
 
-def classes(store: Any) -> dict[str, dict]:
-    kvs, _ = store.list(PREFIX)
-    return {kv.key[len(PREFIX):]: decode(kv.value) for kv in kvs}
+class PriorityClasses:
+    """The classes admission reads, cached like kube-apiserver's lister: read again from the store
+    only after a class changed (a write through this server, or one the watch cache saw)."""
+
+    def __init__(self, store: Any):
+        self.store = store
+        self._known: dict[str, dict] | None = None
+
+    def changed(self) -> None:
+        self._known = None
+
+    def watch(self, events: list) -> None:
+        """Hub listener: a class written anywhere makes the next admission read them again."""
+        if any(ev.key.startswith(PREFIX) for ev in events):
+            self._known = None
+
+    def all(self) -> dict[str, dict]:
+        known = self._known
+        if known is None:
+            kvs, _ = self.store.list(PREFIX)
+            known = self._known = {kv.key[len(PREFIX):]: decode(kv.value) for kv in kvs}
+        return known
 
 
-def admit_priorityclass(store: Any, pc: dict, old: dict | None) -> None:
+def admit_priorityclass(classes: PriorityClasses, pc: dict, old: dict | None) -> None:
     """At most one class may be the global default."""
+    classes.changed()
     if not pc.get("globalDefault"):
         return
     name = pc["metadata"]["name"]
-    for other_name, other in classes(store).items():
+    for other_name, other in classes.all().items():
         if other.get("globalDefault") and other_name != name:
             raise _forbidden("priorityclasses.scheduling.k8s.io", name,
                              f"PriorityClass {other_name} is already marked as default. Only one default can exist")
 
 
-def admit_pod(store: Any, pod: dict) -> None:
+def admit_pod(classes: PriorityClasses, pod: dict) -> None:
     """Resolve the pod's priority from its class (or the global default), or refuse the pod."""
     spec = pod.setdefault("spec", {})
     name = pod["metadata"].get("name", "")
     wanted = spec.get("priorityClassName")
     policy = None
     if wanted:
-        pc = classes(store).get(wanted) if wanted not in SYSTEM_CLASSES else builtin(wanted)
+        pc = classes.all().get(wanted) if wanted not in SYSTEM_CLASSES else builtin(wanted)
         if pc is None:
             raise _forbidden("pods", name, f"no PriorityClass with name {wanted} was found")
         value, policy = pc.get("value", 0), pc.get("preemptionPolicy")
     else:
-        default = next((pc for pc in classes(store).values() if pc.get("globalDefault")), None)
+        default = next((pc for pc in classes.all().values() if pc.get("globalDefault")), None)
         value = default.get("value", 0) if default else 0
         if default:
             spec["priorityClassName"] = default["metadata"]["name"]

@@ -56,6 +56,7 @@ class Registry:
         # namespaces known to exist, kept current from the watch cache (like the NamespaceLifecycle
         # admission plugin's informer); a miss falls back to reading the store
         self.known_namespaces: set[str] = set()
+        self.priority_classes = priority.PriorityClasses(store)  # what Priority admission reads
 
     # ------------------------------------------------------------------ helpers
     def _store_call(self, fn, *args):
@@ -145,9 +146,9 @@ class Registry:
     def _admit(self, rt: ResourceType, obj: dict, old: dict | None) -> None:
         """Admission steps that read other objects: Priority (pods, PriorityClasses)."""
         if rt.plural == "pods" and old is None and not rt.custom:
-            priority.admit_pod(self.store, obj)
+            priority.admit_pod(self.priority_classes, obj)
         elif rt.plural == "priorityclasses" and not rt.custom:
-            priority.admit_priorityclass(self.store, obj, old)
+            priority.admit_priorityclass(self.priority_classes, obj, old)
 
     def ensure_priority_classes(self) -> None:
         """The two system PriorityClasses every cluster has."""
@@ -396,6 +397,8 @@ class Registry:
                               "deleted", {"name": name, "kind": "namespaces"})
         if dry_run:
             return obj, with_rv(kv.value, kv.mod_revision), True
+        if rt.plural == "priorityclasses":
+            self.priority_classes.changed()
         policy = options.get("propagationPolicy")
         if policy is None and options.get("orphanDependents") is True:
             policy = "Orphan"

@@ -89,6 +89,7 @@ class APIServer:
         self.hub = WatchHub(self.store, self.loop, self.attrs, self.watch_window)
         self.hub.listeners.append(self.registry.watch_namespaces)
         self.hub.listeners.append(self.crds.watch)
+        self.hub.listeners.append(self.registry.priority_classes.watch)
         kvs, _ = self.store.list(BY_PLURAL["namespaces"].key_prefix())
         self.registry.known_namespaces.update(kv.key.rsplit("/", 1)[1] for kv in kvs)
         self.pods_by_node = PodsByNode(self.store, self.hub)

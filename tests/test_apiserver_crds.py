@@ -186,7 +186,10 @@ def test_kubectl_apply_get_short_name_explain(api, binary, tmp_path):
         kubectl("wait", "--for", "condition=established", f"crd/crontabs.{group}")
         assert f"crontab.{group}/nightly created" in kubectl("apply", "-f", str(tmp_path / "good.json")).stdout
         assert "unchanged" in kubectl("apply", "-f", str(tmp_path / "good.json")).stdout
-        assert "nightly" in kubectl("get", "ct").stdout
+        table = [line.split() for line in kubectl("get", "ct").stdout.splitlines()]
+        assert table[0] == ["NAME", "REPLICAS", "READY", "AGE"]  # additionalPrinterColumns
+        assert table[1][:2] == ["nightly", "1"] and len(table[1]) == 3  # no status yet: READY is blank
+        assert kubectl("get", "ct", "-o", "wide").stdout.split()[:5] == ["NAME", "REPLICAS", "READY", "IMAGE", "AGE"]
         assert "nightly" in kubectl("get", f"crontabs.{group}", "-o", "name").stdout
         bad = kubectl("apply", "-f", str(tmp_path / "bad.json"), check=False)
         assert bad.returncode != 0
@@ -197,5 +200,22 @@ def test_kubectl_apply_get_short_name_explain(api, binary, tmp_path):
         explained = kubectl("explain", "ct.spec.replicas").stdout
         assert "FIELD: replicas <integer>" in explained or "replicas\t<integer>" in explained
         assert f"crontabs.{group}" in kubectl("get", "crd").stdout
+        # a kind nobody serves: kubectl now asks for CRDs and says so (it said "failed to list CRDs")
+        (tmp_path / "pdb.json").write_text(json.dumps({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                                                       "metadata": {"name": "x"}, "spec": {"minAvailable": 1}}))
+        unserved = kubectl("apply", "-f", str(tmp_path / "pdb.json"), check=False)
+        assert 'no matches for kind "PodDisruptionBudget"' in unserved.stderr
+        assert "failed to list CRDs" not in unserved.stderr
+        assert "deleted" in kubectl("delete", "ct", "--all", "-n", "default").stdout
     finally:
         kubectl("delete", "crd", f"crontabs.{group}", check=False)
+
+
+def test_printer_column_paths():
+    from labkit.controlplane.apiserver.printercolumns import json_path
+
+    obj = {"status": {"conditions": [{"type": "Synced", "status": "False"}, {"type": "Ready", "status": "True"}]},
+           "spec": {"ports": [{"port": 80}]}}
+    assert json_path(obj, '.status.conditions[?(@.type=="Ready")].status') == "True"
+    assert json_path(obj, ".spec.ports[0].port") == 80
+    assert json_path(obj, ".spec.missing.deeper") is None

@@ -26,6 +26,11 @@ def crontab_crd(group: str, plural: str = "crontabs", kind: str = "CronTab", sho
     }
     if status:
         version["subresources"] = {"status": {}}
+    version["additionalPrinterColumns"] = [
+        {"name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas"},
+        {"name": "Ready", "type": "boolean", "jsonPath": ".status.ready"},
+        {"name": "Image", "type": "string", "jsonPath": ".spec.image", "priority": 1},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}]
     return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
             "metadata": {"name": f"{plural}.{group}"},
             "spec": {"group": group, "scope": "Namespaced", "versions": [version],

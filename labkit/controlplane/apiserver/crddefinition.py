@@ -120,6 +120,14 @@ def _versions(versions: Any) -> list[dict]:
                              "FieldValueRequired"))
         else:
             out += structural_problems(schema, f"{path}.schema.openAPIV3Schema")
+        for j, col in enumerate(v.get("additionalPrinterColumns") or []):
+            where = f"{path}.additionalPrinterColumns[{j}]"
+            if not isinstance(col, dict) or not col.get("name") or not col.get("jsonPath"):
+                out.append(cause(where, "Required value: name and jsonPath are required", "FieldValueRequired"))
+            elif col.get("type") not in ("integer", "number", "string", "boolean", "date"):
+                out.append(cause(f"{where}.type", f"Unsupported value: {go_value(col.get('type'))}: supported "
+                                                  'values: "boolean", "date", "integer", "number", "string"',
+                                 "FieldValueNotSupported"))
         subs = v.get("subresources")
         if subs is not None and not isinstance(subs, dict):
             out.append(cause(f"{path}.subresources", "Invalid value: must be an object"))

@@ -18,9 +18,10 @@ from typing import Any
 
 from labkit.controlplane.store import KeyNotFound, Store
 
-from . import crdschema, resources
+from . import crdschema, resources, tables
 from .codec import decode
 from .errors import invalid
+from .printercolumns import printer
 from .resources import ResourceType
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,10 @@ class CustomResources:
             return
         self._withdraw(name)
         resources.serve(rts)
+        columns = {v.get("name"): v.get("additionalPrinterColumns") or []
+                   for v in (crd.get("spec") or {}).get("versions") or []}
+        for rt in rts:
+            tables.PRINTERS[tables.printer_key(rt)] = printer(columns.get(rt.version) or [])
         self.served[name] = (revision, [(rt.group, rt.version, rt.plural) for rt in rts])
         self._changed({rt.group for rt in rts})
 
@@ -137,6 +142,7 @@ class CustomResources:
         _, paths = self.served.get(name, (0, []))
         for group, version, plural in paths:
             resources.withdraw_path(group, version, plural)
+            tables.PRINTERS.pop(f"{version}/{plural}.{group}", None)
         self._changed({g for g, _, _ in paths})
 
     @staticmethod

@@ -307,6 +307,11 @@ PRINTERS: dict[str, tuple[list[Column], RowFn]] = {
 DEFAULT_PRINTER: tuple[list[Column], RowFn] = ([("Name", S, 0), ("Age", S, 0)], _default_row)
 
 
+def printer_key(rt: Any) -> str:
+    """The PRINTERS key of a served resource: its plural; "<version>/<plural>.<group>" for a custom one."""
+    return f"{rt.version}/{rt.segment}" if rt.custom else rt.plural
+
+
 def column_definitions(resource: str) -> list[dict]:
     """The Table's column definitions for a resource (priority 1 = only with -o wide)."""
     cols, _ = PRINTERS.get(resource, DEFAULT_PRINTER)

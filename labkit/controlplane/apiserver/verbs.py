@@ -62,7 +62,7 @@ class Verbs:
                      headers: dict | None = None) -> web.Response:
         if req.wants_table():
             meta = {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
-            return response(dumps(tables.table(req.rt.plural, [obj], meta, req.query.get("includeObject",
+            return response(dumps(tables.table(tables.printer_key(req.rt), [obj], meta, req.query.get("includeObject",
                                                                                          "Metadata"))),
                             status, TABLE_CT, headers)
         return response(data, status, JSON, headers)

@@ -219,3 +219,20 @@ def test_printer_column_paths():
     assert json_path(obj, '.status.conditions[?(@.type=="Ready")].status') == "True"
     assert json_path(obj, ".spec.ports[0].port") == 80
     assert json_path(obj, ".spec.missing.deeper") is None
+
+
+def test_two_versions_preferred_is_the_highest(api, kc):
+    group = f"v{uuid.uuid4().hex[:6]}.example.com"
+    crd = crontab_crd(group)
+    beta = json.loads(json.dumps(crd["spec"]["versions"][0]))
+    beta.update(name="v1beta1", storage=False)
+    crd["spec"]["versions"].insert(0, beta)
+    ext = client.ApiextensionsV1Api(kc)
+    ext.create_custom_resource_definition(crd)
+    try:
+        found = next(g for g in requests.get(f"{api.url}/apis", timeout=10).json()["groups"] if g["name"] == group)
+        assert [v["version"] for v in found["versions"]] == ["v1", "v1beta1"]
+        assert found["preferredVersion"]["version"] == "v1"
+        assert requests.get(f"{api.url}/apis/{group}/v1beta1/crontabs", timeout=10).json()["items"] == []
+    finally:
+        ext.delete_custom_resource_definition(f"crontabs.{group}")

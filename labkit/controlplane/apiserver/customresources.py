@@ -14,6 +14,7 @@ the process's own: two apiservers started in one Python process share their cust
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from labkit.controlplane.store import KeyNotFound, Store
@@ -43,12 +44,24 @@ def _validator(schema: dict):
     return check
 
 
+_KUBE_VERSION = re.compile(r"^v(\d+)(?:(alpha|beta)(\d+))?$")
+
+
+def version_priority(name: str) -> tuple:
+    """Kubernetes' version order, highest first: v2 > v1 > v1beta2 > v1beta1 > v1alpha1 > anything else."""
+    m = _KUBE_VERSION.match(name)
+    if m is None:
+        return (3, name)
+    major, stage, minor = int(m[1]), m[2], int(m[3] or 0)
+    return ({None: 0, "beta": 1, "alpha": 2}[stage], -major, -minor)
+
+
 def resource_types(crd: dict) -> list[ResourceType]:
-    """One resource per served version of the CRD."""
+    """One resource per served version of the CRD, the preferred (highest) version first."""
     spec = crd.get("spec") or {}
     names, group = spec.get("names") or {}, spec.get("group", "")
     out = []
-    for v in spec.get("versions") or []:
+    for v in sorted(spec.get("versions") or [], key=lambda v: version_priority(v.get("name", ""))):
         if not v.get("served", True):
             continue
         schema = (v.get("schema") or {}).get("openAPIV3Schema") or {"type": "object"}

@@ -31,6 +31,16 @@ def builtin(name: str) -> dict:
             "description": f"Used for system critical pods that must not be moved from their current {what}."}
 
 
+def ensure_system_classes(registry: Any, rt: Any) -> None:
+    """Create the two system classes at start if the store lacks them (``registry``: a Registry)."""
+    for name in SYSTEM_CLASSES:
+        if registry.store.get(rt.key(None, name)) is None:
+            try:
+                registry.create(rt, None, builtin(name))
+            except StatusError:
+                pass
+
+
 def default_priorityclass(pc: dict) -> None:
     pc.setdefault("preemptionPolicy", "PreemptLowerPriority")
     pc.setdefault("globalDefault", False)

@@ -150,16 +150,6 @@ class Registry:
         elif rt.plural == "priorityclasses" and not rt.custom:
             priority.admit_priorityclass(self.priority_classes, obj, old)
 
-    def ensure_priority_classes(self) -> None:
-        """The two system PriorityClasses every cluster has."""
-        pc_rt = BY_PLURAL["priorityclasses"]
-        for name in priority.SYSTEM_CLASSES:
-            if self.store.get(pc_rt.key(None, name)) is None:
-                try:
-                    self.create(pc_rt, None, priority.builtin(name))
-                except StatusError:
-                    pass
-
     # ------------------------------------------------------------------ create
     def create(self, rt: ResourceType, ns: str | None, obj: Any, dry_run: bool = False) -> tuple[dict, bytes]:
         """Fill in metadata and defaults, validate, and store a new object (409 if the name exists)."""

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from labkit.controlplane.store import Store, open_store
 
+from . import priority
 from .customresources import CustomResources
 from .indexes import PodsByNode
 from .lists import Lists
@@ -84,7 +85,7 @@ class APIServer:
         """Bind the port and start serving on the running event loop."""
         self.loop = self.calls.loop = asyncio.get_running_loop()
         self.registry.ensure_namespaces()
-        self.registry.ensure_priority_classes()
+        priority.ensure_system_classes(self.registry, BY_PLURAL["priorityclasses"])
         self.crds.load()
         self.hub = WatchHub(self.store, self.loop, self.attrs, self.watch_window)
         self.hub.listeners.append(self.registry.watch_namespaces)

@@ -236,3 +236,21 @@ def test_two_versions_preferred_is_the_highest(api, kc):
         assert requests.get(f"{api.url}/apis/{group}/v1beta1/crontabs", timeout=10).json()["items"] == []
     finally:
         ext.delete_custom_resource_definition(f"crontabs.{group}")
+
+
+def test_cluster_scoped_kind_without_status_subresource(api, kc):
+    group = f"c{uuid.uuid4().hex[:6]}.example.com"
+    crd = crontab_crd(group, plural="clustertabs", kind="ClusterTab", short="clt", status=False)
+    crd["spec"]["scope"] = "Cluster"
+    ext = client.ApiextensionsV1Api(kc)
+    ext.create_custom_resource_definition(crd)
+    try:
+        body = {**crontab(group, "one"), "kind": "ClusterTab", "status": {"ready": True}}
+        made = objects(kc).create_cluster_custom_object(group, "v1", "clustertabs", body)
+        assert made["status"] == {"ready": True} and "namespace" not in made["metadata"]  # status is plain data
+        assert [o["metadata"]["name"] for o in
+                objects(kc).list_cluster_custom_object(group, "v1", "clustertabs")["items"]] == ["one"]
+        assert requests.get(f"{api.url}/apis/{group}/v1/namespaces/default/clustertabs", timeout=10).status_code == 404
+        assert requests.get(f"{api.url}/apis/{group}/v1/clustertabs/one/status", timeout=10).status_code == 404
+    finally:
+        ext.delete_custom_resource_definition(f"clustertabs.{group}")

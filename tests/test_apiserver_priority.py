@@ -56,6 +56,9 @@ def test_priority_resolved_from_class(kc, ns, classes):
     body["spec"]["priorityClassName"] = "batch-low"
     created = client.CoreV1Api(kc).create_namespaced_pod(ns, body)
     assert created.spec.priority == 100 and created.spec.preemption_policy == "Never"
+    raw = client.ApiClient().sanitize_for_serialization(created)
+    del raw["spec"]["priority"]  # a client that PUTs the pod back without it
+    assert client.CoreV1Api(kc).replace_namespaced_pod("low", ns, raw).spec.priority == 100
     crit = pod("crit")
     crit["spec"]["priorityClassName"] = "system-node-critical"
     assert client.CoreV1Api(kc).create_namespaced_pod(ns, crit).spec.priority == 2000001000

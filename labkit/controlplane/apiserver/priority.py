@@ -143,3 +143,11 @@ def admit_pod(classes: PriorityClasses, pod: dict) -> None:
     spec["priority"] = value
     if policy:
         spec["preemptionPolicy"] = policy
+
+
+def keep_resolved(pod: dict, old: dict) -> None:
+    """An update that leaves out what admission resolved keeps it (a pod's priority never changes)."""
+    spec, old_spec = pod.setdefault("spec", {}), old.get("spec") or {}
+    for key in ("priority", "priorityClassName", "preemptionPolicy"):
+        if key in old_spec and key not in spec:
+            spec[key] = old_spec[key]

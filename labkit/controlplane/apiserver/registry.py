@@ -145,8 +145,11 @@ class Registry:
 
     def _admit(self, rt: ResourceType, obj: dict, old: dict | None) -> None:
         """Admission steps that read other objects: Priority (pods, PriorityClasses)."""
-        if rt.plural == "pods" and old is None and not rt.custom:
-            priority.admit_pod(self.priority_classes, obj)
+        if rt.plural == "pods" and not rt.custom:
+            if old is None:
+                priority.admit_pod(self.priority_classes, obj)
+            else:
+                priority.keep_resolved(obj, old)
         elif rt.plural == "priorityclasses" and not rt.custom:
             priority.admit_priorityclass(self.priority_classes, obj, old)
 

@@ -254,3 +254,16 @@ def test_cluster_scoped_kind_without_status_subresource(api, kc):
         assert requests.get(f"{api.url}/apis/{group}/v1/clustertabs/one/status", timeout=10).status_code == 404
     finally:
         ext.delete_custom_resource_definition(f"clustertabs.{group}")
+
+
+def test_deleting_a_namespace_deletes_its_custom_objects(api, kc, group):
+    core = client.CoreV1Api(kc)
+    name = "t-" + uuid.uuid4().hex[:8]
+    core.create_namespace({"metadata": {"name": name}})
+    objects(kc).create_namespaced_custom_object(group, "v1", name, "crontabs", crontab(group, "inside"))
+    core.delete_namespace(name)
+    core.create_namespace({"metadata": {"name": name}})
+    try:
+        assert objects(kc).list_namespaced_custom_object(group, "v1", name, "crontabs")["items"] == []
+    finally:
+        core.delete_namespace(name)

@@ -182,6 +182,7 @@ def serve(rts: list[ResourceType]) -> None:
         RESOURCES.append(rt)
         BY_PATH[(rt.group, rt.version, rt.plural)] = rt
         BY_PLURAL[rt.segment] = rt
+    _group_versions.clear()
 
 
 def withdraw_path(group: str, version: str, plural: str) -> None:
@@ -191,18 +192,24 @@ def withdraw_path(group: str, version: str, plural: str) -> None:
         return
     del BY_PATH[(group, version, plural)]
     RESOURCES.remove(old)
+    _group_versions.clear()
     if not any(r.segment == old.segment for r in RESOURCES):
         BY_PLURAL.pop(old.segment, None)
 
 
+_group_versions: dict[str, list[str]] = {}  # computed on first use after the table changed
+
+
 def group_versions() -> dict[str, list[str]]:
     """group -> versions, in table order (core group is ""); custom groups come and go with their CRDs."""
-    out: dict[str, list[str]] = {}
-    for r in RESOURCES:
-        vs = out.setdefault(r.group, [])
-        if r.version not in vs:
-            vs.append(r.version)
-    return out
+    if not _group_versions:
+        out: dict[str, list[str]] = {}
+        for r in RESOURCES:
+            vs = out.setdefault(r.group, [])
+            if r.version not in vs:
+                vs.append(r.version)
+        _group_versions.update(out)
+    return _group_versions
 
 
 def in_group_version(group: str, version: str) -> list[ResourceType]:

@@ -2,19 +2,39 @@
 
 Every component says what it did (Scheduled, Pulled, Started, SuccessfulCreate, ...) through
 Events, so a reader can follow a pod across components with nothing but the API.
+
+Identical events are aggregated as client-go's EventCorrelator does: the same involved object,
+reason, message, type and source within :data:`AGGREGATE_WINDOW` seconds update one Event's
+``count`` and ``lastTimestamp`` (a merge patch) instead of adding a row each time, so eight
+FailedMount retries read "(x8 over 15s)" in ``kubectl describe`` and ``kubectl events``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime as dt
 import logging
 import os
 import time
+from dataclasses import dataclass
 
 from labkit.client.rest import ApiError, Client
 
 log = logging.getLogger(__name__)
+
+AGGREGATE_WINDOW = 600.0  # seconds an identical event keeps counting into the same Event (client-go: 10 min)
+MAX_REMEMBERED = 4096  # events remembered for aggregation (client-go's LRU holds 4096 too)
+
+
+@dataclass
+class _Seen:
+    """One Event already written, and how often it has been seen."""
+    name: str
+    namespace: str
+    count: int
+    first: str
+    last_monotonic: float
 
 
 def now_iso() -> str:
@@ -50,6 +70,8 @@ class EventRecorder:
         self._sem = asyncio.Semaphore(max_in_flight) if max_in_flight else None
         self.max_queued = max_queued
         self.dropped = 0
+        self._seen: collections.OrderedDict[tuple, _Seen] = collections.OrderedDict()
+        self._locks: dict[tuple, asyncio.Lock] = {}
 
     def event(self, obj: dict, type_: str, reason: str, message: str) -> None:
         """Record an Event about ``obj`` (type_ is "Normal" or "Warning") without waiting for it."""
@@ -66,7 +88,38 @@ class EventRecorder:
         async with self._sem:
             return await self.emit(obj, type_, reason, message)
 
+    def _key(self, obj: dict, type_: str, reason: str, message: str) -> tuple:
+        ref = object_ref(obj)
+        return (self.component, self.host or "", ref["kind"], ref.get("namespace", ""), ref["name"], ref["uid"],
+                ref["apiVersion"], type_, reason, message)
+
     async def emit(self, obj: dict, type_: str, reason: str, message: str) -> dict | None:
+        """Write the Event now: a new one, or one more count on the identical Event seen recently."""
+        key = self._key(obj, type_, reason, message)
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:  # one identical event at a time: the second one counts into the first
+            seen = self._seen.get(key)
+            if seen is not None and time.monotonic() - seen.last_monotonic < AGGREGATE_WINDOW:
+                out = await self._count_again(seen)
+                if out is not None:
+                    return out
+            return await self._create(key, obj, type_, reason, message)
+
+    async def _count_again(self, seen: _Seen) -> dict | None:
+        """Patch count and lastTimestamp of the existing Event; None if it is gone (then a new one is made)."""
+        ts = now_iso()
+        try:
+            out = await self.client.patch("events", seen.name, {"count": seen.count + 1, "lastTimestamp": ts},
+                                          namespace=seen.namespace)
+        except ApiError as exc:
+            if not exc.not_found:
+                log.debug("event %s not updated: %s", seen.name, exc)
+            return None
+        seen.count += 1
+        seen.last_monotonic = time.monotonic()
+        return out
+
+    async def _create(self, key: tuple, obj: dict, type_: str, reason: str, message: str) -> dict | None:
         md = obj.get("metadata", {})
         ns = md.get("namespace") or "default"
         self._seq += 1
@@ -83,10 +136,17 @@ class EventRecorder:
             "action": reason,
         }
         try:
-            return await self.client.create("events", body, namespace=ns)
+            out = await self.client.create("events", body, namespace=ns)
         except ApiError as exc:
             log.debug("event %s/%s not recorded: %s", reason, name, exc)
             return None
+        self._seen[key] = _Seen(name, ns, 1, ts, time.monotonic())
+        self._seen.move_to_end(key)
+        while len(self._seen) > MAX_REMEMBERED:
+            old, _ = self._seen.popitem(last=False)
+            if old in self._locks and not self._locks[old].locked():
+                del self._locks[old]
+        return out
 
     async def flush(self) -> None:
         if self._tasks:

@@ -52,6 +52,10 @@ _LIST = [
     Resource("storage.k8s.io", "v1", "csidrivers", "CSIDriver", namespaced=False),
     Resource("storage.k8s.io", "v1", "csinodes", "CSINode", namespaced=False),
 ]
+_LIST += [
+    Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", namespaced=False),
+    Resource("scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", namespaced=False),
+]
 
 RESOURCES: dict[str, Resource] = {r.plural: r for r in _LIST}
 _BY_KIND: dict[str, Resource] = {r.kind: r for r in _LIST}

@@ -117,11 +117,34 @@ def _gv_path(group: str, version: str) -> str:
     return f"api/{version}" if not group else f"apis/{group}/{version}"
 
 
+# kinds served without a protobuf message in the field table: their schema is written here
+_OWN_SCHEMAS = {("apiextensions.k8s.io", "CustomResourceDefinition"):
+                "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition"}
+
+
 def _schema_name(rt: ResourceType) -> str:
     from .openapi import schema_name
     from .protobuf import KIND_MESSAGES
 
+    if rt.custom:  # as kube-apiserver names them: the group reversed (com.example.v1.Widget)
+        return ".".join(reversed(rt.group.split("."))) + f".{rt.version}.{rt.kind}"
+    if (rt.group_version, rt.kind) not in KIND_MESSAGES:
+        return _OWN_SCHEMAS[(rt.group, rt.kind)]
     return schema_name(KIND_MESSAGES[(rt.group_version, rt.kind)])
+
+
+def _own_schema(rt: ResourceType) -> dict[str, Any]:
+    """A custom kind's schema: its openAPIV3Schema with the apiserver's own fields; the CRD kind's, open."""
+    gvk = [{"group": rt.group, "version": rt.version, "kind": rt.kind}]
+    body: dict[str, Any] = dict(rt.openapi_schema or {"type": "object", "x-kubernetes-preserve-unknown-fields": True})
+    props = dict(body.get("properties") or {})
+    props.update({"apiVersion": {"type": "string"}, "kind": {"type": "string"},
+                  "metadata": {"allOf": [{"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1."
+                                                  "ObjectMeta"}]}})
+    body["properties"] = props
+    body.setdefault("type", "object")
+    body["x-kubernetes-group-version-kind"] = gvk
+    return body
 
 
 def openapi_document(group: str, version: str) -> dict:
@@ -150,11 +173,22 @@ def openapi_document(group: str, version: str) -> dict:
     from .openapi import component_schemas
 
     schemas.update(component_schemas([(rt.group, rt.version, rt.kind) for rt in in_group_version(group, version)]))
+    own = [rt for rt in in_group_version(group, version) if rt.custom or _schema_name(rt) not in schemas]
+    if own:
+        schemas.update(component_schemas([], ("meta.v1.ObjectMeta",)))
+        for rt in own:
+            schemas[_schema_name(rt)] = _own_schema(rt)
     return {"openapi": "3.0.0", "info": {"title": "Kubernetes (labkit)", "version": "v1.30.0"},
             "paths": paths, "components": {"schemas": schemas}}
 
 
 _DOC_CACHE: dict[tuple[str, str], tuple[bytes, str]] = {}
+
+
+def forget_documents(groups: set[str]) -> None:
+    """Drop the cached OpenAPI documents of these groups (a CRD came, changed or went)."""
+    for key in [k for k in _DOC_CACHE if k[0] in groups]:
+        del _DOC_CACHE[key]
 
 
 def openapi_bytes(group: str, version: str) -> tuple[bytes, str]:

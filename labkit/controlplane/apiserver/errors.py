@@ -90,6 +90,13 @@ def unsupported_media_type(content_type: str, hint: str = "") -> StatusError:
                        f'(got "{content_type}"){hint}')
 
 
+def unsupported_patch(content_type: str) -> StatusError:
+    """415 for a patch type the resource does not take (strategic merge on a custom resource)."""
+    return StatusError(415, "UnsupportedMediaType",
+                       'the body of the request was in an unknown format - accepted media types include: '
+                       'application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml')
+
+
 def too_large(limit: int) -> StatusError:
     return StatusError(413, "RequestEntityTooLarge",
                        f"Request entity too large: limit is {limit}")

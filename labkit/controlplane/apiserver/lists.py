@@ -90,7 +90,7 @@ class Lists:
             meta["continue"] = base64.urlsafe_b64encode(dumps({"rv": rev, "start": more_key})).decode().rstrip("=")
         if req.wants_table():
             objs = [decode(kv.value, kv.mod_revision) for kv in items]
-            return response(dumps(tables.table(req.rt.plural, objs, meta, req.query.get("includeObject",
+            return response(dumps(tables.table(tables.printer_key(req.rt), objs, meta, req.query.get("includeObject",
                                                                                         "Metadata"))),
                             content_type=TABLE_CT)
         head = dumps({"kind": req.rt.list_kind, "apiVersion": req.rt.group_version, "metadata": meta})

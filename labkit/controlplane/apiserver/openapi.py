@@ -67,10 +67,10 @@ def message_schema(message: str, refs: set[str]) -> dict[str, Any]:
     return {"type": "object", "description": message.rsplit(".", 1)[-1], "properties": props}
 
 
-def component_schemas(kinds: list[tuple[str, str, str]]) -> dict[str, Any]:
-    """Schemas for the given (group, version, kind)s and every message they reach."""
+def component_schemas(kinds: list[tuple[str, str, str]], messages: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Schemas for the given (group, version, kind)s, the given messages, and every message they reach."""
     out: dict[str, Any] = {}
-    todo: list[str] = []
+    todo: list[str] = list(messages)
     tops: dict[str, tuple[str, str, str]] = {}
     for group, version, kind in kinds:
         gv = f"{group}/{version}" if group else version

@@ -37,6 +37,7 @@ KIND_MESSAGES = {
     ("storage.k8s.io/v1", "StorageClass"): "storage.v1.StorageClass",
     ("storage.k8s.io/v1", "CSIDriver"): "storage.v1.CSIDriver", ("storage.k8s.io/v1", "CSINode"): "storage.v1.CSINode",
 }
+KIND_MESSAGES[("scheduling.k8s.io/v1", "PriorityClass")] = "scheduling.v1.PriorityClass"
 
 Field = tuple[str, str, bool]
 
@@ -46,7 +47,8 @@ KEEP_ZERO = {"replicas", "terminationGracePeriodSeconds", "activeDeadlineSeconds
              "priority", "automountServiceAccountToken", "enableServiceLinks", "privileged",
              "allowPrivilegeEscalation", "readOnlyRootFilesystem", "runAsNonRoot", "immutable", "optional",
              "defaultMode", "mode", "hostUsers", "shareProcessNamespace", "setHostnameAsFQDN", "exitCode",
-             "restartCount", "ready", "started", "count", "backoffLimit", "parallelism", "completions"}  # json name, type, repeated
+             "restartCount", "ready", "started", "count", "backoffLimit", "parallelism", "completions"}
+KEEP_ZERO.add("value")  # PriorityClass.value: not omitempty
 
 
 @cache

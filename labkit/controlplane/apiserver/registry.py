@@ -16,8 +16,9 @@ from typing import Any
 
 from labkit.controlplane.store import Compacted, Conflict, KeyExists, KeyNotFound, Store, Unavailable
 
-from . import errors
+from . import errors, priority
 from .codec import decode, encode, now_rfc3339, with_rv
+from .customresources import validate_status
 from .errors import StatusError
 from .resources import BY_PLURAL, RESOURCES, ResourceType
 from .validation import check_labels, check_name, generate_name
@@ -37,6 +38,8 @@ COMMON_TOP_ALL = {"apiVersion", "kind", "metadata"}
 
 def _drop_unknown(rt: ResourceType, obj: dict) -> None:
     """Unknown fields are dropped, as decoding into Go structs drops them in Kubernetes."""
+    if rt.custom:  # pruned by its schema instead (see customresources.prune)
+        return
     for k in [k for k in obj if k not in COMMON_TOP_ALL and k not in rt.top_fields]:
         del obj[k]
 
@@ -53,6 +56,7 @@ class Registry:
         # namespaces known to exist, kept current from the watch cache (like the NamespaceLifecycle
         # admission plugin's informer); a miss falls back to reading the store
         self.known_namespaces: set[str] = set()
+        self.priority_classes = priority.PriorityClasses(store)  # what Priority admission reads
 
     # ------------------------------------------------------------------ helpers
     def _store_call(self, fn, *args):
@@ -139,6 +143,16 @@ class Registry:
         if causes:
             raise errors.invalid(rt.kind, rt.group, name, causes)
 
+    def _admit(self, rt: ResourceType, obj: dict, old: dict | None) -> None:
+        """Admission steps that read other objects: Priority (pods, PriorityClasses)."""
+        if rt.plural == "pods" and not rt.custom:
+            if old is None:
+                priority.admit_pod(self.priority_classes, obj)
+            else:
+                priority.keep_resolved(obj, old)
+        elif rt.plural == "priorityclasses" and not rt.custom:
+            priority.admit_priorityclass(self.priority_classes, obj, old)
+
     # ------------------------------------------------------------------ create
     def create(self, rt: ResourceType, ns: str | None, obj: Any, dry_run: bool = False) -> tuple[dict, bytes]:
         """Fill in metadata and defaults, validate, and store a new object (409 if the name exists)."""
@@ -174,8 +188,11 @@ class Registry:
                     self.store.get(BY_PLURAL["namespaces"].key(None, ns)) is None:
                 raise errors.not_found("namespaces", "", ns)
         _drop_unknown(rt, obj)
+        if rt.custom and rt.has_status:
+            obj.pop("status", None)  # written through /status only
         if rt.defaulter:
             rt.defaulter(obj)
+        self._admit(rt, obj, None)
         self._validate(rt, obj, None)
         if rt.plural == "services":
             self._allocate_service_addresses(obj)
@@ -247,6 +264,8 @@ class Registry:
             new = decode(kv.value, kv.mod_revision)
             new["status"] = obj.get("status", {})
             obj = new
+            if rt.custom:
+                validate_status(rt, obj)
         else:
             _drop_unknown(rt, obj)
             if rt.has_status:
@@ -261,6 +280,7 @@ class Registry:
                         spec[k] = old_spec[k]
             if rt.defaulter:
                 rt.defaulter(obj)
+            self._admit(rt, obj, old)
             self._validate(rt, obj, old)
         return self._write(rt, ns, name, obj, old, kv, dry_run)
 
@@ -273,7 +293,7 @@ class Registry:
             else:
                 meta.pop(k, None)
         meta.pop("selfLink", None)
-        if rt.has_generation and obj.get("spec") != old.get("spec"):
+        if rt.has_generation and _generation_changes(rt, obj, old):
             meta["generation"] = old_meta.get("generation", 0) + 1
         meta["resourceVersion"] = old_meta["resourceVersion"]
         if obj == old:  # a no-op update writes nothing and keeps the resourceVersion
@@ -370,6 +390,8 @@ class Registry:
                               "deleted", {"name": name, "kind": "namespaces"})
         if dry_run:
             return obj, with_rv(kv.value, kv.mod_revision), True
+        if rt.plural == "priorityclasses":
+            self.priority_classes.changed()
         policy = options.get("propagationPolicy")
         if policy is None and options.get("orphanDependents") is True:
             policy = "Orphan"
@@ -448,6 +470,14 @@ class Registry:
         except Compacted:
             raise errors.expired("The provided continue parameter is too old to display a consistent list "
                                  "result. You can start a new list without the continue parameter.") from None
+
+
+def _generation_changes(rt: ResourceType, obj: dict, old: dict) -> bool:
+    """A custom resource's generation follows everything but metadata (and status, when it is a subresource)."""
+    if not rt.custom:
+        return obj.get("spec") != old.get("spec")
+    skip = {"metadata", "status"} if rt.has_status else {"metadata"}
+    return {k: v for k, v in obj.items() if k not in skip} != {k: v for k, v in old.items() if k not in skip}
 
 
 def _qos_class(spec: dict) -> str:

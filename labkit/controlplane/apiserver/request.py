@@ -116,7 +116,11 @@ def field_checks(req: Request, obj: Any) -> dict:
         raise errors.bad_request("the request body must be a JSON or YAML object")
     rt = req.rt
     strip_nulls(obj)
-    type_errors, unknown = schema.check(rt.group_version, rt.kind, obj)
+    if rt.custom:  # a custom resource: its schema prunes what it does not declare
+        from .customresources import prune
+        type_errors, unknown = [], prune(rt, obj)
+    else:
+        type_errors, unknown = schema.check(rt.group_version, rt.kind, obj)
     if type_errors:
         raise errors.bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
                                  + "; ".join(type_errors[:5]))

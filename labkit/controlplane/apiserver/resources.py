@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
 
+from . import priority
 from . import validation as v
+from .crddefinition import default_crd, validate_crd
 
 Validator = Callable[[dict, "dict | None"], list]
 Getter = Callable[[dict], str]
@@ -55,10 +56,21 @@ class ResourceType:
     has_generation: bool = True  # bump metadata.generation when spec changes
     reset_status_on_create: bool = False
     categories: tuple[str, ...] = ()
+    # custom resources (served from a CustomResourceDefinition): their own singular name, their
+    # openAPIV3Schema, and the store segment "<plural>.<group>" (two groups may share a plural)
+    singular_name: str = ""
+    openapi_schema: dict | None = None
+    storage: str = ""
+    custom: bool = False
 
     @property
     def singular(self) -> str:
-        return self.kind.lower()
+        return self.singular_name or self.kind.lower()
+
+    @property
+    def segment(self) -> str:
+        """The store key's resource segment: the plural, or "<plural>.<group>" for a custom resource."""
+        return self.storage or self.plural
 
     @property
     def group_version(self) -> str:
@@ -79,14 +91,14 @@ class ResourceType:
     def key_prefix(self, namespace: str | None = None) -> str:
         """The store prefix of the resource in one namespace (or all of them)."""
         if self.namespaced and namespace:
-            return f"/registry/{self.plural}/{namespace}/"
-        return f"/registry/{self.plural}/"
+            return f"/registry/{self.segment}/{namespace}/"
+        return f"/registry/{self.segment}/"
 
     def key(self, namespace: str | None, name: str) -> str:
         """The store key of one object: /registry/<resource>[/<namespace>]/<name>."""
         if self.namespaced:
-            return f"/registry/{self.plural}/{namespace}/{name}"
-        return f"/registry/{self.plural}/{name}"
+            return f"/registry/{self.segment}/{namespace}/{name}"
+        return f"/registry/{self.segment}/{name}"
 
 
 _POD_FIELDS = {"spec.nodeName": _path("spec", "nodeName"), "spec.schedulerName": _path("spec", "schedulerName"),
@@ -146,19 +158,58 @@ RESOURCES: list[ResourceType] = [
     ResourceType("storage.k8s.io", "v1", "csinodes", "CSINode", namespaced=False, top_fields=frozenset({"spec"})),
 ]
 
+# API extensions and scheduling (issue 10): CRDs serve new kinds at runtime (see customresources.py);
+# PriorityClasses feed the Priority admission step (see priority.py)
+RESOURCES += [
+    ResourceType("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition",
+                 namespaced=False, short_names=("crd", "crds"), subresources=("status",),
+                 categories=("api-extensions",), defaulter=default_crd, validator=validate_crd),
+    ResourceType("scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", namespaced=False,
+                 short_names=("pc",), defaulter=priority.default_priorityclass,
+                 validator=priority.validate_priorityclass,
+                 has_generation=False,
+                 top_fields=frozenset({"value", "globalDefault", "description", "preemptionPolicy"})),
+]
+
 BY_PATH: dict[tuple[str, str, str], ResourceType] = {(r.group, r.version, r.plural): r for r in RESOURCES}
 BY_PLURAL: dict[str, ResourceType] = {r.plural: r for r in RESOURCES}
 
 
-@cache
+def serve(rts: list[ResourceType]) -> None:
+    """Serve these (custom) resources from now on: routes, discovery and OpenAPI read the table."""
+    for rt in rts:
+        withdraw_path(rt.group, rt.version, rt.plural)
+        RESOURCES.append(rt)
+        BY_PATH[(rt.group, rt.version, rt.plural)] = rt
+        BY_PLURAL[rt.segment] = rt
+    _group_versions.clear()
+
+
+def withdraw_path(group: str, version: str, plural: str) -> None:
+    """Stop serving one custom resource version (its CRD changed or went)."""
+    old = BY_PATH.get((group, version, plural))
+    if old is None or not old.custom:
+        return
+    del BY_PATH[(group, version, plural)]
+    RESOURCES.remove(old)
+    _group_versions.clear()
+    if not any(r.segment == old.segment for r in RESOURCES):
+        BY_PLURAL.pop(old.segment, None)
+
+
+_group_versions: dict[str, list[str]] = {}  # computed on first use after the table changed
+
+
 def group_versions() -> dict[str, list[str]]:
-    """group -> versions, in table order (core group is ""). Computed once: the table is fixed."""
-    out: dict[str, list[str]] = {}
-    for r in RESOURCES:
-        vs = out.setdefault(r.group, [])
-        if r.version not in vs:
-            vs.append(r.version)
-    return out
+    """group -> versions, in table order (core group is ""); custom groups come and go with their CRDs."""
+    if not _group_versions:
+        out: dict[str, list[str]] = {}
+        for r in RESOURCES:
+            vs = out.setdefault(r.group, [])
+            if r.version not in vs:
+                vs.append(r.version)
+        _group_versions.update(out)
+    return _group_versions
 
 
 def in_group_version(group: str, version: str) -> list[ResourceType]:

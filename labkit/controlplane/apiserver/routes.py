@@ -75,6 +75,8 @@ class ResourceRoutes:
         in_namespace = f"/namespaces/{{namespace:{SEGMENT}}}/{{resource:{namespaced}}}"
         for gv in GROUP_VERSIONS:
             router.add_route("*", gv + SLASH, answering_errors(self.resource_list))
+            if gv.startswith("/apis/"):  # custom resources come and go: any plural, no core "namespaces" here
+                in_namespace = f"/namespaces/{{namespace:{SEGMENT}}}/{{resource:{SEGMENT}}}"
             # namespaced shapes first: /namespaces/NS/pods is a pod list, not a subresource of namespace NS
             for shape, handler in (("", self.collection), (f"/{{name:{SEGMENT}}}", self.object),
                                    (f"/{{name:{SEGMENT}}}/{{sub:{SEGMENT}}}", self.subresource)):

@@ -18,6 +18,8 @@ from aiohttp import web
 
 from labkit.controlplane.store import Store, open_store
 
+from . import priority
+from .customresources import CustomResources
 from .indexes import PodsByNode
 from .lists import Lists
 from .registry import Registry
@@ -47,6 +49,7 @@ class APIServer:
         self._own_store = isinstance(store, str)
         self.store: Store = open_store(store) if isinstance(store, str) else store
         self.registry = Registry(self.store)
+        self.crds = CustomResources(self.store)
         self.calls = StoreCalls(self.store, self.registry)
         self.host, self.port = host, port
         self.bookmark_interval = bookmark_interval
@@ -75,15 +78,19 @@ class APIServer:
         assert self.hub is not None and self.pods_by_node is not None, "start_async() builds the watch cache first"
         lists = Lists(self.calls, self.attrs, self.hub, self.pods_by_node)
         watches = WatchStreams(self.calls, self.attrs, self.hub, lists, self.bookmark_interval)
-        routes = ResourceRoutes(self.calls, Verbs(self.calls, self.attrs), lists, watches, self.kubelets)
+        routes = ResourceRoutes(self.calls, Verbs(self.calls, self.attrs, self.crds), lists, watches, self.kubelets)
         return make_app(routes, BODY_LIMIT * 4)
 
     async def start_async(self) -> None:
         """Bind the port and start serving on the running event loop."""
         self.loop = self.calls.loop = asyncio.get_running_loop()
         self.registry.ensure_namespaces()
+        priority.ensure_system_classes(self.registry, BY_PLURAL["priorityclasses"])
+        self.crds.load()
         self.hub = WatchHub(self.store, self.loop, self.attrs, self.watch_window)
         self.hub.listeners.append(self.registry.watch_namespaces)
+        self.hub.listeners.append(self.crds.watch)
+        self.hub.listeners.append(self.registry.priority_classes.watch)
         kvs, _ = self.store.list(BY_PLURAL["namespaces"].key_prefix())
         self.registry.known_namespaces.update(kv.key.rsplit("/", 1)[1] for kv in kvs)
         self.pods_by_node = PodsByNode(self.store, self.hub)
@@ -126,6 +133,7 @@ class APIServer:
         await self.kubelets.close()
         if self._runner is not None:
             await self._runner.cleanup()
+        self.crds.close()
 
     def start(self) -> APIServer:
         """Serve on a background thread; returns once the port accepts connections."""

@@ -258,6 +258,15 @@ def _sc_row(sc: dict, now: float) -> list:
             sc.get("volumeBindingMode", "Immediate"), bool(sc.get("allowVolumeExpansion", False)), age(sc, now)]
 
 
+def _crd_row(crd: dict, now: float) -> list:
+    return [crd["metadata"]["name"], crd["metadata"].get("creationTimestamp", "")]
+
+
+def _pc_row(pc: dict, now: float) -> list:
+    return [pc["metadata"]["name"], pc.get("value", 0), bool(pc.get("globalDefault", False)), age(pc, now),
+            pc.get("preemptionPolicy", "")]
+
+
 def _default_row(obj: dict, now: float) -> list:
     return [obj["metadata"]["name"], age(obj, now)]
 
@@ -291,8 +300,16 @@ PRINTERS: dict[str, tuple[list[Column], RowFn]] = {
                                 ("VolumeMode", S, 1)], _pvc_row),
     "storageclasses": ([("Name", S, 0), ("Provisioner", S, 0), ("ReclaimPolicy", S, 0),
                         ("VolumeBindingMode", S, 0), ("AllowVolumeExpansion", B, 0), ("Age", S, 0)], _sc_row),
+    "customresourcedefinitions": ([("Name", S, 0), ("Created At", "date", 0)], _crd_row),
+    "priorityclasses": ([("Name", S, 0), ("Value", N, 0), ("Global-Default", B, 0), ("Age", S, 0),
+                         ("PreemptionPolicy", S, 1)], _pc_row),
 }
 DEFAULT_PRINTER: tuple[list[Column], RowFn] = ([("Name", S, 0), ("Age", S, 0)], _default_row)
+
+
+def printer_key(rt: Any) -> str:
+    """The PRINTERS key of a served resource: its plural; "<version>/<plural>.<group>" for a custom one."""
+    return f"{rt.version}/{rt.segment}" if rt.custom else rt.plural
 
 
 def column_definitions(resource: str) -> list[dict]:

@@ -8,7 +8,7 @@ have modules of their own (:mod:`.lists`, :mod:`.watchstream`).
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -21,6 +21,9 @@ from .request import JSON, TABLE_CT, Request, field_checks, read_body, response
 from .resources import ResourceType
 from .selectable import AttrCache, matches
 from .storecalls import StoreCalls
+
+if TYPE_CHECKING:
+    from .customresources import CustomResources
 
 # DELETE answers with the object for these (as Kubernetes does); with a Status for the others
 RETURNS_DELETED_OBJECT = {"pods", "namespaces", "services", "serviceaccounts", "persistentvolumes",
@@ -37,16 +40,29 @@ def _success(rt: ResourceType, name: str, uid: str | None = None) -> dict:
 class Verbs:
     """get, create, update, patch and delete, for objects and their status."""
 
-    def __init__(self, calls: StoreCalls, attrs: AttrCache):
+    def __init__(self, calls: StoreCalls, attrs: AttrCache, crds: CustomResources | None = None):
         self.calls = calls
         self.registry = calls.registry
         self.attrs = attrs
+        self.crds = crds
+
+    async def _crd_written(self, req: Request, obj: dict, gone: bool = False) -> None:
+        """A CRD's kind is served (or withdrawn, with its instances) before the reply leaves."""
+        if self.crds is None or req.rt.plural != "customresourcedefinitions" or req.dry_run:
+            return
+        if gone:
+            rev = self.registry.store.revision
+            self.crds.forget(obj["metadata"]["name"], rev, remove_instances=False)
+            segment = f"{obj['spec']['names']['plural']}.{obj['spec']['group']}"
+            await self.calls.call(self.crds.remove_instances, segment)
+        else:
+            self.crds.observe(obj, int(obj["metadata"].get("resourceVersion") or 0))
 
     def object_reply(self, req: Request, obj: dict, data: bytes, status: int = 200,
                      headers: dict | None = None) -> web.Response:
         if req.wants_table():
             meta = {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
-            return response(dumps(tables.table(req.rt.plural, [obj], meta, req.query.get("includeObject",
+            return response(dumps(tables.table(tables.printer_key(req.rt), [obj], meta, req.query.get("includeObject",
                                                                                          "Metadata"))),
                             status, TABLE_CT, headers)
         return response(data, status, JSON, headers)
@@ -62,6 +78,7 @@ class Verbs:
         body, _ = await read_body(req)
         headers = field_checks(req, body)
         obj, data = await self.calls.create(req.rt, req.ns, body, req.dry_run)
+        await self._crd_written(req, obj)
         return self.object_reply(req, obj, data, 201, headers)
 
     async def update(self, req: Request) -> web.Response:
@@ -69,6 +86,7 @@ class Verbs:
         headers = field_checks(req, body)
         obj, data = await self.calls.call_write(self.registry.update, req.rt, req.ns, req.name, body, req.sub,
                                                 req.dry_run)
+        await self._crd_written(req, obj)
         return self.object_reply(req, obj, data, 200, headers)
 
     async def patch(self, req: Request) -> web.Response:
@@ -77,6 +95,8 @@ class Verbs:
             return await self.server_side_apply(req, body)
         if ct not in (MERGE_PATCH, STRATEGIC_PATCH, JSON_PATCH):
             raise errors.unsupported_media_type(ct)
+        if ct == STRATEGIC_PATCH and req.rt.custom:  # no Go structs, so no merge keys: as Kubernetes answers
+            raise errors.unsupported_patch(ct)
         if ct != JSON_PATCH and not isinstance(body, dict):
             raise errors.bad_request("a merge patch must be a JSON object")
         headers: dict = {}
@@ -87,6 +107,7 @@ class Verbs:
             return new
         obj, data = await self.calls.call_write(self.registry.patch, req.rt, req.ns, req.name, patcher, req.sub,
                                                 req.dry_run)
+        await self._crd_written(req, obj)
         return self.object_reply(req, obj, data, 200, headers)
 
     async def server_side_apply(self, req: Request, body: Any) -> web.Response:
@@ -105,6 +126,7 @@ class Verbs:
             try:
                 fresh = copy.deepcopy({**body, "metadata": meta})  # creating defaults it in place
                 obj, data = await self.calls.call(self.registry.create, req.rt, req.ns, fresh, req.dry_run)
+                await self._crd_written(req, obj)
                 return self.object_reply(req, obj, data, 201, headers)
             except StatusError as err:
                 if err.reason != "AlreadyExists":
@@ -115,11 +137,12 @@ class Verbs:
             if req.sub is None:
                 new = ssa.apply(current, body, manager, req.rt.group_version)
             else:
-                new = apply_patch(STRATEGIC_PATCH, current, body)
+                new = apply_patch(MERGE_PATCH if req.rt.custom else STRATEGIC_PATCH, current, body)
             new.setdefault("metadata", {})["resourceVersion"] = rv
             field_checks(req, new)
             return new
         obj, data = await self.calls.call(self.registry.patch, req.rt, req.ns, req.name, patcher, req.sub, req.dry_run)
+        await self._crd_written(req, obj)
         return self.object_reply(req, obj, data, 200, headers)
 
     async def delete_options(self, req: Request) -> dict:
@@ -150,6 +173,8 @@ class Verbs:
         # deleting a namespace deletes everything in it: never on the loop
         call = self.calls.call if req.rt.plural == "namespaces" else self.calls.call_write
         obj, data, gone = await call(self.registry.delete, req.rt, req.ns, req.name, options, req.dry_run)
+        if gone:
+            await self._crd_written(req, obj, gone=True)
         if req.rt.plural in RETURNS_DELETED_OBJECT or not gone:
             return response(data, 200 if gone or req.rt.plural == "pods" else 202)
         return response(dumps(_success(req.rt, req.name or "", obj["metadata"].get("uid"))))
@@ -162,8 +187,10 @@ class Verbs:
             if matches(self.attrs.get(req.rt, kv.key, kv.mod_revision, kv.value), lsel, fsel):
                 obj = decode(kv.value)
                 try:
-                    await self.calls.call(self.registry.delete, req.rt, obj["metadata"].get("namespace"),
-                                          obj["metadata"]["name"], dict(options), req.dry_run)
+                    _, _, gone = await self.calls.call(self.registry.delete, req.rt, obj["metadata"].get("namespace"),
+                                                       obj["metadata"]["name"], dict(options), req.dry_run)
+                    if gone:
+                        await self._crd_written(req, obj, gone=True)
                 except StatusError as err:
                     if err.code != 404:
                         raise

@@ -266,7 +266,7 @@ class WatchHub:
             if sub.trigger is not None:
                 self.by_node[sub.trigger].add(sub)
             else:
-                self.subs[rt.plural].add(sub)
+                self.subs[rt.segment].add(sub)
             if sub.pending:
                 sub.wake.set()
             return sub
@@ -295,7 +295,7 @@ class WatchHub:
                 if not bucket:
                     del self.by_node[sub.trigger]
         else:
-            self.subs.get(sub.rt.plural, set()).discard(sub)
+            self.subs.get(sub.rt.segment, set()).discard(sub)
 
     def forget_below(self, revision: int) -> None:
         """After compaction: drop ring entries the store no longer has (so old watches get 410)."""

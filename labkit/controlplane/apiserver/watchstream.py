@@ -69,7 +69,7 @@ class WatchStreams:
         def line(kind: str, value: bytes | None = None, rev: int = 0, obj_bytes: bytes | None = None) -> bytes:
             if as_table:
                 obj = decode(value, rev) if value is not None else json.loads(obj_bytes or b"{}")
-                t = tables.table(req.rt.plural, [obj], {"resourceVersion": str(rev)}, include, headers=True)
+                t = tables.table(tables.printer_key(req.rt), [obj], {"resourceVersion": str(rev)}, include, headers=True)
                 first[0] = False
                 return b'{"type":"%s","object":%s}\n' % (kind.encode(), dumps(t))
             if obj_bytes is None:

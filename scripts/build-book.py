@@ -8,11 +8,13 @@ failed once (its traceback in the HTML, its log in ``_build/html/reports``) woul
 build unseen. The rule here:
 
 1. before the build, every page with an error log in ``reports`` is touched, so Sphinx reads it
-   again and myst-nb executes it again (a failed run is never in jupyter-cache);
-2. after the build, a page fails when its error log was written by this build, or when its HTML
-   holds an execution error or a traceback;
-3. an error log older than this build whose page was rebuilt clean is removed: fixing the page
-   is what clears it.
+   again and myst-nb executes it again (a failed run is never in jupyter-cache), and its log is
+   removed: myst-nb writes a new one if the page fails again;
+2. after the build, a page fails when it has an error log, or when its HTML holds an execution
+   error or a traceback. So fixing the page is what clears it.
+
+(An earlier version compared the log's time with the build's start; two builds run back to back
+within a second then took the old log for a new one.)
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 SOURCE_SUFFIXES = (".md", ".ipynb", ".rst")
@@ -65,26 +66,17 @@ def main(argv: list[str]) -> int:
     book = Path(argv[0] if argv else ".").resolve()
     flags = argv[1:]
     html = build_dir(book, flags) / "html"
-    for page in error_logs(html):
+    for page, log in error_logs(html).items():
         src = source_of(book, page)
         if src is not None:
             print(f"build: {page} failed in an earlier build: executing it again")
             os.utime(src)
-    started = time.time() - 1  # file times may be coarser than time.time()
+        log.unlink()  # a page that fails again gets a new one; a page that is gone needs none
     # through this interpreter, not the jupyter-book script: a copied venv's scripts name the old path
     jb = [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())"]
     rc = subprocess.run([*jb, "build", str(book), *flags], check=False).returncode
 
-    failed = []
-    for page, log in error_logs(html).items():
-        if log.stat().st_mtime >= started:
-            failed.append(page)
-            continue
-        built = html / (page + ".html")
-        if built.is_file() and built.stat().st_mtime >= started and not BROKEN.search(built.read_text(errors="replace")):
-            log.unlink()  # the page was executed again and is clean now
-        else:
-            failed.append(page)
+    failed = list(error_logs(html))
     broken = broken_pages(html)
     for page in sorted(set(failed)):
         print(f"build: FAILED: {page} (its execution failed; see {html / 'reports' / (page + '.err.log')})")

@@ -95,7 +95,7 @@ def run(remove: bool, runtime: str | None, memory: str | None, cpus: str | None,
     import uuid
 
     from labkit.errors import LabkitError, NotFound
-    from labkit.runtime.oneshot import configs, limits
+    from labkit.runtime.oneshot import configs, limits, start
 
     try:
         resources = limits(memory or None, cpus or None, pids_limit)
@@ -115,19 +115,13 @@ def run(remove: bool, runtime: str | None, memory: str | None, cpus: str | None,
     if remove:
         labels[RM_LABEL] = "true"
     sconf, cconf = configs(image, list(command), short, hostname, envd, resources, labels)
-    sid = cid = None
     try:
-        sid = rt.run_pod_sandbox(sconf)
-        cid = rt.create_container(sid, cconf, sconf)
-        rt.start_container(cid)
+        sid, cid = start(rt, sconf, cconf)  # on failure, what it made is already removed
     except NotFound as exc:
-        _cleanup(rt, sid, cid)
         _fail(f"[{rt.name}] {exc}", 127 if "executable" in str(exc) else 125)
     except LabkitError as exc:
-        _cleanup(rt, sid, cid)
         _fail(f"[{rt.name}] {exc}", 125)
     except KeyboardInterrupt:
-        _cleanup(rt, sid, cid)
         _fail("interrupted", 130)
     if detach:
         click.echo(cid)
@@ -181,10 +175,10 @@ def _drop_inherited_fds() -> None:
 
 def _cleanup(rt, sid: str | None, cid: str | None) -> None:
     from labkit.errors import LabkitError
-    from labkit.runtime.podteardown import remove_pod
+    from labkit.runtime.oneshot import remove
 
     try:
-        remove_pod(rt, sid, [cid] if cid else [], stop=False)
+        remove(rt, sid, cid)
     except LabkitError as exc:
         click.echo(f"labkit: cleanup incomplete ({exc}); run: labkit gc", err=True)
 

@@ -3,6 +3,11 @@
 It creates a pod sandbox, one container in it, starts it, waits, reads its log, and removes
 both — always, even on errors — so a lab cell is one line and leaves nothing behind. The result
 names the backend that really ran and carries the kernel's verdict (``OOMKilled``).
+
+``labkit run`` (``labkit/cli/container.py``) shares the halves: :func:`limits` and :func:`configs`
+describe the container, :func:`start` makes and starts it, :func:`remove` takes it apart; only
+how it waits and shows the output differs (a terminal, not a result object). The fast path of
+``labkit run --rm`` (``labkit/cli/fastpath/``) is the one other runner, kept apart for speed.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from dataclasses import dataclass
 from labkit.errors import LabkitError
 from labkit.oci.resources import Resources
 from labkit.runtime.base import ContainerConfig, ContainerState, ContainerStatus, PodSandboxConfig, Runtime
+from labkit.runtime.podteardown import remove_pod
 from labkit.units import parse_cpus, parse_memory
 
 
@@ -65,6 +71,32 @@ def configs(image: str, command: list[str], name: str, hostname: str | None, env
     return sconf, cconf
 
 
+def start(rt: Runtime, sconf: PodSandboxConfig, cconf: ContainerConfig) -> tuple[str, str]:
+    """Make the sandbox and the container and start it: ``(sandbox id, container id)``.
+
+    When a step fails, what the earlier steps made is removed before the error goes up, so the
+    caller has nothing to clean and the error it shows is the first one.
+    """
+    sid = cid = None
+    try:
+        sid = rt.run_pod_sandbox(sconf)
+        cid = rt.create_container(sid, cconf, sconf)
+        rt.start_container(cid)
+    except BaseException:
+        try:
+            remove(rt, sid, cid)
+        except LabkitError:
+            pass  # the first error is the one to report; `labkit gc` finds the rest
+        raise
+    return sid, cid
+
+
+def remove(rt: Runtime, sid: str | None, cid: str | None) -> None:
+    """Remove the container and its sandbox (it has exited, or never started); raises the first
+    :class:`~labkit.errors.LabkitError` after trying every step."""
+    remove_pod(rt, sid, [cid] if cid else [], stop=False)
+
+
 def _wait(rt: Runtime, cid: str, timeout: float | None) -> ContainerStatus:
     waiter = getattr(rt, "wait", None)
     if waiter is not None:
@@ -98,11 +130,8 @@ def run(image: str, cmd: list[str] | str | None = None, runtime: str | Runtime |
                            {"labkit.io/oneshot": "true"})
     t0 = time.perf_counter()
     sid = cid = None
-    cleaned = False
     try:
-        sid = rt.run_pod_sandbox(sconf)
-        cid = rt.create_container(sid, cconf, sconf)
-        rt.start_container(cid)
+        sid, cid = start(rt, sconf, cconf)
         st = _wait(rt, cid, timeout)
         reason = st.reason
         if st.state != ContainerState.EXITED:
@@ -116,18 +145,12 @@ def run(image: str, cmd: list[str] | str | None = None, runtime: str | Runtime |
                            host_pid=st.pid, seconds=seconds, cleaned_up=False,
                            notice=getattr(rt, "notice", ""))
     finally:
-        errors = []
-        if cid is not None:
-            try:
-                rt.remove_container(cid)
-            except LabkitError as exc:
-                errors.append(str(exc))
+        cleaned = True
         if sid is not None:
             try:
-                rt.remove_pod_sandbox(sid)
-            except LabkitError as exc:
-                errors.append(str(exc))
-        cleaned = not errors
+                remove(rt, sid, cid)
+            except LabkitError:
+                cleaned = False
         if owned:
             rt.close()
     result.cleaned_up = cleaned

@@ -57,6 +57,7 @@ def up(nodes: int, runtime: str | None, store: str, kubeconfig: str | None, port
 @click.option("--name", default="default", show_default=True)
 def status(name: str) -> None:
     """Show each component's process and each node's readiness."""
+    from labkit.client.conditions import condition
     from labkit.cluster import Cluster, ClusterError
 
     try:
@@ -73,8 +74,7 @@ def status(name: str) -> None:
         click.echo(f"  API server not answering: {exc}")
         raise SystemExit(1) from None
     for n in nodes:
-        ready = next((x.get("status") for x in (n.get("status") or {}).get("conditions") or []
-                      if x.get("type") == "Ready"), "?")
+        ready = (condition(n, "Ready") or {}).get("status", "?")
         info = (n.get("status") or {}).get("nodeInfo") or {}
         click.echo(f"  node {n['metadata']['name']:<12} Ready={ready:<8} runtime {info.get('containerRuntimeVersion', '?')}")
 

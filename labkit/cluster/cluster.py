@@ -25,6 +25,7 @@ import urllib.request
 import uuid
 from typing import TYPE_CHECKING
 
+from labkit.client.conditions import is_ready
 from labkit.client.kubeconfig import write_kubeconfig
 from labkit.cluster import statefile
 from labkit.cluster.cleanup import remove_nodes, remove_stale_clusters, sweep_pods
@@ -365,9 +366,7 @@ class Cluster(_OfficialClients):
                     items = json.loads(r.read()).get("items") or []
             except OSError:
                 items = []
-            ready = {n["metadata"]["name"] for n in items
-                     if any(c.get("type") == "Ready" and c.get("status") == "True"
-                            for c in (n.get("status") or {}).get("conditions") or [])}
+            ready = {n["metadata"]["name"] for n in items if is_ready(n)}
             if want <= ready:
                 return sorted(ready)
             for c in self.components.values():

@@ -18,6 +18,7 @@ from labkit import paths
 from labkit.client import Client
 from labkit.client.events import EventRecorder, now_micro
 from labkit.client.informer import Informer, key_of
+from labkit.client.pods import is_pod_terminal
 from labkit.client.rest import ApiError
 from labkit.errors import LabkitError
 from labkit.node.kubelet import containers as C
@@ -125,7 +126,7 @@ class Kubelet:
         uid = pod["metadata"].get("uid", "")
         rec = self.records.get(uid)
         if rec is None:
-            if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") and uid not in self.ctx.existing \
+            if is_pod_terminal(pod) and uid not in self.ctx.existing \
                     and not pod["metadata"].get("deletionTimestamp"):
                 return  # finished before this kubelet started: nothing to run
             rec = PodRecord(key_of(pod), pod)

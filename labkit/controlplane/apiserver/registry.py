@@ -18,9 +18,11 @@ from labkit.controlplane.store import Compacted, Conflict, KeyExists, KeyNotFoun
 
 from . import errors
 from .codec import decode, encode, now_rfc3339, with_rv
+from .defaultstorageclass import admit_claim
 from .errors import StatusError
 from .resources import BY_PLURAL, RESOURCES, ResourceType
 from .validation import check_labels, check_name, generate_name
+from .workloads import generate_job_selector
 
 PATCH_RETRY_SECONDS = 5.0  # how long a patch keeps re-reading a busy object before it gives up
 OBJECT_MODIFIED = "the object has been modified; please apply your changes to the latest version and try again"
@@ -176,6 +178,8 @@ class Registry:
         _drop_unknown(rt, obj)
         if rt.defaulter:
             rt.defaulter(obj)
+        if rt.plural == "persistentvolumeclaims":  # the DefaultStorageClass admission plugin
+            admit_claim(self.store, obj)
         self._validate(rt, obj, None)
         if rt.plural == "services":
             self._allocate_service_addresses(obj)
@@ -185,6 +189,8 @@ class Registry:
         meta["creationTimestamp"] = now_rfc3339()
         if rt.has_generation:
             meta["generation"] = 1
+        if rt.plural == "jobs":  # the selector names the uid, known only now (as the Job strategy does it)
+            generate_job_selector(obj)
         if rt.reset_status_on_create:
             obj["status"] = self._initial_status(rt, obj)
         return obj, encode(obj)

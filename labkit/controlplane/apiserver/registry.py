@@ -237,6 +237,11 @@ class Registry:
             return {"phase": "Pending", "qosClass": _qos_class(obj.get("spec") or {})}
         if rt.plural == "replicasets":
             return {"replicas": 0}  # not omitempty in Kubernetes; clients require it
+        if rt.plural == "daemonsets":  # the same: these four counts are required in clients' models
+            return {k: 0 for k in ("currentNumberScheduled", "numberMisscheduled", "desiredNumberScheduled",
+                                   "numberReady")}
+        if rt.plural == "statefulsets":
+            return {"replicas": 0, "availableReplicas": 0}
         return {}
 
     # ------------------------------------------------------------------ update

@@ -177,3 +177,18 @@ def test_cronjob_schedule_is_validated(api, tmp_path):
 
     err = run(go())
     assert err.code == 422 and "spec.schedule" in str(err.body)
+
+
+def test_official_client_reads_new_daemonsets_and_statefulsets(kc):
+    """Fresh objects carry the status counts the client's models require (before any controller ran)."""
+    from kubernetes import client
+    from support.workloads import daemonset, statefulset
+
+    apps = client.AppsV1Api(kc)
+    ds = apps.create_namespaced_daemon_set("default", daemonset("fresh"))
+    sts = apps.create_namespaced_stateful_set("default", statefulset("fresh"))
+    assert ds.status.desired_number_scheduled == 0 and ds.spec.update_strategy.rolling_update.max_unavailable == 1
+    assert sts.status.replicas == 0 and sts.spec.pod_management_policy == "OrderedReady"
+    assert apps.read_namespaced_stateful_set("fresh", "default").spec.volume_claim_templates[0].metadata.name == "data"
+    apps.delete_namespaced_daemon_set("fresh", "default")
+    apps.delete_namespaced_stateful_set("fresh", "default")

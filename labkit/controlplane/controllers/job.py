@@ -66,9 +66,16 @@ class JobController(Controller):
         self.jobs = self.informers.get("jobs")
         self.pods = self.informers.get("pods")
         self.expectations = Expectations()
+        # uids of Jobs this controller finished, until the watch shows their terminal condition:
+        # a sync on the stale cached copy must not finish them (and say so in an Event) twice
+        self._finishing: set[str] = set()
         self.jobs.add_handler(lambda o: self.queue.add(key_of(o)), lambda o, n: self.queue.add(key_of(n)),
-                              lambda o: self.expectations.clear(key_of(o)))
+                              self._job_deleted)
         self.pods.add_handler(self._pod_added, lambda o, n: self._pod_changed(n, o), self._pod_changed)
+
+    def _job_deleted(self, job: dict) -> None:
+        self.expectations.clear(key_of(job))
+        self._finishing.discard(job["metadata"].get("uid"))
 
     def _owner_key(self, pod: dict) -> str | None:
         ref = controller_of(pod)
@@ -114,6 +121,10 @@ class JobController(Controller):
         conditions = list(old.get("conditions") or [])
         done = finished(job)
         if done:
+            self._finishing.discard(job["metadata"]["uid"])
+        elif job["metadata"]["uid"] in self._finishing:
+            return  # finished already; the watch has not shown it yet
+        if done:
             if active:
                 await self._delete_pods(job, active)
             return
@@ -144,10 +155,12 @@ class JobController(Controller):
                                "lastProbeTime": rfc3339(now), "lastTransitionTime": rfc3339(now)})
             if typ == "Complete":
                 status["completionTime"] = rfc3339(now)
+            await self._write_status(job, status, conditions)
+            self._finishing.add(job["metadata"]["uid"])
+            if typ == "Complete":
                 self.recorder.event(job, "Normal", "Completed", "Job completed")
             else:
                 self.recorder.event(job, "Warning", reason, message)
-            await self._write_status(job, status, conditions)
             return
         if deadline is not None:
             self.queue.add_after(key, max(0.0, start + float(deadline) - now) + 0.1)

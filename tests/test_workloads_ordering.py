@@ -81,6 +81,10 @@ def test_statefulset_orders_creation_update_and_scale_down_and_daemonset_rolls()
                 await client.patch("statefulsets", "db", {"spec": {"template": {"metadata": {
                     "annotations": {"v": "2"}}}}}, "default")
                 status = await eventually(lambda: sts_state(3, 3), 60, "all three pods updated")
+
+                async def seen(n: int, names: list[str]):  # the watcher may be one list behind
+                    return len(names) >= n
+                await eventually(lambda: seen(6, created), 10, "the watcher seeing the three new pods")
                 update_order = created[3:]
                 mark = len(deleted)
                 await client.patch("statefulsets", "db", {"spec": {"replicas": 1}}, "default")
@@ -89,6 +93,7 @@ def test_statefulset_orders_creation_update_and_scale_down_and_daemonset_rolls()
                     items = (await client.list("pods", "default", label_selector="app=db"))["items"]
                     return [p["metadata"]["name"] for p in items] == ["db-0"]
                 await eventually(only_db0, 60, "scaled down to db-0")
+                await eventually(lambda: seen(mark + 2, deleted), 10, "the watcher seeing two pods go")
                 scale_down = deleted[mark:]
 
                 # a DaemonSet rolling update, one node at a time (maxUnavailable 1)

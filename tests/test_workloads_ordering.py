@@ -45,27 +45,21 @@ def test_statefulset_orders_creation_update_and_scale_down_and_daemonset_rolls()
             created: list[str] = []
             deleted: list[str] = []
 
-            async def watch_pods() -> None:
-                """Pod names in the order they were created, and in the order they began to go."""
-                live: dict[str, str] = {}
+            async def watch_pods(rv: str) -> None:
+                """Pod names in the order they were created, and in the order they began to go (a watch
+                delivers events in the order the apiserver wrote them)."""
                 going: set[str] = set()
-                while True:
-                    items = (await client.list("pods", "default", label_selector="app=db"))["items"]
-                    now = {p["metadata"]["uid"]: p for p in items}
-                    for uid, p in now.items():
-                        if uid not in live:
-                            live[uid] = p["metadata"]["name"]
-                            created.append(live[uid])
-                        if p["metadata"].get("deletionTimestamp") and uid not in going:
-                            going.add(uid)
-                            deleted.append(live[uid])
-                    for uid, name in live.items():
-                        if uid not in now and uid not in going:
-                            going.add(uid)
-                            deleted.append(name)
-                    await asyncio.sleep(0.02)
+                async for typ, p in client.watch("pods", "default", label_selector="app=db", resource_version=rv):
+                    uid, name = p["metadata"].get("uid"), p["metadata"].get("name")
+                    if typ == "ADDED":
+                        created.append(name)
+                    if typ in ("MODIFIED", "DELETED") and uid not in going and \
+                            (typ == "DELETED" or p["metadata"].get("deletionTimestamp")):
+                        going.add(uid)
+                        deleted.append(name)
 
-            tasks.append(asyncio.create_task(watch_pods()))
+            rv = (await client.list("pods", "default"))["metadata"]["resourceVersion"]
+            tasks.append(asyncio.create_task(watch_pods(rv)))
             try:
                 await nodes.start()
                 await client.create("statefulsets", plain_statefulset("db", 3))
@@ -82,9 +76,9 @@ def test_statefulset_orders_creation_update_and_scale_down_and_daemonset_rolls()
                     "annotations": {"v": "2"}}}}}, "default")
                 status = await eventually(lambda: sts_state(3, 3), 60, "all three pods updated")
 
-                async def seen(n: int, names: list[str]):  # the watcher may be one list behind
+                async def seen(n: int, names: list[str]):  # the watch may be an event behind
                     return len(names) >= n
-                await eventually(lambda: seen(6, created), 10, "the watcher seeing the three new pods")
+                await eventually(lambda: seen(6, created), 10, "the watch showing the three new pods")
                 update_order = created[3:]
                 mark = len(deleted)
                 await client.patch("statefulsets", "db", {"spec": {"replicas": 1}}, "default")
@@ -93,7 +87,7 @@ def test_statefulset_orders_creation_update_and_scale_down_and_daemonset_rolls()
                     items = (await client.list("pods", "default", label_selector="app=db"))["items"]
                     return [p["metadata"]["name"] for p in items] == ["db-0"]
                 await eventually(only_db0, 60, "scaled down to db-0")
-                await eventually(lambda: seen(mark + 2, deleted), 10, "the watcher seeing two pods go")
+                await eventually(lambda: seen(mark + 2, deleted), 10, "the watch showing two pods go")
                 scale_down = deleted[mark:]
 
                 # a DaemonSet rolling update, one node at a time (maxUnavailable 1)

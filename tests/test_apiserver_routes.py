@@ -45,9 +45,9 @@ ROUTES = [
     ('GET', '/api/v2', None, 404, NO_PATH),
     ('GET', '/apis/apps', None, 200, 'APIGroup'),
     ('GET', '/apis/nope', None, 404, NO_PATH),
-    ('GET', '/apis/apps/v1', None, 200, 'APIResourceList'),
+    ('GET', '/apis/apps/v1', None, 200, '<large>'),  # DaemonSets and StatefulSets make it long
     ('GET', '/apis/apps/v9', None, 404, NO_PATH),
-    ('GET', '/apis/apps/v1/', None, 200, 'APIResourceList'),
+    ('GET', '/apis/apps/v1/', None, 200, '<large>'),
     ('GET', '/apis/storage.k8s.io/v1', None, 200, 'APIResourceList'),
     ('GET', '/apis/coordination.k8s.io/v1', None, 200, 'APIResourceList'),
     ('POST', '/api/v1/namespaces/default/configmaps', CONFIGMAP, 201, 'ConfigMap'),

@@ -108,7 +108,7 @@ def test_protobuf_garbage_is_a_400_and_unknown_kind_a_415():
     with pytest.raises(StatusError) as e:
         protobuf.decode_request(b"k8s\x00\x0a\xff\xff", BY_PLURAL["pods"])
     assert e.value.code == 400
-    body = b"k8s\x00" + field_bytes(1, field_str(1, "batch/v1") + field_str(2, "Job")) + field_bytes(2, b"")
+    body = b"k8s\x00" + field_bytes(1, field_str(1, "policy/v1") + field_str(2, "PodDisruptionBudget")) + field_bytes(2, b"")
     with pytest.raises(StatusError) as e:
         protobuf.decode_request(body, BY_PLURAL["pods"])
     assert e.value.code == 415

@@ -24,7 +24,11 @@ def cluster() -> None:
 @click.option("--port", default=0, type=int, help="API server port (default: a free one).")
 @click.option("--name", default="default", show_default=True, help="Cluster name (several can run side by side).")
 @click.option("--no-cri", is_flag=True, help="Kubelets call the runtime in-process instead of over a CRI socket.")
-def up(nodes: int, runtime: str | None, store: str, kubeconfig: str | None, port: int, name: str, no_cri: bool) -> None:
+@click.option("--gpus", default=0, show_default=True, type=click.IntRange(0, 16),
+              help="nvidia.com/gpu devices per node, from the sample device plugin (real GPUs when nvidia-smi "
+                   "works, else simulated ones, labelled as such).")
+def up(nodes: int, runtime: str | None, store: str, kubeconfig: str | None, port: int, name: str, no_cri: bool,
+       gpus: int) -> None:
     """Start apiserver, scheduler, controller-manager and N kubelets in the background."""
     from labkit.cluster import Cluster, ClusterError, clusters_dir
 
@@ -44,7 +48,7 @@ def up(nodes: int, runtime: str | None, store: str, kubeconfig: str | None, port
             raise click.ClickException(f"unknown runtime {runtime!r}; choose one of: {', '.join(NAMES)}")
     c = Cluster(nodes=nodes, runtime=runtime, store=store, processes=True, name=name, cri=not no_cri, port=port,
                 kubeconfig=kubeconfig, keep_state=True, node_grace=40.0, eviction_seconds=None, lease_interval=5.0,
-                die_with_parent=False)
+                die_with_parent=False, node_gpus={f"node-{i + 1}": gpus for i in range(nodes)} if gpus else None)
     try:
         c.start()
     except (ClusterError, OSError, ValueError) as exc:

@@ -31,6 +31,7 @@ from labkit.cluster import statefile
 from labkit.cluster.cleanup import remove_nodes, remove_stale_clusters, sweep_pods
 from labkit.cluster.inprocess import InProcess
 from labkit.cluster.statefile import clusters_dir
+from labkit.cluster.storagedefaults import install_storage_defaults
 from labkit.cluster.supervisor import (
     ClusterError,
     Component,
@@ -142,6 +143,7 @@ class Cluster(_OfficialClients):
         write_kubeconfig(self.kubeconfig, self.url, name=self.name if len(self.name) < 50 else "labkit")
         try:
             self._start_store_and_apiserver(timeout)
+            install_storage_defaults(self.kubeconfig)  # the default StorageClass, as kind and minikube ship
             if self.processes:
                 self._start_processes()
             else:

@@ -36,6 +36,8 @@ KIND_MESSAGES = {
     ("coordination.k8s.io/v1", "Lease"): "coordination.v1.Lease",
     ("storage.k8s.io/v1", "StorageClass"): "storage.v1.StorageClass",
     ("storage.k8s.io/v1", "CSIDriver"): "storage.v1.CSIDriver", ("storage.k8s.io/v1", "CSINode"): "storage.v1.CSINode",
+    ("apps/v1", "DaemonSet"): "apps.v1.DaemonSet", ("apps/v1", "StatefulSet"): "apps.v1.StatefulSet",
+    ("batch/v1", "Job"): "batch.v1.Job", ("batch/v1", "CronJob"): "batch.v1.CronJob",
 }
 KIND_MESSAGES[("scheduling.k8s.io/v1", "PriorityClass")] = "scheduling.v1.PriorityClass"
 
@@ -48,6 +50,9 @@ KEEP_ZERO = {"replicas", "terminationGracePeriodSeconds", "activeDeadlineSeconds
              "allowPrivilegeEscalation", "readOnlyRootFilesystem", "runAsNonRoot", "immutable", "optional",
              "defaultMode", "mode", "hostUsers", "shareProcessNamespace", "setHostnameAsFQDN", "exitCode",
              "restartCount", "ready", "started", "count", "backoffLimit", "parallelism", "completions"}
+# the workload controllers' pointer fields (a CronJob keeping no history says 0)
+KEEP_ZERO |= {"ttlSecondsAfterFinished", "successfulJobsHistoryLimit", "failedJobsHistoryLimit",
+              "startingDeadlineSeconds", "partition"}
 KEEP_ZERO.add("value")  # PriorityClass.value: not omitempty
 
 

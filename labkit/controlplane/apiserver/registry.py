@@ -19,9 +19,11 @@ from labkit.controlplane.store import Compacted, Conflict, KeyExists, KeyNotFoun
 from . import errors, priority
 from .codec import decode, encode, now_rfc3339, with_rv
 from .customresources import validate_status
+from .defaultstorageclass import admit_claim
 from .errors import StatusError
 from .resources import BY_PLURAL, RESOURCES, ResourceType
 from .validation import check_labels, check_name, generate_name
+from .workloads import generate_job_selector
 
 PATCH_RETRY_SECONDS = 5.0  # how long a patch keeps re-reading a busy object before it gives up
 OBJECT_MODIFIED = "the object has been modified; please apply your changes to the latest version and try again"
@@ -144,7 +146,8 @@ class Registry:
             raise errors.invalid(rt.kind, rt.group, name, causes)
 
     def _admit(self, rt: ResourceType, obj: dict, old: dict | None) -> None:
-        """Admission steps that read other objects: Priority (pods, PriorityClasses)."""
+        """Admission steps that read other objects: Priority (pods, PriorityClasses) and
+        DefaultStorageClass (new claims)."""
         if rt.plural == "pods" and not rt.custom:
             if old is None:
                 priority.admit_pod(self.priority_classes, obj)
@@ -152,6 +155,8 @@ class Registry:
                 priority.keep_resolved(obj, old)
         elif rt.plural == "priorityclasses" and not rt.custom:
             priority.admit_priorityclass(self.priority_classes, obj, old)
+        elif rt.plural == "persistentvolumeclaims" and not rt.custom and old is None:
+            admit_claim(self.store, obj)  # the DefaultStorageClass admission plugin
 
     # ------------------------------------------------------------------ create
     def create(self, rt: ResourceType, ns: str | None, obj: Any, dry_run: bool = False) -> tuple[dict, bytes]:
@@ -202,6 +207,8 @@ class Registry:
         meta["creationTimestamp"] = now_rfc3339()
         if rt.has_generation:
             meta["generation"] = 1
+        if rt.plural == "jobs":  # the selector names the uid, known only now (as the Job strategy does it)
+            generate_job_selector(obj)
         if rt.reset_status_on_create:
             obj["status"] = self._initial_status(rt, obj)
         return obj, encode(obj)
@@ -248,6 +255,11 @@ class Registry:
             return {"phase": "Pending", "qosClass": _qos_class(obj.get("spec") or {})}
         if rt.plural == "replicasets":
             return {"replicas": 0}  # not omitempty in Kubernetes; clients require it
+        if rt.plural == "daemonsets":  # the same: these four counts are required in clients' models
+            return {k: 0 for k in ("currentNumberScheduled", "numberMisscheduled", "desiredNumberScheduled",
+                                   "numberReady")}
+        if rt.plural == "statefulsets":
+            return {"replicas": 0, "availableReplicas": 0}
         return {}
 
     # ------------------------------------------------------------------ update

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from . import priority
 from . import validation as v
+from . import workloads as w
 from .crddefinition import default_crd, validate_crd
 
 Validator = Callable[[dict, "dict | None"], list]
@@ -148,6 +149,18 @@ RESOURCES: list[ResourceType] = [
                  subresources=("status", "scale"), defaulter=v.default_replicaset,
                  validator=v.validate_replicaset, reset_status_on_create=True, categories=("all",),
                  fields={"status.replicas": _path("status", "replicas")}),
+    ResourceType("apps", "v1", "daemonsets", "DaemonSet", short_names=("ds",), subresources=("status",),
+                 defaulter=w.default_daemonset, validator=w.validate_daemonset, reset_status_on_create=True,
+                 categories=("all",)),
+    ResourceType("apps", "v1", "statefulsets", "StatefulSet", short_names=("sts",), subresources=("status", "scale"),
+                 defaulter=w.default_statefulset, validator=w.validate_statefulset, reset_status_on_create=True,
+                 categories=("all",)),
+    ResourceType("batch", "v1", "jobs", "Job", subresources=("status",), defaulter=w.default_job,
+                 validator=w.validate_job, reset_status_on_create=True, categories=("all",),
+                 fields={"status.successful": _path("status", "succeeded")}),
+    ResourceType("batch", "v1", "cronjobs", "CronJob", short_names=("cj",), subresources=("status",),
+                 defaulter=w.default_cronjob, validator=w.validate_cronjob, reset_status_on_create=True,
+                 categories=("all",)),
     ResourceType("coordination.k8s.io", "v1", "leases", "Lease", has_generation=False),
     ResourceType("storage.k8s.io", "v1", "storageclasses", "StorageClass", namespaced=False, short_names=("sc",),
                  defaulter=v.default_storageclass, has_generation=False,

@@ -175,6 +175,60 @@ def _replicaset_row(rs: dict, now: float) -> list:
             _selector_cell(spec.get("selector"))]
 
 
+def _job_status(job: dict) -> str:
+    """The STATUS column of ``kubectl get jobs`` (kubectl 1.28+): the Job's terminal or current state."""
+    conds = {c.get("type"): c.get("status") for c in (job.get("status") or {}).get("conditions") or []}
+    for typ in ("Failed", "Complete", "Suspended", "FailureTarget", "SuccessCriteriaMet"):
+        if conds.get(typ) == "True":
+            return typ
+    if (job.get("metadata") or {}).get("deletionTimestamp"):
+        return "Terminating"
+    return "Running"
+
+
+def _job_row(job: dict, now: float) -> list:
+    spec, status = job.get("spec") or {}, job.get("status") or {}
+    succeeded = status.get("succeeded", 0)
+    if spec.get("completions") is not None:
+        completions = f"{succeeded}/{spec['completions']}"
+    elif (spec.get("parallelism") or 0) > 1:
+        completions = f"{succeeded}/1 of {spec['parallelism']}"
+    else:
+        completions = f"{succeeded}/1"
+    start, end = parse_time(status.get("startTime")), parse_time(status.get("completionTime"))
+    duration = "" if start is None else human_duration((end if end is not None else now) - start)
+    tmpl = (spec.get("template") or {}).get("spec") or {}
+    return [job["metadata"]["name"], _job_status(job), completions, duration, age(job, now),
+            *_containers_cells(tmpl), _selector_cell(spec.get("selector"))]
+
+
+def _cronjob_row(cj: dict, now: float) -> list:
+    spec, status = cj.get("spec") or {}, cj.get("status") or {}
+    last = parse_time(status.get("lastScheduleTime"))
+    job_spec = ((spec.get("jobTemplate") or {}).get("spec") or {})
+    tmpl = (job_spec.get("template") or {}).get("spec") or {}
+    return [cj["metadata"]["name"], spec.get("schedule", ""), spec.get("timeZone") or "<none>",
+            bool(spec.get("suspend")), len(status.get("active") or []),
+            "<none>" if last is None else human_duration(now - last), age(cj, now),
+            *_containers_cells(tmpl), _selector_cell(job_spec.get("selector"))]
+
+
+def _daemonset_row(ds: dict, now: float) -> list:
+    spec, status = ds.get("spec") or {}, ds.get("status") or {}
+    tmpl = (spec.get("template") or {}).get("spec") or {}
+    node_selector = ",".join(f"{k}={v}" for k, v in sorted((tmpl.get("nodeSelector") or {}).items()))
+    return [ds["metadata"]["name"], status.get("desiredNumberScheduled", 0), status.get("currentNumberScheduled", 0),
+            status.get("numberReady", 0), status.get("updatedNumberScheduled", 0), status.get("numberAvailable", 0),
+            node_selector or "<none>", age(ds, now), *_containers_cells(tmpl), _selector_cell(spec.get("selector"))]
+
+
+def _statefulset_row(sts: dict, now: float) -> list:
+    spec, status = sts.get("spec") or {}, sts.get("status") or {}
+    tmpl = (spec.get("template") or {}).get("spec") or {}
+    return [sts["metadata"]["name"], f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 0)}", age(sts, now),
+            *_containers_cells(tmpl)]
+
+
 def _service_row(s: dict, now: float) -> list:
     spec = s.get("spec") or {}
     ports = []
@@ -282,6 +336,16 @@ PRINTERS: dict[str, tuple[list[Column], RowFn]] = {
                      ("Containers", S, 1), ("Images", S, 1), ("Selector", S, 1)], _deployment_row),
     "replicasets": ([("Name", S, 0), ("Desired", N, 0), ("Current", N, 0), ("Ready", N, 0), ("Age", S, 0),
                      ("Containers", S, 1), ("Images", S, 1), ("Selector", S, 1)], _replicaset_row),
+    "jobs": ([("Name", S, 0), ("Status", S, 0), ("Completions", S, 0), ("Duration", S, 0), ("Age", S, 0),
+              ("Containers", S, 1), ("Images", S, 1), ("Selector", S, 1)], _job_row),
+    "cronjobs": ([("Name", S, 0), ("Schedule", S, 0), ("Timezone", S, 0), ("Suspend", B, 0), ("Active", N, 0),
+                  ("Last Schedule", S, 0), ("Age", S, 0), ("Containers", S, 1), ("Images", S, 1),
+                  ("Selector", S, 1)], _cronjob_row),
+    "daemonsets": ([("Name", S, 0), ("Desired", N, 0), ("Current", N, 0), ("Ready", N, 0), ("Up-to-date", N, 0),
+                    ("Available", N, 0), ("Node Selector", S, 0), ("Age", S, 0), ("Containers", S, 1),
+                    ("Images", S, 1), ("Selector", S, 1)], _daemonset_row),
+    "statefulsets": ([("Name", S, 0), ("Ready", S, 0), ("Age", S, 0), ("Containers", S, 1), ("Images", S, 1)],
+                     _statefulset_row),
     "services": ([("Name", S, 0), ("Type", S, 0), ("Cluster-IP", S, 0), ("External-IP", S, 0),
                   ("Port(s)", S, 0), ("Age", S, 0), ("Selector", S, 1)], _service_row),
     "events": ([("Last Seen", S, 0), ("Type", S, 0), ("Reason", S, 0), ("Object", S, 0), ("Subobject", S, 1),

@@ -19,6 +19,7 @@ from labkit.client.rest import ApiError
 from labkit.controlplane.controllers.base import Controller
 
 WATCHED = ("deployments", "replicasets", "pods")
+WATCHED += ("jobs", "cronjobs", "daemonsets", "statefulsets")  # owners (and dependents) of the workload kinds
 
 
 class GarbageCollector(Controller):

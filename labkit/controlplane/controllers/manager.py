@@ -8,17 +8,22 @@ import logging
 from labkit.client import Client
 from labkit.client.events import EventRecorder
 from labkit.controlplane.controllers.base import Controller, SharedInformers
+from labkit.controlplane.controllers.cronjob import CronJobController
+from labkit.controlplane.controllers.daemonset import DaemonSetController
 from labkit.controlplane.controllers.deployment import DeploymentController
 from labkit.controlplane.controllers.endpoints import EndpointsController
 from labkit.controlplane.controllers.garbagecollector import GarbageCollector
+from labkit.controlplane.controllers.job import JobController, TTLAfterFinishedController
 from labkit.controlplane.controllers.nodeipam import NodeIpamController
 from labkit.controlplane.controllers.nodelifecycle import NodeLifecycleController
 from labkit.controlplane.controllers.pv_binder import PersistentVolumeBinder
 from labkit.controlplane.controllers.replicaset import ReplicaSetController
+from labkit.controlplane.controllers.statefulset import StatefulSetController
 
 log = logging.getLogger(__name__)
 
 ALL = ("replicaset", "deployment", "nodelifecycle", "garbagecollector", "nodeipam", "endpoints", "pvbinder")
+ALL += ("job", "ttlafterfinished", "cronjob", "daemonset", "statefulset")  # the batch and apps workloads
 
 
 class ControllerManager:
@@ -43,6 +48,16 @@ class ControllerManager:
                                                        cluster_cidr=cluster_cidr))
         if "endpoints" in controllers:
             self.controllers.append(EndpointsController(client, inf, rec("endpoint-controller")))
+        if "job" in controllers:
+            self.controllers.append(JobController(client, inf, rec("job-controller")))
+        if "ttlafterfinished" in controllers:
+            self.controllers.append(TTLAfterFinishedController(client, inf, rec("ttl-after-finished-controller")))
+        if "cronjob" in controllers:
+            self.controllers.append(CronJobController(client, inf, rec("cronjob-controller")))
+        if "daemonset" in controllers:
+            self.controllers.append(DaemonSetController(client, inf, rec("daemonset-controller")))
+        if "statefulset" in controllers:
+            self.controllers.append(StatefulSetController(client, inf, rec("statefulset-controller")))
         if "pvbinder" in controllers:
             try:
                 self.controllers.append(PersistentVolumeBinder(client, inf, rec("persistentvolume-controller")))

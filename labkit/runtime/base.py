@@ -195,5 +195,36 @@ class Runtime(abc.ABC):
     @abc.abstractmethod
     def container_stats(self, container_id: str) -> ContainerStats: ...
 
+    # --- streaming (CRI Exec) -------------------------------------------
+    def exec_spawn(self, container_id: str, cmd: list[str], stdin: int, stdout: int, stderr: int,
+                   tty: bool = False):
+        """Start ``cmd`` in the container with these descriptors as its stdio; an ``ExecProcess``.
+
+        The streaming server calls it once the client is connected. Backends that run
+        something override it; the others say why they cannot.
+        """
+        from labkit.errors import Unsupported
+
+        raise Unsupported(f"the {self.name} runtime cannot stream exec; use a runtime that runs containers "
+                          "(native, runc, crun, docker or simulated)")
+
+    def exec(self, container_id: str, cmd: list[str], tty: bool = False, stdin: bool = False,
+             stdout: bool = True, stderr: bool = True) -> str:
+        """CRI ``Exec``: a URL of this runtime's streaming server that runs ``cmd`` once connected."""
+        from labkit.errors import LabkitError
+        from labkit.runtime import streaming
+
+        if not cmd:
+            raise LabkitError("exec needs a command, e.g. kubectl exec POD -- sh")
+        st = self.container_status(container_id)
+        if st.state != ContainerState.RUNNING:
+            raise LabkitError(f"container {st.name or container_id[:12]} is not running ({st.state}); "
+                              "exec needs a running container")
+        if type(self).exec_spawn is Runtime.exec_spawn:  # say so now, not after the client connected
+            self.exec_spawn(container_id, cmd, -1, -1, -1, tty)
+        return streaming.shared().exec_url(
+            lambda i, o, e, t: self.exec_spawn(container_id, list(cmd), i, o, e, t),
+            list(cmd), tty=tty, stdin=stdin, stdout=stdout, stderr=stderr)
+
     def close(self) -> None:
         """Release clients and sockets; containers keep running."""

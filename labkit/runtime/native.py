@@ -138,3 +138,17 @@ class NativeRuntime(BundleRuntime):
         except self.lib.NativeError as exc:
             raise LabkitError(str(exc)) from exc
         return ExecResult(exit_code=out.exit_code, stdout=out.stdout, stderr=out.stderr)
+
+    def exec_spawn(self, container_id: str, cmd: list[str], stdin: int, stdout: int, stderr: int,
+                   tty: bool = False):
+        """Fork straight into the container's namespaces and cgroup (no runtime binary in between)."""
+        from labkit.runtime import streaming
+
+        _, rec = self._container(container_id)
+        c = self._handle(rec["id"])
+        if c is None:
+            raise NotFound(f"container {container_id[:12]} is gone")
+        try:
+            return streaming.ForkedProcess(c.exec_spawn(list(cmd), (stdin, stdout, stderr), tty))
+        except self.lib.NativeError as exc:
+            raise LabkitError(str(exc)) from exc

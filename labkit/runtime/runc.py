@@ -159,6 +159,15 @@ class BundleRuntime(LocalRuntime):
             return ExecResult(exit_code=124, stdout=exc.stdout or b"", stderr=(exc.stderr or b"") + b"timed out")
         return ExecResult(exit_code=out.returncode, stdout=out.stdout, stderr=out.stderr)
 
+    def exec_spawn(self, container_id: str, cmd: list[str], stdin: int, stdout: int, stderr: int,
+                   tty: bool = False):
+        """``runc exec`` in pass-through mode: the command inherits these descriptors (a pty when ``tty``)."""
+        from labkit.runtime import streaming
+
+        _, rec = self._container(container_id)
+        return streaming.popen(self.runtime_argv() + ["exec", rec["runtime_id"]] + list(cmd), stdin, stdout,
+                               stderr, tty)
+
 
 class OCIRuntime(BundleRuntime):
     """``OCIRuntime("runc")`` or ``OCIRuntime("crun")``: the real binaries, driven like containerd does."""

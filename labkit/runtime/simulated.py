@@ -127,6 +127,17 @@ class SimulatedRuntime(LocalRuntime):
             return ExecResult(124, b"", b"timed out")
         return ExecResult(out.returncode, out.stdout, out.stderr)
 
+    def exec_spawn(self, container_id: str, cmd: list[str], stdin: int, stdout: int, stderr: int,
+                   tty: bool = False):
+        """A plain host process (no isolation, as everything in this backend)."""
+        from labkit.runtime import streaming
+
+        self._container(container_id)
+        try:
+            return streaming.popen(list(cmd), stdin, stdout, stderr, tty)
+        except FileNotFoundError:
+            raise LabkitError(f"{cmd[0]}: not found on this host (the simulated runtime runs host programs)") from None
+
 
 class HollowRuntime(Runtime):
     """Bookkeeping-only containers, all in memory: thousands per process, nothing runs."""

@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 from support.cluster import wait_for
-from support.streams import kubectl_version, run_kubectl, sleeper, start_pod
+from support.streams import free_port, kubectl_version, run_kubectl, sleeper, start_pod, web_pod
 
 from labkit.cluster import Cluster
 
@@ -156,3 +156,63 @@ def test_v4_protocol_carries_the_exit_code_as_a_status(cluster):
     assert out == b"abc"
     assert status["status"] == "Failure"
     assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "2"}]
+
+
+def _fetch_concurrently(port: int, n: int = 20) -> list[bytes]:
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    def get(_: int) -> bytes:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as r:
+            return r.read()
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(get, range(n)))
+
+
+@pytest.fixture(scope="module")
+def web(cluster):
+    start_pod(cluster, web_pod("web", "hello-from-pod"))
+    cluster.core().create_namespaced_service("default", {
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}})
+    return "web"
+
+
+@pytest.mark.parametrize("target,remote", [("pod/web", 8080), ("svc/web", 80)])
+def test_port_forward_under_20_concurrent_connections(cluster, web, target, remote):
+    local = free_port()
+    proc = subprocess.Popen([kubectl_version(33), "--kubeconfig", cluster.kubeconfig, "port-forward", target,
+                             f"{local}:{remote}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        line = wait_for(lambda: proc.stdout.readline(), timeout=30, what="kubectl port-forward to listen")
+        assert b"Forwarding from 127.0.0.1" in line
+        bodies = _fetch_concurrently(local)
+        assert bodies == [b"hello-from-pod\n"] * 20
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def test_port_forward_to_a_closed_port_says_so(cluster, web):
+    local = free_port()
+    proc = subprocess.Popen([kubectl_version(33), "--kubeconfig", cluster.kubeconfig, "port-forward", "pod/web",
+                             f"{local}:9"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: proc.stdout.readline(), timeout=30, what="kubectl port-forward to listen")
+        import urllib.error
+        import urllib.request
+
+        with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):
+            urllib.request.urlopen(f"http://127.0.0.1:{local}/", timeout=10).read()
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert b"error forwarding port 9" in err
+
+
+def test_kubectl_130_port_forward_without_websockets_gets_one_line(cluster, web):
+    env = {k: v for k, v in os.environ.items() if k != "KUBECTL_PORT_FORWARD_WEBSOCKETS"}
+    proc = subprocess.run([kubectl_version(30), "--kubeconfig", cluster.kubeconfig, "port-forward", "pod/web",
+                           f"{free_port()}:8080"], capture_output=True, timeout=30, env=env)
+    assert proc.returncode != 0
+    assert b"kubectl 1.31 or newer" in proc.stderr

@@ -208,6 +208,15 @@ class Runtime(abc.ABC):
         raise Unsupported(f"the {self.name} runtime cannot stream exec; use a runtime that runs containers "
                           "(native, runc, crun, docker or simulated)")
 
+    def port_forward(self, sandbox_id: str) -> str:
+        """CRI ``PortForward``: a URL of this runtime's streaming server that forwards into the pod's netns."""
+        from labkit.runtime import portforward, streaming
+
+        sb = self.pod_sandbox_status(sandbox_id)
+        netns = sb.netns_path
+        return streaming.shared().portforward_url(lambda port: portforward.connect_in_netns(netns, port),
+                                                  f"{sb.namespace}/{sb.name}")
+
     def exec(self, container_id: str, cmd: list[str], tty: bool = False, stdin: bool = False,
              stdout: bool = True, stderr: bool = True) -> str:
         """CRI ``Exec``: a URL of this runtime's streaming server that runs ``cmd`` once connected."""

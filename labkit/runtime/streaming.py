@@ -76,6 +76,7 @@ class StreamingServer:
 
     def __init__(self) -> None:
         self._requests: dict[str, ExecRequest] = {}
+        self._forwards: dict[str, tuple[Callable[[int], object], str, float]] = {}
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self.port = 0
@@ -90,6 +91,7 @@ class StreamingServer:
         asyncio.set_event_loop(loop)
         app = web.Application()
         app.router.add_get("/exec/{token}", self._exec)
+        app.router.add_get("/portforward/{token}", self._portforward)
         runner = web.AppRunner(app, access_log=None)
         loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -108,6 +110,28 @@ class StreamingServer:
                 del self._requests[old]
             self._requests[token] = ExecRequest(spawn, list(command), tty, stdin, stdout, stderr and not tty)
         return f"http://127.0.0.1:{self.port}/exec/{token}"
+
+    def portforward_url(self, connect: Callable[[int], object], pod: str) -> str:
+        """Keep a port-forward request (``connect(port)`` opens a socket in the pod); its URL."""
+        token = secrets.token_urlsafe(16)
+        with self._lock:
+            self._forwards[token] = (connect, pod, time.monotonic())
+        return f"http://127.0.0.1:{self.port}/portforward/{token}"
+
+    async def _portforward(self, http: web.Request) -> web.StreamResponse:
+        from labkit.runtime import portforward as pf
+
+        with self._lock:
+            found = self._forwards.pop(http.match_info["token"], None)
+        if found is None:
+            return web.Response(status=404, text="unknown or used port-forward token; ask the runtime again\n")
+        ws = web.WebSocketResponse(protocols=(pf.PROTOCOL,), max_msg_size=0, autoping=True)
+        ready = ws.can_prepare(http)
+        if not ready.ok or ready.protocol != pf.PROTOCOL:
+            return web.Response(status=400, text=f"port-forward needs a WebSocket with {pf.PROTOCOL}\n")
+        await ws.prepare(http)
+        await pf.PortForwardSession(ws, found[0], found[1]).run()  # type: ignore[arg-type]
+        return ws
 
     async def _exec(self, http: web.Request) -> web.StreamResponse:
         with self._lock:

@@ -13,8 +13,10 @@ PROTOCOLS = (V5, V4)
 #: one line for a client that asked for SPDY (kubectl 1.29 and older)
 SPDY_REFUSED = ("labkit serves exec, attach and cp over WebSocket (v5.channel.k8s.io, v4.channel.k8s.io) only, "
                 "not SPDY: use kubectl 1.30 or newer")
-PORTFORWARD_REFUSED = ("labkit does not serve pods/portforward yet (kubectl tunnels SPDY inside it); "
-                       "reach the pod at its IP from the node, or use a Service")
+#: kubectl 1.31+ tunnels port-forward's SPDY inside a WebSocket with this sub-protocol
+PORTFORWARD = "SPDY/3.1+portforward.k8s.io"
+PORTFORWARD_SPDY_REFUSED = ("labkit serves port-forward over WebSocket (SPDY/3.1+portforward.k8s.io) only, not "
+                            "plain SPDY: use kubectl 1.31 or newer (1.30: set KUBECTL_PORT_FORWARD_WEBSOCKETS=true)")
 
 
 def frame(channel: int, data: bytes) -> bytes:

@@ -41,3 +41,16 @@ def start_pod(cluster, manifest: dict, ns: str = "default") -> str:
     wait_for(lambda: running_pods(core, f"app={manifest['metadata']['labels']['app']}", ns), timeout=90,
              what=f"pod {name} running")
     return name
+
+
+def web_pod(name: str, body: str) -> dict:
+    """A busybox httpd on port 8080 serving ``body`` at /."""
+    return sleeper(name, f"mkdir -p /www && echo {body} > /www/index.html && exec httpd -f -p 8080 -h /www")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

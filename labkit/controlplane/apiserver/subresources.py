@@ -211,32 +211,41 @@ async def log(calls: StoreCalls, kubelets: KubeletClient, req: Request) -> web.S
 
 
 async def stream(calls: StoreCalls, kubelets: KubeletClient, req: Request) -> web.StreamResponse:
-    """pods/exec and pods/attach: upgrade to a WebSocket and relay it to the kubelet of the pod's node.
+    """pods/exec, pods/attach, pods/portforward: upgrade to a WebSocket and relay it to the pod's kubelet.
 
     The checks a user can get wrong (no such pod or container, a pod not running, an old kubectl that
     asks for SPDY) are answered as a Status before the upgrade, so kubectl prints them as they are.
     """
-    if req.sub == "portforward":
-        raise errors.bad_request(channels.PORTFORWARD_REFUSED)
     http = req.http
-    upgrade = http.headers.get("Upgrade", "").lower()
-    if upgrade.startswith("spdy"):
-        raise errors.bad_request(channels.SPDY_REFUSED)
-    pod, container = await _pod_container(calls, req)
+    forward = req.sub == "portforward"
+    protocols = (channels.PORTFORWARD,) if forward else channels.PROTOCOLS
+    refused = channels.PORTFORWARD_SPDY_REFUSED if forward else channels.SPDY_REFUSED
+    if http.headers.get("Upgrade", "").lower().startswith("spdy"):
+        raise errors.bad_request(refused)
+    if forward:
+        pod = await calls.call(calls.registry.get, req.rt, req.ns, req.name)
+        container = ""
+    else:
+        pod, container = await _pod_container(calls, req)
     phase = (pod.get("status") or {}).get("phase")
     if phase in ("Succeeded", "Failed"):
-        raise errors.bad_request(f"cannot exec into a container in a completed pod; current phase is {phase}")
+        raise errors.bad_request(f"cannot {'forward ports to' if forward else req.sub + ' into'} a container "
+                                 f"in a completed pod; current phase is {phase}")
     if req.sub == "exec" and not req.query.getall("command", []):
         raise errors.bad_request("you must specify at least 1 command")
-    ws = web.WebSocketResponse(protocols=channels.PROTOCOLS, max_msg_size=relay.MAX_MESSAGE, autoping=True)
+    ws = web.WebSocketResponse(protocols=protocols, max_msg_size=relay.MAX_MESSAGE, autoping=True)
     ready = ws.can_prepare(http)
-    if not ready.ok or ready.protocol not in channels.PROTOCOLS:
-        raise errors.bad_request(f"pods/{req.sub} is served over WebSocket with one of the protocols "
-                                 f"{', '.join(channels.PROTOCOLS)}; {channels.SPDY_REFUSED}")
+    if not ready.ok or ready.protocol not in protocols:
+        raise errors.bad_request(f"pods/{req.sub} is served over WebSocket with the protocol(s) "
+                                 f"{', '.join(protocols)}; {refused}")
     base, node_name = await _kubelet(calls, req, pod)
-    query = [(k, v) for k, v in req.query.items() if k in ("command", "stdin", "stdout", "stderr", "tty")]
-    query.append(("container", container))
-    url = f"{base}/{req.sub}/{quote(req.ns or '')}/{quote(req.name or '')}/{quote(container)}"
+    if forward:
+        query: list[tuple[str, str]] = []
+        url = f"{base}/portForward/{quote(req.ns or '')}/{quote(req.name or '')}"
+    else:
+        query = [(k, v) for k, v in req.query.items() if k in ("command", "stdin", "stdout", "stderr", "tty")]
+        query.append(("container", container))
+        url = f"{base}/{req.sub}/{quote(req.ns or '')}/{quote(req.name or '')}/{quote(container)}"
     try:
         upstream = await relay.connect(kubelets.session(), url + "?" + urlencode(query), ready.protocol)
     except (ClientError, OSError) as exc:

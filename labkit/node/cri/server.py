@@ -242,6 +242,10 @@ class RuntimeServicer(_Base, pb_grpc.RuntimeServiceServicer):
         return pb.ExecResponse(url=url)
 
     @_rpc
+    def PortForward(self, request, context):
+        return pb.PortForwardResponse(url=self.runtime.port_forward(request.pod_sandbox_id))
+
+    @_rpc
     def ContainerStats(self, request, context):
         s = self.runtime.container_stats(request.container_id)
         now = time.time_ns()

@@ -214,14 +214,13 @@ async def stream(calls: StoreCalls, kubelets: KubeletClient, req: Request) -> we
     """pods/exec, pods/attach, pods/portforward: upgrade to a WebSocket and relay it to the pod's kubelet.
 
     The checks a user can get wrong (no such pod or container, a pod not running, an old kubectl that
-    asks for SPDY) are answered as a Status before the upgrade, so kubectl prints them as they are.
+    asks for SPDY) are answered as a Status before the upgrade, so kubectl prints them as they are
+    (kubectl retries a refused WebSocket over SPDY: that request gets the same answer).
     """
     http = req.http
     forward = req.sub == "portforward"
     protocols = (channels.PORTFORWARD,) if forward else channels.PROTOCOLS
     refused = channels.PORTFORWARD_SPDY_REFUSED if forward else channels.SPDY_REFUSED
-    if http.headers.get("Upgrade", "").lower().startswith("spdy"):
-        raise errors.bad_request(refused)
     if forward:
         pod = await calls.call(calls.registry.get, req.rt, req.ns, req.name)
         container = ""
@@ -233,6 +232,9 @@ async def stream(calls: StoreCalls, kubelets: KubeletClient, req: Request) -> we
                                  f"in a completed pod; current phase is {phase}")
     if req.sub == "exec" and not req.query.getall("command", []):
         raise errors.bad_request("you must specify at least 1 command")
+    # after the checks: kubectl falls back to SPDY when the WebSocket is refused, and shows that answer
+    if http.headers.get("Upgrade", "").lower().startswith("spdy"):
+        raise errors.bad_request(refused)
     ws = web.WebSocketResponse(protocols=protocols, max_msg_size=relay.MAX_MESSAGE, autoping=True)
     ready = ws.can_prepare(http)
     if not ready.ok or ready.protocol not in protocols:

@@ -31,6 +31,14 @@ def spawn_in(pid: int, proc: dict[str, Any], join_files: list, stdio: tuple[int,
     procs = [os.open(p, os.O_WRONLY | os.O_CLOEXEC) for p in join_files if os.path.exists(p)]
     child = os.fork()
     if child == 0:
+        # hold nothing else of the parent's (above all its end of the stdin pipe, or stdin never ends)
+        keep = set(ns_fds + procs + list(stdio))
+        for fd in (int(n) for n in os.listdir("/proc/self/fd")):
+            if fd > 2 and fd not in keep:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
         _exec_child(proc, ns_fds, procs, stdio[1], stdio[2], stdin=stdio[0], tty=tty)  # never returns
     for fd in ns_fds + procs:
         os.close(fd)

@@ -215,3 +215,18 @@ def test_kubectl_130_port_forward_without_websockets_gets_one_line(cluster, web)
                            f"{free_port()}:8080"], capture_output=True, timeout=30, env=env)
     assert proc.returncode != 0
     assert b"kubectl 1.31 or newer" in proc.stderr
+
+
+def test_python_client_portforward(cluster, web):
+    from kubernetes.stream import portforward
+
+    pf = portforward(cluster.core().connect_get_namespaced_pod_portforward, "web", "default", ports="8080")
+    sock = pf.socket(8080)
+    sock.setblocking(True)
+    sock.sendall(b"GET / HTTP/1.0\r\nHost: web\r\n\r\n")
+    reply = b""
+    while chunk := sock.recv(65536):
+        reply += chunk
+    sock.close()
+    assert reply.startswith(b"HTTP/1.") and reply.endswith(b"hello-from-pod\n")
+    assert pf.error(8080) is None

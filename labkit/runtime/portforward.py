@@ -162,3 +162,76 @@ class PortForwardSession:
                 await self.send(self.writer.data(conn.error_sid, b"", fin=True))
             writer.close()
             self.conns.pop(sid, None)
+
+
+def requested_ports(values: list[str]) -> list[int]:
+    """``?ports=8080,9090`` or ``?ports=8080&ports=9090``, as the Python client and the API write them."""
+    ports = []
+    for value in values:
+        for part in value.split(","):
+            if part.strip():
+                port = int(part)
+                if not 0 < port < 65536:
+                    raise ValueError(f"port {port} is out of range 1-65535")
+                ports.append(port)
+    if not ports:
+        raise ValueError("port-forward needs at least one port (?ports=8080)")
+    return ports
+
+
+class ChannelPortForward:
+    """The WebSocket form (``v4.channel.k8s.io``, the Python client's ``portforward()``): one TCP
+    connection per port, data on channel 2i and errors on 2i+1, each opened by the port as 2 bytes."""
+
+    def __init__(self, ws: web.WebSocketResponse, connect: Callable[[int], socket.socket], pod: str,
+                 ports: list[int]):
+        self.ws, self.connect, self.pod, self.ports = ws, connect, pod, ports
+        self.writers: dict[int, asyncio.StreamWriter] = {}
+        self._send_lock = asyncio.Lock()
+
+    async def send(self, channel: int, data: bytes) -> None:
+        async with self._send_lock:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self.ws.send_bytes(bytes((channel,)) + data)
+
+    async def run(self) -> None:
+        for i, port in enumerate(self.ports):
+            await self.send(2 * i, port.to_bytes(2, "little"))
+            await self.send(2 * i + 1, port.to_bytes(2, "little"))
+        pumps = [asyncio.ensure_future(self.pump(i, port)) for i, port in enumerate(self.ports)]
+        reader = asyncio.ensure_future(self.read_client())
+        try:
+            await asyncio.gather(*pumps)
+        finally:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+            for w in self.writers.values():
+                w.close()
+            with contextlib.suppress(Exception):
+                await self.ws.close()
+
+    async def pump(self, i: int, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            sock = await loop.run_in_executor(None, self.connect, port)
+            sock.setblocking(False)
+            reader, writer = await asyncio.open_connection(sock=sock)
+        except OSError as exc:
+            await self.send(2 * i + 1, f"error forwarding port {port} to pod {self.pod}: {exc}".encode())
+            return
+        self.writers[i] = writer
+        with contextlib.suppress(OSError):
+            while data := await reader.read(CHUNK):
+                await self.send(2 * i, data)
+
+    async def read_client(self) -> None:
+        async for msg in self.ws:
+            if msg.type not in (WSMsgType.BINARY, WSMsgType.TEXT):
+                break
+            raw = msg.data.encode() if isinstance(msg.data, str) else msg.data
+            if not raw or raw[0] % 2:
+                continue
+            writer = self.writers.get(raw[0] // 2)
+            if writer is not None and len(raw) > 1:
+                writer.write(raw[1:])
+                await writer.drain()

@@ -125,10 +125,18 @@ class StreamingServer:
             found = self._forwards.pop(http.match_info["token"], None)
         if found is None:
             return web.Response(status=404, text="unknown or used port-forward token; ask the runtime again\n")
-        ws = web.WebSocketResponse(protocols=(pf.PROTOCOL,), max_msg_size=0, autoping=True)
+        ws = web.WebSocketResponse(protocols=(pf.PROTOCOL, ch.V4), max_msg_size=0, autoping=True)
         ready = ws.can_prepare(http)
-        if not ready.ok or ready.protocol != pf.PROTOCOL:
-            return web.Response(status=400, text=f"port-forward needs a WebSocket with {pf.PROTOCOL}\n")
+        if not ready.ok or ready.protocol not in (pf.PROTOCOL, ch.V4):
+            return web.Response(status=400, text=f"port-forward needs a WebSocket with {pf.PROTOCOL} or {ch.V4}\n")
+        if ready.protocol == ch.V4:
+            try:
+                ports = pf.requested_ports(http.query.getall("ports", []) + http.query.getall("port", []))
+            except ValueError as exc:
+                return web.Response(status=400, text=f"{exc}\n")
+            await ws.prepare(http)
+            await pf.ChannelPortForward(ws, found[0], found[1], ports).run()  # type: ignore[arg-type]
+            return ws
         await ws.prepare(http)
         await pf.PortForwardSession(ws, found[0], found[1]).run()  # type: ignore[arg-type]
         return ws

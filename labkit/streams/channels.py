@@ -15,6 +15,8 @@ SPDY_REFUSED = ("labkit serves exec, attach and cp over WebSocket (v5.channel.k8
                 "not SPDY: use kubectl 1.30 or newer")
 #: kubectl 1.31+ tunnels port-forward's SPDY inside a WebSocket with this sub-protocol
 PORTFORWARD = "SPDY/3.1+portforward.k8s.io"
+#: pods/portforward: kubectl's tunnelled SPDY, or channels per port (the Python client's ``portforward()``)
+PORTFORWARD_PROTOCOLS = (PORTFORWARD, V4)
 PORTFORWARD_SPDY_REFUSED = ("labkit serves port-forward over WebSocket (SPDY/3.1+portforward.k8s.io) only, not "
                             "plain SPDY: use kubectl 1.31 or newer (1.30: set KUBECTL_PORT_FORWARD_WEBSOCKETS=true)")
 

@@ -219,7 +219,7 @@ async def stream(calls: StoreCalls, kubelets: KubeletClient, req: Request) -> we
     """
     http = req.http
     forward = req.sub == "portforward"
-    protocols = (channels.PORTFORWARD,) if forward else channels.PROTOCOLS
+    protocols = channels.PORTFORWARD_PROTOCOLS if forward else channels.PROTOCOLS
     refused = channels.PORTFORWARD_SPDY_REFUSED if forward else channels.SPDY_REFUSED
     if forward:
         pod = await calls.call(calls.registry.get, req.rt, req.ns, req.name)
@@ -242,7 +242,7 @@ async def stream(calls: StoreCalls, kubelets: KubeletClient, req: Request) -> we
                                  f"{', '.join(protocols)}; {refused}")
     base, node_name = await _kubelet(calls, req, pod)
     if forward:
-        query: list[tuple[str, str]] = []
+        query = [(k, v) for k, v in req.query.items() if k == "ports"]
         url = f"{base}/portForward/{quote(req.ns or '')}/{quote(req.name or '')}"
     else:
         query = [(k, v) for k, v in req.query.items() if k in ("command", "stdin", "stdout", "stderr", "tty")]

@@ -131,10 +131,11 @@ async def start_server(k: NodeContext, records: Mapping[str, PodRecord], port: i
 
     async def port_forward(request: web.Request) -> web.StreamResponse:
         """CRI ``PortForward`` for the pod's sandbox, then relay (SPDY inside the WebSocket, untouched)."""
-        ws = web.WebSocketResponse(protocols=(ch.PORTFORWARD,), max_msg_size=relay.MAX_MESSAGE, autoping=True)
+        ws = web.WebSocketResponse(protocols=ch.PORTFORWARD_PROTOCOLS, max_msg_size=relay.MAX_MESSAGE,
+                                   autoping=True)
         ready = ws.can_prepare(request)
-        if not ready.ok or ready.protocol != ch.PORTFORWARD:
-            return web.Response(status=400, text=f"expected a WebSocket with {ch.PORTFORWARD}")
+        if not ready.ok or ready.protocol not in ch.PORTFORWARD_PROTOCOLS:
+            return web.Response(status=400, text=f"expected a WebSocket with one of {', '.join(ch.PORTFORWARD_PROTOCOLS)}")
         ns, pod = request.match_info["ns"], request.match_info["pod"]
         rec = next((r for r in records.values() if r.pod["metadata"]["name"] == pod
                     and r.pod["metadata"].get("namespace", "default") == ns), None)
@@ -142,7 +143,9 @@ async def start_server(k: NodeContext, records: Mapping[str, PodRecord], port: i
             return web.Response(status=404, text=f"pod {ns}/{pod} has no sandbox on node {k.node_name}")
         try:
             url = await k.call_runtime(k.runtime.port_forward, rec.sandbox.id)  # type: ignore[attr-defined]
-            upstream = await relay.connect(session(), url, ch.PORTFORWARD)
+            if request.query_string:
+                url += "?" + request.query_string
+            upstream = await relay.connect(session(), url, ready.protocol)
         except Exception as exc:  # noqa: BLE001 - said before the upgrade, so the apiserver can report it
             return web.Response(status=500, text=f"port-forward failed: {exc}")
         await ws.prepare(request)

@@ -12,8 +12,12 @@ from __future__ import annotations
 import abc
 import enum
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from labkit.oci.resources import Resources
+
+if TYPE_CHECKING:
+    from labkit.runtime.streaming import ExecProcess
 
 
 class ContainerState(enum.StrEnum):
@@ -197,7 +201,7 @@ class Runtime(abc.ABC):
 
     # --- streaming (CRI Exec) -------------------------------------------
     def exec_spawn(self, container_id: str, cmd: list[str], stdin: int, stdout: int, stderr: int,
-                   tty: bool = False):
+                   tty: bool = False) -> ExecProcess:
         """Start ``cmd`` in the container with these descriptors as its stdio; an ``ExecProcess``.
 
         The streaming server calls it once the client is connected. Backends that run

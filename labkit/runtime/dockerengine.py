@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labkit.errors import LabkitError, NotFound, Unsupported
 from labkit.runtime import imagesource
@@ -31,6 +31,9 @@ from labkit.runtime.base import (
     VersionInfo,
 )
 from labkit.runtime.hostbackend import hostname_for
+
+if TYPE_CHECKING:
+    from labkit.runtime.streaming import ExecProcess
 
 LABEL = "labkit"
 KIND = "labkit.kind"
@@ -283,7 +286,7 @@ class DockerRuntime(Runtime):
         return ExecResult(exit_code=res.exit_code, stdout=out or b"", stderr=err or b"")
 
     def exec_spawn(self, container_id: str, cmd: list[str], stdin: int, stdout: int, stderr: int,
-                   tty: bool = False):
+                   tty: bool = False) -> ExecProcess:
         """``docker exec -i [-t]``: the Docker CLI streams the command's stdio over the Engine API."""
         import shutil
 

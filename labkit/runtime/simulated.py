@@ -15,7 +15,7 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labkit.errors import LabkitError, NotFound
 from labkit.runtime import imagesource, records
@@ -33,6 +33,9 @@ from labkit.runtime.base import (
     VersionInfo,
 )
 from labkit.runtime.hostbackend import LocalRuntime
+
+if TYPE_CHECKING:
+    from labkit.runtime.streaming import ExecProcess
 
 NOTICE = "simulated runtime: plain host processes, no namespaces, no cgroups, no image root"
 
@@ -128,7 +131,7 @@ class SimulatedRuntime(LocalRuntime):
         return ExecResult(out.returncode, out.stdout, out.stderr)
 
     def exec_spawn(self, container_id: str, cmd: list[str], stdin: int, stdout: int, stderr: int,
-                   tty: bool = False):
+                   tty: bool = False) -> ExecProcess:
         """A plain host process (no isolation, as everything in this backend)."""
         from labkit.runtime import streaming
 

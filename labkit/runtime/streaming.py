@@ -32,12 +32,9 @@ TOKEN_TTL = 60.0
 
 
 class ExecProcess:
-    """A command started inside a container: something to wait for, and to kill."""
+    """A command started inside a container: something to wait for (its exit code)."""
 
     def wait(self) -> int:
-        raise NotImplementedError
-
-    def kill(self) -> None:
         raise NotImplementedError
 
 
@@ -50,10 +47,6 @@ class PopenProcess(ExecProcess):
     def wait(self) -> int:
         code = self.proc.wait()  # type: ignore[attr-defined]
         return 128 - code if code < 0 else code
-
-    def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.kill()  # type: ignore[attr-defined]
 
 
 #: start ``cmd`` with the three descriptors as its stdio; ``tty`` says they are a terminal
@@ -337,9 +330,3 @@ class ForkedProcess(ExecProcess):
         _, status = os.waitpid(self.pid, 0)
         code, _sig = status_code(status)
         return code
-
-    def kill(self) -> None:
-        import signal
-
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGKILL)

@@ -71,5 +71,5 @@ def test_the_hollow_runtime_says_it_cannot_exec():
     sid = r.run_pod_sandbox(sconf)
     cid = r.create_container(sid, ContainerConfig(name="app", image="busybox"), sconf)
     r.start_container(cid)
-    with pytest.raises(LabkitError, match="cannot stream exec"):
+    with pytest.raises(LabkitError, match="hollow node"):
         r.exec(cid, ["true"])

@@ -137,6 +137,8 @@ class Runtime(abc.ABC):
 
     #: short backend name used by ``--runtime`` and printed in every lab output
     name: str = "?"
+    #: False where ``exec_spawn`` can only refuse (nothing runs): CRI ``Exec`` then refuses at once
+    streams_exec: bool = True
 
     # --- identity -------------------------------------------------------
     @abc.abstractmethod
@@ -233,8 +235,8 @@ class Runtime(abc.ABC):
         if st.state != ContainerState.RUNNING:
             raise LabkitError(f"container {st.name or container_id[:12]} is not running ({st.state}); "
                               "exec needs a running container")
-        if type(self).exec_spawn is Runtime.exec_spawn:  # say so now, not after the client connected
-            self.exec_spawn(container_id, cmd, -1, -1, -1, tty)
+        if not self.streams_exec or type(self).exec_spawn is Runtime.exec_spawn:
+            self.exec_spawn(container_id, cmd, -1, -1, -1, tty)  # it raises: say so now, not after the upgrade
         return streaming.shared().exec_url(
             lambda i, o, e, t: self.exec_spawn(container_id, list(cmd), i, o, e, t),
             list(cmd), tty=tty, stdin=stdin, stdout=stdout, stderr=stderr)

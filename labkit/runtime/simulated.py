@@ -147,6 +147,7 @@ class HollowRuntime(Runtime):
 
     name = "simulated"
     notice = "hollow simulated runtime: bookkeeping only, nothing runs"
+    streams_exec = False
 
     def __init__(self) -> None:
         self._sandboxes: dict[str, PodSandboxStatus] = {}
@@ -232,6 +233,14 @@ class HollowRuntime(Runtime):
     def exec_sync(self, container_id: str, cmd: list[str], timeout: float = 10.0) -> ExecResult:
         self._c(container_id)
         return ExecResult(0, b"", b"hollow container: nothing runs")
+
+    def exec_spawn(self, container_id: str, cmd: list[str], stdin: int, stdout: int, stderr: int,
+                   tty: bool = False) -> ExecProcess:
+        from labkit.errors import Unsupported
+
+        self._c(container_id)
+        raise Unsupported("this is a hollow node: its containers are bookkeeping only and run no process to "
+                          "exec into; use a node with a real runtime")
 
     def container_stats(self, container_id: str) -> ContainerStats:
         self._c(container_id)

@@ -12,8 +12,12 @@ from __future__ import annotations
 import abc
 import enum
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from labkit.oci.resources import Resources
+
+if TYPE_CHECKING:
+    from labkit.runtime.streaming import ExecProcess
 
 
 class ContainerState(enum.StrEnum):
@@ -133,6 +137,8 @@ class Runtime(abc.ABC):
 
     #: short backend name used by ``--runtime`` and printed in every lab output
     name: str = "?"
+    #: False where ``exec_spawn`` can only refuse (nothing runs): CRI ``Exec`` then refuses at once
+    streams_exec: bool = True
 
     # --- identity -------------------------------------------------------
     @abc.abstractmethod
@@ -194,6 +200,46 @@ class Runtime(abc.ABC):
 
     @abc.abstractmethod
     def container_stats(self, container_id: str) -> ContainerStats: ...
+
+    # --- streaming (CRI Exec) -------------------------------------------
+    def exec_spawn(self, container_id: str, cmd: list[str], stdin: int, stdout: int, stderr: int,
+                   tty: bool = False) -> ExecProcess:
+        """Start ``cmd`` in the container with these descriptors as its stdio; an ``ExecProcess``.
+
+        The streaming server calls it once the client is connected. Backends that run
+        something override it; the others say why they cannot.
+        """
+        from labkit.errors import Unsupported
+
+        raise Unsupported(f"the {self.name} runtime cannot stream exec; use a runtime that runs containers "
+                          "(native, runc, crun, docker or simulated)")
+
+    def port_forward(self, sandbox_id: str) -> str:
+        """CRI ``PortForward``: a URL of this runtime's streaming server that forwards into the pod's netns."""
+        from labkit.runtime import portforward, streaming
+
+        sb = self.pod_sandbox_status(sandbox_id)
+        netns = sb.netns_path
+        return streaming.shared().portforward_url(lambda port: portforward.connect_in_netns(netns, port),
+                                                  f"{sb.namespace}/{sb.name}")
+
+    def exec(self, container_id: str, cmd: list[str], tty: bool = False, stdin: bool = False,
+             stdout: bool = True, stderr: bool = True) -> str:
+        """CRI ``Exec``: a URL of this runtime's streaming server that runs ``cmd`` once connected."""
+        from labkit.errors import LabkitError
+        from labkit.runtime import streaming
+
+        if not cmd:
+            raise LabkitError("exec needs a command, e.g. kubectl exec POD -- sh")
+        st = self.container_status(container_id)
+        if st.state != ContainerState.RUNNING:
+            raise LabkitError(f"container {st.name or container_id[:12]} is not running ({st.state}); "
+                              "exec needs a running container")
+        if not self.streams_exec or type(self).exec_spawn is Runtime.exec_spawn:
+            self.exec_spawn(container_id, cmd, -1, -1, -1, tty)  # it raises: say so now, not after the upgrade
+        return streaming.shared().exec_url(
+            lambda i, o, e, t: self.exec_spawn(container_id, list(cmd), i, o, e, t),
+            list(cmd), tty=tty, stdin=stdin, stdout=stdout, stderr=stderr)
 
     def close(self) -> None:
         """Release clients and sockets; containers keep running."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labkit.errors import LabkitError, NotFound, Unsupported
 from labkit.runtime import imagesource
@@ -31,6 +31,9 @@ from labkit.runtime.base import (
     VersionInfo,
 )
 from labkit.runtime.hostbackend import hostname_for
+
+if TYPE_CHECKING:
+    from labkit.runtime.streaming import ExecProcess
 
 LABEL = "labkit"
 KIND = "labkit.kind"
@@ -281,6 +284,21 @@ class DockerRuntime(Runtime):
         res = c.exec_run(list(cmd), demux=True)
         out, err = res.output if isinstance(res.output, tuple) else (res.output, b"")
         return ExecResult(exit_code=res.exit_code, stdout=out or b"", stderr=err or b"")
+
+    def exec_spawn(self, container_id: str, cmd: list[str], stdin: int, stdout: int, stderr: int,
+                   tty: bool = False) -> ExecProcess:
+        """``docker exec -i [-t]``: the Docker CLI streams the command's stdio over the Engine API."""
+        import shutil
+
+        from labkit.runtime import streaming
+
+        docker = shutil.which("docker")
+        if docker is None:
+            raise Unsupported("streaming exec on the docker runtime needs the docker command line "
+                              "(apt-get install docker.io)")
+        c = self._get(container_id, "container")
+        return streaming.popen([docker, "exec", "-i"] + (["-t"] if tty else []) + [c.id] + list(cmd),
+                               stdin, stdout, stderr, tty)
 
     def container_stats(self, container_id: str) -> ContainerStats:
         c = self._get(container_id, "container")

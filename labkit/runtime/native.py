@@ -11,13 +11,16 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labkit.errors import LabkitError, NotFound, Unsupported
 from labkit.oci import cgroups
 from labkit.runtime import host, records
 from labkit.runtime.base import ContainerConfig, ExecResult, VersionInfo
 from labkit.runtime.runc import BundleRuntime
+
+if TYPE_CHECKING:
+    from labkit.runtime.streaming import ExecProcess
 
 
 class NativeRuntime(BundleRuntime):
@@ -133,3 +136,17 @@ class NativeRuntime(BundleRuntime):
         except self.lib.NativeError as exc:
             raise LabkitError(str(exc)) from exc
         return ExecResult(exit_code=out.exit_code, stdout=out.stdout, stderr=out.stderr)
+
+    def exec_spawn(self, container_id: str, cmd: list[str], stdin: int, stdout: int, stderr: int,
+                   tty: bool = False) -> ExecProcess:
+        """Fork straight into the container's namespaces and cgroup (no runtime binary in between)."""
+        from labkit.runtime import streaming
+
+        _, rec = self._container(container_id)
+        c = self._handle(rec["id"])
+        if c is None:
+            raise NotFound(f"container {container_id[:12]} is gone")
+        try:
+            return streaming.ForkedProcess(c.exec_spawn(list(cmd), (stdin, stdout, stderr), tty))
+        except self.lib.NativeError as exc:
+            raise LabkitError(str(exc)) from exc

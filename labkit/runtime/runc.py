@@ -17,13 +17,16 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labkit import system_parts
 from labkit.errors import LabkitError, NotFound, Unsupported
 from labkit.runtime import host, imagesource
 from labkit.runtime.base import ContainerConfig, ExecResult, ImageInfo, VersionInfo
 from labkit.runtime.hostbackend import LocalRuntime
+
+if TYPE_CHECKING:
+    from labkit.runtime.streaming import ExecProcess
 
 _CRUN_WRAP = "umount /sys/fs/cgroup/unified 2>/dev/null; exec \"$@\""
 
@@ -162,6 +165,15 @@ class BundleRuntime(LocalRuntime):
         except subprocess.TimeoutExpired as exc:
             return ExecResult(exit_code=124, stdout=exc.stdout or b"", stderr=(exc.stderr or b"") + b"timed out")
         return ExecResult(exit_code=out.returncode, stdout=out.stdout, stderr=out.stderr)
+
+    def exec_spawn(self, container_id: str, cmd: list[str], stdin: int, stdout: int, stderr: int,
+                   tty: bool = False) -> ExecProcess:
+        """``runc exec`` in pass-through mode: the command inherits these descriptors (a pty when ``tty``)."""
+        from labkit.runtime import streaming
+
+        _, rec = self._container(container_id)
+        return streaming.popen(self.runtime_argv() + ["exec", rec["runtime_id"]] + list(cmd), stdin, stdout,
+                               stderr, tty)
 
 
 class OCIRuntime(BundleRuntime):

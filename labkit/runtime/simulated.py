@@ -15,7 +15,7 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labkit.errors import LabkitError, NotFound
 from labkit.runtime import imagesource, records
@@ -33,6 +33,9 @@ from labkit.runtime.base import (
     VersionInfo,
 )
 from labkit.runtime.hostbackend import LocalRuntime
+
+if TYPE_CHECKING:
+    from labkit.runtime.streaming import ExecProcess
 
 NOTICE = "simulated runtime: plain host processes, no namespaces, no cgroups, no image root"
 
@@ -127,12 +130,24 @@ class SimulatedRuntime(LocalRuntime):
             return ExecResult(124, b"", b"timed out")
         return ExecResult(out.returncode, out.stdout, out.stderr)
 
+    def exec_spawn(self, container_id: str, cmd: list[str], stdin: int, stdout: int, stderr: int,
+                   tty: bool = False) -> ExecProcess:
+        """A plain host process (no isolation, as everything in this backend)."""
+        from labkit.runtime import streaming
+
+        self._container(container_id)
+        try:
+            return streaming.popen(list(cmd), stdin, stdout, stderr, tty)
+        except FileNotFoundError:
+            raise LabkitError(f"{cmd[0]}: not found on this host (the simulated runtime runs host programs)") from None
+
 
 class HollowRuntime(Runtime):
     """Bookkeeping-only containers, all in memory: thousands per process, nothing runs."""
 
     name = "simulated"
     notice = "hollow simulated runtime: bookkeeping only, nothing runs"
+    streams_exec = False
 
     def __init__(self) -> None:
         self._sandboxes: dict[str, PodSandboxStatus] = {}
@@ -218,6 +233,14 @@ class HollowRuntime(Runtime):
     def exec_sync(self, container_id: str, cmd: list[str], timeout: float = 10.0) -> ExecResult:
         self._c(container_id)
         return ExecResult(0, b"", b"hollow container: nothing runs")
+
+    def exec_spawn(self, container_id: str, cmd: list[str], stdin: int, stdout: int, stderr: int,
+                   tty: bool = False) -> ExecProcess:
+        from labkit.errors import Unsupported
+
+        self._c(container_id)
+        raise Unsupported("this is a hollow node: its containers are bookkeeping only and run no process to "
+                          "exec into; use a node with a real runtime")
 
     def container_stats(self, container_id: str) -> ContainerStats:
         self._c(container_id)

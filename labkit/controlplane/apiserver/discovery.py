@@ -18,7 +18,8 @@ VERSION_INFO = {"major": "1", "minor": "30", "gitVersion": "v1.30.0-labkit", "gi
                 "compiler": "labkit", "platform": "linux/amd64"}
 
 SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "scale": ["get", "patch", "update"],
-                     "binding": ["create"], "log": ["get"], "eviction": ["create"]}
+                     "binding": ["create"], "log": ["get"], "eviction": ["create"],
+                     "exec": ["create", "get"], "attach": ["create", "get"], "portforward": ["create", "get"]}
 
 
 def _subresource_kind(rt: ResourceType, sub: str) -> tuple[str, str, str]:
@@ -30,6 +31,9 @@ def _subresource_kind(rt: ResourceType, sub: str) -> tuple[str, str, str]:
         return "", "v1", "Pod"
     if sub == "eviction":
         return "policy", "v1", "Eviction"
+    if sub in ("exec", "attach", "portforward"):
+        return "", "v1", {"exec": "PodExecOptions", "attach": "PodAttachOptions",
+                          "portforward": "PodPortForwardOptions"}[sub]
     return rt.group, rt.version, rt.kind
 
 

@@ -116,7 +116,7 @@ RESOURCES: list[ResourceType] = [
     ResourceType("", "v1", "namespaces", "Namespace", namespaced=False, short_names=("ns",),
                  subresources=("status",), defaulter=v.default_namespace, has_generation=False,
                  fields={"status.phase": _path("status", "phase")}),
-    ResourceType("", "v1", "pods", "Pod", short_names=("po",), subresources=("status", "binding", "log", "eviction"),
+    ResourceType("", "v1", "pods", "Pod", short_names=("po",), subresources=("status", "binding", "log", "eviction", "exec", "attach", "portforward"),
                  defaulter=v.default_pod, validator=v.validate_pod, fields=_POD_FIELDS,
                  reset_status_on_create=True, categories=("all",)),
     ResourceType("", "v1", "nodes", "Node", namespaced=False, short_names=("no",), subresources=("status",),

@@ -5,7 +5,7 @@ three shapes, namespaced (``.../namespaces/NS/RESOURCE...``) or cluster-scoped:
 
     .../RESOURCE                  a collection: list, watch (``?watch=1``), create, delete all
     .../RESOURCE/NAME             an object: get, update, patch, delete
-    .../RESOURCE/NAME/SUB         a subresource: status, scale, binding, eviction, log
+    .../RESOURCE/NAME/SUB         a subresource: status, scale, binding, eviction, log, exec, attach
 
 Beside them: discovery (``/api``, ``/apis``, ``/apis/GROUP``, the group versions), OpenAPI
 (``/openapi/v2``, ``/openapi/v3[/...]``), ``/version`` and the health checks. Trailing slashes
@@ -157,6 +157,9 @@ class ResourceRoutes:
         elif req.sub == "log":
             if m == "GET":
                 return await subresources.log(self.calls, self.kubelets, req)
+        elif req.sub in ("exec", "attach", "portforward"):
+            if m in ("GET", "POST"):
+                return await subresources.stream(self.calls, self.kubelets, req)
         elif req.sub == "eviction":
             if m == "POST":
                 return await subresources.evict(self.calls, req)

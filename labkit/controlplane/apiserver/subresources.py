@@ -1,17 +1,20 @@
-"""Subresources with their own shapes: pods/binding, pods/eviction, pods/log and */scale.
+"""Subresources with their own shapes: pods/binding, pods/eviction, pods/log, pods/exec, pods/attach
+and */scale.
 
 The scheduler binds through ``pods/binding``; ``kubectl drain`` posts ``pods/eviction``;
-``kubectl logs`` reads ``pods/log``, which this server proxies to the kubelet of the pod's node;
+``kubectl logs`` reads ``pods/log``, which this server proxies to the kubelet of the pod's node, as it
+relays ``kubectl exec``/``attach``/``cp`` WebSockets (``pods/exec``, ``pods/attach``);
 ``kubectl scale`` and autoscalers use ``deployments/scale`` as an ``autoscaling/v1`` Scale.
 """
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
 from labkit.client.selectors import format_selector
+from labkit.streams import channels, relay
 
 from . import errors
 from .codec import decode, dumps, now_rfc3339
@@ -140,8 +143,8 @@ async def scale(calls: StoreCalls, req: Request) -> web.Response:
     return response(dumps(to_scale(obj)))
 
 
-async def log(calls: StoreCalls, kubelets: KubeletClient, req: Request) -> web.StreamResponse:
-    """GET pods/<p>/log: proxied to the kubelet that runs the pod (streamed when follow=true)."""
+async def _pod_container(calls: StoreCalls, req: Request) -> tuple[dict, str]:
+    """The pod a ``pods/SUB`` request names and the container it means (the only one, or ``?container=``)."""
     pod = await calls.call(calls.registry.get, req.rt, req.ns, req.name)
     spec = pod.get("spec") or {}
     names = [c.get("name") for c in spec.get("containers") or []]
@@ -153,7 +156,12 @@ async def log(calls: StoreCalls, kubelets: KubeletClient, req: Request) -> web.S
         container = names[0]
     elif container not in names + [c.get("name") for c in spec.get("initContainers") or []]:
         raise errors.bad_request(f"container {container} is not valid for pod {req.name}")
-    node_name = spec.get("nodeName")
+    return pod, container
+
+
+async def _kubelet(calls: StoreCalls, req: Request, pod: dict) -> tuple[str, str]:
+    """``http://HOST:PORT`` of the kubelet that runs ``pod``, and its node's name."""
+    node_name = (pod.get("spec") or {}).get("nodeName")
     if not node_name:
         raise errors.bad_request(f"pod {req.name} does not have a host assigned")
     try:
@@ -168,7 +176,14 @@ async def log(calls: StoreCalls, kubelets: KubeletClient, req: Request) -> web.S
     for a in (node.get("status") or {}).get("addresses") or []:
         if a.get("type") == "InternalIP" and a.get("address"):  # where the kubelet listens
             host = a["address"]
-    url = f"http://{host}:{port}/containerLogs/{quote(req.ns or '')}/{quote(req.name or '')}/{quote(container)}"
+    return f"http://{host}:{port}", node_name
+
+
+async def log(calls: StoreCalls, kubelets: KubeletClient, req: Request) -> web.StreamResponse:
+    """GET pods/<p>/log: proxied to the kubelet that runs the pod (streamed when follow=true)."""
+    pod, container = await _pod_container(calls, req)
+    base, node_name = await _kubelet(calls, req, pod)
+    url = f"{base}/containerLogs/{quote(req.ns or '')}/{quote(req.name or '')}/{quote(container)}"
     params = {k: v for k, v in req.query.items() if k in ("follow", "tailLines", "timestamps", "previous",
                                                           "sinceSeconds", "limitBytes")}
     follow = params.get("follow") in ("true", "1")
@@ -193,3 +208,51 @@ async def log(calls: StoreCalls, kubelets: KubeletClient, req: Request) -> web.S
         except (ConnectionResetError, ConnectionError):
             pass
         return resp
+
+
+async def stream(calls: StoreCalls, kubelets: KubeletClient, req: Request) -> web.StreamResponse:
+    """pods/exec, pods/attach, pods/portforward: upgrade to a WebSocket and relay it to the pod's kubelet.
+
+    The checks a user can get wrong (no such pod or container, a pod not running, an old kubectl that
+    asks for SPDY) are answered as a Status before the upgrade, so kubectl prints them as they are
+    (kubectl retries a refused WebSocket over SPDY: that request gets the same answer).
+    """
+    http = req.http
+    forward = req.sub == "portforward"
+    protocols = channels.PORTFORWARD_PROTOCOLS if forward else channels.PROTOCOLS
+    refused = channels.PORTFORWARD_SPDY_REFUSED if forward else channels.SPDY_REFUSED
+    if forward:
+        pod = await calls.call(calls.registry.get, req.rt, req.ns, req.name)
+        container = ""
+    else:
+        pod, container = await _pod_container(calls, req)
+    phase = (pod.get("status") or {}).get("phase")
+    if phase in ("Succeeded", "Failed"):
+        raise errors.bad_request(f"cannot {'forward ports to' if forward else req.sub + ' into'} a container "
+                                 f"in a completed pod; current phase is {phase}")
+    if req.sub == "exec" and not req.query.getall("command", []):
+        raise errors.bad_request("you must specify at least 1 command")
+    # after the checks: kubectl falls back to SPDY when the WebSocket is refused, and shows that answer
+    if http.headers.get("Upgrade", "").lower().startswith("spdy"):
+        raise errors.bad_request(refused)
+    ws = web.WebSocketResponse(protocols=protocols, max_msg_size=relay.MAX_MESSAGE, autoping=True)
+    ready = ws.can_prepare(http)
+    if not ready.ok or ready.protocol not in protocols:
+        raise errors.bad_request(f"pods/{req.sub} is served over WebSocket with the protocol(s) "
+                                 f"{', '.join(protocols)}; {refused}")
+    base, node_name = await _kubelet(calls, req, pod)
+    if forward:
+        query = [(k, v) for k, v in req.query.items() if k == "ports"]
+        url = f"{base}/portForward/{quote(req.ns or '')}/{quote(req.name or '')}"
+    else:
+        query = [(k, v) for k, v in req.query.items() if k in ("command", "stdin", "stdout", "stderr", "tty")]
+        query.append(("container", container))
+        url = f"{base}/{req.sub}/{quote(req.ns or '')}/{quote(req.name or '')}/{quote(container)}"
+    try:
+        upstream = await relay.connect(kubelets.session(), url + "?" + urlencode(query), ready.protocol)
+    except (ClientError, OSError) as exc:
+        raise errors.StatusError(502, "InternalError",
+                                 f"the kubelet on {node_name} did not accept the {req.sub} stream: {exc}") from None
+    await ws.prepare(http)
+    await relay.relay(ws, upstream)
+    return ws

@@ -99,6 +99,16 @@ class RuntimeServiceStub:
                 request_serializer=labkit_dot_node_dot_cri_dot_api__pb2.ExecSyncRequest.SerializeToString,
                 response_deserializer=labkit_dot_node_dot_cri_dot_api__pb2.ExecSyncResponse.FromString,
                 _registered_method=True)
+        self.Exec = channel.unary_unary(
+                '/runtime.v1.RuntimeService/Exec',
+                request_serializer=labkit_dot_node_dot_cri_dot_api__pb2.ExecRequest.SerializeToString,
+                response_deserializer=labkit_dot_node_dot_cri_dot_api__pb2.ExecResponse.FromString,
+                _registered_method=True)
+        self.PortForward = channel.unary_unary(
+                '/runtime.v1.RuntimeService/PortForward',
+                request_serializer=labkit_dot_node_dot_cri_dot_api__pb2.PortForwardRequest.SerializeToString,
+                response_deserializer=labkit_dot_node_dot_cri_dot_api__pb2.PortForwardResponse.FromString,
+                _registered_method=True)
         self.ContainerStats = channel.unary_unary(
                 '/runtime.v1.RuntimeService/ContainerStats',
                 request_serializer=labkit_dot_node_dot_cri_dot_api__pb2.ContainerStatsRequest.SerializeToString,
@@ -187,6 +197,18 @@ class RuntimeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Exec(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PortForward(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ContainerStats(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -260,6 +282,16 @@ def add_RuntimeServiceServicer_to_server(servicer, server):
                     servicer.ExecSync,
                     request_deserializer=labkit_dot_node_dot_cri_dot_api__pb2.ExecSyncRequest.FromString,
                     response_serializer=labkit_dot_node_dot_cri_dot_api__pb2.ExecSyncResponse.SerializeToString,
+            ),
+            'Exec': grpc.unary_unary_rpc_method_handler(
+                    servicer.Exec,
+                    request_deserializer=labkit_dot_node_dot_cri_dot_api__pb2.ExecRequest.FromString,
+                    response_serializer=labkit_dot_node_dot_cri_dot_api__pb2.ExecResponse.SerializeToString,
+            ),
+            'PortForward': grpc.unary_unary_rpc_method_handler(
+                    servicer.PortForward,
+                    request_deserializer=labkit_dot_node_dot_cri_dot_api__pb2.PortForwardRequest.FromString,
+                    response_serializer=labkit_dot_node_dot_cri_dot_api__pb2.PortForwardResponse.SerializeToString,
             ),
             'ContainerStats': grpc.unary_unary_rpc_method_handler(
                     servicer.ContainerStats,
@@ -618,6 +650,60 @@ class RuntimeService:
             '/runtime.v1.RuntimeService/ExecSync',
             labkit_dot_node_dot_cri_dot_api__pb2.ExecSyncRequest.SerializeToString,
             labkit_dot_node_dot_cri_dot_api__pb2.ExecSyncResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Exec(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/runtime.v1.RuntimeService/Exec',
+            labkit_dot_node_dot_cri_dot_api__pb2.ExecRequest.SerializeToString,
+            labkit_dot_node_dot_cri_dot_api__pb2.ExecResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PortForward(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/runtime.v1.RuntimeService/PortForward',
+            labkit_dot_node_dot_cri_dot_api__pb2.PortForwardRequest.SerializeToString,
+            labkit_dot_node_dot_cri_dot_api__pb2.PortForwardResponse.FromString,
             options,
             channel_credentials,
             insecure,

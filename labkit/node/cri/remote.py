@@ -172,6 +172,16 @@ class RemoteRuntime(Runtime):
         r = self._call(self._rt, "ExecSync", req)
         return ExecResult(exit_code=r.exit_code, stdout=r.stdout, stderr=r.stderr)
 
+    def exec(self, container_id: str, cmd: list[str], tty: bool = False, stdin: bool = False,
+             stdout: bool = True, stderr: bool = True) -> str:
+        """CRI ``Exec``: the URL of the CRI server's own streaming server."""
+        req = pb.ExecRequest(container_id=container_id, cmd=cmd, tty=tty, stdin=stdin, stdout=stdout, stderr=stderr)
+        return self._call(self._rt, "Exec", req).url
+
+    def port_forward(self, sandbox_id: str) -> str:
+        """CRI ``PortForward``: the URL of the CRI server's streaming server for this pod."""
+        return self._call(self._rt, "PortForward", pb.PortForwardRequest(pod_sandbox_id=sandbox_id)).url
+
     def container_stats(self, container_id: str) -> ContainerStats:
         r = self._call(self._rt, "ContainerStats", pb.ContainerStatsRequest(container_id=container_id))
         s = r.stats

@@ -236,6 +236,16 @@ class RuntimeServicer(_Base, pb_grpc.RuntimeServiceServicer):
         return pb.ExecSyncResponse(stdout=r.stdout, stderr=r.stderr, exit_code=r.exit_code)
 
     @_rpc
+    def Exec(self, request, context):
+        url = self.runtime.exec(request.container_id, list(request.cmd), tty=request.tty, stdin=request.stdin,
+                                stdout=request.stdout, stderr=request.stderr)
+        return pb.ExecResponse(url=url)
+
+    @_rpc
+    def PortForward(self, request, context):
+        return pb.PortForwardResponse(url=self.runtime.port_forward(request.pod_sandbox_id))
+
+    @_rpc
     def ContainerStats(self, request, context):
         s = self.runtime.container_stats(request.container_id)
         now = time.time_ns()

@@ -155,6 +155,14 @@ class ProcessRuntime(Runtime):
     def container_stats(self, container_id: str) -> ContainerStats:
         return self._call("container_stats", container_id)
 
+    def exec(self, container_id: str, cmd: list[str], tty: bool = False, stdin: bool = False,
+             stdout: bool = True, stderr: bool = True) -> str:
+        """The worker's own streaming server runs the command: it forks there, away from gRPC's threads."""
+        return self._call("exec", container_id, cmd, tty, stdin, stdout, stderr)
+
+    def port_forward(self, sandbox_id: str) -> str:
+        return self._call("port_forward", sandbox_id)
+
     def close(self) -> None:
         for w in self._all:
             w.close()

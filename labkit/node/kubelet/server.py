@@ -1,7 +1,10 @@
-"""The kubelet's own HTTP port: container logs for ``kubectl logs`` (via the apiserver), health, pods.
+"""The kubelet's own HTTP port: container logs for ``kubectl logs`` (via the apiserver), health, pods,
+and the streams of ``kubectl exec`` and ``attach``.
 
 The apiserver finds it from the Node's ``status.daemonEndpoints.kubeletEndpoint.Port`` and
-``InternalIP`` address and forwards ``pods/log`` requests to ``/containerLogs/<ns>/<pod>/<container>``.
+``InternalIP`` address and forwards ``pods/log`` requests to ``/containerLogs/<ns>/<pod>/<container>``,
+``pods/exec`` to ``/exec/<ns>/<pod>/<container>`` and ``pods/attach`` to ``/attach/...``. For exec the
+kubelet asks the runtime (CRI ``Exec``) for a streaming URL and relays the WebSocket to it.
 """
 
 from __future__ import annotations
@@ -10,11 +13,13 @@ import asyncio
 import json
 from typing import TYPE_CHECKING
 
-from aiohttp import web
+from aiohttp import ClientSession, ClientTimeout, WSMsgType, web
 
 from labkit.errors import LabkitError
 from labkit.node.kubelet import containers as C
 from labkit.runtime.base import ContainerState
+from labkit.streams import channels as ch
+from labkit.streams import relay
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -80,6 +85,110 @@ async def start_server(k: NodeContext, records: Mapping[str, PodRecord], port: i
         await resp.write_eof()
         return resp
 
+    sessions: list[ClientSession] = []
+
+    def session() -> ClientSession:
+        if not sessions:
+            sessions.append(ClientSession(timeout=ClientTimeout(total=None, sock_connect=5)))
+        return sessions[0]
+
+    async def open_stream(request: web.Request) -> tuple[web.WebSocketResponse | None, str, object]:
+        """Upgrade the apiserver's connection; errors after this point travel on the error channel."""
+        ws = web.WebSocketResponse(protocols=ch.PROTOCOLS, max_msg_size=relay.MAX_MESSAGE, autoping=True)
+        ready = ws.can_prepare(request)
+        if not ready.ok or ready.protocol not in ch.PROTOCOLS:
+            return None, "", web.Response(status=400, text=f"expected a WebSocket with one of {', '.join(ch.PROTOCOLS)}")
+        await ws.prepare(request)
+        ns, pod, container = request.match_info["ns"], request.match_info["pod"], request.match_info["container"]
+        _, cs = _find(records, ns, pod, container, False)
+        if cs is None or cs.state != ContainerState.RUNNING:
+            await ws.send_bytes(ch.frame(ch.ERROR, ch.failure_status(
+                f'container "{container}" in pod "{pod}" is not running on node {k.node_name}')))
+            await ws.close()
+            return None, "", ws
+        return ws, ready.protocol, cs
+
+    def flag(request: web.Request, name: str, default: bool = False) -> bool:
+        value = request.query.get(name)
+        return default if value is None else value.lower() in ("1", "true")
+
+    async def exec_(request: web.Request) -> web.StreamResponse:
+        ws, protocol, cs = await open_stream(request)
+        if ws is None:
+            return cs  # type: ignore[return-value]
+        cmd = request.query.getall("command", [])
+        tty = flag(request, "tty")
+        try:
+            url = await k.call_runtime(k.runtime.exec, cs.id, cmd, tty, flag(request, "stdin"),  # type: ignore[attr-defined]
+                                       flag(request, "stdout", True), flag(request, "stderr", not tty))
+            upstream = await relay.connect(session(), url, protocol)
+        except Exception as exc:  # noqa: BLE001 - the runtime's reason, on the error channel as the kubelet does
+            await ws.send_bytes(ch.frame(ch.ERROR, ch.failure_status(f"exec failed: {exc}")))
+            await ws.close()
+            return ws
+        await relay.relay(ws, upstream)
+        return ws
+
+    async def port_forward(request: web.Request) -> web.StreamResponse:
+        """CRI ``PortForward`` for the pod's sandbox, then relay (SPDY inside the WebSocket, untouched)."""
+        ws = web.WebSocketResponse(protocols=ch.PORTFORWARD_PROTOCOLS, max_msg_size=relay.MAX_MESSAGE,
+                                   autoping=True)
+        ready = ws.can_prepare(request)
+        if not ready.ok or ready.protocol not in ch.PORTFORWARD_PROTOCOLS:
+            return web.Response(status=400, text=f"expected a WebSocket with one of {', '.join(ch.PORTFORWARD_PROTOCOLS)}")
+        ns, pod = request.match_info["ns"], request.match_info["pod"]
+        rec = next((r for r in records.values() if r.pod["metadata"]["name"] == pod
+                    and r.pod["metadata"].get("namespace", "default") == ns), None)
+        if rec is None or rec.sandbox is None:
+            return web.Response(status=404, text=f"pod {ns}/{pod} has no sandbox on node {k.node_name}")
+        try:
+            url = await k.call_runtime(k.runtime.port_forward, rec.sandbox.id)  # type: ignore[attr-defined]
+            if request.query_string:
+                url += "?" + request.query_string
+            upstream = await relay.connect(session(), url, ready.protocol)
+        except Exception as exc:  # noqa: BLE001 - said before the upgrade, so the apiserver can report it
+            return web.Response(status=500, text=f"port-forward failed: {exc}")
+        await ws.prepare(request)
+        await relay.relay(ws, upstream)
+        return ws
+
+    async def attach(request: web.Request) -> web.StreamResponse:
+        """The container's output from now on, until it exits (labkit keeps no stdin open for containers)."""
+        ws, _protocol, cs = await open_stream(request)
+        if ws is None:
+            return cs  # type: ignore[return-value]
+
+        async def follow() -> None:
+            sent = len(await k.call_runtime(k.runtime.logs, cs.id))  # type: ignore[attr-defined]
+            while True:
+                st = await k.call_runtime(k.runtime.container_status, cs.id)  # type: ignore[attr-defined]
+                data = await k.call_runtime(k.runtime.logs, cs.id)  # type: ignore[attr-defined]
+                if len(data) > sent:
+                    await ws.send_bytes(ch.frame(ch.STDOUT, data[sent:]))
+                    sent = len(data)
+                if st.state != ContainerState.RUNNING:
+                    code = st.exit_code or 0
+                    await ws.send_bytes(ch.frame(ch.ERROR, ch.exit_status(code, [])))
+                    return
+                await asyncio.sleep(0.2)
+
+        async def client_gone() -> None:
+            async for msg in ws:
+                if msg.type not in (WSMsgType.BINARY, WSMsgType.TEXT):
+                    break
+
+        tasks = [asyncio.ensure_future(follow()), asyncio.ensure_future(client_gone())]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        except LabkitError:
+            pass
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await ws.close()
+        return ws
+
     async def healthz(request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
@@ -97,9 +206,19 @@ async def start_server(k: NodeContext, records: Mapping[str, PodRecord], port: i
         return web.json_response(rows)
 
     app.router.add_get("/containerLogs/{ns}/{pod}/{container}", logs)
+    app.router.add_get("/exec/{ns}/{pod}/{container}", exec_)
+    app.router.add_route("POST", "/exec/{ns}/{pod}/{container}", exec_)
+    app.router.add_get("/attach/{ns}/{pod}/{container}", attach)
+    app.router.add_get("/portForward/{ns}/{pod}", port_forward)
+    app.router.add_route("POST", "/attach/{ns}/{pod}/{container}", attach)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/pods", pods)
     app.router.add_get("/containers", containers)
+    async def close_sessions(_app: web.Application) -> None:
+        for s in sessions:
+            await s.close()
+
+    app.on_cleanup.append(close_sessions)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, k.address, port)

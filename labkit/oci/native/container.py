@@ -37,7 +37,7 @@ from labkit.atomicfile import write_atomic
 from labkit.oci import cgroups as cg
 from labkit.oci.bundle import Bundle, BundleError
 from labkit.oci.native import userns
-from labkit.oci.native.execsync import ExecOutput, exec_in
+from labkit.oci.native.execsync import ExecOutput, exec_in, spawn_in
 from labkit.oci.native.start import ProcessStart
 from labkit.oci.native.state import (
     _ID_RE,
@@ -432,3 +432,16 @@ class NativeContainer(ProcessStart):
         proc["env"] = list(env if env is not None else proc.get("env") or [])
         proc["cwd"] = cwd or proc.get("cwd") or "/"
         return exec_in(pid, proc, self.cgroup().join_files(), timeout)
+
+    def exec_spawn(self, args: list[str], stdio: tuple[int, int, int], tty: bool = False) -> int:
+        """Start another program inside the running container on these descriptors; its pid to wait for."""
+        if not args:
+            raise NativeError("exec needs a command")
+        pid = self.pid or self._read_state().get("pid")
+        if not pid or self.status() != "running":
+            raise NativeError(f"container {self.id!r} is not running; cannot exec into it")
+        proc = dict(self.config.get("process") or {})
+        proc["args"] = list(args)
+        proc["env"] = list(proc.get("env") or []) + (["TERM=xterm"] if tty else [])
+        proc["cwd"] = proc.get("cwd") or "/"
+        return spawn_in(pid, proc, self.cgroup().join_files(), stdio, tty)

@@ -24,14 +24,40 @@ class ExecOutput:
 
 
 
-def exec_in(pid: int, proc: dict[str, Any], join_files: list, timeout: float) -> ExecOutput:
-    """Run ``proc`` (an OCI process: args, env, cwd, capabilities) in the namespaces of ``pid``
-    and the cgroup whose ``join_files`` are given; wait at most ``timeout`` seconds."""
+def spawn_in(pid: int, proc: dict[str, Any], join_files: list, stdio: tuple[int, int, int], tty: bool = False) -> int:
+    """Start ``proc`` in the namespaces of ``pid`` with ``stdio`` as its descriptors and return at
+    once: the streaming exec (``kubectl exec``). Wait for the returned pid; its status is the command's."""
+    ns_fds = _namespace_fds(pid)
+    procs = [os.open(p, os.O_WRONLY | os.O_CLOEXEC) for p in join_files if os.path.exists(p)]
+    child = os.fork()
+    if child == 0:
+        # hold nothing else of the parent's (above all its end of the stdin pipe, or stdin never ends)
+        keep = set(ns_fds + procs + list(stdio))
+        for fd in (int(n) for n in os.listdir("/proc/self/fd")):
+            if fd > 2 and fd not in keep:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        _exec_child(proc, ns_fds, procs, stdio[1], stdio[2], stdin=stdio[0], tty=tty)  # never returns
+    for fd in ns_fds + procs:
+        os.close(fd)
+    return child
+
+
+def _namespace_fds(pid: int) -> list[int]:
     ns_fds = []
     for t in ("user", "ipc", "uts", "net", "pid", "mnt"):  # user first: it owns the others
         a, b = f"/proc/{pid}/ns/{t}", f"/proc/self/ns/{t}"
         if os.stat(a).st_ino != os.stat(b).st_ino:
             ns_fds.append(os.open(a, os.O_RDONLY | os.O_CLOEXEC))
+    return ns_fds
+
+
+def exec_in(pid: int, proc: dict[str, Any], join_files: list, timeout: float) -> ExecOutput:
+    """Run ``proc`` (an OCI process: args, env, cwd, capabilities) in the namespaces of ``pid``
+    and the cgroup whose ``join_files`` are given; wait at most ``timeout`` seconds."""
+    ns_fds = _namespace_fds(pid)
     procs = [os.open(p, os.O_WRONLY | os.O_CLOEXEC) for p in join_files if os.path.exists(p)]
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
@@ -46,7 +72,8 @@ def exec_in(pid: int, proc: dict[str, Any], join_files: list, timeout: float) ->
     return ExecOutput(code, out, err)
 
 
-def _exec_child(proc: dict[str, Any], ns_fds: list[int], procs: list[int], out_w: int, err_w: int) -> None:
+def _exec_child(proc: dict[str, Any], ns_fds: list[int], procs: list[int], out_w: int, err_w: int,
+                stdin: int | None = None, tty: bool = False) -> None:
     code = 127
     try:
         sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -56,10 +83,17 @@ def _exec_child(proc: dict[str, Any], ns_fds: list[int], procs: list[int], out_w
         if grandchild == 0:
             try:
                 sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
-                null = os.open("/dev/null", os.O_RDONLY)
-                os.dup2(null, 0)
+                if stdin is None:
+                    stdin = os.open("/dev/null", os.O_RDONLY)
+                os.dup2(stdin, 0)
                 os.dup2(out_w, 1)
                 os.dup2(err_w, 2)
+                if tty:  # a session of its own with the terminal as its controlling tty (job control, ^C)
+                    import fcntl
+                    import termios
+
+                    os.setsid()
+                    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
                 for fd in procs:
                     os.write(fd, b"0")
                 for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM):

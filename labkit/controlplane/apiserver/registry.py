@@ -8,7 +8,6 @@ deletion. Everything here is synchronous; the HTTP layer decides which thread ca
 
 from __future__ import annotations
 
-import random
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -22,6 +21,7 @@ from .customresources import validate_status
 from .defaultstorageclass import admit_claim
 from .errors import StatusError
 from .resources import BY_PLURAL, RESOURCES, ResourceType
+from .serviceips import allocate_service_addresses
 from .validation import check_labels, check_name, generate_name
 from .workloads import generate_job_selector
 
@@ -200,7 +200,7 @@ class Registry:
         self._admit(rt, obj, None)
         self._validate(rt, obj, None)
         if rt.plural == "services":
-            self._allocate_service_addresses(obj)
+            allocate_service_addresses(self.store, obj)
         for k in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
             meta.pop(k, None)
         meta["uid"] = str(uuid.uuid4())
@@ -212,42 +212,6 @@ class Registry:
         if rt.reset_status_on_create:
             obj["status"] = self._initial_status(rt, obj)
         return obj, encode(obj)
-
-    def _allocate_service_addresses(self, svc: dict) -> None:
-        """A unique cluster IP from 10.96.0.0/16, and node ports from 30000-32767, like the real allocators."""
-        spec = svc["spec"]
-        kvs, _ = self.store.list(BY_PLURAL["services"].key_prefix())
-        used_ips, used_ports = set(), set()
-        for kv in kvs:
-            other = (decode(kv.value).get("spec") or {})
-            used_ips.add(other.get("clusterIP"))
-            used_ports.update(p.get("nodePort") for p in other.get("ports") or [] if isinstance(p, dict))
-        name = svc["metadata"]["name"]
-        ip = spec.get("clusterIP")
-        if spec.get("type") != "ExternalName":
-            if ip and ip != "None" and ip in used_ips:
-                raise errors.invalid("Service", "", name, [errors.cause(
-                    "spec.clusterIPs", f'Invalid value: ["{ip}"]: failed to allocate IP {ip}: provided IP is '
-                    "already allocated")])
-            if not ip:
-                free = [f"10.96.{i >> 8}.{i & 255}" for i in random.sample(range(10, 65534), 64)]
-                ip = next((a for a in free if a not in used_ips and not a.endswith((".0", ".255"))), None)
-                if ip is None:
-                    raise errors.StatusError(500, "InternalError", "no free cluster IP in 10.96.0.0/16")
-                spec["clusterIP"] = ip
-                spec["clusterIPs"] = [ip]
-                spec.setdefault("ipFamilies", ["IPv4"])
-                spec.setdefault("ipFamilyPolicy", "SingleStack")
-        if spec.get("type") in ("NodePort", "LoadBalancer"):
-            for port in spec.get("ports") or []:
-                if not port.get("nodePort"):
-                    candidates = [p for p in random.sample(range(30000, 32768), 64) if p not in used_ports]
-                    port["nodePort"] = candidates[0]
-                    used_ports.add(candidates[0])
-                elif port["nodePort"] in used_ports:
-                    raise errors.invalid("Service", "", name, [errors.cause(
-                        "spec.ports.nodePort", f"Invalid value: {port['nodePort']}: provided port is already "
-                        "allocated")])
 
     @staticmethod
     def _initial_status(rt: ResourceType, obj: dict) -> dict:

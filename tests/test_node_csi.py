@@ -11,7 +11,7 @@ from support.cluster import wait_for
 
 from labkit import paths
 from labkit.client.kubeconfig import write_kubeconfig
-from labkit.node.csi.client import CSIClient, CSIError
+from labkit.csi.client import CSIClient, CSIError
 from labkit.node.csi.driver import DRIVER_NAME, CSIDriverServer, is_mounted
 from labkit.node.csi.volumeplugin import CSIVolumePlugin
 from labkit.node.kubelet.plugins import PluginError
@@ -33,7 +33,7 @@ def test_identity_and_node_info(driver):
     assert client.plugin_info() == (DRIVER_NAME, "0.1.0")
     assert client.probe() is True
     assert client.node_info() == "n1"
-    from labkit.node.csi import csi_pb2 as pb
+    from labkit.csi import csi_pb2 as pb
 
     caps = client.identity.GetPluginCapabilities(pb.GetPluginCapabilitiesRequest()).capabilities
     assert caps[0].service.type == pb.PluginCapability.Service.CONTROLLER_SERVICE

@@ -116,7 +116,7 @@ class PersistentVolumeBinder(Controller):
     async def _call_driver(self, driver: str, method: str, *args):
         """One Controller-service call on the driver, at the next endpoint when one does not answer
         (a node that went away without unregistering leaves its address behind)."""
-        from labkit.node.csi.client import CSIClient, CSIError  # the CSI protocol's gRPC stubs
+        from labkit.csi.client import CSIClient, CSIError  # the CSI protocol's gRPC stubs
 
         endpoints = self.provisioners.get(driver) or []
         for i, endpoint in enumerate(endpoints):
@@ -238,7 +238,7 @@ class PersistentVolumeBinder(Controller):
             policy = pv["spec"].get("persistentVolumeReclaimPolicy", "Retain")
             csi = pv["spec"].get("csi") or {}
             if policy == "Delete" and csi.get("driver") in self.provisioners:
-                from labkit.node.csi.client import CSIError
+                from labkit.csi.client import CSIError
 
                 try:
                     await self._call_driver(csi["driver"], "delete_volume", csi["volumeHandle"])

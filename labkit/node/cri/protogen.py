@@ -12,7 +12,7 @@ from pathlib import Path
 PROTOS = [
     "labkit/node/cri/api.proto",
     "labkit/node/cri/labkit_ext.proto",
-    "labkit/node/csi/csi.proto",
+    "labkit/csi/csi.proto",
     "labkit/node/deviceplugin/api.proto",
 ]
 

@@ -28,8 +28,8 @@ import grpc
 from google.protobuf import wrappers_pb2
 
 from labkit import paths
-from labkit.node.csi import csi_pb2 as pb
-from labkit.node.csi import csi_pb2_grpc as pb_grpc
+from labkit.csi import csi_pb2 as pb
+from labkit.csi import csi_pb2_grpc as pb_grpc
 from labkit.node.signals import wait_for_termination
 
 DRIVER_NAME = "hostpath.csi.labkit.io"

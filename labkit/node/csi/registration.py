@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from labkit.client import ApiError, KubeConfig
 from labkit.client.blocking import BlockingClient
 from labkit.client.csinodes import csi_driver, with_driver, without_driver
-from labkit.node.csi.client import CSIClient
+from labkit.csi.client import CSIClient
 
 log = logging.getLogger(__name__)
 

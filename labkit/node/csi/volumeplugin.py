@@ -17,7 +17,7 @@ from labkit import paths
 from labkit.client.blocking import BlockingClient
 from labkit.client.kubeconfig import KubeConfig
 from labkit.client.rest import ApiError
-from labkit.node.csi.client import CSIClient, CSIError
+from labkit.csi.client import CSIClient, CSIError
 from labkit.node.kubelet.plugins import PluginError, VolumePlugin
 
 

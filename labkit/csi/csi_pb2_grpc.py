@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from labkit.node.csi import csi_pb2 as labkit_dot_node_dot_csi_dot_csi__pb2
+from labkit.csi import csi_pb2 as labkit_dot_csi_dot_csi__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in labkit/node/csi/csi_pb2_grpc.py depends on'
+        + ' but the generated code in labkit/csi/csi_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,18 +36,18 @@ class IdentityStub:
         """
         self.GetPluginInfo = channel.unary_unary(
                 '/csi.v1.Identity/GetPluginInfo',
-                request_serializer=labkit_dot_node_dot_csi_dot_csi__pb2.GetPluginInfoRequest.SerializeToString,
-                response_deserializer=labkit_dot_node_dot_csi_dot_csi__pb2.GetPluginInfoResponse.FromString,
+                request_serializer=labkit_dot_csi_dot_csi__pb2.GetPluginInfoRequest.SerializeToString,
+                response_deserializer=labkit_dot_csi_dot_csi__pb2.GetPluginInfoResponse.FromString,
                 _registered_method=True)
         self.GetPluginCapabilities = channel.unary_unary(
                 '/csi.v1.Identity/GetPluginCapabilities',
-                request_serializer=labkit_dot_node_dot_csi_dot_csi__pb2.GetPluginCapabilitiesRequest.SerializeToString,
-                response_deserializer=labkit_dot_node_dot_csi_dot_csi__pb2.GetPluginCapabilitiesResponse.FromString,
+                request_serializer=labkit_dot_csi_dot_csi__pb2.GetPluginCapabilitiesRequest.SerializeToString,
+                response_deserializer=labkit_dot_csi_dot_csi__pb2.GetPluginCapabilitiesResponse.FromString,
                 _registered_method=True)
         self.Probe = channel.unary_unary(
                 '/csi.v1.Identity/Probe',
-                request_serializer=labkit_dot_node_dot_csi_dot_csi__pb2.ProbeRequest.SerializeToString,
-                response_deserializer=labkit_dot_node_dot_csi_dot_csi__pb2.ProbeResponse.FromString,
+                request_serializer=labkit_dot_csi_dot_csi__pb2.ProbeRequest.SerializeToString,
+                response_deserializer=labkit_dot_csi_dot_csi__pb2.ProbeResponse.FromString,
                 _registered_method=True)
 
 
@@ -77,18 +77,18 @@ def add_IdentityServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'GetPluginInfo': grpc.unary_unary_rpc_method_handler(
                     servicer.GetPluginInfo,
-                    request_deserializer=labkit_dot_node_dot_csi_dot_csi__pb2.GetPluginInfoRequest.FromString,
-                    response_serializer=labkit_dot_node_dot_csi_dot_csi__pb2.GetPluginInfoResponse.SerializeToString,
+                    request_deserializer=labkit_dot_csi_dot_csi__pb2.GetPluginInfoRequest.FromString,
+                    response_serializer=labkit_dot_csi_dot_csi__pb2.GetPluginInfoResponse.SerializeToString,
             ),
             'GetPluginCapabilities': grpc.unary_unary_rpc_method_handler(
                     servicer.GetPluginCapabilities,
-                    request_deserializer=labkit_dot_node_dot_csi_dot_csi__pb2.GetPluginCapabilitiesRequest.FromString,
-                    response_serializer=labkit_dot_node_dot_csi_dot_csi__pb2.GetPluginCapabilitiesResponse.SerializeToString,
+                    request_deserializer=labkit_dot_csi_dot_csi__pb2.GetPluginCapabilitiesRequest.FromString,
+                    response_serializer=labkit_dot_csi_dot_csi__pb2.GetPluginCapabilitiesResponse.SerializeToString,
             ),
             'Probe': grpc.unary_unary_rpc_method_handler(
                     servicer.Probe,
-                    request_deserializer=labkit_dot_node_dot_csi_dot_csi__pb2.ProbeRequest.FromString,
-                    response_serializer=labkit_dot_node_dot_csi_dot_csi__pb2.ProbeResponse.SerializeToString,
+                    request_deserializer=labkit_dot_csi_dot_csi__pb2.ProbeRequest.FromString,
+                    response_serializer=labkit_dot_csi_dot_csi__pb2.ProbeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -116,8 +116,8 @@ class Identity:
             request,
             target,
             '/csi.v1.Identity/GetPluginInfo',
-            labkit_dot_node_dot_csi_dot_csi__pb2.GetPluginInfoRequest.SerializeToString,
-            labkit_dot_node_dot_csi_dot_csi__pb2.GetPluginInfoResponse.FromString,
+            labkit_dot_csi_dot_csi__pb2.GetPluginInfoRequest.SerializeToString,
+            labkit_dot_csi_dot_csi__pb2.GetPluginInfoResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -143,8 +143,8 @@ class Identity:
             request,
             target,
             '/csi.v1.Identity/GetPluginCapabilities',
-            labkit_dot_node_dot_csi_dot_csi__pb2.GetPluginCapabilitiesRequest.SerializeToString,
-            labkit_dot_node_dot_csi_dot_csi__pb2.GetPluginCapabilitiesResponse.FromString,
+            labkit_dot_csi_dot_csi__pb2.GetPluginCapabilitiesRequest.SerializeToString,
+            labkit_dot_csi_dot_csi__pb2.GetPluginCapabilitiesResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -170,8 +170,8 @@ class Identity:
             request,
             target,
             '/csi.v1.Identity/Probe',
-            labkit_dot_node_dot_csi_dot_csi__pb2.ProbeRequest.SerializeToString,
-            labkit_dot_node_dot_csi_dot_csi__pb2.ProbeResponse.FromString,
+            labkit_dot_csi_dot_csi__pb2.ProbeRequest.SerializeToString,
+            labkit_dot_csi_dot_csi__pb2.ProbeResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -194,18 +194,18 @@ class ControllerStub:
         """
         self.CreateVolume = channel.unary_unary(
                 '/csi.v1.Controller/CreateVolume',
-                request_serializer=labkit_dot_node_dot_csi_dot_csi__pb2.CreateVolumeRequest.SerializeToString,
-                response_deserializer=labkit_dot_node_dot_csi_dot_csi__pb2.CreateVolumeResponse.FromString,
+                request_serializer=labkit_dot_csi_dot_csi__pb2.CreateVolumeRequest.SerializeToString,
+                response_deserializer=labkit_dot_csi_dot_csi__pb2.CreateVolumeResponse.FromString,
                 _registered_method=True)
         self.DeleteVolume = channel.unary_unary(
                 '/csi.v1.Controller/DeleteVolume',
-                request_serializer=labkit_dot_node_dot_csi_dot_csi__pb2.DeleteVolumeRequest.SerializeToString,
-                response_deserializer=labkit_dot_node_dot_csi_dot_csi__pb2.DeleteVolumeResponse.FromString,
+                request_serializer=labkit_dot_csi_dot_csi__pb2.DeleteVolumeRequest.SerializeToString,
+                response_deserializer=labkit_dot_csi_dot_csi__pb2.DeleteVolumeResponse.FromString,
                 _registered_method=True)
         self.ControllerGetCapabilities = channel.unary_unary(
                 '/csi.v1.Controller/ControllerGetCapabilities',
-                request_serializer=labkit_dot_node_dot_csi_dot_csi__pb2.ControllerGetCapabilitiesRequest.SerializeToString,
-                response_deserializer=labkit_dot_node_dot_csi_dot_csi__pb2.ControllerGetCapabilitiesResponse.FromString,
+                request_serializer=labkit_dot_csi_dot_csi__pb2.ControllerGetCapabilitiesRequest.SerializeToString,
+                response_deserializer=labkit_dot_csi_dot_csi__pb2.ControllerGetCapabilitiesResponse.FromString,
                 _registered_method=True)
 
 
@@ -235,18 +235,18 @@ def add_ControllerServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'CreateVolume': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateVolume,
-                    request_deserializer=labkit_dot_node_dot_csi_dot_csi__pb2.CreateVolumeRequest.FromString,
-                    response_serializer=labkit_dot_node_dot_csi_dot_csi__pb2.CreateVolumeResponse.SerializeToString,
+                    request_deserializer=labkit_dot_csi_dot_csi__pb2.CreateVolumeRequest.FromString,
+                    response_serializer=labkit_dot_csi_dot_csi__pb2.CreateVolumeResponse.SerializeToString,
             ),
             'DeleteVolume': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteVolume,
-                    request_deserializer=labkit_dot_node_dot_csi_dot_csi__pb2.DeleteVolumeRequest.FromString,
-                    response_serializer=labkit_dot_node_dot_csi_dot_csi__pb2.DeleteVolumeResponse.SerializeToString,
+                    request_deserializer=labkit_dot_csi_dot_csi__pb2.DeleteVolumeRequest.FromString,
+                    response_serializer=labkit_dot_csi_dot_csi__pb2.DeleteVolumeResponse.SerializeToString,
             ),
             'ControllerGetCapabilities': grpc.unary_unary_rpc_method_handler(
                     servicer.ControllerGetCapabilities,
-                    request_deserializer=labkit_dot_node_dot_csi_dot_csi__pb2.ControllerGetCapabilitiesRequest.FromString,
-                    response_serializer=labkit_dot_node_dot_csi_dot_csi__pb2.ControllerGetCapabilitiesResponse.SerializeToString,
+                    request_deserializer=labkit_dot_csi_dot_csi__pb2.ControllerGetCapabilitiesRequest.FromString,
+                    response_serializer=labkit_dot_csi_dot_csi__pb2.ControllerGetCapabilitiesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -274,8 +274,8 @@ class Controller:
             request,
             target,
             '/csi.v1.Controller/CreateVolume',
-            labkit_dot_node_dot_csi_dot_csi__pb2.CreateVolumeRequest.SerializeToString,
-            labkit_dot_node_dot_csi_dot_csi__pb2.CreateVolumeResponse.FromString,
+            labkit_dot_csi_dot_csi__pb2.CreateVolumeRequest.SerializeToString,
+            labkit_dot_csi_dot_csi__pb2.CreateVolumeResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -301,8 +301,8 @@ class Controller:
             request,
             target,
             '/csi.v1.Controller/DeleteVolume',
-            labkit_dot_node_dot_csi_dot_csi__pb2.DeleteVolumeRequest.SerializeToString,
-            labkit_dot_node_dot_csi_dot_csi__pb2.DeleteVolumeResponse.FromString,
+            labkit_dot_csi_dot_csi__pb2.DeleteVolumeRequest.SerializeToString,
+            labkit_dot_csi_dot_csi__pb2.DeleteVolumeResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -328,8 +328,8 @@ class Controller:
             request,
             target,
             '/csi.v1.Controller/ControllerGetCapabilities',
-            labkit_dot_node_dot_csi_dot_csi__pb2.ControllerGetCapabilitiesRequest.SerializeToString,
-            labkit_dot_node_dot_csi_dot_csi__pb2.ControllerGetCapabilitiesResponse.FromString,
+            labkit_dot_csi_dot_csi__pb2.ControllerGetCapabilitiesRequest.SerializeToString,
+            labkit_dot_csi_dot_csi__pb2.ControllerGetCapabilitiesResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -352,33 +352,33 @@ class NodeStub:
         """
         self.NodeStageVolume = channel.unary_unary(
                 '/csi.v1.Node/NodeStageVolume',
-                request_serializer=labkit_dot_node_dot_csi_dot_csi__pb2.NodeStageVolumeRequest.SerializeToString,
-                response_deserializer=labkit_dot_node_dot_csi_dot_csi__pb2.NodeStageVolumeResponse.FromString,
+                request_serializer=labkit_dot_csi_dot_csi__pb2.NodeStageVolumeRequest.SerializeToString,
+                response_deserializer=labkit_dot_csi_dot_csi__pb2.NodeStageVolumeResponse.FromString,
                 _registered_method=True)
         self.NodeUnstageVolume = channel.unary_unary(
                 '/csi.v1.Node/NodeUnstageVolume',
-                request_serializer=labkit_dot_node_dot_csi_dot_csi__pb2.NodeUnstageVolumeRequest.SerializeToString,
-                response_deserializer=labkit_dot_node_dot_csi_dot_csi__pb2.NodeUnstageVolumeResponse.FromString,
+                request_serializer=labkit_dot_csi_dot_csi__pb2.NodeUnstageVolumeRequest.SerializeToString,
+                response_deserializer=labkit_dot_csi_dot_csi__pb2.NodeUnstageVolumeResponse.FromString,
                 _registered_method=True)
         self.NodePublishVolume = channel.unary_unary(
                 '/csi.v1.Node/NodePublishVolume',
-                request_serializer=labkit_dot_node_dot_csi_dot_csi__pb2.NodePublishVolumeRequest.SerializeToString,
-                response_deserializer=labkit_dot_node_dot_csi_dot_csi__pb2.NodePublishVolumeResponse.FromString,
+                request_serializer=labkit_dot_csi_dot_csi__pb2.NodePublishVolumeRequest.SerializeToString,
+                response_deserializer=labkit_dot_csi_dot_csi__pb2.NodePublishVolumeResponse.FromString,
                 _registered_method=True)
         self.NodeUnpublishVolume = channel.unary_unary(
                 '/csi.v1.Node/NodeUnpublishVolume',
-                request_serializer=labkit_dot_node_dot_csi_dot_csi__pb2.NodeUnpublishVolumeRequest.SerializeToString,
-                response_deserializer=labkit_dot_node_dot_csi_dot_csi__pb2.NodeUnpublishVolumeResponse.FromString,
+                request_serializer=labkit_dot_csi_dot_csi__pb2.NodeUnpublishVolumeRequest.SerializeToString,
+                response_deserializer=labkit_dot_csi_dot_csi__pb2.NodeUnpublishVolumeResponse.FromString,
                 _registered_method=True)
         self.NodeGetCapabilities = channel.unary_unary(
                 '/csi.v1.Node/NodeGetCapabilities',
-                request_serializer=labkit_dot_node_dot_csi_dot_csi__pb2.NodeGetCapabilitiesRequest.SerializeToString,
-                response_deserializer=labkit_dot_node_dot_csi_dot_csi__pb2.NodeGetCapabilitiesResponse.FromString,
+                request_serializer=labkit_dot_csi_dot_csi__pb2.NodeGetCapabilitiesRequest.SerializeToString,
+                response_deserializer=labkit_dot_csi_dot_csi__pb2.NodeGetCapabilitiesResponse.FromString,
                 _registered_method=True)
         self.NodeGetInfo = channel.unary_unary(
                 '/csi.v1.Node/NodeGetInfo',
-                request_serializer=labkit_dot_node_dot_csi_dot_csi__pb2.NodeGetInfoRequest.SerializeToString,
-                response_deserializer=labkit_dot_node_dot_csi_dot_csi__pb2.NodeGetInfoResponse.FromString,
+                request_serializer=labkit_dot_csi_dot_csi__pb2.NodeGetInfoRequest.SerializeToString,
+                response_deserializer=labkit_dot_csi_dot_csi__pb2.NodeGetInfoResponse.FromString,
                 _registered_method=True)
 
 
@@ -426,33 +426,33 @@ def add_NodeServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'NodeStageVolume': grpc.unary_unary_rpc_method_handler(
                     servicer.NodeStageVolume,
-                    request_deserializer=labkit_dot_node_dot_csi_dot_csi__pb2.NodeStageVolumeRequest.FromString,
-                    response_serializer=labkit_dot_node_dot_csi_dot_csi__pb2.NodeStageVolumeResponse.SerializeToString,
+                    request_deserializer=labkit_dot_csi_dot_csi__pb2.NodeStageVolumeRequest.FromString,
+                    response_serializer=labkit_dot_csi_dot_csi__pb2.NodeStageVolumeResponse.SerializeToString,
             ),
             'NodeUnstageVolume': grpc.unary_unary_rpc_method_handler(
                     servicer.NodeUnstageVolume,
-                    request_deserializer=labkit_dot_node_dot_csi_dot_csi__pb2.NodeUnstageVolumeRequest.FromString,
-                    response_serializer=labkit_dot_node_dot_csi_dot_csi__pb2.NodeUnstageVolumeResponse.SerializeToString,
+                    request_deserializer=labkit_dot_csi_dot_csi__pb2.NodeUnstageVolumeRequest.FromString,
+                    response_serializer=labkit_dot_csi_dot_csi__pb2.NodeUnstageVolumeResponse.SerializeToString,
             ),
             'NodePublishVolume': grpc.unary_unary_rpc_method_handler(
                     servicer.NodePublishVolume,
-                    request_deserializer=labkit_dot_node_dot_csi_dot_csi__pb2.NodePublishVolumeRequest.FromString,
-                    response_serializer=labkit_dot_node_dot_csi_dot_csi__pb2.NodePublishVolumeResponse.SerializeToString,
+                    request_deserializer=labkit_dot_csi_dot_csi__pb2.NodePublishVolumeRequest.FromString,
+                    response_serializer=labkit_dot_csi_dot_csi__pb2.NodePublishVolumeResponse.SerializeToString,
             ),
             'NodeUnpublishVolume': grpc.unary_unary_rpc_method_handler(
                     servicer.NodeUnpublishVolume,
-                    request_deserializer=labkit_dot_node_dot_csi_dot_csi__pb2.NodeUnpublishVolumeRequest.FromString,
-                    response_serializer=labkit_dot_node_dot_csi_dot_csi__pb2.NodeUnpublishVolumeResponse.SerializeToString,
+                    request_deserializer=labkit_dot_csi_dot_csi__pb2.NodeUnpublishVolumeRequest.FromString,
+                    response_serializer=labkit_dot_csi_dot_csi__pb2.NodeUnpublishVolumeResponse.SerializeToString,
             ),
             'NodeGetCapabilities': grpc.unary_unary_rpc_method_handler(
                     servicer.NodeGetCapabilities,
-                    request_deserializer=labkit_dot_node_dot_csi_dot_csi__pb2.NodeGetCapabilitiesRequest.FromString,
-                    response_serializer=labkit_dot_node_dot_csi_dot_csi__pb2.NodeGetCapabilitiesResponse.SerializeToString,
+                    request_deserializer=labkit_dot_csi_dot_csi__pb2.NodeGetCapabilitiesRequest.FromString,
+                    response_serializer=labkit_dot_csi_dot_csi__pb2.NodeGetCapabilitiesResponse.SerializeToString,
             ),
             'NodeGetInfo': grpc.unary_unary_rpc_method_handler(
                     servicer.NodeGetInfo,
-                    request_deserializer=labkit_dot_node_dot_csi_dot_csi__pb2.NodeGetInfoRequest.FromString,
-                    response_serializer=labkit_dot_node_dot_csi_dot_csi__pb2.NodeGetInfoResponse.SerializeToString,
+                    request_deserializer=labkit_dot_csi_dot_csi__pb2.NodeGetInfoRequest.FromString,
+                    response_serializer=labkit_dot_csi_dot_csi__pb2.NodeGetInfoResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -480,8 +480,8 @@ class Node:
             request,
             target,
             '/csi.v1.Node/NodeStageVolume',
-            labkit_dot_node_dot_csi_dot_csi__pb2.NodeStageVolumeRequest.SerializeToString,
-            labkit_dot_node_dot_csi_dot_csi__pb2.NodeStageVolumeResponse.FromString,
+            labkit_dot_csi_dot_csi__pb2.NodeStageVolumeRequest.SerializeToString,
+            labkit_dot_csi_dot_csi__pb2.NodeStageVolumeResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -507,8 +507,8 @@ class Node:
             request,
             target,
             '/csi.v1.Node/NodeUnstageVolume',
-            labkit_dot_node_dot_csi_dot_csi__pb2.NodeUnstageVolumeRequest.SerializeToString,
-            labkit_dot_node_dot_csi_dot_csi__pb2.NodeUnstageVolumeResponse.FromString,
+            labkit_dot_csi_dot_csi__pb2.NodeUnstageVolumeRequest.SerializeToString,
+            labkit_dot_csi_dot_csi__pb2.NodeUnstageVolumeResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -534,8 +534,8 @@ class Node:
             request,
             target,
             '/csi.v1.Node/NodePublishVolume',
-            labkit_dot_node_dot_csi_dot_csi__pb2.NodePublishVolumeRequest.SerializeToString,
-            labkit_dot_node_dot_csi_dot_csi__pb2.NodePublishVolumeResponse.FromString,
+            labkit_dot_csi_dot_csi__pb2.NodePublishVolumeRequest.SerializeToString,
+            labkit_dot_csi_dot_csi__pb2.NodePublishVolumeResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -561,8 +561,8 @@ class Node:
             request,
             target,
             '/csi.v1.Node/NodeUnpublishVolume',
-            labkit_dot_node_dot_csi_dot_csi__pb2.NodeUnpublishVolumeRequest.SerializeToString,
-            labkit_dot_node_dot_csi_dot_csi__pb2.NodeUnpublishVolumeResponse.FromString,
+            labkit_dot_csi_dot_csi__pb2.NodeUnpublishVolumeRequest.SerializeToString,
+            labkit_dot_csi_dot_csi__pb2.NodeUnpublishVolumeResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -588,8 +588,8 @@ class Node:
             request,
             target,
             '/csi.v1.Node/NodeGetCapabilities',
-            labkit_dot_node_dot_csi_dot_csi__pb2.NodeGetCapabilitiesRequest.SerializeToString,
-            labkit_dot_node_dot_csi_dot_csi__pb2.NodeGetCapabilitiesResponse.FromString,
+            labkit_dot_csi_dot_csi__pb2.NodeGetCapabilitiesRequest.SerializeToString,
+            labkit_dot_csi_dot_csi__pb2.NodeGetCapabilitiesResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -615,8 +615,8 @@ class Node:
             request,
             target,
             '/csi.v1.Node/NodeGetInfo',
-            labkit_dot_node_dot_csi_dot_csi__pb2.NodeGetInfoRequest.SerializeToString,
-            labkit_dot_node_dot_csi_dot_csi__pb2.NodeGetInfoResponse.FromString,
+            labkit_dot_csi_dot_csi__pb2.NodeGetInfoRequest.SerializeToString,
+            labkit_dot_csi_dot_csi__pb2.NodeGetInfoResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import grpc
 
-from labkit.node.csi import csi_pb2 as pb
-from labkit.node.csi import csi_pb2_grpc as pb_grpc
+from labkit.csi import csi_pb2 as pb
+from labkit.csi import csi_pb2_grpc as pb_grpc
 
 
 class CSIError(Exception):

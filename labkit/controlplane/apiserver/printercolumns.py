@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from labkit.client.timestamps import parse_time
+
 from . import tables
 
 _STEP = re.compile(r"""\.([^.\[]+)|\[(\d+)\]|\[\?\(@\.([\w.]+)\s*==\s*["']([^"']*)["']\)\]""")
@@ -40,7 +42,7 @@ def _cell(value: Any, typ: str, now: float) -> Any:
     if value is None:
         return None
     if typ == "date":
-        t = tables.parse_time(value if isinstance(value, str) else None)
+        t = parse_time(value if isinstance(value, str) else None)
         return "<unknown>" if t is None else tables.human_duration(now - t)
     if typ == "integer" and isinstance(value, int | float) and not isinstance(value, bool):
         return int(value)

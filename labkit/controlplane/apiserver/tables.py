@@ -9,23 +9,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from labkit.client.selectors import InvalidSelector, format_selector
+from labkit.client.timestamps import parse_time
 
 Column = tuple[str, str, int]  # name, type, priority
 RowFn = Callable[[dict, float], list]
-
-
-def parse_time(ts: str | None) -> float | None:
-    """RFC 3339 timestamp -> seconds since the epoch (None if absent or malformed)."""
-    if not ts:
-        return None
-    try:
-        return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def human_duration(seconds: float) -> str:

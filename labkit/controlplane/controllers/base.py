@@ -134,6 +134,28 @@ class Controller:
                 log.debug("%s: synced %s in %.1f ms", self.name, key, (time.perf_counter() - t0) * 1000)
 
 
+class OwnsPods:
+    """What a controller that creates pods does when a pod appears: find the owner through the
+    pod's controller reference, count the create it expected, and look at that owner again
+    (ReplicaSet, Job and DaemonSet controllers, as their Kubernetes counterparts share it).
+
+    The subclass names its kind in ``OWNER_KIND`` and has ``expectations`` and ``queue``."""
+
+    OWNER_KIND = ""
+
+    def _owner_key(self, pod: dict) -> str | None:
+        ref = controller_of(pod)
+        if ref and ref.get("kind") == self.OWNER_KIND:
+            return f"{pod['metadata'].get('namespace', 'default')}/{ref['name']}"
+        return None
+
+    def _pod_added(self, pod: dict) -> None:
+        k = self._owner_key(pod)
+        if k:
+            self.expectations.observed(k, adds=1)  # type: ignore[attr-defined]
+            self.queue.add(k)  # type: ignore[attr-defined]
+
+
 def split_key(key: str) -> tuple[str | None, str]:
     ns, _, name = key.rpartition("/")
     return (ns or None), name

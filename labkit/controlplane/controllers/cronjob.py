@@ -24,9 +24,10 @@ from datetime import UTC, datetime, timedelta
 from labkit.client.events import object_ref
 from labkit.client.informer import key_of
 from labkit.client.rest import ApiError
+from labkit.client.timestamps import parse_time
 from labkit.controlplane.controllers.base import Controller, controller_of, owner_ref, split_key
 from labkit.controlplane.controllers.cronschedule import InvalidSchedule, due_times, next_time, parse_schedule
-from labkit.controlplane.controllers.job import epoch, finish_time, finished
+from labkit.controlplane.controllers.job import finish_time, finished
 
 SCHEDULED_AT = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 
@@ -40,7 +41,7 @@ def _ts(t: datetime) -> str:
 
 
 def _parse(ts: str | None) -> datetime | None:
-    e = epoch(ts)
+    e = parse_time(ts)
     return None if e is None else datetime.fromtimestamp(e, UTC)
 
 

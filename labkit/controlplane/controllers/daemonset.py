@@ -25,7 +25,7 @@ from labkit.client.pods import is_pod_active, is_pod_ready
 from labkit.client.rest import ApiError
 from labkit.client.taints import tolerates
 from labkit.controlplane.controllers import rollout
-from labkit.controlplane.controllers.base import Controller, controller_of, owner_ref, split_key
+from labkit.controlplane.controllers.base import Controller, OwnsPods, controller_of, owner_ref, split_key
 from labkit.controlplane.controllers.replicaset import Expectations, random_suffix
 
 REVISION_LABEL = "controller-revision-hash"
@@ -81,8 +81,9 @@ def template_revision(ds: dict) -> str:
     return rollout.template_hash((ds.get("spec") or {}).get("template") or {})
 
 
-class DaemonSetController(Controller):
+class DaemonSetController(OwnsPods, Controller):
     name = "daemonset-controller"
+    OWNER_KIND = "DaemonSet"
 
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
@@ -94,18 +95,6 @@ class DaemonSetController(Controller):
                             lambda o: self.expectations.clear(key_of(o)))
         self.pods.add_handler(self._pod_added, lambda o, n: self._pod_changed(n), self._pod_changed)
         self.nodes.add_handler(self._all, lambda o, n: self._node_updated(o, n), self._all)
-
-    def _owner_key(self, pod: dict) -> str | None:
-        ref = controller_of(pod)
-        if ref and ref.get("kind") == "DaemonSet":
-            return f"{pod['metadata'].get('namespace', 'default')}/{ref['name']}"
-        return None
-
-    def _pod_added(self, pod: dict) -> None:
-        k = self._owner_key(pod)
-        if k:
-            self.expectations.observed(k, adds=1)
-            self.queue.add(k)
 
     def _pod_changed(self, pod: dict) -> None:
         k = self._owner_key(pod)

@@ -10,13 +10,13 @@ and gives it the next revision number.
 
 from __future__ import annotations
 
-import calendar
 import copy
 import time
 
 from labkit.client.informer import key_of
 from labkit.client.rest import ApiError
 from labkit.client.selectors import workload_selects
+from labkit.client.timestamps import parse_time
 from labkit.controlplane.controllers import rollout
 from labkit.controlplane.controllers.base import Controller, controller_of, owner_ref, split_key
 
@@ -237,7 +237,7 @@ class DeploymentController(Controller):
         else:
             cond = conds.get("Progressing") or {}
             if deadline is not None and cond.get("reason") == "ReplicaSetUpdated" and \
-                    time.time() - _epoch(cond.get("lastUpdateTime")) > float(deadline):
+                    time.time() - (parse_time(cond.get("lastUpdateTime")) or time.time()) > float(deadline):
                 self._set_cond(conds, "Progressing", False, "ProgressDeadlineExceeded",
                                f'ReplicaSet "{name}" has timed out progressing.')
                 self.recorder.event(d, "Warning", "ProgressDeadlineExceeded",
@@ -269,15 +269,6 @@ class DeploymentController(Controller):
         conds[typ] = {"type": typ, "status": s, "reason": reason, "message": message,
                       "lastUpdateTime": t,
                       "lastTransitionTime": t if not old or old.get("status") != s else old.get("lastTransitionTime", t)}
-
-
-def _epoch(ts: str | None) -> float:
-    if not ts:
-        return time.time()
-    try:
-        return float(calendar.timegm(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S")))
-    except ValueError:
-        return time.time()
 
 
 def _same_conds(a: list[dict], b: list[dict]) -> bool:

@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 from labkit.client.informer import key_of
 from labkit.client.pods import is_pod_active, is_pod_ready
 from labkit.client.rest import ApiError
-from labkit.controlplane.controllers.base import Controller, controller_of, owner_ref, split_key
+from labkit.client.timestamps import parse_time
+from labkit.controlplane.controllers.base import Controller, OwnsPods, controller_of, owner_ref, split_key
 from labkit.controlplane.controllers.replicaset import Expectations, random_suffix
 
 BACKOFF_BASE_S = 10.0
@@ -30,15 +31,6 @@ BACKOFF_MAX_S = 360.0
 
 def rfc3339(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def epoch(ts: str | None) -> float | None:
-    if not ts:
-        return None
-    try:
-        return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def finished(job: dict) -> str | None:
@@ -53,12 +45,13 @@ def finish_time(job: dict) -> float | None:
     """When the Job finished: its terminal condition's transition time."""
     for c in (job.get("status") or {}).get("conditions") or []:
         if c.get("type") in ("Complete", "Failed") and c.get("status") == "True":
-            return epoch(c.get("lastTransitionTime"))
+            return parse_time(c.get("lastTransitionTime"))
     return None
 
 
-class JobController(Controller):
+class JobController(OwnsPods, Controller):
     name = "job-controller"
+    OWNER_KIND = "Job"
 
     def __init__(self, *a, clock=time.time, **kw):
         super().__init__(*a, **kw)
@@ -76,18 +69,6 @@ class JobController(Controller):
     def _job_deleted(self, job: dict) -> None:
         self.expectations.clear(key_of(job))
         self._finishing.discard(job["metadata"].get("uid"))
-
-    def _owner_key(self, pod: dict) -> str | None:
-        ref = controller_of(pod)
-        if ref and ref.get("kind") == "Job":
-            return f"{pod['metadata'].get('namespace', 'default')}/{ref['name']}"
-        return None
-
-    def _pod_added(self, pod: dict) -> None:
-        k = self._owner_key(pod)
-        if k:
-            self.expectations.observed(k, adds=1)
-            self.queue.add(k)
 
     def _pod_changed(self, pod: dict, old: dict | None = None) -> None:
         k = self._owner_key(pod)
@@ -133,7 +114,7 @@ class JobController(Controller):
                 await self._delete_pods(job, active)
             await self._write_status(job, {**status, "active": 0, "startTime": None}, conditions)
             return
-        start = epoch(old.get("startTime")) or now
+        start = parse_time(old.get("startTime")) or now
         status["startTime"] = rfc3339(start)
         completions = spec.get("completions")
         backoff_limit = int(spec.get("backoffLimit", 6))
@@ -186,7 +167,7 @@ class JobController(Controller):
         if diff == 0:
             return
         if failed:
-            last_fail = max((epoch(((c.get("state") or {}).get("terminated") or {}).get("finishedAt")) or 0.0
+            last_fail = max((parse_time(((c.get("state") or {}).get("terminated") or {}).get("finishedAt")) or 0.0
                              for p in pods if (p.get("status") or {}).get("phase") == "Failed"
                              for c in (p.get("status") or {}).get("containerStatuses") or []), default=0.0)
             wait = min(BACKOFF_BASE_S * 2 ** (failed - 1), BACKOFF_MAX_S) - (now - last_fail)

@@ -17,7 +17,7 @@ from labkit.client.informer import key_of
 from labkit.client.pods import is_pod_active, is_pod_ready
 from labkit.client.rest import ApiError
 from labkit.client.selectors import workload_selects
-from labkit.controlplane.controllers.base import Controller, controller_of, owner_ref, split_key
+from labkit.controlplane.controllers.base import Controller, OwnsPods, controller_of, owner_ref, split_key
 
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 EXPECTATION_TIMEOUT_S = 30.0
@@ -59,8 +59,9 @@ def deletion_rank(pod: dict) -> tuple:
             pod["metadata"].get("creationTimestamp", ""))
 
 
-class ReplicaSetController(Controller):
+class ReplicaSetController(OwnsPods, Controller):
     name = "replicaset-controller"
+    OWNER_KIND = "ReplicaSet"
 
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
@@ -73,18 +74,6 @@ class ReplicaSetController(Controller):
 
     def _rs_deleted(self, rs: dict) -> None:
         self.expectations.clear(key_of(rs))
-
-    def _owner_key(self, pod: dict) -> str | None:
-        ref = controller_of(pod)
-        if ref and ref.get("kind") == "ReplicaSet":
-            return f"{pod['metadata'].get('namespace', 'default')}/{ref['name']}"
-        return None
-
-    def _pod_added(self, pod: dict) -> None:
-        k = self._owner_key(pod)
-        if k:
-            self.expectations.observed(k, adds=1)
-            self.queue.add(k)
 
     def _pod_updated(self, old: dict, pod: dict) -> None:
         k = self._owner_key(pod)

@@ -419,9 +419,9 @@ class NativeContainer(ProcessStart):
         shutil.rmtree(self.dir, ignore_errors=True)
 
     # --- exec -----------------------------------------------------------------------
-    def exec(self, args: list[str], env: list[str] | None = None, cwd: str | None = None,
-             timeout: float = 10.0) -> ExecOutput:
-        """Run another program inside the running container (its namespaces, cgroup and caps)."""
+    def _exec_process(self, args: list[str]) -> tuple[int, dict]:
+        """The running container's init pid, and its ``process`` with ``args`` in place: what every
+        exec starts from (it inherits the container's user, capabilities and no_new_privs)."""
         if not args:
             raise NativeError("exec needs a command")
         pid = self.pid or self._read_state().get("pid")
@@ -429,19 +429,19 @@ class NativeContainer(ProcessStart):
             raise NativeError(f"container {self.id!r} is not running; cannot exec into it")
         proc = dict(self.config.get("process") or {})
         proc["args"] = list(args)
+        return pid, proc
+
+    def exec(self, args: list[str], env: list[str] | None = None, cwd: str | None = None,
+             timeout: float = 10.0) -> ExecOutput:
+        """Run another program inside the running container (its namespaces, cgroup and caps)."""
+        pid, proc = self._exec_process(args)
         proc["env"] = list(env if env is not None else proc.get("env") or [])
         proc["cwd"] = cwd or proc.get("cwd") or "/"
         return exec_in(pid, proc, self.cgroup().join_files(), timeout)
 
     def exec_spawn(self, args: list[str], stdio: tuple[int, int, int], tty: bool = False) -> int:
         """Start another program inside the running container on these descriptors; its pid to wait for."""
-        if not args:
-            raise NativeError("exec needs a command")
-        pid = self.pid or self._read_state().get("pid")
-        if not pid or self.status() != "running":
-            raise NativeError(f"container {self.id!r} is not running; cannot exec into it")
-        proc = dict(self.config.get("process") or {})
-        proc["args"] = list(args)
+        pid, proc = self._exec_process(args)
         proc["env"] = list(proc.get("env") or []) + (["TERM=xterm"] if tty else [])
         proc["cwd"] = proc.get("cwd") or "/"
         return spawn_in(pid, proc, self.cgroup().join_files(), stdio, tty)

@@ -51,7 +51,7 @@ def gpu_plugin_daemonset(count: int, kubeconfig: str) -> dict:
     plugin_root = paths.state_dir() / "device-plugins"
     prefix = str(plugin_root / node_id("", cluster_scope(kubeconfig)))  # + the node's name
     source = str(Path(labkit.__file__).resolve().parent.parent)
-    script = (f"exec chroot /host {shlex.quote(sys.executable)} -m labkit.node.deviceplugin.sample "
+    script = (f"exec chroot /host {shlex.quote(sys.executable)} -m labkit.node.deviceplugin "
               f"--kubelet-dir {shlex.quote(prefix)}\"$NODE_NAME\" --count {int(count)} --simulated")
     labels = {"name": NAME, SIMULATED_LABEL: "simulated"}
     return {

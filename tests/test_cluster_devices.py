@@ -34,3 +34,13 @@ def test_gpu_pods_land_on_the_gpu_node_and_get_their_device():
                              for e in core.list_namespaced_event(
                                  "default", field_selector="involvedObject.name=train-2").items),
                  30, "FailedScheduling for the second GPU pod")
+
+
+def test_gpus_fall_back_to_the_in_process_plugin_where_no_pod_can_run():
+    with Cluster(nodes=1, gpus=1, runtime="simulated", store="memory", processes=False) as c:
+        assert "inside each kubelet" in c.device_plugins and "simulated runtime" in c.device_plugins
+        assert "GPUs" in c.describe()
+        core = c.core()
+        wait_for(lambda: core.read_node("node-1").status.allocatable.get("nvidia.com/gpu") == "1", 30,
+                 "node-1 advertising the in-process plugin's GPU")
+        assert not c.apps().list_namespaced_daemon_set("kube-system").items

@@ -25,8 +25,9 @@ def cluster() -> None:
 @click.option("--name", default="default", show_default=True, help="Cluster name (several can run side by side).")
 @click.option("--no-cri", is_flag=True, help="Kubelets call the runtime in-process instead of over a CRI socket.")
 @click.option("--gpus", default=0, show_default=True, type=click.IntRange(0, 16),
-              help="nvidia.com/gpu devices per node, from the sample device plugin (real GPUs when nvidia-smi "
-                   "works, else simulated ones, labelled as such).")
+              help="Simulated nvidia.com/gpu devices per node, from the sample device plugin run as a DaemonSet "
+                   "in kube-system (where a pod cannot run it, e.g. --runtime simulated or without root, each "
+                   "kubelet starts it in-process instead, and says so).")
 def up(nodes: int, runtime: str | None, store: str, kubeconfig: str | None, port: int, name: str, no_cri: bool,
        gpus: int) -> None:
     """Start apiserver, scheduler, controller-manager and N kubelets in the background."""
@@ -48,7 +49,7 @@ def up(nodes: int, runtime: str | None, store: str, kubeconfig: str | None, port
             raise click.ClickException(f"unknown runtime {runtime!r}; choose one of: {', '.join(NAMES)}")
     c = Cluster(nodes=nodes, runtime=runtime, store=store, processes=True, name=name, cri=not no_cri, port=port,
                 kubeconfig=kubeconfig, keep_state=True, node_grace=40.0, eviction_seconds=None, lease_interval=5.0,
-                die_with_parent=False, node_gpus={f"node-{i + 1}": gpus for i in range(nodes)} if gpus else None)
+                die_with_parent=False, gpus=gpus)
     try:
         c.start()
     except (ClusterError, OSError, ValueError) as exc:
@@ -69,6 +70,8 @@ def status(name: str) -> None:
     except ClusterError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"cluster {c.name}: {c.url}  kubeconfig {c.kubeconfig}  runtime {c.runtime_reason}")
+    if c.device_plugins:
+        click.echo(f"  GPUs: {c.device_plugins}")
     for row in c.status():
         click.echo(f"  {row['component']:<24} pid {row['pid']:<8} {'running' if row['alive'] else 'NOT RUNNING'}")
     try:

@@ -5,6 +5,7 @@
 * :mod:`~labkit.cluster.inprocess`  - ``processes=False``: the components on one background thread
 * :mod:`~labkit.cluster.statefile`  - ``cluster.json``, how ``labkit cluster status|down`` find a cluster
 * :mod:`~labkit.cluster.cleanup`    - pods and nodes a killed kubelet left; dead notebooks' clusters
+* :mod:`~labkit.cluster.gpuplugin`  - ``gpus=N``: the sample GPU device plugin as a kube-system DaemonSet
 """
 
 import os

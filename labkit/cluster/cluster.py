@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import logging
 import os
 import shutil
 import signal
@@ -29,6 +30,10 @@ from labkit.client.conditions import is_ready
 from labkit.client.kubeconfig import write_kubeconfig
 from labkit.cluster import statefile
 from labkit.cluster.cleanup import remove_nodes, remove_stale_clusters, sweep_pods
+from labkit.cluster.gpuplugin import NAME as GPU_PLUGIN_NAME
+from labkit.cluster.gpuplugin import NAMESPACE as GPU_PLUGIN_NAMESPACE
+from labkit.cluster.gpuplugin import RESOURCE as GPU_RESOURCE
+from labkit.cluster.gpuplugin import daemonset_runs_here, install_gpu_plugin
 from labkit.cluster.inprocess import InProcess
 from labkit.cluster.statefile import clusters_dir
 from labkit.cluster.storagedefaults import install_storage_defaults
@@ -49,6 +54,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from labkit.node.assembly import NodeConfig
+
+log = logging.getLogger(__name__)
 
 
 class _OfficialClients:
@@ -81,8 +88,8 @@ class Cluster(_OfficialClients):
                  *, name: str | None = None, cri: bool = True, port: int = 0, node_grace: float = 8.0,
                  eviction_seconds: float | None = 2.0, lease_interval: float = 2.0, node_cpu: str | None = None,
                  node_memory: str | None = None, node_labels: dict[str, dict[str, str]] | None = None,
-                 node_gpus: dict[str, int] | None = None, kubeconfig: str | os.PathLike | None = None,
-                 keep_state: bool = False, die_with_parent: bool = True):
+                 node_gpus: dict[str, int] | None = None, gpus: int = 0,
+                 kubeconfig: str | os.PathLike | None = None, keep_state: bool = False, die_with_parent: bool = True):
         if nodes < 0:
             raise ValueError("nodes must be 0 or more")
         if store not in ("memory", "sqlite", "etcd") and not store.startswith(("sqlite:", "etcd:")):
@@ -101,6 +108,10 @@ class Cluster(_OfficialClients):
         self.node_memory = node_memory
         self.node_labels = node_labels or {}
         self.node_gpus = node_gpus or {}
+        # gpus=N: N simulated nvidia.com/gpu on every node, from the sample plugin run as a DaemonSet
+        # (node_gpus: a per-node count, from a plugin started inside those kubelets)
+        self.gpus = gpus
+        self.device_plugins = ""  # which way the GPU plugin runs, for describe() and `cluster status`
         self.keep_state = keep_state
         # components of a notebook's cluster go when the notebook's process does (kubelets then
         # remove their pods); `labkit cluster up` turns this off so its cluster outlives the command
@@ -144,6 +155,7 @@ class Cluster(_OfficialClients):
         try:
             self._start_store_and_apiserver(timeout)
             install_storage_defaults(self.kubeconfig)  # the default StorageClass, as kind and minikube ship
+            as_daemonset = self._place_gpu_plugin()
             if self.processes:
                 self._start_processes()
             else:
@@ -158,10 +170,29 @@ class Cluster(_OfficialClients):
             atexit.register(self._stop_at_exit)
             self._save()
             self.wait_nodes_ready(timeout)
+            if as_daemonset:
+                install_gpu_plugin(self.kubeconfig, self.gpus, self.node_names(), timeout=max(timeout, 90.0))
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _place_gpu_plugin(self) -> bool:
+        """For ``gpus=N``: True when the plugin will run as a DaemonSet; otherwise start it in every
+        kubelet and log the one line that says why."""
+        if not self.gpus:
+            return False
+        ok, why = daemonset_runs_here(self.runtime_name)
+        if ok:
+            self.device_plugins = (f"{self.gpus} x {GPU_RESOURCE} per node (simulated), from DaemonSet "
+                                   f"{GPU_PLUGIN_NAMESPACE}/{GPU_PLUGIN_NAME}")
+            return True
+        for n in self.node_names():
+            self.node_gpus.setdefault(n, self.gpus)
+        self.device_plugins = (f"{self.gpus} x {GPU_RESOURCE} per node, from the sample plugin inside each kubelet, "
+                               f"not a DaemonSet: {why}")
+        log.warning("GPU device plugin: %s", self.device_plugins)
+        return False
 
     def _py(self, module: str, *args: str) -> list[str]:
         return [sys.executable, "-m", module, *args]
@@ -319,7 +350,8 @@ class Cluster(_OfficialClients):
         statefile.save(self.dir, {
             "name": self.name, "url": self.url, "kubeconfig": self.kubeconfig, "nodes": self.nodes,
             "runtime": self.runtime_name, "runtime_reason": self.runtime_reason, "store": self.store_spec,
-            "cri": self.cri, "processes": self.processes, "keep_state": self.keep_state}, self.components)
+            "cri": self.cri, "processes": self.processes, "keep_state": self.keep_state,
+            "device_plugins": self.device_plugins}, self.components)
 
     @classmethod
     def load(cls, name: str = "default") -> Cluster:
@@ -328,6 +360,7 @@ class Cluster(_OfficialClients):
         c = cls(nodes=info["nodes"], runtime=info["runtime"], store=info["store"], processes=True, name=info["name"],
                 cri=info["cri"], port=int(info["url"].rsplit(":", 1)[1]), kubeconfig=info["kubeconfig"])
         c.runtime_reason = info.get("runtime_reason", "")
+        c.device_plugins = info.get("device_plugins", "")
         c.components.update(statefile.components(info))
         c.started = True
         return c
@@ -389,6 +422,7 @@ class Cluster(_OfficialClients):
             f"cluster {self.name}: {self.nodes} node(s), store {self.store_spec}, runtime {self.runtime_reason}",
             f"  API server  {self.url}",
             f"  kubeconfig  {self.kubeconfig}",
+            *([f"  GPUs        {self.device_plugins}"] if self.device_plugins else []),
             "",
             f"  export KUBECONFIG={self.kubeconfig}",
             f"  {kubectl} get nodes -o wide",

@@ -15,6 +15,7 @@ Simulated GPUs are character devices the plugin creates with ``mknod`` (the same
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -87,7 +88,8 @@ class SampleDevicePlugin(pb_grpc.DevicePluginServicer):
         if real and not found:
             raise RuntimeError("--real was asked for, but nvidia-smi lists no GPU on this host")
         self.real = bool(found)
-        self.state = paths.state_dir() / "devices" / self.endpoint.removesuffix(".sock")
+        # per kubelet folder: plugins in their own pods (one per node) all have pid 1
+        self.state = paths.state_dir() / "devices" / self.dir.name / self.endpoint.removesuffix(".sock")
         self.gpus = {g.id: g for g in (found or simulated_gpus(count, self.state))}
         self._cond = threading.Condition()
         self._version = 0
@@ -185,6 +187,8 @@ class SampleDevicePlugin(pb_grpc.DevicePluginServicer):
             self._server.stop(0.2).wait()
         (self.dir / self.endpoint).unlink(missing_ok=True)
         shutil.rmtree(self.state, ignore_errors=True)
+        with contextlib.suppress(OSError):  # the node's folder, once its last plugin is gone
+            self.state.parent.rmdir()
 
     def __enter__(self) -> SampleDevicePlugin:
         return self.start()
@@ -207,8 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeError as exc:
         print(f"device plugin: {exc}", file=sys.stderr)
         return 1
-    print(f"device plugin: {len(plugin.gpus)} x {a.resource}: {plugin.kind}; registered at "
-          f"{a.kubelet_dir}/{KUBELET_SOCKET}", flush=True)
+    print(f"device plugin: {len(plugin.gpus)} x {a.resource}: {plugin.kind}"
+          f"{'' if plugin.real else ', NOT real GPUs'}; registered at {a.kubelet_dir}/{KUBELET_SOCKET}", flush=True)
     wait_for_termination()
     plugin.stop()
     return 0

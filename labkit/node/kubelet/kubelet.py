@@ -79,6 +79,7 @@ class Kubelet:
             self.pods.add_handler(self.on_pod, lambda old, new: self.on_pod(new), self.on_pod_deleted)
         self._executor = None if hollow else concurrent.futures.ThreadPoolExecutor(8, f"kubelet-{node_name}")
         self._tasks: list[asyncio.Task] = []
+        self._device_resources: set[str] = set()  # extended resources a device plugin ever advertised here
         self._server = None
         self.node: dict | None = None
         #: None while the node's network is being set up (Node Ready=False, NetworkNotReady), else ""
@@ -192,8 +193,12 @@ class Kubelet:
         (as a real kubelet does), so an unhealthy GPU shows up as capacity > allocatable."""
         devices = self.plugins.devices
         total = getattr(devices, "total", devices.capacity)()
-        cap = {**self.capacity, **{k: str(v) for k, v in total.items()}}
-        alloc = {**self.capacity, **{k: str(v) for k, v in devices.capacity().items()}}
+        # a resource whose plugin went away (crashed, its pod deleted) is posted as 0, not left out:
+        # the status is a merge patch, so a key left out would keep its old count
+        gone = {k: "0" for k in self._device_resources - set(total)}
+        self._device_resources |= set(total)
+        cap = {**self.capacity, **gone, **{k: str(v) for k, v in total.items()}}
+        alloc = {**self.capacity, **gone, **{k: str(v) for k, v in devices.capacity().items()}}
         for k in total:
             alloc.setdefault(k, "0")
         ready = self.network_error is not None

@@ -111,6 +111,7 @@ class Cluster(_OfficialClients):
         # gpus=N: N simulated nvidia.com/gpu on every node, from the sample plugin run as a DaemonSet
         # (node_gpus: a per-node count, from a plugin started inside those kubelets)
         self.gpus = gpus
+        self.gpu_plugin_daemonset = False  # set at start: can this host run the plugin as a DaemonSet pod?
         self.device_plugins = ""  # which way the GPU plugin runs, for describe() and `cluster status`
         self.keep_state = keep_state
         # components of a notebook's cluster go when the notebook's process does (kubelets then
@@ -183,6 +184,7 @@ class Cluster(_OfficialClients):
         if not self.gpus:
             return False
         ok, why = daemonset_runs_here(self.runtime_name)
+        self.gpu_plugin_daemonset = ok
         if ok:
             self.device_plugins = (f"{self.gpus} x {GPU_RESOURCE} per node (simulated), from DaemonSet "
                                    f"{GPU_PLUGIN_NAMESPACE}/{GPU_PLUGIN_NAME}")

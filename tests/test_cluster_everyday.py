@@ -10,7 +10,6 @@ command that failed with kubectl's own last lines.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import time
 import urllib.error
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from support.cluster import wait_for
+from support.streams import free_port
 
 from labkit.cluster import Cluster
 
@@ -78,12 +78,6 @@ def cluster():
         yield c
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Session:
     """One learner's terminal: kubectl of one version, in a namespace of its own."""
 
@@ -119,7 +113,7 @@ def _port_forward(s: Session, target: str) -> tuple[bool, str]:
 
     kubectl 1.30 speaks plain SPDY for port-forward unless told to tunnel it over WebSocket, as the
     README says; 1.31 and later do so by default (the variable changes nothing there)."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([s.kubectl, "--kubeconfig", s.kubeconfig, "-n", s.ns, "port-forward", target,
                              f"{port}:8080"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             env=dict(os.environ, KUBECTL_PORT_FORWARD_WEBSOCKETS="true"))

@@ -10,26 +10,14 @@ from __future__ import annotations
 import asyncio
 import json
 
-import aiohttp
 import pytest
 from support.runtime import backend_param
+from support.streams import converse
 
 import labkit.runtime as rt
 from labkit.errors import LabkitError
 from labkit.runtime.base import ContainerConfig, PodSandboxConfig
 from labkit.runtime.simulated import HollowRuntime
-
-
-async def _converse(url: str, send: list[bytes]) -> dict[int, bytes]:
-    got: dict[int, bytes] = {}
-    async with aiohttp.ClientSession() as s, s.ws_connect(url, protocols=("v5.channel.k8s.io",)) as ws:
-        for m in send:
-            await ws.send_bytes(m)
-        async for msg in ws:
-            if msg.type != aiohttp.WSMsgType.BINARY:
-                break
-            got[msg.data[0]] = got.get(msg.data[0], b"") + msg.data[1:]
-    return got
 
 
 @pytest.mark.parametrize("backend", backend_param())
@@ -41,7 +29,7 @@ def test_exec_streams_stdin_output_and_exit_code(backend):
         cid = r.create_container(sid, ContainerConfig(name="app", image="busybox", command=["sleep", "60"]), sconf)
         r.start_container(cid)
         url = r.exec(cid, ["sh", "-c", "cat; hostname; echo e >&2; exit 5"], stdin=True)
-        got = asyncio.run(_converse(url, [b"\x00piped ", b"\x00in\n", b"\xff\x00"]))
+        _, got = asyncio.run(converse(url, "v5.channel.k8s.io", [b"\x00piped ", b"\x00in\n", b"\xff\x00"]))
         lines = got[1].decode().splitlines()
         assert lines[0] == "piped in"
         if backend != "simulated":  # the simulated runtime runs host processes: the host's name

@@ -12,6 +12,7 @@ import struct
 import zlib
 
 import aiohttp
+from support.streams import converse
 
 from labkit.runtime import streaming
 from labkit.streams import spdy
@@ -21,19 +22,6 @@ def exec_url(script: str, *, stdin: bool = False, tty: bool = False) -> str:
     cmd = ["sh", "-c", script]
     return streaming.shared().exec_url(lambda i, o, e, t: streaming.popen(cmd, i, o, e, t), cmd,
                                        tty=tty, stdin=stdin)
-
-
-async def converse(url: str, protocol: str, send: list[bytes]) -> tuple[str, dict[int, bytes]]:
-    """Send the messages, then collect every channel until the server closes."""
-    got: dict[int, bytes] = {}
-    async with aiohttp.ClientSession() as s, s.ws_connect(url, protocols=(protocol,)) as ws:
-        for m in send:
-            await ws.send_bytes(m)
-        async for msg in ws:
-            if msg.type != aiohttp.WSMsgType.BINARY:
-                break
-            got[msg.data[0]] = got.get(msg.data[0], b"") + msg.data[1:]
-        return ws.protocol or "", got
 
 
 def test_v5_stdin_to_its_end_then_the_exit_code():

@@ -1,10 +1,12 @@
-"""Helpers for the streaming tests (exec, cp, attach): kubectl versions and a pod to exec into."""
+"""Helpers for the streaming tests (exec, cp, attach): kubectl versions, a pod to exec into, and a
+channel-protocol client for the runtime's streaming server."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 
+import aiohttp
 import pytest
 
 from support.cluster import running_pods, wait_for
@@ -54,3 +56,17 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+async def converse(url: str, protocol: str, send: list[bytes]) -> tuple[str, dict[int, bytes]]:
+    """Send the messages, then collect every channel until the server closes; returns the
+    subprotocol the server chose and each channel's bytes."""
+    got: dict[int, bytes] = {}
+    async with aiohttp.ClientSession() as s, s.ws_connect(url, protocols=(protocol,)) as ws:
+        for m in send:
+            await ws.send_bytes(m)
+        async for msg in ws:
+            if msg.type != aiohttp.WSMsgType.BINARY:
+                break
+            got[msg.data[0]] = got.get(msg.data[0], b"") + msg.data[1:]
+        return ws.protocol or "", got

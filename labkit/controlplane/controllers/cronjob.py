@@ -112,13 +112,7 @@ class CronJobController(Controller):
             return None
         if policy == "Replace":
             for j in active:
-                md = j["metadata"]
-                try:
-                    await self.client.delete("jobs", md["name"], md.get("namespace"), propagation="Background")
-                except ApiError as exc:
-                    if not exc.not_found:
-                        raise
-                self.recorder.event(cj, "Normal", "SuccessfulDelete", f"Deleted job {md['name']}")
+                await self._delete_job(cj, j)
             status["active"] = None
         job = self._job_for(cj, at)
         ns = cj["metadata"].get("namespace", "default")
@@ -151,14 +145,18 @@ class CronJobController(Controller):
             done = sorted((j for j in jobs if finished(j) == outcome),
                           key=lambda j: j["metadata"].get("creationTimestamp", ""))
             for j in done[: max(0, len(done) - int(limit if limit is not None else 0))]:
-                md = j["metadata"]
-                try:
-                    await self.client.delete("jobs", md["name"], md.get("namespace"), propagation="Background")
-                except ApiError as exc:
-                    if not exc.not_found:
-                        raise
-                self.recorder.event(cj, "Normal", "SuccessfulDelete", f"Deleted job {md['name']}")
+                await self._delete_job(cj, j)
                 jobs.remove(j)
+
+    async def _delete_job(self, cj: dict, job: dict) -> None:
+        """Delete one of the CronJob's Jobs with its pods (Replace, history limits), and say so."""
+        md = job["metadata"]
+        try:
+            await self.client.delete("jobs", md["name"], md.get("namespace"), propagation="Background")
+        except ApiError as exc:
+            if not exc.not_found:
+                raise
+        self.recorder.event(cj, "Normal", "SuccessfulDelete", f"Deleted job {md['name']}")
 
     @staticmethod
     def _ref(job: dict) -> dict:

@@ -38,7 +38,8 @@ SEED_SECTIONS = {
     "Borg对Kubernetes的指导体现在哪里？": "chapters/07-borg-lessons.html",
 }
 GLOSSARY_TERMS = ["容器编排", "控制节点", "计算节点", "持久化数据", "容器云", "镜像", "调度", "作业",
-                  "容器运行时", "路由网关", "水平扩展", "监控", "备份", "灾难恢复"]
+                  "容器运行时", "路由网关", "水平扩展", "监控", "备份", "灾难恢复", "承载点", "容器生态",
+                  "头把交椅", "秘密武器", "小打小闹", "旧瓶装新酒", "原生", "传承关系", "拉取镜像", "经典 PaaS"]
 RAW_MYST = ["```", "{code-cell}", "{ref}", "{doc}", "{figure}", "{note}", ":::", "{eval-rst}"]
 WIDGET_PAGE = "chapters/03-orchestration-tools.html"
 
@@ -116,6 +117,25 @@ def test_glossary_has_the_chinese_terms_beside_english():
     assert not missing, f"glossary lacks {missing}"
     for english in ["container orchestration", "Master node", "persistent data", "scheduling", "job"]:
         assert english in text
+
+
+def test_glossary_marks_whose_term_each_is():
+    """A row marked "source" uses the source text's own word; a row marked "book" does not."""
+    seed_dir = Path(os.environ.get("LABKIT_SEED", ROOT.parent / "shared" / "seed"))
+    seeds = sorted(seed_dir.glob("*.txt")) if seed_dir.is_dir() else []
+    if not seeds:
+        pytest.skip(f"the seed text is not at {seed_dir} (set LABKIT_SEED to check it)")
+    seed = "".join(p.read_text() for p in seeds)
+    rows = [r.split("|")[1:-1] for r in (ROOT / "chapters" / "glossary.md").read_text().splitlines()
+            if r.startswith("| ") and r.count("|") == 5]
+    wrong = []
+    for english, chinese, whose, _ in (map(str.strip, r) for r in rows[1:]):
+        word = chinese.split(" (")[0].replace("Pod ", "").strip()
+        if whose == "source" and word not in seed:
+            wrong.append(f"{english}: {word!r} is marked source but is not in the source text")
+        if whose == "book" and word in seed:
+            wrong.append(f"{english}: {word!r} is marked book but the source text uses it")
+    assert len(rows) > 40 and not wrong, wrong
 
 
 def test_chapters_carry_the_dates_a_careful_reader_expects():

@@ -86,3 +86,31 @@ def remove() -> None:
     if owner.get("created_gwbridge"):
         _docker("network", "rm", "docker_gwbridge")
     release()
+
+
+def docker(*args: str) -> str:
+    """Run the docker CLI; its stdout, stripped (raises CalledProcessError with Docker's message)."""
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=True).stdout.strip()
+
+
+class one_node_swarm:  # noqa: N801 - used as ``with one_node_swarm():``
+    """Swarm mode on the local Docker Engine, on loopback, for a ``with`` block.
+
+    A swarm that was already there is used and left alone; one made here is left at the end
+    (and claimed in between, so ``labkit gc`` can leave it after a killed run).
+    """
+
+    def __enter__(self) -> one_node_swarm:
+        self.joined = docker("info", "--format", "{{.Swarm.LocalNodeState}}") == "inactive"
+        self.had_gwbridge = "docker_gwbridge" in docker("network", "ls", "--format", "{{.Name}}").split()
+        if self.joined:
+            docker("swarm", "init", "--advertise-addr", "127.0.0.1", "--listen-addr", "127.0.0.1:0")
+            claim(created_gwbridge=not self.had_gwbridge)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.joined:
+            subprocess.run(["docker", "swarm", "leave", "--force"], capture_output=True)
+            if not self.had_gwbridge:
+                subprocess.run(["docker", "network", "rm", "docker_gwbridge"], capture_output=True)
+            release()

@@ -227,7 +227,8 @@ def google_stack() -> graphviz.Digraph:
     layers = [
         ("monitoring", NEUTRAL, ["Dapper (2010)"]),
         ("data processing", MASTER, ["MapReduce (2004)", "FlumeJava (2010)", "Pregel (2010)", "Dremel (2010)",
-                                     "MillWheel (2013)", "F1 (2013)"]),
+                                     "MillWheel (2013)"]),
+        ("databases", NODE, ["F1 (2013): a distributed SQL database built on Spanner"]),
         ("storage", NODE, ["GFS (2003) / Colossus", "BigTable (2006)", "Megastore (2011)", "Spanner (2012)"]),
         ("coordination", PLUGIN, ["Chubby lock service (2006)"]),
         ("cluster management", KERNEL, ["<b>Borg</b> (in use since ~2004; paper April 2015) - runs everything above"]),

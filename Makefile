@@ -9,7 +9,7 @@ BOOK_FLAGS ?= -W -n --keep-going
 # the interpreter the venv is made from (a new Debian 12 has its own 3.11.2)
 PYTHON  ?= python3
 
-.PHONY: setup system book test lint lab diagrams bench gc clean fresh-check
+.PHONY: setup system book teacher-book test lint lab diagrams bench gc clean fresh-check
 
 setup: $(VENV)/.installed $(VENV)/.launcher system
 
@@ -36,6 +36,12 @@ system:
 book: setup
 	$(PY) scripts/build-book.py . $(BOOK_FLAGS)
 	@echo "The book is in _build/html/index.html"
+
+# the teacher's edition: the same pages (from the student build's execution cache) plus the answer key
+teacher-book: book
+	$(PY) -m labkit.practice.teacher .
+	$(PY) scripts/build-book.py . --toc teacher/_toc.yml --config teacher/_config.yml --path-output _build/teacher $(BOOK_FLAGS)
+	@echo "The teacher's edition is in _build/teacher/_build/html/index.html"
 
 test: book
 	$(VENV)/bin/ruff check labkit tests benchmarks

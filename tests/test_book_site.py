@@ -138,6 +138,21 @@ def test_glossary_marks_whose_term_each_is():
     assert len(rows) > 40 and not wrong, wrong
 
 
+def test_every_lab_opens_with_the_source_claim_it_runs_and_links_its_chapter():
+    seed_dir = Path(os.environ.get("LABKIT_SEED", ROOT.parent / "shared" / "seed"))
+    seed = "".join(p.read_text() for p in sorted(seed_dir.glob("*.txt"))) if seed_dir.is_dir() else ""
+    squash = lambda t: re.sub(r"\s+", "", t)  # noqa: E731
+    for page in sorted((ROOT / "labs").glob("[0-9]*.md")):
+        text = page.read_text()
+        m = re.search(r"^> \*\*The claim this lab runs\*\*, from the chapter \{doc\}`\.\./chapters/([\w-]+)`:\n>\n> (.+)$",
+                      text, re.M)
+        assert m, f"{page.name} does not open with the claim it runs"
+        assert (ROOT / "chapters" / f"{m.group(1)}.md").exists(), f"{page.name} links a missing chapter"
+        if seed:
+            for part in m.group(2).split("……"):
+                assert squash(part.strip(" 。")) in squash(seed), f"{page.name}: {part!r} is not in the source text"
+
+
 def test_chapters_carry_the_dates_a_careful_reader_expects():
     text = " ".join((SITE / "chapters" / f).read_text() for f in [
         "01-what-is-a-container.html", "03-orchestration-tools.html", "04-where-kubernetes-came-from.html",

@@ -59,6 +59,10 @@ _LIST = [
 _LIST += [
     Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", namespaced=False),
     Resource("scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", namespaced=False),
+    Resource("", "v1", "resourcequotas", "ResourceQuota"),
+    Resource("", "v1", "limitranges", "LimitRange"),
+    Resource("", "v1", "secrets", "Secret"),
+    Resource("", "v1", "serviceaccounts", "ServiceAccount"),
 ]
 
 RESOURCES: dict[str, Resource] = {r.plural: r for r in _LIST}

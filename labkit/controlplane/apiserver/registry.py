@@ -15,7 +15,7 @@ from typing import Any
 
 from labkit.controlplane.store import Compacted, Conflict, KeyExists, KeyNotFound, Store, Unavailable
 
-from . import errors, priority
+from . import errors, limitranger, priority, resourcequota
 from .codec import decode, encode, now_rfc3339, with_rv
 from .customresources import validate_status
 from .defaultstorageclass import admit_claim
@@ -145,23 +145,29 @@ class Registry:
         if causes:
             raise errors.invalid(rt.kind, rt.group, name, causes)
 
-    def _admit(self, rt: ResourceType, obj: dict, old: dict | None) -> None:
-        """Admission steps that read other objects: Priority (pods, PriorityClasses) and
-        DefaultStorageClass (new claims)."""
+    def _admit(self, rt: ResourceType, obj: dict, old: dict | None, dry_run: bool = False) -> None:
+        """Admission steps that read other objects, in kube-apiserver's order: LimitRanger (pods,
+        claims), Priority (pods, PriorityClasses), DefaultStorageClass (new claims), and last
+        ResourceQuota, which charges every new namespaced object to its namespace's quotas."""
+        ns = (obj.get("metadata") or {}).get("namespace") if rt.namespaced else None
         if rt.plural == "pods" and not rt.custom:
             if old is None:
+                limitranger.admit_pod(self.store, ns, obj)
                 priority.admit_pod(self.priority_classes, obj)
             else:
                 priority.keep_resolved(obj, old)
         elif rt.plural == "priorityclasses" and not rt.custom:
             priority.admit_priorityclass(self.priority_classes, obj, old)
         elif rt.plural == "persistentvolumeclaims" and not rt.custom and old is None:
+            limitranger.admit_claim(self.store, ns, obj)
             admit_claim(self.store, obj)  # the DefaultStorageClass admission plugin
+        if old is None and ns:
+            resourcequota.admit(self.store, rt.plural, rt.group, ns, obj, dry_run)
 
     # ------------------------------------------------------------------ create
     def create(self, rt: ResourceType, ns: str | None, obj: Any, dry_run: bool = False) -> tuple[dict, bytes]:
         """Fill in metadata and defaults, validate, and store a new object (409 if the name exists)."""
-        obj, value = self.prepare_create(rt, ns, obj)
+        obj, value = self.prepare_create(rt, ns, obj, dry_run)
         if dry_run:
             return obj, value
         try:
@@ -176,7 +182,7 @@ class Registry:
         obj["metadata"]["resourceVersion"] = str(kv.mod_revision)
         return obj, with_rv(value, kv.mod_revision)
 
-    def prepare_create(self, rt: ResourceType, ns: str | None, obj: Any) -> tuple[dict, bytes]:
+    def prepare_create(self, rt: ResourceType, ns: str | None, obj: Any, dry_run: bool = False) -> tuple[dict, bytes]:
         """Everything a create does before the store: the finished object and its stored bytes."""
         obj = self._check_body(rt, obj, ns, None)
         meta = obj["metadata"]
@@ -197,7 +203,7 @@ class Registry:
             obj.pop("status", None)  # written through /status only
         if rt.defaulter:
             rt.defaulter(obj)
-        self._admit(rt, obj, None)
+        self._admit(rt, obj, None, dry_run)
         self._validate(rt, obj, None)
         if rt.plural == "services":
             allocate_service_addresses(self.store, obj)

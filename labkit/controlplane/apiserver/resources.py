@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from . import priority
+from . import limitranger, priority, resourcequota
 from . import validation as v
 from . import workloads as w
 from .crddefinition import default_crd, validate_crd
@@ -182,6 +182,17 @@ RESOURCES += [
                  validator=priority.validate_priorityclass,
                  has_generation=False,
                  top_fields=frozenset({"value", "globalDefault", "description", "preemptionPolicy"})),
+]
+
+# Quota and limits per namespace (issues 12 and 13): admission reads them (resourcequota.py,
+# limitranger.py); the quota controller keeps a ResourceQuota's status
+RESOURCES += [
+    ResourceType("", "v1", "resourcequotas", "ResourceQuota", short_names=("quota",), subresources=("status",),
+                 defaulter=resourcequota.default_resourcequota, validator=resourcequota.validate_resourcequota,
+                 has_generation=False, reset_status_on_create=True),
+    ResourceType("", "v1", "limitranges", "LimitRange", short_names=("limits",),
+                 defaulter=limitranger.default_limitrange, validator=limitranger.validate_limitrange,
+                 has_generation=False, top_fields=frozenset({"spec"})),
 ]
 
 BY_PATH: dict[tuple[str, str, str], ResourceType] = {(r.group, r.version, r.plural): r for r in RESOURCES}

@@ -311,6 +311,16 @@ def _pc_row(pc: dict, now: float) -> list:
             pc.get("preemptionPolicy", "")]
 
 
+def _quota_row(q: dict, now: float) -> list:
+    """REQUEST and LIMIT as kubectl prints them: ``pods: 1/4, requests.cpu: 500m/1``."""
+    status = q.get("status") or {}
+    hard, used = status.get("hard") or {}, status.get("used") or {}
+    pairs = {k: f"{k}: {used.get(k, '0')}/{v}" for k, v in sorted(hard.items())}
+    request = ", ".join(v for k, v in pairs.items() if not k.startswith("limits."))
+    limit = ", ".join(v for k, v in pairs.items() if k.startswith("limits."))
+    return [q["metadata"]["name"], age(q, now), request, limit]
+
+
 def _default_row(obj: dict, now: float) -> list:
     return [obj["metadata"]["name"], age(obj, now)]
 
@@ -357,6 +367,8 @@ PRINTERS: dict[str, tuple[list[Column], RowFn]] = {
     "customresourcedefinitions": ([("Name", S, 0), ("Created At", "date", 0)], _crd_row),
     "priorityclasses": ([("Name", S, 0), ("Value", N, 0), ("Global-Default", B, 0), ("Age", S, 0),
                          ("PreemptionPolicy", S, 1)], _pc_row),
+    "resourcequotas": ([("Name", S, 0), ("Age", S, 0), ("Request", S, 0), ("Limit", S, 0)], _quota_row),
+    "limitranges": ([("Name", S, 0), ("Created At", "date", 0)], _crd_row),
 }
 DEFAULT_PRINTER: tuple[list[Column], RowFn] = ([("Name", S, 0), ("Age", S, 0)], _default_row)
 

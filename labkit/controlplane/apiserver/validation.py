@@ -85,8 +85,18 @@ def default_pod_spec(spec: dict) -> None:
 
 
 def default_pod(obj: dict) -> None:
-    """Pod defaults: restartPolicy, dnsPolicy, grace period, pull policy ..."""
-    default_pod_spec(obj.setdefault("spec", {}))
+    """Pod defaults: restartPolicy, dnsPolicy, grace period, pull policy ..., and a container that
+    gives a limit but no request requests its limit (as core/v1's pod defaults do)."""
+    spec = obj.setdefault("spec", {})
+    default_pod_spec(spec)
+    for key in ("containers", "initContainers"):
+        for c in spec.get(key) or []:
+            res = c.get("resources") if isinstance(c, dict) else None
+            if isinstance(res, dict) and isinstance(res.get("limits"), dict) and res["limits"]:
+                requests = res.setdefault("requests", {})
+                if isinstance(requests, dict):
+                    for name, q in res["limits"].items():
+                        requests.setdefault(name, q)
 
 
 def _default_template(obj: dict) -> None:

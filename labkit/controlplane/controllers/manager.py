@@ -18,12 +18,14 @@ from labkit.controlplane.controllers.nodeipam import NodeIpamController
 from labkit.controlplane.controllers.nodelifecycle import NodeLifecycleController
 from labkit.controlplane.controllers.pv_binder import PersistentVolumeBinder
 from labkit.controlplane.controllers.replicaset import ReplicaSetController
+from labkit.controlplane.controllers.resourcequota import ResourceQuotaController
 from labkit.controlplane.controllers.statefulset import StatefulSetController
 
 log = logging.getLogger(__name__)
 
 ALL = ("replicaset", "deployment", "nodelifecycle", "garbagecollector", "nodeipam", "endpoints", "pvbinder")
 ALL += ("job", "ttlafterfinished", "cronjob", "daemonset", "statefulset")  # the batch and apps workloads
+ALL += ("resourcequota",)
 
 
 class ControllerManager:
@@ -58,6 +60,8 @@ class ControllerManager:
             self.controllers.append(DaemonSetController(client, inf, rec("daemonset-controller")))
         if "statefulset" in controllers:
             self.controllers.append(StatefulSetController(client, inf, rec("statefulset-controller")))
+        if "resourcequota" in controllers:
+            self.controllers.append(ResourceQuotaController(client, inf, rec("resourcequota-controller")))
         if "pvbinder" in controllers:
             try:
                 self.controllers.append(PersistentVolumeBinder(client, inf, rec("persistentvolume-controller")))

@@ -40,6 +40,8 @@ KIND_MESSAGES = {
     ("batch/v1", "Job"): "batch.v1.Job", ("batch/v1", "CronJob"): "batch.v1.CronJob",
 }
 KIND_MESSAGES[("scheduling.k8s.io/v1", "PriorityClass")] = "scheduling.v1.PriorityClass"
+KIND_MESSAGES[("v1", "ResourceQuota")] = "core.v1.ResourceQuota"
+KIND_MESSAGES[("v1", "LimitRange")] = "core.v1.LimitRange"
 
 Field = tuple[str, str, bool]
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from labkit.controlplane.store import Compacted, Conflict, KeyExists, KeyNotFound, Store, Unavailable
 
-from . import errors, limitranger, priority, resourcequota
+from . import errors, limitranger, podsecurity, priority, resourcequota
 from .codec import decode, encode, now_rfc3339, with_rv
 from .customresources import validate_status
 from .defaultstorageclass import admit_claim
@@ -147,13 +147,15 @@ class Registry:
 
     def _admit(self, rt: ResourceType, obj: dict, old: dict | None, dry_run: bool = False) -> None:
         """Admission steps that read other objects, in kube-apiserver's order: LimitRanger (pods,
-        claims), Priority (pods, PriorityClasses), DefaultStorageClass (new claims), and last
-        ResourceQuota, which charges every new namespaced object to its namespace's quotas."""
+        claims), Priority (pods, PriorityClasses), PodSecurity (pods, by namespace label),
+        DefaultStorageClass (new claims), and last ResourceQuota, which charges every new
+        namespaced object to its namespace's quotas."""
         ns = (obj.get("metadata") or {}).get("namespace") if rt.namespaced else None
         if rt.plural == "pods" and not rt.custom:
             if old is None:
                 limitranger.admit_pod(self.store, ns, obj)
                 priority.admit_pod(self.priority_classes, obj)
+                podsecurity.admit_pod(self.store, ns, obj)
             else:
                 priority.keep_resolved(obj, old)
         elif rt.plural == "priorityclasses" and not rt.custom:

@@ -88,10 +88,14 @@ class Cluster(_OfficialClients):
                  *, name: str | None = None, cri: bool = True, port: int = 0, node_grace: float = 8.0,
                  eviction_seconds: float | None = 2.0, lease_interval: float = 2.0, node_cpu: str | None = None,
                  node_memory: str | None = None, node_labels: dict[str, dict[str, str]] | None = None,
-                 node_gpus: dict[str, int] | None = None, gpus: int = 0,
+                 node_gpus: dict[str, int] | None = None, gpus: int = 0, scoring_strategy: str = "LeastAllocated",
                  kubeconfig: str | os.PathLike | None = None, keep_state: bool = False, die_with_parent: bool = True):
         if nodes < 0:
             raise ValueError("nodes must be 0 or more")
+        from labkit.controlplane.scheduler.plugins import SCORING_STRATEGIES
+
+        if scoring_strategy not in SCORING_STRATEGIES:
+            raise ValueError(f"unknown scoring_strategy {scoring_strategy!r}: choose {', '.join(SCORING_STRATEGIES)}")
         if store not in ("memory", "sqlite", "etcd") and not store.startswith(("sqlite:", "etcd:")):
             raise ValueError(f"unknown store {store!r}: choose memory, sqlite or etcd")
         self.nodes = nodes
@@ -111,6 +115,7 @@ class Cluster(_OfficialClients):
         # gpus=N: N simulated nvidia.com/gpu on every node, from the sample plugin run as a DaemonSet
         # (node_gpus: a per-node count, from a plugin started inside those kubelets)
         self.gpus = gpus
+        self.scoring_strategy = scoring_strategy  # the scheduler's NodeResourcesFit strategy (pack or spread)
         self.gpu_plugin_daemonset = False  # set at start: can this host run the plugin as a DaemonSet pod?
         self.device_plugins = ""  # which way the GPU plugin runs, for describe() and `cluster status`
         self.keep_state = keep_state
@@ -165,7 +170,7 @@ class Cluster(_OfficialClients):
                     self.name, self.kubeconfig, self.runtime_name, [self.node_config(n) for n in nodes],
                     node_grace=self.node_grace, eviction_seconds=self.eviction_seconds,
                     cri_files={n: (str(self.cri_socket(n)), str(self.cri_trace_file(n))) for n in nodes}
-                    if self.cri else None)
+                    if self.cri else None, scoring_strategy=self.scoring_strategy)
                 self._inproc.start()
             self.started = True
             atexit.register(self._stop_at_exit)
@@ -265,7 +270,8 @@ class Cluster(_OfficialClients):
 
     def command_for(self, component: str) -> list[str]:
         if component == "scheduler":
-            return self._py("labkit.controlplane.scheduler", "--kubeconfig", self.kubeconfig)
+            return self._py("labkit.controlplane.scheduler", "--kubeconfig", self.kubeconfig,
+                            "--scoring-strategy", self.scoring_strategy)
         if component == "controller-manager":
             args = ["--kubeconfig", self.kubeconfig, "--node-monitor-grace-period", str(self.node_grace)]
             if self.eviction_seconds is not None:

@@ -21,7 +21,8 @@ class InProcess:
     """Scheduler, controller-manager and kubelets as asyncio tasks on one background thread."""
 
     def __init__(self, name: str, kubeconfig: str, runtime_name: str, nodes: list[NodeConfig], *, node_grace: float,
-                 eviction_seconds: float | None, cri_files: dict[str, tuple[str, str]] | None = None):
+                 eviction_seconds: float | None, cri_files: dict[str, tuple[str, str]] | None = None,
+                 scoring_strategy: str = "LeastAllocated"):
         """``cri_files``: each node's CRI socket and trace file, when the nodes reach their runtime over CRI."""
         self.kubeconfig = kubeconfig
         self.runtime_name = runtime_name
@@ -29,6 +30,7 @@ class InProcess:
         self.node_grace = node_grace
         self.eviction_seconds = eviction_seconds
         self.cri_files = cri_files
+        self.scoring_strategy = scoring_strategy
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name=f"labkit-{name}", daemon=True)
         self.tasks: dict[str, asyncio.Task] = {}
@@ -56,9 +58,12 @@ class InProcess:
 
     async def _start(self) -> None:
         from labkit.controlplane.controllers.manager import ControllerManager
+        from labkit.controlplane.scheduler.framework import Framework
+        from labkit.controlplane.scheduler.plugins import scores_for
         from labkit.controlplane.scheduler.scheduler import Scheduler
 
-        self.scheduler = Scheduler(await self._client("labkit-scheduler"))
+        self.scheduler = Scheduler(await self._client("labkit-scheduler"),
+                                   framework=Framework(scores=scores_for(self.scoring_strategy)))
         self.tasks["scheduler"] = asyncio.create_task(self.scheduler.run())
         self.controllers = ControllerManager(await self._client("labkit-controller-manager"),
                                              node_grace=self.node_grace, eviction_cap=self.eviction_seconds)

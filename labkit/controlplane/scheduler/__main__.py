@@ -7,6 +7,8 @@ import logging
 import click
 
 from labkit.client.leaderelection import run_component
+from labkit.controlplane.scheduler.framework import Framework
+from labkit.controlplane.scheduler.plugins import SCORING_STRATEGIES, scores_for
 from labkit.controlplane.scheduler.scheduler import Scheduler
 
 
@@ -18,16 +20,19 @@ from labkit.controlplane.scheduler.scheduler import Scheduler
 @click.option("--no-events", is_flag=True, help="Do not record Scheduled/FailedScheduling Events.")
 @click.option("--leader-elect", is_flag=True,
               help="Act only while holding a Lease in kube-system (run several copies for availability).")
+@click.option("--scoring-strategy", type=click.Choice(SCORING_STRATEGIES), default="LeastAllocated",
+              show_default=True, help="NodeResourcesFit's scoring: spread (LeastAllocated) or pack (MostAllocated).")
 @click.option("-v", "--verbose", is_flag=True)
 def main(kubeconfig: str | None, scheduler_name: str, bind_concurrency: int, no_events: bool, leader_elect: bool,
-         verbose: bool) -> None:
+         scoring_strategy: str, verbose: bool) -> None:
     """labkit's kube-scheduler: filter, score, bind through the API."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s scheduler %(levelname)s %(message)s")
 
     run_component(kubeconfig, f"labkit-scheduler/{scheduler_name}", scheduler_name, leader_elect,
                   lambda client: Scheduler(client, scheduler_name, bind_concurrency=bind_concurrency,
-                                           events=not no_events).run())
+                                           events=not no_events,
+                                           framework=Framework(scores=scores_for(scoring_strategy))).run())
 
 
 if __name__ == "__main__":

@@ -206,6 +206,47 @@ class NodeResourcesBalancedAllocation(ScorePlugin):
         return 100.0 - np.abs(f[0] - f[1]) * 50.0  # the std of two numbers is half their distance
 
 
+class NodeResourcesMostAllocated(ScorePlugin):
+    """Prefer the fullest node that still fits (bin packing): mean over cpu and memory of used share x 100.
+
+    kube-scheduler's NodeResourcesFit with ``scoringStrategy.type: MostAllocated``."""
+
+    name = "NodeResourcesMostAllocated"
+
+    def score(self, t: NodeTable, p: PodInfo, idx: np.ndarray) -> np.ndarray:
+        f = _fraction(t, p, idx)
+        return (f[0] + f[1]) * 50.0
+
+
+class RequestedToCapacityRatio(ScorePlugin):
+    """Score by a piecewise-linear function of utilization (``shape``: (utilization %, score 0..10) points),
+    as NodeResourcesFit's ``RequestedToCapacityRatio`` strategy; the default shape packs (0 -> 0, 100 -> 10)."""
+
+    name = "RequestedToCapacityRatio"
+
+    def __init__(self, shape: list[tuple[float, float]] | None = None):
+        self.shape = sorted(shape or [(0, 0), (100, 10)])
+
+    def score(self, t: NodeTable, p: PodInfo, idx: np.ndarray) -> np.ndarray:
+        f = _fraction(t, p, idx) * 100.0
+        xs = np.array([x for x, _ in self.shape], dtype=np.float64)
+        ys = np.array([y * 10.0 for _, y in self.shape], dtype=np.float64)  # shape scores are 0..10
+        return (np.interp(f[0], xs, ys) + np.interp(f[1], xs, ys)) / 2.0
+
+
+SCORING_STRATEGIES = ("LeastAllocated", "MostAllocated", "RequestedToCapacityRatio")
+
+
+def scores_for(strategy: str = "LeastAllocated", shape: list[tuple[float, float]] | None = None
+               ) -> list[tuple[ScorePlugin, int]]:
+    """The score plugins for one of NodeResourcesFit's scoring strategies, plus BalancedAllocation."""
+    if strategy not in SCORING_STRATEGIES:
+        raise ValueError(f"unknown scoring strategy {strategy!r}: choose {', '.join(SCORING_STRATEGIES)}")
+    fit: ScorePlugin = {"LeastAllocated": NodeResourcesLeastAllocated, "MostAllocated": NodeResourcesMostAllocated,
+                        }.get(strategy, lambda: RequestedToCapacityRatio(shape))()
+    return [(fit, 1), (NodeResourcesBalancedAllocation(), 1)]
+
+
 DEFAULT_FILTERS: list[FilterPlugin] = [NodeUnschedulable(), NodeName(), TaintToleration(), NodeAffinity(),
                                        NodeResourcesFit()]
 DEFAULT_SCORES: list[tuple[ScorePlugin, int]] = [(NodeResourcesLeastAllocated(), 1),

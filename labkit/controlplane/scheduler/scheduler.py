@@ -19,6 +19,7 @@ from labkit.client.events import EventRecorder
 from labkit.client.informer import Informer, key_of
 from labkit.client.pods import is_pod_terminal
 from labkit.client.rest import ApiError
+from labkit.controlplane.scheduler import preemption
 from labkit.controlplane.scheduler.decision import Decision
 from labkit.controlplane.scheduler.framework import Framework
 from labkit.controlplane.scheduler.nodetable import NodeTable
@@ -46,6 +47,8 @@ class Scheduler:
         self.unschedulable: set[str] = set()
         self.binding: set[str] = set()
         self.decisions: dict[str, Decision] = {}  # last decision per pod key (labs read it)
+        self.nominated: dict[str, str] = {}  # preemptor pod key -> the node its victims are leaving
+        self.preemptions = 0
         self.bound = 0
         self.failed = 0
         self._sem = asyncio.Semaphore(bind_concurrency)
@@ -142,6 +145,9 @@ class Scheduler:
     def schedule_and_bind(self, pod: dict) -> Decision:
         """One cycle: decide, assume, and start the bind (the semaphore is already held)."""
         p = PodInfo.of(pod)
+        reserved = self.nominated.get(p.key)
+        if reserved:
+            self.table.remove_pod(f"nominated:{p.key}")  # its own reservation must not stand in its way
         d = self.framework.schedule_one(self.table, p)
         self.decisions[p.key] = d
         if len(self.decisions) > 2048:
@@ -150,8 +156,19 @@ class Scheduler:
             self._sem.release()
             self.unschedulable.add(p.key)
             self.failed += 1
-            task = asyncio.get_running_loop().create_task(self._mark_unschedulable(pod, d))
+            pre = None
+            if reserved and self._victims_leaving(reserved):
+                self.table.add_pod(f"nominated:{p.key}", reserved, pod, p.requests)  # wait for them
+            else:
+                self.nominated.pop(p.key, None)
+                pre = preemption.find(self.table, p, d, self._priorities())
+            if pre is not None:
+                self.nominated[p.key] = pre.node
+                self.table.add_pod(f"nominated:{p.key}", pre.node, pod, p.requests)
+                self.preemptions += 1
+            task = asyncio.get_running_loop().create_task(self._mark_unschedulable(pod, d, pre))
         else:
+            self.nominated.pop(p.key, None)
             self.table.add_pod(p.key, d.node, pod, p.requests)  # assume
             self.binding.add(p.key)
             task = asyncio.get_running_loop().create_task(self._bind(pod, p, d))
@@ -198,18 +215,50 @@ class Scheduler:
         await self.client.request("POST", f"/api/v1/namespaces/{md.get('namespace', 'default')}/pods/{md['name']}/binding",
                                   body=body)
 
-    async def _mark_unschedulable(self, pod: dict, d: Decision) -> None:
+    def _priorities(self) -> dict[str, int]:
+        """The priority of every pod the table counts (from the pods informer)."""
+        return {k: preemption.priority_of(self.pods.cache[k]) for k in self.table.pods if k in self.pods.cache}
+
+    def _victims_leaving(self, node: str) -> bool:
+        """Are pods on ``node`` still terminating (a preemption there is under way)?"""
+        return any(p["metadata"].get("deletionTimestamp") and (p.get("spec") or {}).get("nodeName") == node
+                   for p in self.pods.cache.values())
+
+    async def _mark_unschedulable(self, pod: dict, d: Decision, pre: preemption.Preemption | None = None) -> None:
         msg = d.message()
         if self.events:
             self.events.event(pod, "Warning", "FailedScheduling", msg)
         md = pod["metadata"]
+        ns = md.get("namespace", "default")
+        if pre is not None:
+            await self._preempt(pod, pre)
         cond = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": msg,
                 "lastTransitionTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         conds = [c for c in (pod.get("status") or {}).get("conditions") or [] if c.get("type") != "PodScheduled"]
-        if any(c.get("message") == msg for c in (pod.get("status") or {}).get("conditions") or []):
+        status: dict = {"conditions": [*conds, cond]}
+        if pre is not None:
+            status["nominatedNodeName"] = pre.node
+        elif any(c.get("message") == msg for c in (pod.get("status") or {}).get("conditions") or []):
             return
         try:
-            await self.client.patch("pods", md["name"], {"status": {"conditions": [*conds, cond]}},
-                                    md.get("namespace", "default"), sub="status")
+            await self.client.patch("pods", md["name"], {"status": status}, ns, sub="status")
         except ApiError as exc:
             log.debug("cannot mark %s unschedulable: %s", md["name"], exc)
+
+    async def _preempt(self, pod: dict, pre: preemption.Preemption) -> None:
+        """Delete the victims (gracefully), each with a Preempted Event naming the preemptor."""
+        md = pod["metadata"]
+        log.info("preemption: %s", pre.message(f"{md.get('namespace', 'default')}/{md['name']}"))
+        for key in pre.victims:
+            victim = self.pods.cache.get(key)
+            if victim is None:
+                continue
+            vns, vname = key.split("/", 1)
+            if self.events:
+                self.events.event(victim, "Normal", "Preempted",
+                                  f"Preempted by pod {md.get('uid', '')} on node {pre.node}")
+            try:
+                await self.client.delete("pods", vname, vns)
+            except ApiError as exc:
+                if exc.code != 404:
+                    log.warning("preemption: cannot delete %s: %s", key, exc)

@@ -149,6 +149,30 @@ def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 # --- the whole run: nothing labkit made is left on the host ----------------------------------------
 
+NONROOT_TEST = "test_book_without_root.py"
+NONROOT_BUILD = pytest.StashKey["object"]()
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+    """Put the without-root book test last and start its build now, in the background
+    (tests/support/nonroot_book.py says why)."""
+    late = [it for it in items if it.nodeid.split("::")[0].endswith(NONROOT_TEST)]
+    if not late or config.option.collectonly or os.environ.get("LABKIT_NONROOT_BACKGROUND") == "0":
+        return
+    items[:] = [it for it in items if it not in late] + late
+    if not sys.platform.startswith("linux") or os.geteuid() != 0 or len(items) == len(late):
+        return  # alone (or skipped): the test starts the build itself
+    from support.nonroot_book import NonRootBuild
+
+    config.stash[NONROOT_BUILD] = NonRootBuild().start()
+
+
+def _stop_nonroot_build(config: pytest.Config) -> None:
+    build = config.stash.get(NONROOT_BUILD, None)
+    if build is not None:
+        build.remove()
+
+
 LEAK_KINDS = ("mounts", "cgroups", "netns", "links", "processes", "docker", "containers", "clusters")
 _leftovers = pytest.StashKey[list]()
 
@@ -172,6 +196,7 @@ def _whole_suite(config: pytest.Config) -> bool:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the run if anything labkit made (mounts, cgroups, netns, ...) is still on the host."""
     config = session.config
+    _stop_nonroot_build(config)  # a run cut short (-x, Ctrl-C) must not leave the build's user behind
     if not sys.platform.startswith("linux") or config.option.collectonly or not _whole_suite(config):
         return
     from labkit.runtime import gc

@@ -17,6 +17,8 @@ How the system parts are hidden, so that the build cannot pass by finding them:
 The user runs this very interpreter (a hard-linked copy of its prefix when the user may not reach
 the original, as under /root): the pinned packages do not all work on another patch release.
 
+The build runs in the background from the start of the run (``tests/support/nonroot_book.py``;
+``tests/conftest.py`` starts it and puts this test last); run alone, this test starts it itself.
 The build must pass with no execution error and no traceback; each lab that runs containers must
 say ``simulated`` (or ``skipped:``, the one line a cell prints when it cannot run, or, for lab 04,
 that it only explains because this session is not root).
@@ -27,14 +29,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from support.another_user import as_user, hidden_parts, path_without, readable_dir, venv_copy
+from support.nonroot_book import NonRootBuild
 
-REPO = Path(__file__).resolve().parents[1]
 # pages whose cells start containers or pods: without root they must say which runtime really ran
 RUN_CONTAINERS = ("01-container-is-a-process", "02-limits", "04-pivot-root-vs-chroot",
                   "05-one-image-many-runtimes", "14-life-of-a-pod", "20-cri", "24-swap-the-runtime")
@@ -48,35 +47,21 @@ pytestmark = [
 ]
 
 
-def _copy_book(dest: Path) -> Path:
-    skip = shutil.ignore_patterns(".venv", "_build", ".git", "__pycache__", ".pytest_cache", ".ruff_cache",
-                                  "*.egg-info")
-    shutil.copytree(REPO, dest, ignore=skip)
-    return dest
-
-
 @pytest.mark.timeout(3600)
-def test_the_whole_book_builds_as_a_user_without_root_or_system_parts():
-    scratch = readable_dir("lkl-")  # short: unix socket paths under it must stay below 108 bytes
-    user = f"lklearner{os.getpid() % 100000}"
-    home = scratch / "home"
-    subprocess.run(["useradd", "--user-group", "--no-create-home", "--home-dir", str(home),
-                    "--shell", "/bin/sh", user], check=True, capture_output=True)
+def test_the_whole_book_builds_as_a_user_without_root_or_system_parts(request: pytest.FixtureRequest) -> None:
+    from conftest import NONROOT_BUILD
+
+    build = request.config.stash.get(NONROOT_BUILD, None)
+    if build is None or build.returncode not in (None, 0):  # run alone, or a rerun after a failure
+        if build is not None:
+            build.remove()
+        build = request.config.stash[NONROOT_BUILD] = NonRootBuild().start()
     try:
-        book = _copy_book(scratch / "book")
-        python, python_env = venv_copy(scratch / "venv", book, user, user)
-        home.mkdir()
-        subprocess.run(["chown", "-R", f"{user}:{user}", str(book), str(home)], check=True)
-        env = {"HOME": str(home), "LANG": "C.UTF-8",
-               "PATH": f"{python.parent}:{path_without(scratch / 'bin', hidden_parts())}",
-               "LABKIT_STATE": str(home / "st"), "LABKIT_HIDE_PARTS": "book", "DOCKER_HOST": f"unix://{scratch}/no-docker.sock", **python_env}
-        out = subprocess.run([*as_user(user, user), "env", str(python), str(book / "scripts" / "build-book.py"),
-                              str(book), "-W", "-n", "--keep-going"], env=env, cwd=book, capture_output=True,
-                             text=True, timeout=3300)
-        html = book / "_build" / "html"
+        build.wait()
+        html = build.book / "_build" / "html"
         logs = "".join(f"\n--- {log.name}:\n{log.read_text()[-3000:]}" for log in (html / "reports").rglob("*.err.log")) \
             if (html / "reports").is_dir() else ""
-        assert out.returncode == 0, (out.stdout[-4000:] + out.stderr[-2000:] + logs)
+        assert build.returncode == 0, (build.out[-4000:] + build.err[-2000:] + logs)
         assert not list((html / "reports").rglob("*.err.log")) if (html / "reports").is_dir() else True
         for page in sorted(html.rglob("*.html")):
             text = page.read_text(errors="replace")
@@ -87,10 +72,5 @@ def test_the_whole_book_builds_as_a_user_without_root_or_system_parts():
         doctor = (html / "chapters" / "00-how-to-use.html").read_text()
         assert "apt-get install etcd-client" in doctor and "default runtime: simulated" in doctor
     finally:
-        for pid in subprocess.run(["pgrep", "-u", user], capture_output=True, text=True).stdout.split():
-            try:
-                os.kill(int(pid), 9)  # what this test's user left running (a kernel, a server)
-            except ProcessLookupError:
-                pass
-        subprocess.run(["userdel", user], capture_output=True)
-        shutil.rmtree(scratch, ignore_errors=True)
+        if build.returncode == 0 or build.proc is None or build.proc.poll() is not None:
+            build.remove()

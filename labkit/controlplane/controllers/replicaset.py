@@ -151,8 +151,10 @@ class ReplicaSetController(OwnsPods, Controller):
         }
         try:
             await self.client.create("pods", pod, namespace=ns)
-        except Exception:
+        except Exception as exc:
             self.expectations.observed(key_of(rs), adds=1)
+            if isinstance(exc, ApiError) and exc.code in (403, 422):  # refused at admission: say why, as Kubernetes does
+                self.recorder.event(rs, "Warning", "FailedCreate", f"Error creating: {exc.message}")
             raise
         self.recorder.event(rs, "Normal", "SuccessfulCreate", f"Created pod: {name}")
 

@@ -184,10 +184,9 @@ def _libseccomp() -> Any:
         try:
             lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
         except OSError as exc:
-            from labkit import system_parts
-
-            raise SeccompError("libseccomp is not installed, so the default seccomp profile cannot be "
-                               f"compiled: {system_parts.not_installed('libseccomp')}") from exc
+            raise SeccompError("libseccomp is not installed, so the seccomp profile cannot be compiled: "
+                               "apt-get install libseccomp2 (runc and crun need it too), or make the "
+                               "container with seccomp='unconfined'") from exc
         lib.seccomp_init.restype = ctypes.c_void_p
         lib.seccomp_init.argtypes = [ctypes.c_uint32]
         lib.seccomp_release.argtypes = [ctypes.c_void_p]

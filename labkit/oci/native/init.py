@@ -280,6 +280,10 @@ def container_init(config: dict[str, Any], rootfs: str, sync_fd: int, start_fd: 
     try:
         proc = config.get("process") or {}
         linux = config.get("linux") or {}
+        if syscall_filter is None and linux.get("seccomp"):
+            # a caller that did not compile it: now, while the host's files (the compiled-filter
+            # cache, Python's own modules) are still reachable, i.e. before pivot_root
+            syscall_filter = seccomp_filter.for_config(config)
         if die_with_parent:
             sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
         for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP,
@@ -361,8 +365,6 @@ def container_init(config: dict[str, Any], rootfs: str, sync_fd: int, start_fd: 
             except OSError as exc:
                 raise InitError(f"cannot join cgroup: {exc.strerror}") from exc
             os.close(fd)
-        if syscall_filter is None and linux.get("seccomp"):
-            syscall_filter = seccomp_filter.for_config(config)
         confine(proc, syscall_filter)
         env_map: dict[str, str] = {}
         for e in env:

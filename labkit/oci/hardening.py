@@ -73,10 +73,13 @@ def compare(runc_cfg: dict[str, Any] | None = None, labkit_cfg: dict[str, Any] |
     rcaps, ocaps = r["process"].get("capabilities") or {}, o["process"].get("capabilities") or {}
     for kind in ("bounding", "effective", "permitted", "inheritable", "ambient"):
         rs, os_ = set(rcaps.get(kind) or []), set(ocaps.get(kind) or [])
-        note = ""
-        if os_ - rs:
-            note = f" (runc's 3 plus {len(os_ - rs)}: the set Docker and containerd grant)"
-        rows.append(Row(f"capabilities: {kind}", _short(sorted(rs), "CAP_"), _short(sorted(os_), "CAP_") + note,
+        rtxt, otxt = _short(sorted(rs), "CAP_"), _short(sorted(os_), "CAP_")
+        if os_ - rs and kind == "bounding":
+            otxt += f" (runc's {len(rs)} plus {len(os_ - rs)}: the set Docker and containerd grant)"
+        if kind != "bounding" and rs and os_ and rs == set(rcaps.get("bounding") or []) \
+                and os_ == set(ocaps.get("bounding") or []):
+            rtxt = otxt = "as bounding"
+        rows.append(Row(f"capabilities: {kind}", rtxt, otxt,
                         "PR_CAPBSET_DROP for the rest, then capset()" if kind == "bounding" else
                         "capset()" if kind in ("effective", "permitted", "inheritable") else
                         "PR_CAP_AMBIENT_CLEAR_ALL, then raise each listed",

@@ -32,11 +32,11 @@ class Row:
 
 def runc_default_spec() -> dict[str, Any]:
     """The config.json that ``runc spec`` writes (in a scratch folder)."""
+    runc = system_parts.which("runc")
+    if runc is None:
+        raise FileNotFoundError(system_parts.not_installed("runc"))
     with tempfile.TemporaryDirectory(prefix="labkit-runc-spec-") as d:
-        try:
-            subprocess.run(["runc", "spec", "--bundle", d], check=True, capture_output=True, timeout=30)
-        except FileNotFoundError as exc:
-            raise FileNotFoundError(system_parts.not_installed("runc")) from exc
+        subprocess.run([runc, "spec", "--bundle", d], check=True, capture_output=True, timeout=30)
         with open(os.path.join(d, "config.json")) as f:
             return json.load(f)
 

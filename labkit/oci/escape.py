@@ -136,11 +136,14 @@ def host_cgroup_procs() -> str:
 
 def host_python() -> str:
     """The host's own python3 under /usr, which a container with the host's /usr can run."""
+    import shutil
     import sys
 
-    for cand in (os.path.realpath(sys.executable), "/usr/bin/python3"):
-        if cand.startswith("/usr/") and os.access(cand, os.X_OK):
-            return cand
+    system = shutil.which("python3", path=os.pathsep.join(("/usr/local/bin", "/usr/bin")))
+    for cand in (sys.executable, system):
+        real = os.path.realpath(cand) if cand else ""
+        if real.startswith("/usr/") and os.access(real, os.X_OK):
+            return real
     raise FileNotFoundError("no python3 under /usr (the probe container borrows the host's /usr): "
                             "apt-get install python3")
 

@@ -184,9 +184,9 @@ def _libseccomp() -> Any:
         try:
             lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
         except OSError as exc:
-            raise SeccompError("libseccomp is not installed, so the seccomp profile cannot be compiled: "
-                               "apt-get install libseccomp2 (runc and crun need it too), or make the "
-                               "container with seccomp='unconfined'") from exc
+            raise SeccompError("libseccomp (Debian package libseccomp2, which runc and crun need too) is "
+                               "missing, so the seccomp profile cannot be compiled: install it, or make "
+                               "the container with seccomp='unconfined'") from exc
         lib.seccomp_init.restype = ctypes.c_void_p
         lib.seccomp_init.argtypes = [ctypes.c_uint32]
         lib.seccomp_release.argtypes = [ctypes.c_void_p]

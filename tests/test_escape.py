@@ -7,7 +7,10 @@ attempt was broken rather than blocked. The probe is :mod:`labkit.oci.escape_pro
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
+import stat
 import subprocess
 
 import pytest
@@ -120,3 +123,47 @@ def test_exec_into_a_native_container_gets_the_filter_too(make_bundle, state_roo
         c.delete(force=True)
     assert out.stdout.decode().split() == ["Seccomp:", "2"]
     assert out.exit_code != 0 and b"Operation not permitted" in out.stderr
+
+
+@needs_root
+def test_cgroup_v2_device_filter_follows_the_rules(tmp_path):
+    """On cgroup v2 the devices cgroup is a BPF program; the last matching rule decides."""
+    from labkit.oci import devicefilter
+    from labkit.oci.cgroups import detect_layout
+
+    v2 = detect_layout().v2
+    if v2 is None:
+        pytest.skip("no cgroup v2 hierarchy is mounted")
+    group = v2 / new_id("dev")
+    group.mkdir()
+    rules = spec.linux_resources(None)["devices"] + [
+        {"allow": False, "type": "c", "major": 1, "minor": 5, "access": "w"}]  # /dev/zero: read-only
+    try:
+        devicefilter.attach(str(group), rules)
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            seen = []
+            try:
+                (group / "cgroup.procs").write_text("0")
+                for path, flags in (("/dev/null", os.O_RDWR), ("/dev/zero", os.O_RDONLY), ("/dev/zero", os.O_WRONLY)):
+                    try:
+                        os.close(os.open(path, flags))
+                        seen.append("ok")
+                    except OSError as exc:
+                        seen.append(errno.errorcode[exc.errno])
+                try:
+                    os.mknod(str(tmp_path / "kmsg"), 0o600 | stat.S_IFCHR, os.makedev(1, 11))
+                    seen.append("ok")
+                except OSError as exc:
+                    seen.append(errno.errorcode[exc.errno])
+            finally:
+                os.write(w, " ".join(seen).encode())
+                os._exit(0)
+        os.close(w)
+        os.waitpid(pid, 0)
+        got = os.read(r, 1000).decode().split()
+        os.close(r)
+    finally:
+        group.rmdir()
+    assert got == ["ok", "ok", "EPERM", "EPERM"]

@@ -135,9 +135,10 @@ def _devices_row(rl: dict[str, Any], ol: dict[str, Any]) -> Row:
     ra, oa = allowed(rl), allowed(ol)
     mode = detect_layout().mode
     if mode == "v2":
-        how = "not enforced on this cgroup v2 host (runc attaches a BPF device program; labkit does not yet)"
+        how = "a BPF_PROG_TYPE_CGROUP_DEVICE program made from the rules, attached to the cgroup (as runc)"
     elif mode in ("v1", "hybrid"):
-        how = "devices.deny 'a', then devices.allow per rule (cgroup v1 devices controller)"
+        how = ("devices.deny 'a', then devices.allow per rule (cgroup v1 devices controller; "
+               "on cgroup v2 a BPF device program)")
     else:
         how = "no cgroups here: not enforced"
     runc_txt = ("deny all" if denies_first(rl) else "?") + (f", allow {', '.join(ra)}" if ra else "") + \

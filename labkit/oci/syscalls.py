@@ -26,6 +26,7 @@ try:
         addressof,
         byref,
         get_errno,
+        sizeof,
     )
 
     class c_int(_SimpleCData):
@@ -86,6 +87,7 @@ except (ImportError, AttributeError, TypeError):  # pragma: no cover - another P
         c_ulong,
         c_ushort,
         get_errno,
+        sizeof,
     )
 
     def _open_libc() -> object:

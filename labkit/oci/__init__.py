@@ -8,5 +8,9 @@
 * :mod:`labkit.oci.crun`      the argv that runs runc/crun here (crun needs a private mount ns on hybrid hosts)
 * :mod:`labkit.oci.syscalls`  unshare, setns, mount, pivot_root, prctl, capset through ctypes
 * :mod:`labkit.oci.capabilities`  capability names, numbers and the default container set
-* :mod:`labkit.oci.escape`    the classic chroot escape, run safely, for the pivot_root lab
+* :mod:`labkit.oci.seccomp`   the default seccomp profile (``linux.seccomp``), compiled with libseccomp
+* :mod:`labkit.oci.devicefilter` the devices cgroup on cgroup v2: OCI device rules as a BPF program
+* :mod:`labkit.oci.hardening` labkit's default spec beside ``runc spec``, row by row
+* :mod:`labkit.oci.escape`    the classic chroot escape, run safely, for the pivot_root lab, and the
+  probe that tries known escapes inside native, runc and crun containers (:mod:`labkit.oci.escape_probe`)
 """

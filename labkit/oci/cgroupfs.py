@@ -190,6 +190,13 @@ class Cgroup:
                 write_device_rules(self.v1["devices"], devices)
             except OSError as exc:
                 raise CgroupError(f"cannot set device rules in {self.v1['devices']}: {exc.strerror}") from exc
+        elif devices and self.v2:
+            from labkit.oci import devicefilter  # cgroup v2: the rules become a BPF program
+
+            try:
+                devicefilter.attach(self.v2, devices)
+            except (OSError, ValueError) as exc:
+                raise CgroupError(f"cannot set device rules on {self.v2}: {exc}") from exc
 
     def oom_kills(self) -> int:
         """The kernel's own count of OOM kills in this cgroup."""

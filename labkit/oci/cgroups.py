@@ -235,6 +235,13 @@ class Cgroup:
                 write_device_rules(str(d), devices)
             except OSError as exc:
                 raise CgroupError(f"cannot set device rules in {d}: {exc.strerror}") from exc
+        elif devices and self.v2 is not None and not self.layout.fake:
+            from labkit.oci import devicefilter  # cgroup v2: the rules become a BPF program
+
+            try:
+                devicefilter.attach(str(self.v2), devices)
+            except (OSError, ValueError) as exc:
+                raise CgroupError(f"cannot set device rules on {self.v2}: {exc}") from exc
 
     def procs_files(self) -> list[Path]:
         """The ``cgroup.procs`` files a process writes ``0`` into to join this cgroup everywhere."""

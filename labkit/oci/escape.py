@@ -103,3 +103,122 @@ def enter_container(pid: int, process: dict | None = None) -> Callable[[], None]
         if process is not None:
             cinit._drop_capabilities(process)
     return enter
+
+
+# --- the escape probe: known attempts, run inside a real container ------------------------------
+PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "escape_probe.py")
+RUNTIMES = ("native", "runc", "crun")
+
+
+def root_disk() -> tuple[int, int, str] | None:
+    """(major, minor, file system type) of the block device the host's "/" lives on, or None
+    (a root on overlay or tmpfs, as in some CI containers)."""
+    found = None
+    with open("/proc/self/mountinfo") as f:
+        for line in f:  # the last "/" wins: it is the one on top
+            fields = line.split()
+            if len(fields) > 4 and fields[4] == "/":
+                major, minor = (int(x) for x in fields[2].split(":"))
+                found = (major, minor, fields[fields.index("-") + 1])
+    if found is None or found[0] == 0:  # an anonymous device: overlay, tmpfs, btrfs subvolume ...
+        return None
+    return found
+
+
+def host_cgroup_procs() -> str:
+    """A host cgroup's ``cgroup.procs``: writing a pid there moves that process (never done here)."""
+    for cand in ("/sys/fs/cgroup/cgroup.procs", "/sys/fs/cgroup/pids/cgroup.procs",
+                 "/sys/fs/cgroup/memory/cgroup.procs", "/sys/fs/cgroup/unified/cgroup.procs"):
+        if os.path.exists(cand):
+            return cand
+    raise FileNotFoundError("no cgroup file system is mounted under /sys/fs/cgroup")
+
+
+def host_python() -> str:
+    """The host's own python3 under /usr, which a container with the host's /usr can run."""
+    import shutil
+    import sys
+
+    system = shutil.which("python3", path=os.pathsep.join(("/usr/local/bin", "/usr/bin")))
+    for cand in (sys.executable, system):
+        real = os.path.realpath(cand) if cand else ""
+        if real.startswith("/usr/") and os.access(real, os.X_OK):
+            return real
+    raise FileNotFoundError("no python3 under /usr (the probe container borrows the host's /usr): "
+                            "apt-get install python3")
+
+
+def host_tools_rootfs(rootfs: str) -> list[dict]:
+    """Make ``rootfs`` a root whose programs are the host's (read-only ``/usr``, the probe at
+    ``/probe.py``) and return the OCI mounts that do it; the bundle's ``/tmp`` stays writable."""
+    for d in ("usr", "tmp", "dev", "proc", "sys", "etc"):
+        os.makedirs(os.path.join(rootfs, d), exist_ok=True)
+    mounts = [{"destination": "/usr", "type": "bind", "source": "/usr", "options": ["rbind", "ro", "nosuid"]},
+              {"destination": "/probe.py", "type": "bind", "source": PROBE, "options": ["bind", "ro"]}]
+    open(os.path.join(rootfs, "probe.py"), "a").close()
+    for top in ("bin", "lib", "lib64", "sbin"):
+        host = "/" + top
+        if os.path.islink(host):  # merged /usr: the same link inside
+            link = os.path.join(rootfs, top)
+            if not os.path.lexists(link):
+                os.symlink(os.readlink(host), link)
+        elif os.path.isdir(host):
+            mounts.append({"destination": host, "type": "bind", "source": host, "options": ["rbind", "ro", "nosuid"]})
+    return mounts
+
+
+def probe_aim(host_file: str, host_pid: int, **extra: object) -> dict:
+    """What the probe aims at on this host: a host file, a host pid, the root disk, a cgroup."""
+    return {"host_file": host_file, "pid": host_pid, "disk": list(root_disk() or (8, 0, "ext4")),
+            "cgroup_procs": host_cgroup_procs(), **extra}
+
+
+def probe_bundle(path: str, aim: dict, cid: str, **spec_kw: object) -> str:
+    """Write a bundle at ``path`` (labkit's default spec, ``spec_kw`` on top) whose process runs
+    the probe against ``aim`` in a root of host tools; its path."""
+    from labkit.oci import spec
+    from labkit.oci.bundle import Bundle
+
+    rootfs = os.path.join(path, "rootfs")
+    mounts = host_tools_rootfs(rootfs)
+    cfg = spec.make_config([host_python(), "-I", "-S", "/probe.py", json.dumps(aim)], hostname=cid,
+                           cgroups_path=f"/labkit/{cid}", mounts=mounts, **spec_kw)
+    return str(Bundle.create(path, cfg).path)
+
+
+def run_probe(runtime: str, bundle: str, cid: str, state: str, timeout: float = 60) -> dict:
+    """Run a probe bundle to its end under ``runtime`` (native, runc or crun); the probe's answer.
+    ``state``: the native runtime's state folder (runc and crun keep theirs beside the bundle)."""
+    import subprocess
+    import tempfile
+
+    from labkit.oci import crun
+
+    if runtime == "native":
+        from labkit.oci.native import NativeContainer
+
+        with tempfile.TemporaryFile() as out:
+            NativeContainer(bundle, cid, root=state, stdout=out.fileno(), stderr=out.fileno()).run()
+            out.seek(0)
+            text = out.read().decode(errors="replace")
+    else:
+        root = os.path.join(os.path.dirname(os.path.abspath(bundle)), f"{runtime}-root")
+        argv = crun.command(runtime, ["run", "--bundle", bundle, cid], root=root)
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        finally:
+            subprocess.run(crun.command(runtime, ["delete", "--force", cid], root=root), capture_output=True)
+        text = done.stdout + done.stderr
+    try:
+        return json.loads(text.strip().splitlines()[-1])
+    except (ValueError, IndexError) as exc:
+        raise RuntimeError(f"the escape probe under {runtime} did not answer: {text.strip()[-500:]}") from exc
+
+
+def probe_host(aim: dict) -> dict:
+    """The same attempts on the host, unconfined (``host`` mode: opens and calls, no mounts)."""
+    import subprocess
+
+    done = subprocess.run([host_python(), "-I", "-S", PROBE, json.dumps({**aim, "host": True})],
+                          capture_output=True, text=True, timeout=60)
+    return json.loads(done.stdout.strip().splitlines()[-1])

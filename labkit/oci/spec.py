@@ -19,6 +19,9 @@ Contract (stable; the runtime engineer builds on it)::
   the defaults (/proc, /dev, /dev/pts, /dev/shm, /dev/mqueue, /sys).
 * ``devices``: :class:`labkit.runtime.base.Device` objects (host device files to expose).
 * ``cgroups_path`` defaults to ``/labkit/<hostname or "container">``; pass ``/labkit/<id>``.
+* ``seccomp``: ``"default"`` (the profile of :mod:`labkit.oci.seccomp`, widened for the
+  capabilities given, as Docker does), ``"unconfined"`` or None (no filter), or an OCI
+  ``linux.seccomp`` dict used as it is.
 * a ``"user"`` entry in ``namespaces`` adds ``uidMappings``/``gidMappings`` (default: container
   0-65535 = host 100000-165535), so root inside is an unprivileged uid outside.
 """
@@ -28,6 +31,7 @@ from __future__ import annotations
 import os
 import stat
 
+from labkit.oci import seccomp as seccomp_profiles
 from labkit.oci.capabilities import DEFAULT_CAPABILITIES, normalize
 
 TYPE_CHECKING = False
@@ -172,6 +176,7 @@ def make_config(
     annotations: dict[str, str] | None = None,
     uid_mappings: list[dict[str, int]] | None = None,
     gid_mappings: list[dict[str, int]] | None = None,
+    seccomp: str | dict[str, Any] | None = "default",
 ) -> dict[str, Any]:
     """Build an OCI runtime-spec ``config.json`` dict that runc, crun and labkit's runtime accept."""
     if not args or not all(isinstance(a, str) for a in args):
@@ -222,6 +227,12 @@ def make_config(
             "readonlyPaths": list(READONLY_PATHS),
         },
     }
+    if seccomp == "default":
+        cfg["linux"]["seccomp"] = seccomp_profiles.default_profile(caps)
+    elif isinstance(seccomp, dict):
+        cfg["linux"]["seccomp"] = seccomp
+    elif seccomp not in (None, "unconfined"):
+        raise SpecError(f"seccomp must be 'default', 'unconfined' or an OCI linux.seccomp dict, not {seccomp!r}")
     if "uts" not in ns_types:
         cfg.pop("hostname")
     if "user" in ns_types:

@@ -23,8 +23,10 @@ try:
         CFuncPtr,
         Structure,
         _SimpleCData,
+        addressof,
         byref,
         get_errno,
+        sizeof,
     )
 
     class c_int(_SimpleCData):
@@ -32,6 +34,9 @@ try:
 
     class c_uint(_SimpleCData):
         _type_ = "I"
+
+    class c_ushort(_SimpleCData):
+        _type_ = "H"
 
     class c_long(_SimpleCData):
         _type_ = "l"
@@ -70,6 +75,7 @@ except (ImportError, AttributeError, TypeError):  # pragma: no cover - another P
     import ctypes
     from ctypes import (  # noqa: F401 - the same names as above
         Structure,
+        addressof,
         byref,
         c_char,
         c_char_p,
@@ -79,7 +85,9 @@ except (ImportError, AttributeError, TypeError):  # pragma: no cover - another P
         c_uint,
         c_uint32,
         c_ulong,
+        c_ushort,
         get_errno,
+        sizeof,
     )
 
     def _open_libc() -> object:

@@ -35,6 +35,7 @@ from typing import Any
 
 from labkit.atomicfile import write_atomic
 from labkit.oci import cgroups as cg
+from labkit.oci import seccomp
 from labkit.oci.bundle import Bundle, BundleError
 from labkit.oci.native import userns
 from labkit.oci.native.execsync import ExecOutput, exec_in, spawn_in
@@ -81,6 +82,7 @@ class NativeContainer(ProcessStart):
         self.shim_pid: int | None = None
         self._waitee: int | None = None  # the child this process reaps (shim or PID 1)
         self._fast = False  # run(): no state files, no ready hand-shake
+        self._syscall_filter: Any = None  # linux.seccomp, compiled by create() before it forks
         self._state: dict[str, Any] | None = None
         self._sync_r: int | None = None
         self._start_w: int | None = None
@@ -437,11 +439,11 @@ class NativeContainer(ProcessStart):
         pid, proc = self._exec_process(args)
         proc["env"] = list(env if env is not None else proc.get("env") or [])
         proc["cwd"] = cwd or proc.get("cwd") or "/"
-        return exec_in(pid, proc, self.cgroup().join_files(), timeout)
+        return exec_in(pid, proc, self.cgroup().join_files(), timeout, seccomp.for_config(self.config))
 
     def exec_spawn(self, args: list[str], stdio: tuple[int, int, int], tty: bool = False) -> int:
         """Start another program inside the running container on these descriptors; its pid to wait for."""
         pid, proc = self._exec_process(args)
         proc["env"] = list(proc.get("env") or []) + (["TERM=xterm"] if tty else [])
         proc["cwd"] = proc.get("cwd") or "/"
-        return spawn_in(pid, proc, self.cgroup().join_files(), stdio, tty)
+        return spawn_in(pid, proc, self.cgroup().join_files(), stdio, tty, seccomp.for_config(self.config))

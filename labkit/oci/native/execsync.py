@@ -13,6 +13,7 @@ from typing import Any
 from labkit.oci import syscalls as sc
 from labkit.oci.native import init as cinit
 from labkit.oci.native.state import status_code
+from labkit.oci.seccomp import Filter
 
 
 @dataclass
@@ -24,9 +25,11 @@ class ExecOutput:
 
 
 
-def spawn_in(pid: int, proc: dict[str, Any], join_files: list, stdio: tuple[int, int, int], tty: bool = False) -> int:
+def spawn_in(pid: int, proc: dict[str, Any], join_files: list, stdio: tuple[int, int, int], tty: bool = False,
+             syscall_filter: Filter | None = None) -> int:
     """Start ``proc`` in the namespaces of ``pid`` with ``stdio`` as its descriptors and return at
-    once: the streaming exec (``kubectl exec``). Wait for the returned pid; its status is the command's."""
+    once: the streaming exec (``kubectl exec``). Wait for the returned pid; its status is the command's.
+    ``syscall_filter``: the container's seccomp filter, which an exec'd process gets too."""
     ns_fds = _namespace_fds(pid)
     procs = [os.open(p, os.O_WRONLY | os.O_CLOEXEC) for p in join_files if os.path.exists(p)]
     child = os.fork()
@@ -39,7 +42,8 @@ def spawn_in(pid: int, proc: dict[str, Any], join_files: list, stdio: tuple[int,
                     os.close(fd)
                 except OSError:
                     pass
-        _exec_child(proc, ns_fds, procs, stdio[1], stdio[2], stdin=stdio[0], tty=tty)  # never returns
+        _exec_child(proc, ns_fds, procs, stdio[1], stdio[2], stdin=stdio[0], tty=tty,
+                    syscall_filter=syscall_filter)  # never returns
     for fd in ns_fds + procs:
         os.close(fd)
     return child
@@ -54,7 +58,8 @@ def _namespace_fds(pid: int) -> list[int]:
     return ns_fds
 
 
-def exec_in(pid: int, proc: dict[str, Any], join_files: list, timeout: float) -> ExecOutput:
+def exec_in(pid: int, proc: dict[str, Any], join_files: list, timeout: float,
+            syscall_filter: Filter | None = None) -> ExecOutput:
     """Run ``proc`` (an OCI process: args, env, cwd, capabilities) in the namespaces of ``pid``
     and the cgroup whose ``join_files`` are given; wait at most ``timeout`` seconds."""
     ns_fds = _namespace_fds(pid)
@@ -63,7 +68,7 @@ def exec_in(pid: int, proc: dict[str, Any], join_files: list, timeout: float) ->
     err_r, err_w = os.pipe()
     child = os.fork()
     if child == 0:
-        _exec_child(proc, ns_fds, procs, out_w, err_w)  # never returns
+        _exec_child(proc, ns_fds, procs, out_w, err_w, syscall_filter=syscall_filter)  # never returns
     for fd in ns_fds + procs + [out_w, err_w]:
         os.close(fd)
     out, err = _collect(out_r, err_r, timeout, child)
@@ -73,7 +78,7 @@ def exec_in(pid: int, proc: dict[str, Any], join_files: list, timeout: float) ->
 
 
 def _exec_child(proc: dict[str, Any], ns_fds: list[int], procs: list[int], out_w: int, err_w: int,
-                stdin: int | None = None, tty: bool = False) -> None:
+                stdin: int | None = None, tty: bool = False, syscall_filter: Filter | None = None) -> None:
     code = 127
     try:
         sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -100,9 +105,7 @@ def _exec_child(proc: dict[str, Any], ns_fds: list[int], procs: list[int], out_w
                     signal.signal(sig, signal.SIG_DFL)
                 os.chdir(proc["cwd"])
                 exe = cinit.find_executable(proc["args"][0], proc["env"], proc["cwd"])
-                cinit._drop_capabilities(proc)
-                if proc.get("noNewPrivileges"):
-                    sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+                cinit.confine(proc, syscall_filter)
                 env = dict(e.partition("=")[::2] for e in proc["env"])
                 os.execve(exe, proc["args"], env)
             except BaseException as exc:  # noqa: BLE001

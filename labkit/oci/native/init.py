@@ -25,6 +25,7 @@ except ImportError:  # pragma: no cover
     resource = None  # type: ignore[assignment]
 
 from labkit.oci import capabilities as caps
+from labkit.oci import seccomp as seccomp_filter
 from labkit.oci import syscalls as sc
 from labkit.oci.spec import DEFAULT_DEVICES
 
@@ -252,14 +253,37 @@ def _drop_capabilities(proc: dict[str, Any]) -> None:
         pass  # kernels before 4.3 have no ambient set
 
 
+def confine(proc: dict[str, Any], syscall_filter: seccomp_filter.Filter | None) -> None:
+    """The last steps before exec, in runc's order: capabilities, no_new_privs, seccomp.
+
+    With no_new_privs the filter goes on last, so the calls that drop capabilities need not be on
+    its allow list. Without it the kernel only takes a filter from a process with CAP_SYS_ADMIN,
+    so then, as runc does, the filter goes on before the capabilities are dropped."""
+    nnp = bool(proc.get("noNewPrivileges"))
+    if syscall_filter is not None and not nnp:
+        syscall_filter.load()
+    _drop_capabilities(proc)
+    if nnp:
+        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+        if syscall_filter is not None:
+            syscall_filter.load()
+
+
 def container_init(config: dict[str, Any], rootfs: str, sync_fd: int, start_fd: int | None,
                    stdio: tuple[int, int, int], cgroup_procs: list[int], die_with_parent: bool,
-                   executable_hint: str | None = None) -> None:
-    """Set the container up and exec its program. Never returns: exec or ``os._exit``."""
+                   executable_hint: str | None = None,
+                   syscall_filter: seccomp_filter.Filter | None = None) -> None:
+    """Set the container up and exec its program. Never returns: exec or ``os._exit``.
+
+    ``syscall_filter``: ``linux.seccomp`` compiled before fork() (compiled here if not given)."""
     code = 1
     try:
         proc = config.get("process") or {}
         linux = config.get("linux") or {}
+        if syscall_filter is None and linux.get("seccomp"):
+            # a caller that did not compile it: now, while the host's files (the compiled-filter
+            # cache, Python's own modules) are still reachable, i.e. before pivot_root
+            syscall_filter = seccomp_filter.for_config(config)
         if die_with_parent:
             sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
         for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP,
@@ -341,9 +365,7 @@ def container_init(config: dict[str, Any], rootfs: str, sync_fd: int, start_fd: 
             except OSError as exc:
                 raise InitError(f"cannot join cgroup: {exc.strerror}") from exc
             os.close(fd)
-        _drop_capabilities(proc)
-        if proc.get("noNewPrivileges"):
-            sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+        confine(proc, syscall_filter)
         env_map: dict[str, str] = {}
         for e in env:
             k, _, v = e.partition("=")

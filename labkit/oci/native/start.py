@@ -16,6 +16,7 @@ from typing import Any
 
 from labkit.atomicfile import write_atomic
 from labkit.oci import cgroups as cg
+from labkit.oci import seccomp
 from labkit.oci import syscalls as sc
 from labkit.oci.native import init as cinit
 from labkit.oci.native.state import ExecutableNotFound, ExitStatus, MemoryTooSmall, NativeError, status_code
@@ -58,6 +59,10 @@ class ProcessStart:
 
     def _create(self, cfg: dict[str, Any], rootfs: str, start_now: bool, fifo: bool, opened: list[int]) -> int:
         linux = cfg.get("linux") or {}
+        try:  # compiled here, before any fork, so a bad profile is a clear error from create
+            self._syscall_filter = seccomp.for_config(cfg)
+        except seccomp.SeccompError as exc:
+            raise NativeError(f"linux.seccomp: {exc}") from exc
         group = self.cgroup()
         try:
             group.create()
@@ -106,7 +111,8 @@ class ProcessStart:
             # in-process: this process is the parent of the container's PID 1 (one fork, no shim)
             child = self._fork_into_pid_ns(pid_ns, pid_ns_fd)
             if child == 0:
-                cinit.container_init(cfg, rootfs, sync_w, start_r, stdio, procs, self.die_with_parent)
+                cinit.container_init(cfg, rootfs, sync_w, start_r, stdio, procs, self.die_with_parent,
+                                     syscall_filter=self._syscall_filter)
             self.pid = self._waitee = child
         self._sync_r = sync_r
         self._start_w = start_w
@@ -214,7 +220,8 @@ class ProcessStart:
                 start_fd = start_r
                 if fifo_path is not None:
                     start_fd = os.open(fifo_path, os.O_RDWR | os.O_CLOEXEC)
-                cinit.container_init(cfg, rootfs, sync_w, start_fd, stdio, procs, self.die_with_parent)
+                cinit.container_init(cfg, rootfs, sync_w, start_fd, stdio, procs, self.die_with_parent,
+                                     syscall_filter=self._syscall_filter)
             os.write(sync_w, f"P{child}\n".encode())
             os.close(sync_w)
             # the shim outlives the command that created it: let go of that command's stdio

@@ -77,7 +77,13 @@ def remove(name: str, backend: str = "native") -> None:
 
 
 def missing(name: str, backend: str = "native", how: str = "") -> str:
-    """The hint for a container that does not exist yet."""
+    """The hint for a container that does not exist yet (or a runtime this host cannot use)."""
+    from labkit.runtime import selection
+
+    try:
+        selection.get(backend)
+    except LabkitError as exc:
+        return f"{exc}; so there is no container {name!r} to check"
     return (f"there is no container named {name!r} on the {backend} runtime yet (labkit ps -a lists them)"
             + (f"; {how}" if how else ""))
 

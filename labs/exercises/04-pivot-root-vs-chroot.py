@@ -124,6 +124,33 @@ def _solve_readonly(t: Target) -> None:
     _start(t, "readonly", _make_bundle(t, "readonly", readonly_rootfs=True))
 
 
+# ---- 4.3: not root inside ------------------------------------------------------------------------
+def _verify_nonroot(t: Target) -> Verdict:
+    from labkit.practice import containers as box
+
+    cid = t.name("nonroot")
+    c, pid = _load(cid)
+    if c is None:
+        return Verdict.not_yet(str(pid))
+    status = box.proc_status(pid)
+    uids = status.get("Uid", "0").split()
+    if "0" in uids:
+        return Verdict.not_yet(f"{cid}'s PID 1 (host PID {pid}) runs with uids {uids} (real, effective, saved, fs); "
+                               "set the process user in config.json to a uid other than 0")
+    if _caps(pid, "CapEff"):
+        return Verdict.not_yet(f"{cid} runs as uid {uids[0]} but still has effective capabilities "
+                               f"({status.get('CapEff')})")
+    out = c.exec(["chroot", "/", "true"])
+    if out.exit_code == 0:
+        return Verdict.not_yet(f"chroot still works inside {cid}")
+    return Verdict.ok(f"{cid}: PID 1 runs as uid {uids[0]} with CapEff {status.get('CapEff')}: even with "
+                      "CAP_SYS_CHROOT in its bounding set, a non-root process cannot chroot")
+
+
+def _solve_nonroot(t: Target) -> None:
+    _start(t, "nonroot", _make_bundle(t, "nonroot", uid=1000, gid=1000))
+
+
 EXERCISES = [
     Exercise(
         id="4.1",
@@ -174,6 +201,28 @@ python -m labkit.oci.native run ex-readonly --bundle readonly --detach
         cleanup=lambda t: _delete(t, "readonly"),
         concept="the root mount",
         difficulty="medium",
+        needs=NEEDS,
+    ),
+    Exercise(
+        id="4.3",
+        title="Not root inside",
+        statement="""Keep the default capability list, but run the container's process as an ordinary user:
+the ID is `ex-nonroot`, the command `sleep 600`, and the process's uid is not 0 (the `user` field
+of `config.json`, `uid=` in `spec.make_config`). The check reads the uids and the *effective*
+capabilities of its first process in `/proc/<pid>/status`, and tries `chroot` inside.""",
+        verify=_verify_nonroot,
+        solution=_solve_nonroot,
+        solution_text="""```python
+b = Bundle.create("nonroot", spec.make_config(["sleep", "600"], uid=1000, gid=1000))   # process.user
+store.prepare_rootfs(store.ensure("busybox"), b.rootfs, overlay=False)
+```
+```bash
+python -m labkit.oci.native run ex-nonroot --bundle nonroot --detach
+grep -E 'Uid|CapEff' /proc/<PID>/status     # Uid: 1000 ...  CapEff: 0000000000000000
+```""",
+        cleanup=lambda t: _delete(t, "nonroot"),
+        concept="users and effective capabilities",
+        difficulty="hard",
         needs=NEEDS,
     ),
 ]

@@ -92,6 +92,62 @@ def _solve_docker(t: Target) -> None:
     box.run_detached(t.name("docker"), ["sleep", "600"], backend="docker", memory="64m")
 
 
+# ---- 5.3: two containers, one pod sandbox ---------------------------------------------------------
+def _verify_pod(t: Target) -> Verdict:
+    pod, names = t.name("pod"), (t.name("app"), t.name("sidecar"))
+    found = [box.find(n, "runc") for n in names]
+    for n, f in zip(names, found, strict=True):
+        if f is None:
+            return Verdict.not_yet(box.missing(n, "runc", how=f"create it in a pod sandbox named {pod!r} with the "
+                                                              "CRI calls (run_pod_sandbox, create_container)"))
+        if not f.running:
+            return Verdict.not_yet(f"{box.describe(f)} on runc: start it (start_container), and keep it running")
+    app, side = found[0], found[1]  # type: ignore[index]
+    rt = app.runtime
+    sandbox = rt.pod_sandbox_status(app.status.sandbox_id)
+    if sandbox.name != pod or side.status.sandbox_id != app.status.sandbox_id:
+        return Verdict.not_yet(f"{names[0]} and {names[1]} are in sandboxes {app.status.sandbox_id[:12]} and "
+                               f"{side.status.sandbox_id[:12]}; create both in the one sandbox named {pod!r}")
+    pids = (app.status.pid, side.status.pid)
+    net = [box.namespace(p, "net") for p in pids]
+    mnt = [box.namespace(p, "mnt") for p in pids]
+    if net[0] != net[1]:
+        return Verdict.not_yet(f"the two containers have different network namespaces {net}")
+    if mnt[0] == mnt[1]:
+        return Verdict.not_yet("the two containers share one mount namespace; each should have its own root")
+    sandbox_net = None
+    if sandbox.netns_path:
+        import os
+
+        sandbox_net = f"net:[{os.stat(sandbox.netns_path).st_ino}]"
+    if sandbox_net and sandbox_net != net[0]:
+        return Verdict.not_yet(f"the containers share {net[0]}, but the sandbox's network namespace is {sandbox_net}")
+    return Verdict.ok(f"host PIDs {pids[0]} and {pids[1]} share the pod's network namespace {net[0]} "
+                      f"but have their own mount namespaces ({mnt[0]}, {mnt[1]})")
+
+
+def _solve_pod(t: Target) -> None:
+    from labkit.runtime.base import ContainerConfig, PodSandboxConfig
+
+    rt = box.runtime("runc")
+    pod = PodSandboxConfig(name=t.name("pod"), hostname="pod")
+    sid = rt.run_pod_sandbox(pod)  # type: ignore[union-attr]
+    for name in (t.name("app"), t.name("sidecar")):
+        cid = rt.create_container(sid, ContainerConfig(name=name, image="busybox", command=["sleep", "600"]), pod)  # type: ignore[union-attr]
+        rt.start_container(cid)  # type: ignore[union-attr]
+
+
+def _cleanup_pod(t: Target) -> None:
+    from labkit.runtime.podteardown import remove_pod
+
+    rt = box.runtime("runc")
+    if rt is None:
+        return
+    for sb in rt.list_pod_sandboxes():
+        if sb.name == t.name("pod"):
+            remove_pod(rt, sb.id, grace=0.5)
+
+
 EXERCISES = [
     Exercise(
         id="5.1",
@@ -130,5 +186,30 @@ cat /sys/fs/cgroup/memory/docker/<id>/memory.limit_in_bytes   # 67108864
         concept="runtimes share the kernel's cgroups",
         difficulty="medium",
         needs=("root", "docker"),
+    ),
+    Exercise(
+        id="5.3",
+        title="Two containers, one pod",
+        statement="""Make the CRI calls a kubelet makes (as in the lab's last cell, but keep what you make):
+on runc, one pod sandbox named `ex-pod`, and in it two containers `ex-app` and `ex-sidecar` from
+`busybox`, each running `sleep 600`. The check compares the namespaces of their two processes:
+which ones the pod's containers share, and which each keeps for itself.""",
+        verify=_verify_pod,
+        solution=_solve_pod,
+        solution_text="""```python
+import labkit.runtime as rt
+from labkit.runtime.base import ContainerConfig, PodSandboxConfig
+
+r = rt.get("runc")
+pod = PodSandboxConfig(name="ex-pod", hostname="pod")
+sid = r.run_pod_sandbox(pod)
+for name in ("ex-app", "ex-sidecar"):
+    cid = r.create_container(sid, ContainerConfig(name=name, image="busybox", command=["sleep", "600"]), pod)
+    r.start_container(cid)
+```""",
+        cleanup=_cleanup_pod,
+        concept="a pod sandbox shares its network namespace",
+        difficulty="hard",
+        needs=("root", "runc"),
     ),
 ]

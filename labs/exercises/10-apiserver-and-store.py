@@ -223,8 +223,9 @@ api.stop()
         title="Compact the history away",
         statement="""On a store `compact.db`, create a ConfigMap `old`, change it once, and then compact the
 store at its newest revision (`api.compact()`). The check opens the file as a store and asks for
-`old` as it was when it was created: that version must be gone (what the API answers with
-410 Gone), while a new apiserver on the file still reads the current `old`.""",
+`old` as it was when it was created: that version must be gone (a watch that would have to start
+below the compacted revision is what the API answers with 410 Gone), while a new apiserver on the
+file still reads the current `old`.""",
         verify=_verify_compact,
         solution=_solve_compact,
         solution_text="""```python

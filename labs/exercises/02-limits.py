@@ -6,6 +6,8 @@ controllers), the numbers the kernel keeps, not what the learner asked for.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from labkit.practice import Exercise, Target, Verdict
 from labkit.practice import containers as box
 
@@ -49,7 +51,7 @@ def _cleanup_oom(t: Target) -> None:
 
 
 # ---- 2.2: a CPU quota, and the periods it throttled ---------------------------------------------
-def _cpu_quota(d) -> float | None:  # noqa: ANN001 - a cgroup directory (Path)
+def _cpu_quota(d: Path) -> float | None:
     if (d / "cpu.max").exists():
         quota, _, period = (d / "cpu.max").read_text().partition(" ")
         return None if quota == "max" else int(quota) / int(period)

@@ -61,6 +61,16 @@ def find(name: str, backend: str = "native") -> Found | None:
     return Found(rt, max(mine, key=lambda st: st.created_at))
 
 
+LOCAL_BACKENDS = ("native", "runc", "crun")  # the ones ``labkit run`` may pick on a Linux host as root
+
+
+def find_local(name: str) -> Found | None:
+    """The newest container called ``name`` on any local OCI backend: a learner who leaves out
+    ``--runtime`` gets whichever this host prefers, and the kernel's view is the same for all."""
+    found = [f for f in (find(name, b) for b in LOCAL_BACKENDS) if f is not None]
+    return max(found, key=lambda f: f.status.created_at) if found else None
+
+
 def remove(name: str, backend: str = "native") -> None:
     """Remove every container called ``name`` on ``backend``, with its sandbox (exercise clean-up)."""
     from labkit.runtime.podteardown import remove_pod

@@ -18,7 +18,7 @@ NEEDS = ("root",)
 # ---- 1.1: its own hostname, and PID 1 --------------------------------------------------------
 def _verify_hostname(t: Target) -> Verdict:
     name = t.name("box")
-    found = box.find(name)
+    found = box.find_local(name)
     if found is None:
         return Verdict.not_yet(box.missing(name, how="start one with labkit run -d"))
     if not found.running:
@@ -48,7 +48,7 @@ def _cleanup_hostname(t: Target) -> None:
 # ---- 1.2: a family of processes in one PID namespace ----------------------------------------
 def _verify_family(t: Target) -> Verdict:
     name = t.name("family")
-    found = box.find(name)
+    found = box.find_local(name)
     if found is None:
         return Verdict.not_yet(box.missing(name, how="its command must start three sleep processes"))
     if not found.running:
@@ -76,7 +76,7 @@ def _cleanup_family(t: Target) -> None:
 # ---- 1.3: kill PID 1 from the host -----------------------------------------------------------
 def _verify_killed(t: Target) -> Verdict:
     name = t.name("victim")
-    found = box.find(name)
+    found = box.find_local(name)
     if found is None:
         return Verdict.not_yet(box.missing(name, how="run it with the command sleep 600"))
     st = found.status
@@ -97,7 +97,7 @@ def _solve_killed(t: Target) -> None:
 
     name = t.name("victim")
     box.run_detached(name, ["sleep", "600"])
-    pid = box.find(name).status.pid  # type: ignore[union-attr]
+    pid = box.find_local(name).status.pid  # type: ignore[union-attr]
     os.kill(pid, signal.SIGKILL)
     for _ in range(100):
         if not os.path.exists(f"/proc/{pid}") or box.proc_status(pid).get("State", "").startswith("Z"):

@@ -20,7 +20,7 @@ def _verify_oom(t: Target) -> Verdict:
     from labkit.oci import cgroups
 
     name = t.name("oom")
-    found = box.find(name)
+    found = box.find_local(name)
     if found is None:
         return Verdict.not_yet(box.missing(name, how="give it a small --memory and a command that needs more"))
     st = found.status
@@ -61,7 +61,7 @@ def _cpu_quota(d: Path) -> float | None:
 
 def _verify_cpu(t: Target) -> Verdict:
     name = t.name("spin")
-    found = box.find(name)
+    found = box.find_local(name)
     if found is None:
         return Verdict.not_yet(box.missing(name, how="run a busy loop with a CPU limit (--cpus)"))
     if not found.running:
@@ -92,7 +92,7 @@ def _cleanup_cpu(t: Target) -> None:
 # ---- 2.3: a pids limit that refuses forks ---------------------------------------------------------
 def _verify_pids(t: Target) -> Verdict:
     name = t.name("forks")
-    found = box.find(name)
+    found = box.find_local(name)
     if found is None:
         return Verdict.not_yet(box.missing(name, how="give it --pids-limit and a command that starts more"))
     if not found.running:

@@ -44,8 +44,9 @@ def exercises_markdown(lab: str | int) -> str:
     """The statements of a lab's exercises as Markdown (what the book shows at the end of a lab)."""
     parts = []
     for ex in exercises_for(lab):
+        call = f'check("{ex.id}", c)' if ex.cluster is not None else f'check("{ex.id}")'  # no cluster to pass
         parts.append(f"**Exercise {ex.id}: {ex.title}** ({ex.difficulty})\n\n{ex.statement.strip()}\n\n"
-                     f"Check it with `check(\"{ex.id}\", c)`.")
+                     f"Check it with `{call}`.")
     return "\n\n".join(parts) if parts else "_No exercises for this lab yet._"
 
 

@@ -267,6 +267,7 @@ spec:
         concept="extended resources",
         difficulty="easy",
         cluster=GPU_CLUSTER,
+        needs=("root",),  # without root the simulated runtime runs no command, so there is no log to read
         timeout=30,
     ),
     Exercise(
@@ -282,6 +283,7 @@ a device is given to one container at a time, so they must name different GPUs."
         concept="device allocation is exclusive",
         difficulty="medium",
         cluster=GPU_CLUSTER,
+        needs=("root",),  # without root the simulated runtime runs no command, so there is no log to read
         timeout=30,
     ),
     Exercise(

@@ -32,6 +32,12 @@ PRIMARY = {  # the network eth0 gets in 21.3: what a cluster's own CNI config wo
 PRIMARY_SUBNET = ipaddress.ip_network("10.244.77.0/24")
 
 
+def _shown(path: Path) -> str:
+    """A path as the learner knows it (``~/labkit-exercises/...``), not the build machine's home."""
+    home = str(Path.home())
+    return "~" + str(path)[len(home):] if str(path).startswith(home + "/") else str(path)
+
+
 # --- the machinery every check uses ----------------------------------------------------------
 def _scratch(t: Target) -> Path:
     """host-local's address book for the checks (never the host's /var/lib/cni)."""
@@ -42,12 +48,12 @@ def _load(t: Target, filename: str) -> tuple[dict | None, str]:
     """The learner's conflist, parsed: (config, "") or (None, what is wrong)."""
     path = t.workdir / filename
     if not path.exists():
-        return None, f"there is no {path} yet: write your network configuration list there (JSON)"
+        return None, f"there is no {_shown(path)} yet: write your network configuration list there (JSON)"
     try:
         conf = json.loads(path.read_text())
         NetworkConfigList.parse(conf)
     except (json.JSONDecodeError, CNIError) as err:
-        return None, f"{path} is not a usable conflist: {err}"
+        return None, f"{_shown(path)} is not a usable conflist: {err}"
     return conf, ""
 
 

@@ -16,6 +16,7 @@ import shutil
 import threading
 from collections.abc import Iterator
 from concurrent import futures
+from pathlib import Path
 from typing import Any
 
 from labkit.practice import Exercise, Target, Verdict
@@ -110,19 +111,25 @@ def _expected(ids: list[str]) -> tuple[str, set[tuple[str, str]]]:
     return ",".join(ids), {(f"/dev/lkfpga{i.split('-')[1]}", f"/dev/fpga{i.split('-')[1]}") for i in ids}
 
 
+def _shown(path: Path) -> str:
+    """A path as the learner knows it (``~/labkit-exercises/...``), not the build machine's home."""
+    home = str(Path.home())
+    return "~" + str(path)[len(home):] if str(path).startswith(home + "/") else str(path)
+
+
 def _load_allocate(t: Target) -> tuple[Any, str]:
     path = t.workdir / "fpga.py"
     if not path.exists():
-        return None, f"there is no {path} yet: write a function allocate(device_ids) there"
+        return None, f"there is no {_shown(path)} yet: write a function allocate(device_ids) there"
     spec = importlib.util.spec_from_file_location(f"learner_fpga_{t.owner.replace('-', '_')}", path)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     try:
         spec.loader.exec_module(module)  # type: ignore[union-attr]
     except Exception as err:
-        return None, f"{path} does not import: {type(err).__name__}: {err}"
+        return None, f"{_shown(path)} does not import: {type(err).__name__}: {err}"
     fn = getattr(module, "allocate", None)
     if not callable(fn):
-        return None, f"{path} has no function allocate(device_ids)"
+        return None, f"{_shown(path)} has no function allocate(device_ids)"
     return fn, ""
 
 

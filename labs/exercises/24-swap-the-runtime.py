@@ -2,7 +2,7 @@
 
 A swap needs the node's work moved away first (drain), and it works because the kubelet keeps
 comparing what the Master wants with what the runtime reports over CRI, and repairs the
-difference. Verify reads the cluster through the official client and, for 24.2, the node's
+difference. Verify reads the cluster through the official client and, for 24.3, the node's
 runtime itself over its CRI socket.
 """
 
@@ -30,7 +30,34 @@ def _wait(what: str, pred: Any, timeout: float = 60) -> None:
         time.sleep(0.25)
 
 
-# --- 24.1: drain the node before its runtime goes ---------------------------------------------
+# --- 24.1: which runtime runs a pod ---------------------------------------------------------
+def _verify_pinned(t: Target) -> Verdict:
+    pods = [p for p in t.core.list_namespaced_pod(t.namespace).items if p.metadata.name == "pinned"]
+    if not pods:
+        return Verdict.not_yet(f"there is no pod pinned in {t.namespace!r} yet")
+    pod = pods[0]
+    if pod.spec.node_name != "node-2":
+        return Verdict.not_yet(f"pinned is on {pod.spec.node_name or 'no node yet'}; put it on node-2 yourself "
+                               "(spec.nodeName: the scheduler is not asked then)")
+    statuses = pod.status.container_statuses or []
+    if pod.status.phase != "Running" or not statuses or not statuses[0].container_id:
+        return Verdict.not_yet(f"pinned is {pod.status.phase}; wait until it runs")
+    info = t.core.read_node("node-2").status.node_info
+    runtime = (info.container_runtime_version if info else "").split("://", 1)[0]
+    scheme = statuses[0].container_id.split("://", 1)[0]
+    if scheme != runtime:
+        return Verdict.not_yet(f"pinned's container is {scheme}://… but node-2 reports {runtime}; wait a moment")
+    return Verdict.ok(f"pinned runs on node-2 in the {runtime} runtime (containerID {statuses[0].container_id[:24]}…)")
+
+
+def _solve_pinned(t: Target) -> None:
+    t.core.create_namespaced_pod(t.namespace, {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "pinned"},
+        "spec": {"nodeName": "node-2", "terminationGracePeriodSeconds": 0,
+                 "containers": [{"name": "main", "image": "busybox", "command": ["sleep", "3600"]}]}})
+
+
+# --- 24.2: drain the node before its runtime goes ---------------------------------------------
 def _verify_drain(t: Target) -> Verdict:
     from kubernetes.client.rest import ApiException
 
@@ -73,7 +100,7 @@ def _uncordon(t: Target) -> None:
     t.core.patch_node(NODE, {"spec": {"unschedulable": None}})
 
 
-# --- 24.2: a container stopped behind the kubelet's back ------------------------------------------
+# --- 24.3: a container stopped behind the kubelet's back ------------------------------------------
 def _runtime_for(t: Target, node: str) -> Any:
     """The node's CRI server, as crictl would reach it (labkit puts the socket beside the kubeconfig)."""
     from labkit.node.cri import RemoteRuntime
@@ -135,6 +162,30 @@ def _solve_repaired(t: Target) -> None:
 EXERCISES = [
     Exercise(
         id="24.1",
+        title="Which runtime runs this pod?",
+        statement="""Place a pod **pinned** (busybox, `sleep 3600`) on **node-2** yourself, without the
+scheduler, and find out from the API which runtime runs it: the prefix of its `containerID`
+(`native://`, `docker://`, `runc://` …) and node-2's `containerRuntimeVersion` must agree.""",
+        verify=_verify_pinned,
+        solution=_solve_pinned,
+        solution_text="""```yaml
+apiVersion: v1
+kind: Pod
+metadata: {name: pinned}
+spec:
+  nodeName: node-2
+  containers: [{name: main, image: busybox, command: [sleep, "3600"]}]
+```
+then `kubectl get pod pinned -o jsonpath='{.status.containerStatuses[0].containerID}'` and
+`kubectl get node node-2 -o jsonpath='{.status.nodeInfo.containerRuntimeVersion}'`.""",
+        concept="the runtime behind a node",
+        difficulty="easy",
+        cluster={"nodes": 2},
+        needs=("root",),
+        timeout=30,
+    ),
+    Exercise(
+        id="24.2",
         title="Drain the node before its runtime goes",
         statement=f"""Before a node's runtime is swapped, its work has to go elsewhere. Run a Deployment
 **app** (2 replicas of busybox `sleep 3600`, label `app=app`), then **drain {NODE}**: no new pods may land
@@ -156,7 +207,7 @@ kubectl delete pod -l app=app --field-selector spec.nodeName={NODE}
         timeout=45,
     ),
     Exercise(
-        id="24.2",
+        id="24.3",
         title="Stop a container behind the kubelet's back",
         statement="""Run a pod **steady** (busybox, `sleep 3600`). Then go around the apiserver: talk to
 its node's runtime over CRI, the socket the kubelet uses (`crictl --runtime-endpoint

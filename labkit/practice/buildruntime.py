@@ -140,6 +140,8 @@ def _container(mod: ModuleType, steps: int, name: str, paths: dict[str, Any], ho
             n = 8
             mod.drop_capabilities(keep_capabilities())
         n = 0
+        for target, fd in enumerate(paths["stdio"]):  # opened on the host, before pivot_root
+            os.dup2(fd, target)
         os.execvp(argv[0], argv)
     except BaseException as err:  # noqa: BLE001 - report every failure, never unwind into the runner
         _say(sync_w, "E", _failed(n, err) if n else f"the program {argv[0]!r} could not start: {err}")
@@ -195,6 +197,9 @@ def run(module: str, steps: int, name: str, scratch: Path, argv: list[str]) -> i
         for key in ("upperdir", "workdir", "rootfs"):
             Path(paths[key]).mkdir(parents=True, exist_ok=True)
         report.update(paths)
+        report["console"] = str(scratch / "console")
+        console = os.open(scratch / "console", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        paths["stdio"] = [os.open(os.devnull, os.O_RDONLY), console, console]
         if steps >= 6:
             group, mem = memory_dir(name)
             report["cgroup"] = group.path
@@ -295,6 +300,13 @@ class Box:
     info: dict[str, Any]
     proc: subprocess.Popen
 
+    def finish(self, timeout: float = 20.0) -> str:
+        """Wait until the container's program has exited; what it wrote to stdout and stderr."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _running(self.pid):
+            time.sleep(0.02)
+        return Path(self.info["console"]).read_text(errors="replace")
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.stdin.close()  # type: ignore[union-attr]
@@ -335,9 +347,16 @@ def start(module: str | os.PathLike[str], steps: int, name: str, scratch: str | 
         raise RuntimeStepError(info["error"])
     box = Box(int(info["pid"]), info, proc)
     deadline = time.monotonic() + 5  # the program has exec'd once the runner speaks; wait for /proc to say so
-    while time.monotonic() < deadline and not _execd(box.pid, argv or ["sleep"]):
+    while time.monotonic() < deadline and not _execd(box.pid, argv or ["sleep"]) and _running(box.pid):
         time.sleep(0.01)
     return box
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _execd(pid: int, argv: list[str]) -> bool:
@@ -349,3 +368,41 @@ def _execd(pid: int, argv: list[str]) -> bool:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# --------------------------------------------------------------------------- labkit's own version
+def excerpt(obj: Any, first: str, last: str | None = None) -> str:
+    """The lines of ``obj``'s source from the first line holding ``first`` to the next holding
+    ``last`` (or the whole source): read from labkit's code at run time, never a copy."""
+    import inspect
+    import textwrap
+
+    lines = inspect.getsource(obj).splitlines()
+    start = next(i for i, line in enumerate(lines) if first in line)
+    end = len(lines) - 1 if last is None else next(i for i in range(start, len(lines)) if last in lines[i])
+    where = f"# {obj.__module__}.{obj.__qualname__}, line {inspect.getsourcelines(obj)[1] + start}"
+    return where + "\n" + textwrap.dedent("\n".join(lines[start:end + 1]))
+
+
+def labkit_source(step: int) -> str:
+    """Where labkit's own runtime (``labkit.oci.native``) does what step ``step`` asks of the learner."""
+    from labkit.images import rootfs
+    from labkit.oci import cgroups, spec
+    from labkit.oci.native import init, start
+
+    parts = {
+        1: [excerpt(start.ProcessStart._fork_into_pid_ns, "if pid_ns is None", "return child"),
+            excerpt(init.container_init, "# namespaces: join", "sc.unshare(new_flags)")],
+        2: [excerpt(init.container_init, 'if config.get("hostname")', "sc.sethostname")],
+        3: [excerpt(rootfs.mount_overlay, "upper, work =", 'syscalls.mount("overlay"')],
+        4: [excerpt(init.container_init, "sc.mount(None, \"/\", None, sc.MS_REC | prop)",
+                    "sc.mount(rootfs, rootfs"),
+            excerpt(init.container_init, "os.chdir(rootfs)", 'os.chdir("/")')],
+        5: [excerpt(spec.default_mounts, '"destination": "/proc"', '"destination": "/proc"'),
+            excerpt(init._mount_one, 'sc.mount(m.get("source") or kind', 'sc.mount(m.get("source") or kind')],
+        6: [excerpt(cgroups.Cgroup.join_files, "out = []", "return out"),
+            excerpt(init.container_init, "# cgroups: join", "os.close(fd)")],
+        7: [excerpt(cgroups.Cgroup.set_resources, 'mem = (res.get("memory")', 'memory.max", str(int(mem)))')],
+        8: [excerpt(init._drop_capabilities, "def _drop_capabilities")],
+    }
+    return "\n\n".join(parts[step])

@@ -232,7 +232,7 @@ STATEMENTS = [
     ("Start the controller-manager", "Start the controller-manager, then create a Deployment `hello` (2 replicas "
      "of `busybox`, `sleep 3600`). The check follows the owner references: Deployment, ReplicaSet, 2 pods."),
     ("Start the scheduler", "Start the scheduler. There is no node yet, so it cannot place the `hello` pods; "
-     "the check reads the Event in which it says so (`FailedScheduling`, \"0/0 nodes are available\")."),
+     "the check reads the Event in which it says so (reason `FailedScheduling`)."),
     ("Start a CRI server", "Start a CRI server on a socket in your cluster folder. It needs no control plane: "
      "the check calls its `Version` over gRPC."),
     ("Start the kubelet", "Start a kubelet that uses your CRI socket. The check waits for its Node to be "

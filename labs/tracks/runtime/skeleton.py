@@ -15,7 +15,7 @@ inheritable)``, and the constants ``sc.CLONE_NEW*``, ``sc.MS_*``, ``sc.MNT_DETAC
 
 from __future__ import annotations
 
-import os
+import os  # noqa: F401 - for steps 4 to 7
 
 from labkit.oci import capabilities as caps  # noqa: F401 - for step 8
 from labkit.oci import syscalls as sc  # noqa: F401 - for every step
@@ -86,6 +86,3 @@ def drop_capabilities(keep: list[str]) -> None:
     """
     raise NotImplementedError("TODO step 8: drop the bounding set, then capset")
 
-
-__all__ = ["create_namespaces", "set_hostname", "mount_rootfs", "pivot_into", "mount_proc", "join_cgroup",
-           "set_memory_limit", "drop_capabilities", "os"]

@@ -45,7 +45,7 @@ def test_the_cluster_by_hand_commands_are_the_readmes(tmp_path) -> None:  # noqa
         cmd = hc.command(name)
         program = " ".join(cmd[1:3]) if cmd[1] == "-m" else Path(cmd[0]).name
         flags = [a for a in cmd if a.startswith("--")]
-        line = next((x for x in readme.splitlines() if re.match(rf"(python )?{re.escape(program)}\b", x)), None)
+        line = next((x for x in readme.splitlines() if re.match(rf"(python )?{re.escape(program)}(\s|$)", x)), None)
         assert line is not None, f"README lists no command for {name} ({program})"
         assert all(f in line for f in flags if f not in OPTIONAL), (name, flags, line)
 

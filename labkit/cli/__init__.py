@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "gc": "labkit.cli.gc:gc",
     "cluster": "labkit.cli.cluster:cluster",
     "diagrams": "labkit.cli.diagrams:diagrams",
+    "chaos": "labkit.cli.chaos:chaos",
 }
 
 _GROUP = None

@@ -93,6 +93,7 @@ class StoreDiskFull(Fault):
             raise ChaosError(f"the store {f} is on {mount} ({fstype}, {size >> 20} MiB): only a small tmpfs from "
                              "labkit.chaos.small_disk is filled, never a disk others use. Start the cluster with its store on a small tmpfs: "
                              "disk = labkit.chaos.small_disk('16m'); Cluster(store=f'sqlite:{disk}/store.db')")
+        _shrink_wal(f)
         ballast = f.parent / f"chaos-ballast-{self.journal.id}"
         self.journal.add("remove-file", path=str(ballast))
         filled = _fill(ballast)
@@ -101,6 +102,23 @@ class StoreDiskFull(Fault):
 
     def recover(self) -> None:
         self.say("ballast removed: the store has room again")
+
+
+def _shrink_wal(db: Path) -> None:
+    """Checkpoint the store's write-ahead log and truncate it, as any process sharing the file may.
+
+    Otherwise SQLite goes on writing into the room its log file already has, and the full disk
+    shows only some hundreds of writes later."""
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(str(db), timeout=5.0)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        pass  # busy: the disk fills all the same, a little later
 
 
 def _fill(path: Path) -> int:

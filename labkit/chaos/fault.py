@@ -72,11 +72,11 @@ class Fault:
 
     def hold(self, duration: float) -> None:
         """Keep the fault for ``duration`` seconds; SIGTERM ends it early, as Ctrl-C does."""
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             time.sleep(max(0.0, duration))
 
 
-class _sigterm_as_interrupt:
+class sigterm_as_interrupt:
     """While held, SIGTERM raises KeyboardInterrupt in the main thread, so the fault is undone."""
 
     def __enter__(self) -> None:

@@ -46,11 +46,12 @@ def _command(action: str, summary: str, target_help: str) -> click.Command:
                   help="network-partition: cut only the kubelet's link to the apiserver, not the node's pods.")
     def run(target: str, duration: float, cluster_name: str, **options) -> None:
         from labkit.chaos import ChaosError, fault
+        from labkit.chaos.fault import sigterm_as_interrupt
 
         try:
             f = fault(cluster_name, action, target, **options)
             shown = 0
-            with f:
+            with sigterm_as_interrupt(), f:  # SIGTERM at any moment undoes the fault, as Ctrl-C does
                 for line in f.log:
                     click.echo(f"{action}: {line}")
                 shown = len(f.log)

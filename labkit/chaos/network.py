@@ -18,16 +18,20 @@ has two parts, both undone at the end:
 
 **Delay and loss** go on the pod's veth, the host side of its link inside the node's namespace,
 with ``tc qdisc ... netem`` - when the kernel has netem (``sch_netem``). Where it has not (this
-project's build machines: ``tc`` answers "Specified qdisc kind is unknown"), loss falls back to an
-``iptables -m statistic`` rule in the pod's namespace, which drops the same share of packets, and
-delay is refused with that message: nothing else in the kernel holds packets back for a while.
+project's build machines: ``tc`` answers "Specified qdisc kind is unknown"), both fall back to
+rules in the pod's own namespace, and say so: loss to an ``iptables -m statistic`` rule that drops
+the same share of packets; delay to an NFQUEUE rule whose listener
+(:mod:`labkit.chaos.nfqdelay`, in that namespace) accepts each packet late. Both act on the
+packets coming into the pod, as netem on the veth's host side does.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import select
 import subprocess
+import sys
 from pathlib import Path
 
 from labkit.chaos.fault import Fault
@@ -200,12 +204,46 @@ class NetworkDelay(_PodNetwork):
 
     def inject(self) -> None:
         ms = float(self.options.get("latency_ms") or 200)
+        if not 0 < ms <= 60000:
+            raise ChaosError(f"--latency must be above 0 and at most 60000 ms, not {ms:g}")
         jitter = float(self.options.get("jitter_ms") or 0)
         args = ["delay", f"{ms:g}ms"] + ([f"{jitter:g}ms"] if jitter else [])
-        if not self._netem(args):
-            raise ChaosError(f"network-delay needs the kernel's netem qdisc, which this machine lacks "
-                             f"(tc: {self.no_netem!r}; 'modprobe sch_netem' finds no module). Nothing was changed. "
-                             "network-loss still works here (an iptables statistic rule stands in for netem).")
+        if self._netem(args):
+            return
+        self._nfqueue(ms)
+
+    def _nfqueue(self, ms: float) -> None:
+        """No netem: queue the pod's incoming packets to a listener that accepts each one ``ms`` late."""
+        queue = 1000 + int.from_bytes(os.urandom(2), "big") % 60000
+        proc = subprocess.Popen(["ip", "netns", "exec", self.pod_ns, sys.executable, "-m", "labkit.chaos.nfqdelay",
+                                 "--queue", str(queue), "--delay-ms", f"{ms:g}"],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        self.journal.add("stop-process", pid=proc.pid, marker="labkit.chaos.nfqdelay")
+        ready, _, _ = select.select([proc.stdout], [], [], 10)
+        line = proc.stdout.readline() if ready else ""
+        if line.strip() != "ready":
+            raise ChaosError(f"network-delay: this kernel has no netem ({self.no_netem}), and the NFQUEUE "
+                             f"listener that stands in for it did not start: {line.strip() or 'no answer in 10 s'}")
+        proc.stdout.close()
+        self.helper = proc
+        rule = ["INPUT", "-i", "eth0", "-m", "comment", "--comment", COMMENT, "-j", "NFQUEUE", "--queue-num",
+                str(queue), "--queue-bypass"]
+        self.journal.add("iptables-delete", netns=self.pod_ns, table="filter", rule=rule)
+        _ns(self.pod_ns, "iptables", "-w", "-I", *rule, check=True)
+        self.say(f"no netem on this kernel ({self.no_netem}); instead, in pod {self.pod_name}'s namespace, packets "
+                 f"arriving on eth0 go to NFQUEUE {queue}, whose listener (pid {proc.pid}) lets each through "
+                 f"{ms:g} ms late")
+
+
+    def recover(self) -> None:
+        helper = getattr(self, "helper", None)
+        if helper is not None:  # stopped by the journal's step; collect its exit status
+            try:
+                helper.wait(5)
+            except subprocess.TimeoutExpired:
+                helper.kill()
+                helper.wait(5)
+            self.helper = None
 
 
 class NetworkLoss(_PodNetwork):

@@ -50,20 +50,23 @@ def _command(action: str, summary: str, target_help: str) -> click.Command:
 
         try:
             f = fault(cluster_name, action, target, **options)
-            shown = 0
+        except ChaosError as exc:
+            raise click.ClickException(str(exc)) from None
+        shown = 0
+        try:
             with sigterm_as_interrupt(), f:  # SIGTERM at any moment undoes the fault, as Ctrl-C does
                 for line in f.log:
                     click.echo(f"{action}: {line}")
                 shown = len(f.log)
                 click.echo(f"{action}: holding for {duration:g}s (Ctrl-C ends it early)")
-                try:
-                    f.hold(duration)
-                except KeyboardInterrupt:
-                    click.echo(f"{action}: interrupted; undoing", err=True)
-            for line in f.log[shown:]:
-                click.echo(f"{action}: {line}")
+                f.hold(duration)
+        except KeyboardInterrupt:
+            click.echo(f"{action}: interrupted", err=True)
         except ChaosError as exc:
             raise click.ClickException(str(exc)) from None
+        finally:
+            for line in f.log[shown:]:
+                click.echo(f"{action}: {line}")
     return run
 
 

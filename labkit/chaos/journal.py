@@ -164,18 +164,32 @@ def _stop_process(step: dict) -> None:
 
 
 def _start_component(step: dict) -> None:
-    """Start a cluster component again from the command line its state file recorded."""
+    """Start a cluster component again from the command line its state file recorded - only while
+    the rest of that cluster runs (a stopped cluster's kubelet would run on alone)."""
     from labkit.chaos.target import restart_component
+    from labkit.cluster import statefile
 
+    state = Path(step["cluster_dir"]) / statefile.STATE_FILE
+    if not state.exists():
+        return
+    apiserver = statefile.components(json.loads(state.read_text())).get("apiserver")
+    if apiserver is None or not apiserver.alive:
+        return
     restart_component(Path(step["cluster_dir"]), step["component"])
 
 
 def _uncordon(step: dict) -> None:
     from labkit.chaos.target import api_client
+    from labkit.client.rest import ApiError
 
+    if not Path(step["kubeconfig"]).exists():
+        return  # the cluster is gone, and its node with it
     api = api_client(step["kubeconfig"])
     try:
         api.call("patch", "nodes", step["node"], {"spec": {"unschedulable": None}})
+    except ApiError as exc:
+        if exc.code != 404:
+            raise
     finally:
         api.close()
 

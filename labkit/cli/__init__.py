@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "cluster": "labkit.cli.cluster:cluster",
     "diagrams": "labkit.cli.diagrams:diagrams",
     "exercise": "labkit.cli.exercise:exercise",
+    "chaos": "labkit.cli.chaos:chaos",
 }
 
 _GROUP = None

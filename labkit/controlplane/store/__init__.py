@@ -22,6 +22,7 @@ from labkit.controlplane.store.base import (
     KeyExists,
     KeyNotFound,
     KeyValue,
+    NoSpace,
     Store,
     StoreError,
     Unavailable,
@@ -29,7 +30,7 @@ from labkit.controlplane.store.base import (
 )
 
 __all__ = [
-    "Compacted", "Conflict", "Event", "FutureRevision", "KeyExists", "KeyNotFound", "KeyValue",
+    "Compacted", "Conflict", "Event", "FutureRevision", "KeyExists", "KeyNotFound", "KeyValue", "NoSpace",
     "Store", "StoreError", "Unavailable", "Watch", "open_store", "BACKENDS",
 ]
 

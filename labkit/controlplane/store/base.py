@@ -45,6 +45,14 @@ class Unavailable(StoreError):
     """The backend cannot serve writes now (e.g. etcd lost quorum); retrying later may work."""
 
 
+class NoSpace(Unavailable):
+    """The backend's disk is full: writes fail until space is freed, reads still work.
+
+    etcd says "etcdserver: mvcc: database space exceeded" (its NOSPACE alarm); SQLite says
+    "database or disk is full". An :class:`Unavailable`, so the apiserver answers 503 with this message.
+    """
+
+
 @dataclass(frozen=True)
 class KeyValue:
     key: str

@@ -33,6 +33,7 @@ from labkit.controlplane.store.base import (
     KeyExists,
     KeyNotFound,
     KeyValue,
+    NoSpace,
     Store,
     StoreError,
     Unavailable,
@@ -400,14 +401,14 @@ class SqliteStore(Store):
                 try:
                     op.event = op.fn(cur)
                 except Exception as exc:  # noqa: BLE001 - handed back to the op's own caller
-                    op.error = exc
+                    op.error = self._write_error(exc) if isinstance(exc, sqlite3.Error) else exc
             cur.execute("COMMIT")
         except sqlite3.Error as exc:
             if self._wconn.in_transaction:
                 self._wconn.execute("ROLLBACK")
             for op in batch:
                 op.event = None
-                op.error = Unavailable(f"sqlite store {self.path}: write failed: {exc}")
+                op.error = self._write_error(exc)
         # delivered before the writers wake: a writer that returns finds its event in the watches
         events = [op.event for op in batch if op.event is not None]
         if events:
@@ -415,6 +416,13 @@ class SqliteStore(Store):
                 self._deliver(events)
             except sqlite3.Error:  # committed all the same: the poller delivers them on its next tick
                 log.warning("sqlite store %s: watch delivery deferred to the poller", self.path, exc_info=True)
+
+    def _write_error(self, exc: sqlite3.Error) -> Unavailable:
+        """A failed write as the apiserver should report it; a full disk says so plainly."""
+        if getattr(exc, "sqlite_errorcode", None) == getattr(sqlite3, "SQLITE_FULL", 13) or "disk is full" in str(exc):
+            return NoSpace(f"sqlite store {self.path}: database space exceeded ({exc}): the disk under the "
+                           "store is full; reads still work, writes fail until space is freed")
+        return Unavailable(f"sqlite store {self.path}: write failed: {exc}")
 
     def _create_fn(self, key: str, value: bytes) -> Callable[[sqlite3.Cursor], Event]:
         def fn(cur: sqlite3.Cursor) -> Event:

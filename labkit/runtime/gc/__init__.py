@@ -5,6 +5,8 @@ leftovers as a :class:`Kind`, and this module only asks them, in :data:`KINDS` o
 first: they hold mounts, cgroups and namespaces). The owners are named in ``pyproject.toml``
 (entry points of the group ``labkit.gc``), so that this module imports none of them:
 
+* ``chaos`` - faults whose process died before undoing them: paused processes, firewall rules,
+  qdiscs, ballast files, a stopped kubelet (:mod:`labkit.chaos.journal`)
 * ``containers``, ``processes`` - records under ``<state_dir>/runtime/<backend>/`` with their
   runc/crun state, overlay roots and pinned namespaces; shims whose records are gone
   (:mod:`labkit.runtime.gc.containers`)
@@ -27,8 +29,9 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 
-#: every kind, in the order :func:`collect` removes them
-KINDS = ("containers", "mounts", "cgroups", "netns", "links", "iptables", "processes", "docker", "swarm",
+#: every kind, in the order :func:`collect` removes them (faults first: a paused or cut-off process
+#: goes back to work before anything it uses is removed)
+KINDS = ("chaos", "containers", "mounts", "cgroups", "netns", "links", "iptables", "processes", "docker", "swarm",
          "clusters")
 #: the kinds only root can remove
 ROOT_KINDS = ("mounts", "cgroups", "netns", "links", "iptables")

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from labkit.practice import Exercise, Target, Verdict
 
-BROKEN_IMAGE = "busybox:1.0-typo"
+BROKEN_IMAGE = "bussybox:1.36"  # a typo: no such image (any busybox:TAG would be built)
 
 
 def _wait(cond: Callable[[], bool], timeout: float = 30.0) -> bool:

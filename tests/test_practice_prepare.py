@@ -3,15 +3,13 @@ it, clean_up() undoes it (for the lab pages, whose exercises start from a prepar
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import textwrap
 
-
-def test_prepare_check_and_clean_up(tmp_path, monkeypatch, capsys) -> None:  # noqa: ANN001
-    from labkit.practice.check import check, clean_up, prepare
-
-    folder = tmp_path / "exercises"
-    folder.mkdir()
-    (folder / "98-sample.py").write_text(textwrap.dedent('''
+SAMPLE = textwrap.dedent('''
         from labkit.practice import Exercise, Verdict
 
         def _setup(t):
@@ -26,7 +24,20 @@ def test_prepare_check_and_clean_up(tmp_path, monkeypatch, capsys) -> None:  # n
         EXERCISES = [Exercise(id="98.1", title="Fix the state", statement="Fix it.", setup=_setup,
                               verify=_verify, solution=lambda t: (t.workdir / "state").write_text("fixed"),
                               cleanup=lambda t: (t.workdir / "state").unlink())]
-    '''))
+    ''')
+
+
+def _sample(tmp_path):  # noqa: ANN001, ANN202
+    folder = tmp_path / "exercises"
+    folder.mkdir()
+    (folder / "98-sample.py").write_text(SAMPLE)
+    return folder
+
+
+def test_prepare_check_and_clean_up(tmp_path, monkeypatch, capsys) -> None:  # noqa: ANN001
+    from labkit.practice.check import check, clean_up, prepare
+
+    folder = _sample(tmp_path)
     monkeypatch.setenv("LABKIT_EXERCISES_DIR", str(folder))
     work = tmp_path / "work"
     assert "no state" in check("98.1", workdir=work).message
@@ -37,3 +48,24 @@ def test_prepare_check_and_clean_up(tmp_path, monkeypatch, capsys) -> None:  # n
     assert check("98.1", workdir=work).passed
     clean_up("98.1", workdir=work)
     assert not (work / "state").exists()
+
+
+def test_prepare_from_a_shell_and_in_a_killercoda_step(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    from labkit.practice.killercoda import export
+
+    folder = _sample(tmp_path)
+    env = {**os.environ, "LABKIT_EXERCISES_DIR": str(folder)}
+    work = tmp_path / "work"
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "labkit.cli", "exercise", *args, "--workdir", str(work)],
+                              capture_output=True, text=True, env=env)
+
+    assert cli("prepare", "98.1").returncode == 0 and (work / "state").read_text() == "broken"
+    out = cli("verify", "98.1")
+    assert out.returncode == 1 and "the state is broken" in out.stdout
+    assert cli("prepare", "98.1", "--undo").returncode == 0 and not (work / "state").exists()
+    monkeypatch.setenv("LABKIT_EXERCISES_DIR", str(folder))
+    root = export("98", tmp_path / "scenario")
+    step = json.loads((root / "index.json").read_text())["details"]["steps"][0]
+    assert "labkit exercise prepare 98.1" in (root / step["background"]).read_text()

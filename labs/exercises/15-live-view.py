@@ -175,8 +175,8 @@ by removing the finalizer, and watch the chip disappear.""",
         solution=_solve_stuck,
         solution_text="""```console
 $ kubectl run stuck --image=busybox --overrides='{"metadata":{"finalizers":["example.com/hold"]}}' -- sleep 3600
-$ kubectl delete pod stuck --wait=false
-$ kubectl get pod stuck          # still there, Terminating
+$ kubectl delete pod stuck --grace-period=1 --wait=false
+$ kubectl get pod stuck          # still there, Terminating, long after its 1 s grace period
 $ kubectl patch pod stuck --type=merge -p '{"metadata":{"finalizers":null}}'   # gone
 ```""",
         cleanup=_release_stuck,

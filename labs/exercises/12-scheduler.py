@@ -231,7 +231,7 @@ def _verify_plugin(t: Target) -> Verdict:
             t.core.create_namespaced_pod(t.namespace, _probe_pod(p, name, "100m"))
         time.sleep(0.3)  # the ballast reaches the scheduler's informer with the rest
         _run_scheduler(t, name, plugin, {f"{t.namespace}/{p}" for p in probes})
-        placed = {p: _read_pod(t, p).spec.node_name for p in probes}
+        placed = {p: pod.spec.node_name if (pod := _read_pod(t, p)) is not None else None for p in probes}
     finally:
         _delete_probes(t, wait=0)
     if any(n is None for n in placed.values()):

@@ -48,3 +48,12 @@ def test_label_selectors_and_which_pod_goes_first():
     running = {"metadata": {"creationTimestamp": "2026-01-01T00:00:00Z"}, "spec": {"nodeName": "n"},
                "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}
     assert sorted([running, pending], key=deletion_rank)[0] is pending  # unscheduled pods are deleted first
+
+
+def test_old_pods_that_are_not_available_go_first_so_a_rollback_from_a_bad_image_finishes():
+    # rolled back to 2 healthy replicas; the broken ReplicaSet has 1 pod stuck in ErrImagePull:
+    # spec total 3, minimum available 2, so 1 pod may go, and it is the unavailable one
+    assert rollout.unhealthy_scale_down([(1, 0)], budget=1) == [1]
+    assert rollout.unhealthy_scale_down([(2, 1), (3, 0)], budget=2) == [1, 1]   # oldest first
+    assert rollout.unhealthy_scale_down([(2, 2)], budget=5) == [0]              # available pods stay
+    assert rollout.old_scale_down_budget(replicas=2, unavailable=0, available_now=2) == 0

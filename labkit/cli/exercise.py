@@ -1,4 +1,4 @@
-"""``labkit exercise``: list, verify, solve and export the book's exercises from a shell."""
+"""``labkit exercise``: list, prepare, verify and export the book's exercises from a shell."""
 
 from __future__ import annotations
 
@@ -45,6 +45,28 @@ def verify(exercise_id: str, kubeconfig: str | None, namespace: str, workdir: st
     v = ex.verify(_target(exercise_id, kubeconfig, namespace, workdir))
     click.echo(f"{ex.id}: {'passed' if v.passed else 'not yet'}. {v.message}")
     sys.exit(0 if v.passed else 1)
+
+
+@exercise.command()
+@click.argument("exercise_id")
+@click.option("--kubeconfig", default=None, help="The cluster to prepare (default: $KUBECONFIG).")
+@click.option("--namespace", default="default", show_default=True)
+@click.option("--workdir", default=None, help="The learner's files (default: ~/labkit-exercises/LAB).")
+@click.option("--undo", is_flag=True, help="Run the exercise's clean-up instead (a taint, a host container).")
+def prepare(exercise_id: str, kubeconfig: str | None, namespace: str, workdir: str | None, undo: bool) -> None:
+    """Make EXERCISE_ID's starting state (a broken Deployment, a Pending pod), or remove it with --undo."""
+    from labkit.errors import LabkitError
+    from labkit.practice.check import clean_up
+    from labkit.practice.check import prepare as starting_state
+
+    try:
+        if undo:
+            clean_up(exercise_id, kubeconfig, namespace, workdir)
+            click.echo(f"{exercise_id}: cleaned up")
+        else:
+            starting_state(exercise_id, kubeconfig, namespace, workdir)
+    except LabkitError as err:
+        raise click.ClickException(str(err)) from None
 
 
 @exercise.command()

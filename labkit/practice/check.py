@@ -55,3 +55,23 @@ def show_exercises(lab: str | int) -> Any:
     from IPython.display import Markdown
 
     return Markdown(exercises_markdown(lab))
+
+
+def prepare(exercise_id: str, cluster: Any = None, namespace: str = "default",
+            workdir: str | os.PathLike | None = None) -> Target:
+    """Make an exercise's starting state (a broken Deployment, a tainted node), so the learner can begin."""
+    ex = exercise(exercise_id)
+    target = target_for(exercise_id, cluster, namespace, workdir)
+    target.workdir.mkdir(parents=True, exist_ok=True)
+    if ex.setup:
+        ex.setup(target)
+    print(f"Exercise {ex.id} ({ex.title}): ready" + (" (its set-up ran)" if ex.setup else ""))
+    return target
+
+
+def clean_up(exercise_id: str, cluster: Any = None, namespace: str = "default",
+             workdir: str | os.PathLike | None = None) -> None:
+    """Undo what an exercise's set-up and solution made outside the namespace (a taint, a host container)."""
+    ex = exercise(exercise_id)
+    if ex.cleanup:
+        ex.cleanup(target_for(exercise_id, cluster, namespace, workdir))

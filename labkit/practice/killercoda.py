@@ -30,7 +30,14 @@ def export(lab: str | int, out: str | os.PathLike, title: str | None = None) -> 
         verify.write_text("#!/bin/bash\n# exit 0 when the step is done (Killercoda runs this on 'Check')\n"
                           f"exec labkit exercise verify {ex.id} --namespace \"${{NAMESPACE:-default}}\"\n")
         verify.chmod(0o755)
-        steps.append({"title": ex.title, "text": f"step{n}/text.md", "verify": f"step{n}/verify.sh"})
+        entry = {"title": ex.title, "text": f"step{n}/text.md", "verify": f"step{n}/verify.sh"}
+        if ex.setup:  # the starting state the statement describes (a broken Deployment ...)
+            background = step / "background.sh"
+            background.write_text("#!/bin/bash\n# Killercoda runs this when the step opens\n"
+                                  f"exec labkit exercise prepare {ex.id} --namespace \"${{NAMESPACE:-default}}\"\n")
+            background.chmod(0o755)
+            entry["background"] = f"step{n}/background.sh"
+        steps.append(entry)
     (root / "intro.md").write_text(f"# Lab {exs[0].lab}: exercises\n\nEach step is checked against the real system.\n")
     (root / "finish.md").write_text("# Done\n\nEvery step passed its check.\n")
     index = {

@@ -172,9 +172,19 @@ class DeploymentController(Controller):
         new_unavailable = max(0, int(new["spec"].get("replicas", 0))
                               - int((new.get("status") or {}).get("availableReplicas", 0)))
         budget = spec_total - (replicas - unavail) - new_unavailable
+        if budget <= 0:
+            return
+        active_olds.sort(key=revision_of)
+        drops = rollout.unhealthy_scale_down(
+            [(int(r["spec"].get("replicas", 0)), int((r.get("status") or {}).get("availableReplicas", 0)))
+             for r in active_olds], budget)
+        for r, drop in zip(active_olds, drops, strict=True):
+            if drop:
+                await self._scale(d, r, int(r["spec"].get("replicas", 0)) - drop)
+        budget -= sum(drops)
         available = sum(int((r.get("status") or {}).get("availableReplicas", 0)) for r in [new, *olds])
         budget = min(budget, rollout.old_scale_down_budget(replicas, unavail, available))
-        for r in sorted(active_olds, key=revision_of):
+        for r in active_olds:
             if budget <= 0:
                 break
             cur = int(r["spec"].get("replicas", 0))

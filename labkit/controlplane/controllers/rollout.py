@@ -46,6 +46,22 @@ def old_scale_down_budget(replicas: int, unavailable: int, available_now: int) -
     return max(0, available_now - (replicas - unavailable))
 
 
+def unhealthy_scale_down(olds: list[tuple[int, int]], budget: int) -> list[int]:
+    """How many pods each old ReplicaSet ((spec replicas, available), oldest first) may lose because
+    they are not available.
+
+    kube-controller-manager's cleanupUnhealthyReplicas: such pods count for nothing, so removing them
+    never lowers availability, and a rollout away from a broken template (a rollback from an image
+    that cannot be pulled) would otherwise wait on them forever.
+    """
+    drops = []
+    for spec_replicas, available in olds:
+        drop = max(0, min(budget, spec_replicas - available))
+        budget -= drop
+        drops.append(drop)
+    return drops
+
+
 def template_hash(template: dict, collision_count: int = 0) -> str:
     """pod-template-hash: a stable short name for a pod template (FNV-1a over its canonical JSON)."""
     t = json.loads(json.dumps(template))

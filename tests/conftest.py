@@ -173,7 +173,7 @@ def _stop_nonroot_build(config: pytest.Config) -> None:
         build.remove()
 
 
-LEAK_KINDS = ("mounts", "cgroups", "netns", "links", "processes", "docker", "containers", "clusters")
+LEAK_KINDS = ("chaos", "mounts", "cgroups", "netns", "links", "processes", "docker", "containers", "clusters")
 _leftovers = pytest.StashKey[list]()
 
 

@@ -89,6 +89,12 @@ def _setup_broken_rollout(t: Target) -> None:
     t.apps.patch_namespaced_deployment("shop", t.namespace, {"spec": {"template": {"spec": {
         "containers": [{"name": "app", "image": BROKEN_IMAGE}]}}}})
 
+    def broken_revision() -> bool:  # the broken ReplicaSet exists: there is a revision to roll back from
+        d = t.apps.read_namespaced_deployment("shop", t.namespace)
+        return (d.metadata.annotations or {}).get("deployment.kubernetes.io/revision") == "2"
+
+    _wait(broken_revision, 30)
+
 
 def _verify_rollback(t: Target) -> Verdict:
     d = _read_deployment(t, "shop")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 import subprocess
 import sys
@@ -20,7 +21,9 @@ pytestmark = pytest.mark.skipif(not (STUDENT / "intro.html").exists(), reason="n
 
 
 def _text(page: Path) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page.read_text()))
+    """The page's words, with HTML entities and Sphinx's curly quotes back to plain text."""
+    text = html.unescape(re.sub(r"<[^>]+>", " ", page.read_text()))
+    return re.sub(r"\s+", " ", text.replace("\u2019", "'").replace("\u201c", '"').replace("\u201d", '"'))
 
 
 @pytest.fixture(scope="module")

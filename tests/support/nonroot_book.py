@@ -4,7 +4,7 @@
 test in ``tests/test_book_without_root.py`` (moved to the end of the run) waits for it. It is
 the longest single check of the suite, and it needs one core while most cluster tests wait on
 polls, so running it beside them shortens the run by about its own length. It runs under
-``nice`` so the tests beside it keep their share of the CPU. How the parts are hidden is
+a raised nice value so the tests beside it keep their share of the CPU. How the parts are hidden is
 described in that test's docstring.
 """
 
@@ -53,9 +53,10 @@ class NonRootBuild:
                "PATH": f"{python.parent}:{path_without(self.scratch / 'bin', hidden_parts())}",
                "LABKIT_STATE": str(home / "st"), "LABKIT_HIDE_PARTS": "book",
                "DOCKER_HOST": f"unix://{self.scratch}/no-docker.sock", **python_env}
-        self.proc = subprocess.Popen(["nice", "-n", "10", *as_user(self.user, self.user), "env", str(python),
+        self.proc = subprocess.Popen([*as_user(self.user, self.user), "env", str(python),
                                       str(book / "scripts" / "build-book.py"), str(book), "-W", "-n", "--keep-going"],
-                                     env=env, cwd=book, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                     env=env, cwd=book, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     preexec_fn=lambda: os.nice(10))  # the tests beside it keep their CPU share
         return self
 
     def wait(self, timeout: float = 3300) -> NonRootBuild:

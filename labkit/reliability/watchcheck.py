@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from labkit.reliability.history import History
@@ -36,10 +37,13 @@ class Expired(Exception):
         self.status = status
 
 
-def watch_stream(base: str, path: str, rv: int, read_timeout: float = 3.0) -> Iterator[dict]:
+def watch_stream(base: str, path: str, rv: int, read_timeout: float = 3.0,
+                 opened: Callable[[http.client.HTTPConnection], None] | None = None) -> Iterator[dict]:
     """Raw watch events from ``rv`` on (bookmarks included); raises Expired on a 410 ERROR event."""
     host, _, port = base.removeprefix("http://").partition(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=read_timeout)
+    if opened is not None:
+        opened(conn)
     try:
         conn.request("GET", f"{path}?watch=1&allowWatchBookmarks=true&resourceVersion={rv}")
         resp = conn.getresponse()
@@ -83,7 +87,7 @@ class WatchRecorder(threading.Thread):
     def run(self) -> None:
         while not self._halt.is_set():
             try:
-                for raw in watch_stream(self.base, self.path, self.last_rv):
+                for raw in watch_stream(self.base, self.path, self.last_rv, opened=self._opened):
                     if raw.get("type") == "BOOKMARK":
                         self.last_rv = max(self.last_rv, int(raw["object"]["metadata"]["resourceVersion"]))
                     else:
@@ -117,8 +121,17 @@ class WatchRecorder(threading.Thread):
             time.sleep(0.05)
         return self.last_rv >= rv
 
+    def _opened(self, conn: http.client.HTTPConnection) -> None:
+        self._conn = conn
+
     def stop(self) -> None:
         self._halt.set()
+        conn = getattr(self, "_conn", None)
+        if conn is not None and conn.sock is not None:
+            try:
+                conn.sock.shutdown(socket.SHUT_RDWR)  # wake the reader now, not at its read timeout
+            except OSError:
+                pass
         self.join(5)
 
 

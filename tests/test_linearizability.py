@@ -157,3 +157,20 @@ def test_concurrent_clients_under_faults_see_a_linearizable_store(store: str, tm
     assert counts["ok"] > 100, report.summary()
     assert report.ok, report.explain()
     assert report.lost == 0 and report.watch is not None and report.watch.acknowledged > 20, report.summary()
+
+
+# ---- a lease is not a lock: the pause, and the fencing token that fixes it ------------------------
+
+
+def test_a_paused_leader_writes_after_its_successor_unless_fenced() -> None:
+    from labkit.controlplane.apiserver import APIServer
+    from labkit.reliability.fencing import demo
+
+    with APIServer("memory") as api:
+        unfenced = demo(api.url, fencing=False)
+        fenced = demo(api.url, fencing=True)
+    # a was paused past its lease between checking it and writing; b took over and wrote
+    assert ("b", 1, 0) in unfenced.entries, unfenced
+    assert unfenced.stale_writes == [("a", 0, 1)], f"two leaders wrote: {unfenced}"
+    assert not fenced.stale_writes and fenced.fenced, fenced
+    assert fenced.entries == [("a", 0, 0), ("b", 1, 0), ("b", 1, 1)], fenced

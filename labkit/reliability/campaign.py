@@ -129,8 +129,8 @@ def run(store: str, seconds: float = 8.0, faults: list[str] | tuple[str, ...] = 
         for t in threads:
             t.start()
         slot = seconds / (len(faults) + 1)
-        for f in faults:
-            time.sleep(max(0.0, started + slot * (faults.index(f) + 1) - 1.0 - time.monotonic()))
+        for i, f in enumerate(faults):
+            time.sleep(max(0.0, started + slot * (i + 1) - 1.0 - time.monotonic()))
             injector.inject(f)
         time.sleep(max(0.0, started + seconds - time.monotonic()))
         stop.set()

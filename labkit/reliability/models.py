@@ -41,8 +41,10 @@ def _step_one(s: State, op: Operation) -> list[State]:
             if present or op.out_rv is None or op.out_rv <= floor:
                 return []
             return [(True, op.value, op.out_rv, op.out_rv)]
-        if op.status == "fail":  # AlreadyExists
-            return [s] if present else []
+        if op.status == "fail":
+            if op.error.startswith("409"):  # AlreadyExists
+                return [s] if present else []
+            return [s]  # refused, or rejected for another reason: nothing happened, nothing learned
         return [s] if present else [s, (True, op.value, None, floor)]
     if op.kind == "cas":
         exp = op.expected_rv
@@ -54,8 +56,9 @@ def _step_one(s: State, op: Operation) -> list[State]:
         if op.status == "fail":
             if op.error.startswith("404"):
                 return [s] if not present else []
-            # 409 Conflict: the object's resourceVersion is not the expected one
-            return [s] if present and rv != exp else []
+            if op.error.startswith("409"):  # Conflict: the object's resourceVersion is not the expected one
+                return [s] if present and rv != exp else []
+            return [s]
         if present and _rv_matches(s, exp):
             return [s, (True, op.value, None, max(floor, exp))]
         return [s]
@@ -65,7 +68,7 @@ def _step_one(s: State, op: Operation) -> list[State]:
         if op.status == "fail":
             if op.error.startswith("404"):
                 return [s] if not present else []
-            return [s]  # a refused delete (409 after retries) changed nothing
+            return [s]  # refused, or 409 after the server's retries: it changed nothing
         return [s, (False, None, None, known)] if present else [s]
     raise ValueError(f"unknown operation kind {op.kind!r}")
 

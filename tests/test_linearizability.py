@@ -179,3 +179,13 @@ def test_a_paused_leader_writes_after_its_successor_unless_fenced() -> None:
     assert unfenced.stale_writes == [("a", 0, 1)], f"two leaders wrote: {unfenced}"
     assert not fenced.stale_writes and fenced.fenced, fenced
     assert fenced.entries == [("a", 0, 0), ("b", 1, 0), ("b", 1, 1)], fenced
+
+
+def test_a_final_read_that_misses_the_last_acknowledged_write_counts_as_lost() -> None:
+    from labkit.reliability.campaign import final_reads_lost
+
+    h = History(ops=[op(0, "create", 0, 1, value="a", rv=5, p=0), op(1, "cas", 2, 3, value="b", expected=5, rv=7, p=0),
+                     op(2, "get", 10, 11, p=1)])  # process 1 is the final reader: it finds nothing
+    assert len(final_reads_lost(h)) == 1
+    h.ops[2].out_value, h.ops[2].out_rv = "b", 7
+    assert final_reads_lost(h) == []

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from labkit.client.kubeconfig import write_kubeconfig
 from labkit.client.leaderelection import LeaderElector
 from labkit.client.rest import ApiError, Client
+from labkit.reliability.clients import request
 
 LEASE_SECONDS = 1.0
 
@@ -154,12 +155,13 @@ def demo(server: str, fencing: bool, namespace: str = "default") -> DemoResult:
     with tempfile.TemporaryDirectory(prefix="labkit-fencing-") as tmp:
         kubeconfig = str(write_kubeconfig(os.path.join(tmp, "kubeconfig"), server))
 
-        async def setup() -> None:
-            async with Client(kubeconfig) as c:
-                await c.create("configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
-                                              "metadata": {"name": ledger, "namespace": namespace},
-                                              "data": {"entries": "[]"}}, namespace=namespace)
-        asyncio.run(setup())
+        # plain HTTP here: demo() may run inside a notebook's event loop, where asyncio.run cannot
+        cms = f"/api/v1/namespaces/{namespace}/configmaps"
+        made = request(server, "POST", cms, {"apiVersion": "v1", "kind": "ConfigMap",
+                                             "metadata": {"name": ledger, "namespace": namespace},
+                                             "data": {"entries": "[]"}})
+        if made.code != 201:
+            raise RuntimeError(f"could not create the ledger: {made.code} {made.body.get('message')}")
 
         def start(identity: str, writes: int) -> _Lines:
             cmd = [sys.executable, "-m", "labkit.reliability.fencing", "--kubeconfig", kubeconfig, "--identity",
@@ -185,13 +187,10 @@ def demo(server: str, fencing: bool, namespace: str = "default") -> DemoResult:
                     p.wait()
         outputs = {"a": _drain(a), "b": _drain(b)}
 
-        async def read() -> list:
-            async with Client(kubeconfig) as c:
-                cm = await c.get("configmaps", ledger, namespace)
-                await c.delete("configmaps", ledger, namespace)
-                await c.delete("leases", lease, namespace)
-                return json.loads(cm["data"]["entries"])
-        entries = [tuple(e) for e in asyncio.run(read())]
+        cm = request(server, "GET", f"{cms}/{ledger}").body
+        request(server, "DELETE", f"{cms}/{ledger}")
+        request(server, "DELETE", f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{lease}")
+        entries = [tuple(e) for e in json.loads(cm["data"]["entries"])]
     return DemoResult(fencing, entries, outputs)  # type: ignore[arg-type]
 
 

@@ -165,6 +165,12 @@ def check_watch(history: History, events: list[WatchEvent], gaps: list[tuple[int
     """Compare a watch's events with the history's writes, once the watch has reached ``upto``, a
     revision written after every client stopped (so every acknowledged write lies below it)."""
     keys = {op.key for op in history.ops}
+    newest = max((op.out_rv for op in history.ops if op.is_write and op.status == "ok" and op.out_rv), default=0)
+    if newest > upto:  # the store started again from an earlier revision: its history is gone
+        report = WatchReport(len(events), 0)
+        report.missing.append(f"the store's revision went back: writes were acknowledged up to {newest}, "
+                              f"a write after the faults got {upto}; everything in between is lost")
+        return report
     events = [ev for ev in events if ev.name in keys and ev.rv <= upto]
     writes = [op for op in history.ops if op.kind in ("create", "cas")]
     acked = [op for op in writes if op.status == "ok" and op.out_rv is not None and op.out_rv <= upto]

@@ -190,3 +190,63 @@ def test_a_final_read_that_misses_the_last_acknowledged_write_counts_as_lost() -
     assert len(final_reads_lost(h)) == 1
     h.ops[2].out_value, h.ops[2].out_rv = "b", 7
     assert final_reads_lost(h) == []
+
+
+# ---- the violation the histories found on etcd, pinned down --------------------------------------
+
+
+def test_etcd_gateway_never_sends_a_write_twice_after_its_connection_broke() -> None:
+    """The leader commits a compare-and-swap and dies before answering. Re-sending it to the new
+    leader would fail its compare and tell the client "409 Conflict" about its own successful
+    write (seen as a CAS answered 409 whose value the watch then delivered). The gateway must
+    answer "unknown" (Unavailable) instead."""
+    import http.server
+    import json
+    import socket
+    import threading
+
+    from labkit.controlplane.store import Unavailable
+    from labkit.controlplane.store.etcd_gateway import Gateway
+
+    txns: dict[str, int] = {"old": 0, "new": 0}
+    servers: dict[str, http.server.ThreadingHTTPServer] = {}
+
+    def handler(me: str, member_id: str):  # noqa: ANN202
+        class H(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:  # noqa: ANN002
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.path == "/v3/kv/txn":
+                    txns[me] += 1
+                    if me == "old":  # committed, then the process died: no answer
+                        self.close_connection = True
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        return
+                    body = {"header": {"revision": "9"}, "succeeded": False, "responses": [{"response_range": {}}]}
+                elif self.path == "/v3/maintenance/status":
+                    body = {"header": {"member_id": member_id}, "leader": member_id}
+                else:  # member list
+                    body = {"members": [{"ID": "1", "clientURLs": [f"http://127.0.0.1:{servers['old'].server_port}"]},
+                                        {"ID": "2", "clientURLs": [f"http://127.0.0.1:{servers['new'].server_port}"]}]}
+                raw = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+        return H
+
+    for me, mid in (("old", "1"), ("new", "2")):
+        servers[me] = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler(me, mid))
+        threading.Thread(target=servers[me].serve_forever, daemon=True).start()
+    gw = Gateway([f"http://127.0.0.1:{servers[m].server_port}" for m in ("old", "new")], timeout=2, failover_wait=2)
+    try:
+        with pytest.raises(Unavailable, match="may or may not have been applied"):
+            gw.call("/v3/kv/txn", {"compare": [], "success": [], "failure": []}, write=True)
+        assert txns == {"old": 1, "new": 0}, "the write went out once, and only once"
+    finally:
+        gw.close()
+        for s in servers.values():
+            s.shutdown()
+            s.server_close()

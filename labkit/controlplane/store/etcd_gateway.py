@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import select
 import socket
 import threading
 import time
@@ -100,9 +101,12 @@ class Gateway:
         if conn is not None:
             conn.close()
 
-    def _once(self, i: int, path: str, payload: bytes, short: bool = False) -> dict:
+    def _once(self, i: int, path: str, payload: bytes, short: bool = False, write: bool = False) -> dict:
         for attempt in range(2):
             conn, reused = self._conn(i)
+            if reused and _closed_by_peer(conn):  # the member restarted since: never send into a dead socket
+                self._drop(i)
+                conn, reused = self._conn(i)
             conn.timeout = 0.5 if short else self.timeout
             if conn.sock is not None:
                 conn.sock.settimeout(conn.timeout)
@@ -114,9 +118,9 @@ class Gateway:
                 body = resp.read()
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
                 self._drop(i)
-                if reused and attempt == 0:
+                if reused and attempt == 0 and not write:
                     continue  # the member closed an idle keep-alive connection: reconnect once
-                raise
+                raise  # a write sent may have been applied: never send it twice (see call)
             except OSError:
                 self._drop(i)
                 raise
@@ -181,7 +185,7 @@ class Gateway:
         while True:
             url = self.endpoints[i][0]
             try:
-                result = self._once(i, path, payload)
+                result = self._once(i, path, payload, write=write)
                 self._preferred = i
                 return result
             except ConnectionRefusedError:
@@ -196,13 +200,17 @@ class Gateway:
                 down.add(i)
             except _MemberUnavailable as exc:
                 problems[i] = str(exc)
-                if write and "timed out" in str(exc):
+                # only "no leader", "not capable" and "too many requests" refuse a write before it is
+                # proposed; after "timed out", "leader changed" or "stopped" it may still commit
+                if write and any(s in str(exc) for s in ("timed out", "leader changed", "stopped")):
                     raise Unavailable(self._explain(self._probe_rest(problems))
                                       + " The write may or may not have been applied.") from exc
             except (OSError, http.client.HTTPException) as exc:
                 problems[i] = f"{url}: {exc.__class__.__name__}: {exc}"
                 down.add(i)
-                if write and not isinstance(exc, (ConnectionRefusedError, http.client.RemoteDisconnected)):
+                # once sent, a write whose connection broke may have been applied: sending it again
+                # could turn our own success into a Conflict (found by labkit.reliability's histories)
+                if write:
                     raise Unavailable(self._explain(self._probe_rest(problems))
                                       + " The write may or may not have been applied.") from exc
             j = self._await_leader(down, deadline)
@@ -289,6 +297,18 @@ class WatchStream:
         """Close the stream and its connection (only from the thread that reads it)."""
         self.close()
         self.conn.close()
+
+
+def _closed_by_peer(conn: http.client.HTTPConnection) -> bool:
+    """Whether an idle keep-alive connection was closed by the member (readable at EOF, or reset)."""
+    sock = conn.sock
+    if sock is None:
+        return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)  # an idle HTTP connection has nothing to read unless the peer closed it
 
 
 def backoff(attempt: int) -> None:

@@ -16,9 +16,9 @@ FIELDS = ("id", "process", "key", "kind", "value", "expected_rv", "call", "ret",
 
 
 def _load(t: Target, name: str) -> tuple[list | None, str]:
-    from labkit.reliability.history import Operation
-
     from pathlib import Path
+
+    from labkit.reliability.history import Operation
 
     path = t.workdir / name
     if not path.exists():

@@ -166,3 +166,46 @@ def test_removed_endpoint_is_drained(cluster, gateway):
     slow.join(10)
     assert result == [(200, f"slow {pod.metadata.name}\n")]
     assert gateway.call(lambda: gateway.pool.draining()) == []
+
+
+def http_from_fabric(cluster, ip: str, port: int) -> str:
+    """GET / from the cluster's router namespace (the host has no route to the nodes' addresses)."""
+    from labkit.ingress.upstreams import NodeSockets
+    from labkit.node.scope import cluster_scope, fabric_name
+
+    sockets = NodeSockets(lambda _: f"/run/netns/{fabric_name(cluster_scope(cluster.kubeconfig))}")
+    try:
+        with sockets.socket("fabric") as s:
+            s.settimeout(5)
+            s.connect((ip, port))
+            s.sendall(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+            data = b""
+            while chunk := s.recv(4096):
+                data += chunk
+            return data.decode()
+    finally:
+        sockets.close()
+
+
+def test_nodeport_reaches_the_app_on_every_node(cluster, gateway):
+    import subprocess
+
+    from labkit.node.cni.topology import NODE_NS_PREFIX
+    from labkit.node.scope import cluster_scope, node_id
+
+    core = cluster.core()
+    svc = service("blue")
+    svc["metadata"]["name"] = "blue-np"
+    svc["spec"]["type"] = "NodePort"
+    node_port = core.create_namespaced_service("default", svc).spec.ports[0].node_port
+    assert 30000 <= node_port <= 32767
+    assert f"80:{node_port}/TCP" in kubectl(cluster, "get", "svc", "blue-np")
+    for node in cluster.node_names():
+        ns = NODE_NS_PREFIX + node_id(node, cluster_scope(cluster.kubeconfig))
+        out = subprocess.run(["ip", "-n", ns, "-4", "-o", "addr", "show", "dev", "eth0"], capture_output=True,
+                             text=True, check=True).stdout.split()
+        node_ip = out[out.index("inet") + 1].split("/")[0]
+        reply = wait_for(lambda ip=node_ip: (r := http_from_fabric(cluster, ip, node_port)) and " 200 " in r and r,
+                         20, f"blue through node {node}'s port {node_port}")
+        assert "blue blue-" in reply
+    core.delete_namespaced_service("blue-np", "default")

@@ -209,3 +209,44 @@ def test_nodeport_reaches_the_app_on_every_node(cluster, gateway):
                          20, f"blue through node {node}'s port {node_port}")
         assert "blue blue-" in reply
     core.delete_namespaced_service("blue-np", "default")
+
+
+def test_nodeport_outside_the_range_is_refused(cluster):
+    svc = service("blue")
+    svc["metadata"]["name"] = "blue-low"
+    svc["spec"].update(type="NodePort", ports=[{"port": 80, "targetPort": 8080, "nodePort": 8080}])
+    from kubernetes.client.exceptions import ApiException
+
+    with pytest.raises(ApiException) as err:
+        cluster.core().create_namespaced_service("default", svc)
+    out = json.loads(err.value.body)["message"]
+    assert "provided port is not in the valid range. The range of valid ports is 30000-32767" in out
+
+
+def test_route_table_follows_the_ingress_spec_matching_rules():
+    from labkit.ingress import Backend, RouteTable
+
+    def path(p: str, kind: str, svc: str) -> dict:
+        return {"path": p, "pathType": kind, "backend": {"service": {"name": svc, "port": {"number": 80}}}}
+
+    ing = {"metadata": {"name": "i", "namespace": "ns", "creationTimestamp": "2026-01-01T00:00:00Z"},
+           "spec": {"defaultBackend": {"service": {"name": "fallback", "port": {"name": "http"}}}, "rules": [
+               {"host": "shop.example", "http": {"paths": [path("/", "Prefix", "root"), path("/foo", "Prefix", "foo"),
+                                                           path("/foo/bar", "Prefix", "foobar"),
+                                                           path("/foo", "Exact", "exact")]}},
+               {"host": "*.example", "http": {"paths": [path("/", "Prefix", "wild")]}},
+               {"http": {"paths": [path("/any", "ImplementationSpecific", "anyhost")]}}]}}
+    table = RouteTable([ing])
+
+    def svc(host: str, p: str) -> str | None:
+        b = table.match(host, p)
+        return b and b.service
+
+    assert svc("shop.example", "/foo") == "exact"          # Exact beats Prefix at equal length
+    assert svc("shop.example:8080", "/foo/") == "foo"      # the port in Host is ignored
+    assert svc("shop.example", "/foo/bar/baz") == "foobar"  # the longest prefix wins
+    assert svc("shop.example", "/foobar") == "root"         # prefixes match whole path elements
+    assert svc("a.example", "/x") == "wild" and svc("a.b.example", "/x") == "fallback"  # one label only
+    assert svc("other.test", "/any/thing") == "anyhost"
+    assert table.match("other.test", "/") == Backend("ns", "fallback", "http")
+    assert RouteTable([]).match("shop.example", "/") is None  # no rule, no default: the gateway says 404

@@ -5,7 +5,9 @@ own process (``python -m labkit.ingress``) on 127.0.0.1. The load generator (aio
 N requests in flight) asks for the same small page either through the gateway (Host header
 routing, a hop into the node's namespace, round-robin pick) or straight at the pod's address
 from a socket made in the node's namespace. The two take turns round by round, so a busy
-moment on a shared machine hits both alike. Ratios are gateway / direct.
+moment on a shared machine hits both alike, and each turn runs in a fresh process (the cluster's
+threads in this one would hold the GIL against the client and slow whichever path does more work
+in it). Ratios are gateway / direct.
 
     .venv/bin/python benchmarks/bench_ingress.py [--seconds 3] [--rounds 3] [--concurrency 1,16]
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import socket
 import statistics
@@ -39,13 +42,14 @@ def pct(values: list[float], p: float) -> float:
     return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
 
 
-async def load(url: str, host: str, seconds: float, concurrency: int, sockets: NodeSockets | None,
-               node: str | None) -> tuple[float, list[float], int]:
+async def load(url: str, host: str, seconds: float, concurrency: int, netns: str | None) -> tuple[float, list[float], int]:
     """Keep ``concurrency`` GETs in flight for ``seconds``; requests/s, latencies, failures."""
     factory = None
-    if sockets is not None:
+    if netns:
+        sockets = NodeSockets(lambda _: netns)
+
         def factory(addr_info):  # the pod's address is reachable only from its node's namespace
-            sock = sockets.socket(node, addr_info[0])
+            sock = sockets.socket("node", addr_info[0])
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as the gateway's own upstreams
             return sock
     connector = aiohttp.TCPConnector(limit=0, socket_factory=factory)
@@ -74,12 +78,28 @@ async def load(url: str, host: str, seconds: float, concurrency: int, sockets: N
     return len(latencies) / elapsed, latencies, failures
 
 
+def measure(url: str, seconds: float, concurrency: int, netns: str | None = None) -> tuple[float, list[float], int]:
+    """One turn, in a fresh process: the cluster's threads here would hold the GIL against the client."""
+    argv = [sys.executable, __file__, "--load", url, "--seconds", str(seconds), "--concurrency", str(concurrency)]
+    out = subprocess.run(argv + (["--netns", netns] if netns else []), capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    if out.returncode != 0:
+        raise SystemExit(f"load generator failed: {out.stderr[-2000:]}")
+    rate, lat, fails = json.loads(out.stdout)
+    return rate, lat, fails
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--load", help=argparse.SUPPRESS)  # one turn of the load generator (a child process)
+    ap.add_argument("--netns", help=argparse.SUPPRESS)
     ap.add_argument("--seconds", type=float, default=3.0, help="length of one turn")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--concurrency", default="1,16", help="requests in flight, comma-separated")
     a = ap.parse_args()
+    if a.load:
+        print(json.dumps(asyncio.run(load(a.load, "web.example", a.seconds, int(a.concurrency), a.netns))))
+        return 0
     levels = [int(x) for x in a.concurrency.split(",")]
 
     with Cluster(nodes=1, store="sqlite", processes=True) as c:
@@ -102,7 +122,6 @@ def main() -> int:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         gw = subprocess.Popen([sys.executable, "-m", "labkit.ingress", "--kubeconfig", c.kubeconfig,
                                "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        sockets = NodeSockets(lambda n: f"/run/netns/{NODE_NS_PREFIX}{node_id(n, cluster_scope(c.kubeconfig))}")
         try:
             deadline = time.time() + 60
             pod = None
@@ -111,23 +130,23 @@ def main() -> int:
                         and p.status.phase == "Running"]
                 if pods:
                     pod = pods[0]
-                    rate, _, fails = asyncio.run(load(f"http://127.0.0.1:{port}/", "web.example", 0.2, 1, None, None))
+                    rate, _, fails = asyncio.run(load(f"http://127.0.0.1:{port}/", "web.example", 0.2, 1, None))
                     if rate and not fails:
                         break
                 time.sleep(0.3)
             else:
                 raise SystemExit(f"the gateway never answered 200: {gw.stderr and gw.poll()}")
             direct_url = f"http://{pod.status.pod_ip}:8080/"
+            node_ns = f"/run/netns/{NODE_NS_PREFIX}{node_id(pod.spec.node_name, cluster_scope(c.kubeconfig))}"
             gw_url = f"http://127.0.0.1:{port}/"
             results: dict[tuple[str, int], list[tuple[float, list[float], int]]] = {}
             for _ in range(a.rounds):
                 for n in levels:
-                    results.setdefault(("gateway", n), []).append(
-                        asyncio.run(load(gw_url, "web.example", a.seconds, n, None, None)))
                     results.setdefault(("direct", n), []).append(
-                        asyncio.run(load(direct_url, "web.example", a.seconds, n, sockets, pod.spec.node_name)))
+                        measure(direct_url, a.seconds, n, node_ns))
+                    results.setdefault(("gateway", n), []).append(
+                        measure(gw_url, a.seconds, n))
         finally:
-            sockets.close()
             gw.terminate()
             gw.wait(10)
 

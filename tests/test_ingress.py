@@ -68,7 +68,7 @@ def cluster():
 
 
 @pytest.fixture(scope="module")
-def gateway(cluster):
+def gateway(cluster, tmp_path_factory):
     net = networking(cluster)
     net.create_ingress_class(ingress_class("labkit"))
     apps, core = cluster.apps(), cluster.core()
@@ -76,10 +76,12 @@ def gateway(cluster):
         core.create_namespaced_service("default", service(name))
     for name in ("blue", "green"):
         apps.create_namespaced_deployment("default", app(name))
-    net.create_namespaced_ingress("default", {
+    manifest = tmp_path_factory.mktemp("ingress") / "apps.json"  # kubectl 1.32+ sends it as protobuf
+    manifest.write_text(json.dumps({
         "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "apps"},
         "spec": {"ingressClassName": "labkit", "rules": [rule("blue.example", "blue"), rule("green.example", "green"),
-                                                          rule("idle.example", "idle")]}})
+                                                          rule("idle.example", "idle")]}}))
+    kubectl(cluster, "create", "-f", str(manifest))
     with IngressController(cluster.kubeconfig, ingress_class="labkit") as gw:
         try:
             yield gw
@@ -107,7 +109,8 @@ def test_two_apps_by_host_name_404_and_503(cluster, gateway):
     assert row.split()[:5] == ["apps", "labkit", "blue.example,green.example,idle.example", "127.0.0.1", "80"]
     described = kubectl(cluster, "describe", "ingress", "apps")
     assert "Ingress Class:" in described and "labkit" in described
-    assert "blue.example" in described and "blue:80" in described
+    blue_ip = cluster.core().list_namespaced_pod("default", label_selector="app=blue").items[0].status.pod_ip
+    assert "blue.example" in described and f"blue:80 ({blue_ip}:8080)" in described
     assert kubectl(cluster, "get", "ingressclass").split()[4:6] == ["labkit", "labkit.dev/ingress-controller"]
 
 

@@ -67,6 +67,7 @@ _LIST += [
 _LIST += [
     Resource("networking.k8s.io", "v1", "ingresses", "Ingress"),
     Resource("networking.k8s.io", "v1", "ingressclasses", "IngressClass", namespaced=False),
+    Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),
 ]
 
 RESOURCES: dict[str, Resource] = {r.plural: r for r in _LIST}

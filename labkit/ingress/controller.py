@@ -146,7 +146,7 @@ class IngressController:
                     {"ip": self.address}]}}}, md.get("namespace"), sub="status")
                 self._written[key] = self.address
             except ApiError as exc:
-                if exc.status != 404:
+                if exc.code != 404:
                     log.warning("status of Ingress %s: %s", key, exc)
 
     # --- lifecycle --------------------------------------------------------

@@ -203,6 +203,9 @@ RESOURCES += [
     ResourceType("networking.k8s.io", "v1", "ingressclasses", "IngressClass", namespaced=False,
                  defaulter=ingress.default_ingressclass, validator=ingress.validate_ingressclass,
                  top_fields=frozenset({"spec"})),
+    # written by the endpoints controller beside each Endpoints object; kubectl 1.33's describe reads them
+    ResourceType("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", has_generation=False,
+                 top_fields=frozenset({"addressType", "endpoints", "ports"})),
 ]
 
 BY_PATH: dict[tuple[str, str, str], ResourceType] = {(r.group, r.version, r.plural): r for r in RESOURCES}

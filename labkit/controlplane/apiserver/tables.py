@@ -342,6 +342,13 @@ def _ingressclass_row(ic: dict, now: float) -> list:
     return [ic["metadata"]["name"], spec.get("controller", ""), shown, age(ic, now)]
 
 
+def _endpointslice_row(es: dict, now: float) -> list:
+    ports = ",".join(str(p.get("port")) for p in es.get("ports") or [] if p.get("port")) or "<unset>"
+    addrs = [a for e in es.get("endpoints") or [] for a in e.get("addresses") or []]
+    shown = ",".join(addrs[:3]) + (f" + {len(addrs) - 3} more..." if len(addrs) > 3 else "")
+    return [es["metadata"]["name"], es.get("addressType", ""), ports, shown or "<unset>", age(es, now)]
+
+
 def _default_row(obj: dict, now: float) -> list:
     return [obj["metadata"]["name"], age(obj, now)]
 
@@ -395,6 +402,8 @@ PRINTERS["ingresses"] = ([("Name", S, 0), ("Class", S, 0), ("Hosts", S, 0), ("Ad
                           ("Age", S, 0)], _ingress_row)
 PRINTERS["ingressclasses"] = ([("Name", S, 0), ("Controller", S, 0), ("Parameters", S, 0), ("Age", S, 0)],
                               _ingressclass_row)
+PRINTERS["endpointslices"] = ([("Name", S, 0), ("AddressType", S, 0), ("Ports", S, 0), ("Endpoints", S, 0),
+                               ("Age", S, 0)], _endpointslice_row)
 DEFAULT_PRINTER: tuple[list[Column], RowFn] = ([("Name", S, 0), ("Age", S, 0)], _default_row)
 
 

@@ -64,6 +64,11 @@ _LIST += [
     Resource("", "v1", "secrets", "Secret"),
     Resource("", "v1", "serviceaccounts", "ServiceAccount"),
 ]
+_LIST += [
+    Resource("networking.k8s.io", "v1", "ingresses", "Ingress"),
+    Resource("networking.k8s.io", "v1", "ingressclasses", "IngressClass", namespaced=False),
+    Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),
+]
 
 RESOURCES: dict[str, Resource] = {r.plural: r for r in _LIST}
 _BY_KIND: dict[str, Resource] = {r.kind: r for r in _LIST}

@@ -25,6 +25,7 @@ MAGIC = b"k8s\x00"
 # Go structs embedded with `json:",inline"` (their fields appear in the parent's JSON)
 INLINE = {"localObjectReference", "ephemeralContainerCommon", "persistentVolumeSource", "volumeSource", "handler",
           "volumeStatus"}
+INLINE.add("ingressRuleValue")  # networking.v1.IngressRule: its `http` sits beside `host`
 
 KIND_MESSAGES = {
     ("apps/v1", "Deployment"): "apps.v1.Deployment", ("apps/v1", "ReplicaSet"): "apps.v1.ReplicaSet",
@@ -42,6 +43,9 @@ KIND_MESSAGES = {
 KIND_MESSAGES[("scheduling.k8s.io/v1", "PriorityClass")] = "scheduling.v1.PriorityClass"
 KIND_MESSAGES[("v1", "ResourceQuota")] = "core.v1.ResourceQuota"
 KIND_MESSAGES[("v1", "LimitRange")] = "core.v1.LimitRange"
+KIND_MESSAGES[("networking.k8s.io/v1", "Ingress")] = "networking.v1.Ingress"
+KIND_MESSAGES[("networking.k8s.io/v1", "IngressClass")] = "networking.v1.IngressClass"
+KIND_MESSAGES[("discovery.k8s.io/v1", "EndpointSlice")] = "discovery.v1.EndpointSlice"
 
 Field = tuple[str, str, bool]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from . import limitranger, priority, resourcequota
+from . import ingress, limitranger, priority, resourcequota
 from . import validation as v
 from . import workloads as w
 from .crddefinition import default_crd, validate_crd
@@ -193,6 +193,19 @@ RESOURCES += [
     ResourceType("", "v1", "limitranges", "LimitRange", short_names=("limits",),
                  defaulter=limitranger.default_limitrange, validator=limitranger.validate_limitrange,
                  has_generation=False, top_fields=frozenset({"spec"})),
+]
+
+# The routing gateway (issue 14): Ingresses name a class; an ingress controller of that class routes
+# (labkit's: labkit/ingress/) and writes status.loadBalancer
+RESOURCES += [
+    ResourceType("networking.k8s.io", "v1", "ingresses", "Ingress", short_names=("ing",), subresources=("status",),
+                 defaulter=ingress.default_ingress, validator=ingress.validate_ingress),
+    ResourceType("networking.k8s.io", "v1", "ingressclasses", "IngressClass", namespaced=False,
+                 defaulter=ingress.default_ingressclass, validator=ingress.validate_ingressclass,
+                 top_fields=frozenset({"spec"})),
+    # written by the endpoints controller beside each Endpoints object; kubectl 1.33's describe reads them
+    ResourceType("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", has_generation=False,
+                 top_fields=frozenset({"addressType", "endpoints", "ports"})),
 ]
 
 BY_PATH: dict[tuple[str, str, str], ResourceType] = {(r.group, r.version, r.plural): r for r in RESOURCES}

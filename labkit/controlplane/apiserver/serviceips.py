@@ -46,6 +46,10 @@ def allocate_service_addresses(store: Store, svc: dict) -> None:
                 candidates = [p for p in random.sample(range(30000, 32768), 64) if p not in used_ports]
                 port["nodePort"] = candidates[0]
                 used_ports.add(candidates[0])
+            elif not isinstance(port["nodePort"], int) or not 30000 <= port["nodePort"] <= 32767:
+                raise errors.invalid("Service", "", name, [errors.cause(
+                    f"spec.ports[{spec['ports'].index(port)}].nodePort", f"Invalid value: {port['nodePort']}: "
+                    "provided port is not in the valid range. The range of valid ports is 30000-32767")])
             elif port["nodePort"] in used_ports:
                 raise errors.invalid("Service", "", name, [errors.cause(
                     "spec.ports.nodePort", f"Invalid value: {port['nodePort']}: provided port is already "

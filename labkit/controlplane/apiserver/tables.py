@@ -321,6 +321,34 @@ def _quota_row(q: dict, now: float) -> list:
     return [q["metadata"]["name"], age(q, now), request, limit]
 
 
+def _ingress_row(ing: dict, now: float) -> list:
+    """HOSTS: the first three and "+ N more...", "*" when no rule names a host; PORTS: 80, and 443 with TLS."""
+    spec = ing.get("spec") or {}
+    hosts = [r["host"] for r in spec.get("rules") or [] if isinstance(r, dict) and r.get("host")]
+    shown = ",".join(hosts[:3]) + (f" + {len(hosts) - 3} more..." if len(hosts) > 3 else "")
+    lb = ((ing.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    address = ",".join(x.get("ip") or x.get("hostname") or "" for x in lb if isinstance(x, dict))
+    return [ing["metadata"]["name"], spec.get("ingressClassName") or "<none>", shown or "*", address,
+            "80, 443" if spec.get("tls") else "80", age(ing, now)]
+
+
+def _ingressclass_row(ic: dict, now: float) -> list:
+    spec = ic.get("spec") or {}
+    params = spec.get("parameters")
+    shown = "<none>"
+    if isinstance(params, dict):
+        shown = params.get("kind", "") + (f".{params['apiGroup']}" if params.get("apiGroup") else "")
+        shown += f"/{params.get('name', '')}"
+    return [ic["metadata"]["name"], spec.get("controller", ""), shown, age(ic, now)]
+
+
+def _endpointslice_row(es: dict, now: float) -> list:
+    ports = ",".join(str(p.get("port")) for p in es.get("ports") or [] if p.get("port")) or "<unset>"
+    addrs = [a for e in es.get("endpoints") or [] for a in e.get("addresses") or []]
+    shown = ",".join(addrs[:3]) + (f" + {len(addrs) - 3} more..." if len(addrs) > 3 else "")
+    return [es["metadata"]["name"], es.get("addressType", ""), ports, shown or "<unset>", age(es, now)]
+
+
 def _default_row(obj: dict, now: float) -> list:
     return [obj["metadata"]["name"], age(obj, now)]
 
@@ -370,6 +398,12 @@ PRINTERS: dict[str, tuple[list[Column], RowFn]] = {
     "resourcequotas": ([("Name", S, 0), ("Age", S, 0), ("Request", S, 0), ("Limit", S, 0)], _quota_row),
     "limitranges": ([("Name", S, 0), ("Created At", "date", 0)], _crd_row),
 }
+PRINTERS["ingresses"] = ([("Name", S, 0), ("Class", S, 0), ("Hosts", S, 0), ("Address", S, 0), ("Ports", S, 0),
+                          ("Age", S, 0)], _ingress_row)
+PRINTERS["ingressclasses"] = ([("Name", S, 0), ("Controller", S, 0), ("Parameters", S, 0), ("Age", S, 0)],
+                              _ingressclass_row)
+PRINTERS["endpointslices"] = ([("Name", S, 0), ("AddressType", S, 0), ("Ports", S, 0), ("Endpoints", S, 0),
+                               ("Age", S, 0)], _endpointslice_row)
 DEFAULT_PRINTER: tuple[list[Column], RowFn] = ([("Name", S, 0), ("Age", S, 0)], _default_row)
 
 

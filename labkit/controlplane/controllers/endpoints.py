@@ -2,13 +2,17 @@
 
 kube-proxy (``labkit.node``'s proxy) reads the Endpoints object named after the Service and
 programs the node's forwarding rules from it; ready pods go into ``addresses``, the others into
-``notReadyAddresses``.
+``notReadyAddresses``. The same addresses are written as one EndpointSlice per Service (named
+after it, label ``kubernetes.io/service-name``), the form newer clients read (kubectl 1.33's
+``describe service`` and ``describe ingress``); Kubernetes' EndpointSlice controller would shard
+them into slices of 100 with generated names.
 """
 
 from __future__ import annotations
 
 from labkit.client.informer import key_of
 from labkit.client.pods import is_pod_ready
+from labkit.client.rest import ApiError
 from labkit.client.selectors import service_selects
 from labkit.controlplane.controllers.base import Controller, split_key
 
@@ -39,6 +43,7 @@ class EndpointsController(Controller):
         if svc is None:
             if existing is not None:
                 await self.client.delete("endpoints", name, ns)
+                await self._delete_slice(name, ns)
             return
         selector = (svc.get("spec") or {}).get("selector") or {}
         if not selector:
@@ -70,6 +75,38 @@ class EndpointsController(Controller):
         elif (existing.get("subsets") or []) != subsets:
             body["metadata"]["resourceVersion"] = existing["metadata"].get("resourceVersion")
             await self.client.update("endpoints", body)
+        else:
+            return
+        await self._write_slice(svc, ready, not_ready, ports)
+
+    async def _write_slice(self, svc: dict, ready: list[dict], not_ready: list[dict], ports: list[dict]) -> None:
+        md = svc["metadata"]
+        endpoints = [{"addresses": [a["ip"]], "conditions": {"ready": r, "serving": r, "terminating": False},
+                      "nodeName": a.get("nodeName"), "targetRef": a.get("targetRef")}
+                     for addrs, r in ((ready, True), (not_ready, False)) for a in addrs]
+        body = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+                "metadata": {"name": md["name"], "namespace": md.get("namespace", "default"),
+                             "labels": {"kubernetes.io/service-name": md["name"],
+                                        "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"},
+                             "ownerReferences": [{"apiVersion": "v1", "kind": "Service", "name": md["name"],
+                                                  "uid": md.get("uid"), "controller": True,
+                                                  "blockOwnerDeletion": True}]},
+                "endpoints": endpoints, "ports": [{"name": "", **p} for p in ports]}  # name: never nil in a slice
+        try:
+            await self.client.create("endpointslices", body, namespace=body["metadata"]["namespace"])
+        except ApiError as exc:
+            if exc.code != 409:
+                raise
+            old = await self.client.get("endpointslices", md["name"], body["metadata"]["namespace"])
+            body["metadata"]["resourceVersion"] = old["metadata"].get("resourceVersion")
+            await self.client.update("endpointslices", body)
+
+    async def _delete_slice(self, name: str, ns: str) -> None:
+        try:
+            await self.client.delete("endpointslices", name, ns)
+        except ApiError as exc:
+            if exc.code != 404:
+                raise
 
     @staticmethod
     def _port(sp: dict, pods: list[dict]) -> dict:

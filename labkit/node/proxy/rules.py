@@ -3,7 +3,10 @@
 For each Service port with ready endpoints, a packet to ``clusterIP:port`` jumps to a per-service
 chain that picks one endpoint at random (``-m statistic``: the first with probability 1/n, the
 next 1/(n-1) ...), and the endpoint's chain DNATs it to ``podIP:targetPort``. A Service with no
-ready endpoints gets a REJECT, so clients fail fast instead of hanging. Every rule carries the
+ready endpoints gets a REJECT, so clients fail fast instead of hanging. A NodePort Service's
+``nodePort`` on any of the node's own addresses (its underlay address, seen from the fabric or from
+other nodes) jumps to the same chain; that traffic is source-NATed to the node's bridge address,
+because pods have routes only to the pod and service ranges and could not answer the client. Every rule carries the
 comment ``labkit`` so ``labkit gc`` can find it; the whole set is rewritten atomically with
 ``iptables-restore --noflush``.
 """
@@ -17,7 +20,10 @@ from dataclasses import dataclass
 SERVICES = "LABKIT-SERVICES"
 POSTROUTING = "LABKIT-POSTROUTING"
 REJECTS = "LABKIT-NOENDPOINTS"
+NODEPORTS = "LABKIT-NODEPORTS"
 HAIRPIN_MARK = "0x4000/0x4000"
+NODEPORT_MARK = "0x8000/0x8000"
+BRIDGE = "lkbr0"  # the node's pod bridge (labkit.node.cni.plugin.BRIDGE)
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,7 @@ class ServicePort:
     port: int
     protocol: str
     endpoints: tuple[str, ...]  # "ip:port"
+    node_port: int | None = None
 
     @property
     def key(self) -> str:
@@ -67,29 +74,39 @@ def service_ports(services: list[dict], endpoints: list[dict]) -> list[ServicePo
                 match = [p for p in ports if p.get("name", "") == sp.get("name", "")] or (ports if len(ports) == 1 else [])
                 for p in match:
                     targets += [f"{a['ip']}:{p['port']}" for a in ss.get("addresses") or []]
+            node_port = sp.get("nodePort") if spec.get("type") in ("NodePort", "LoadBalancer") else None
             out.append(ServicePort(ns, md["name"], sp.get("name", ""), cip, int(sp["port"]), proto,
-                                   tuple(sorted(targets))))
+                                   tuple(sorted(targets)), int(node_port) if node_port else None))
     return out
 
 
-def render(ports: list[ServicePort]) -> tuple[str, str]:
+def render(ports: list[ServicePort], bridge_ip: str | None = None) -> tuple[str, str]:
     """The nat and filter table fragments for ``iptables-restore --noflush``."""
-    nat = ["*nat", f":{SERVICES} - [0:0]", f":{POSTROUTING} - [0:0]"]
+    nat = ["*nat", f":{SERVICES} - [0:0]", f":{NODEPORTS} - [0:0]", f":{POSTROUTING} - [0:0]"]
     flt = ["*filter", f":{REJECTS} - [0:0]"]
     # hairpin: a pod that reaches itself through its own Service must see the reply come from the
     # Service, so that one case is source-NATed to the node's bridge address (kube-proxy does the same)
     body_nat = [f'-A {POSTROUTING} -m mark --mark {HAIRPIN_MARK} -m comment --comment "labkit hairpin" -j MASQUERADE']
+    snat = f"SNAT --to-source {bridge_ip}" if bridge_ip else "MASQUERADE"
+    body_nat.append(f'-A {POSTROUTING} -m mark --mark {NODEPORT_MARK} -m comment --comment "labkit nodeport" -j {snat}')
     body_flt = []
+    node_ports = []
     for sp in ports:
         proto = sp.protocol.lower()
         match = f"-d {sp.cluster_ip}/32 -p {proto} -m {proto} --dport {sp.port}"
         comment = f'-m comment --comment "labkit {sp.key}"'
+        np_match = f"-p {proto} -m {proto} --dport {sp.node_port}" if sp.node_port else ""
         if not sp.endpoints:
             body_flt.append(f"-A {REJECTS} {match} {comment} -j REJECT")
+            if np_match:
+                body_flt.append(f"-A {REJECTS} -m addrtype --dst-type LOCAL {np_match} {comment} -j REJECT")
             continue
         svc_chain = _chain("LABKIT-SVC", sp.key)
         nat.append(f":{svc_chain} - [0:0]")
         body_nat.append(f"-A {SERVICES} {match} {comment} -j {svc_chain}")
+        if np_match:
+            node_ports.append(f"-A {NODEPORTS} {np_match} {comment} -j MARK --set-xmark {NODEPORT_MARK}")
+            node_ports.append(f"-A {NODEPORTS} {np_match} {comment} -j {svc_chain}")
         n = len(sp.endpoints)
         for i, ep in enumerate(sp.endpoints):
             sep = _chain("LABKIT-SEP", sp.key + ep)
@@ -98,7 +115,9 @@ def render(ports: list[ServicePort]) -> tuple[str, str]:
             body_nat.append(f"-A {svc_chain} {comment} {prob}-j {sep}")
             body_nat.append(f"-A {sep} -s {ep.split(':')[0]}/32 {comment} -j MARK --set-xmark {HAIRPIN_MARK}")
             body_nat.append(f"-A {sep} -p {proto} {comment} -m {proto} -j DNAT --to-destination {ep}")
-    return "\n".join(nat + body_nat + ["COMMIT", ""]), "\n".join(flt + body_flt + ["COMMIT", ""])
+    # as kube-proxy: node ports are looked at last, for packets addressed to the node itself
+    body_nat.append(f'-A {SERVICES} -m addrtype --dst-type LOCAL -m comment --comment "labkit nodeports" -j {NODEPORTS}')
+    return "\n".join(nat + body_nat + node_ports + ["COMMIT", ""]), "\n".join(flt + body_flt + ["COMMIT", ""])
 
 
 def _run(netns: str | None, argv: list[str], stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
@@ -112,7 +131,9 @@ def _run(netns: str | None, argv: list[str], stdin: str | None = None, check: bo
 
 def apply(netns: str | None, ports: list[ServicePort]) -> None:
     """Program the rules into one network namespace (a node's); stale chains are deleted."""
-    nat, flt = render(ports)
+    addr = _run(netns, ["ip", "-4", "-o", "addr", "show", "dev", BRIDGE], check=False).stdout.split()
+    bridge_ip = addr[addr.index("inet") + 1].split("/")[0] if "inet" in addr else None
+    nat, flt = render(ports, bridge_ip)
     existing = _run(netns, ["iptables", "-t", "nat", "-S"]).stdout
     wanted = {line.split()[0][1:] for line in nat.splitlines() if line.startswith(":")}
     stale = [

@@ -1,0 +1,265 @@
+"""labkit.mesos: the v1 scheduler HTTP API, DRF offers, and two framework processes on one master.
+
+Tasks run as containers on the host's best labkit runtime (native when root; the simulated
+runtime's plain processes otherwise); each test's master says which in ``runtime_reason``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+from labkit.mesos.client import CallRefused, SchedulerClient, offered, task_info
+from labkit.mesos.master import Master
+from labkit.mesos.protocol import TaskState, read_record
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def wait_for(pred, timeout: float = 15.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def master():
+    m = Master(heartbeat_interval=0.3, allocation_interval=0.05, seed=1,
+               kill_grace_seconds=0.2).start()
+    print("tasks ran on:", m.runtime_reason)
+    try:
+        yield m
+    finally:
+        m.stop()
+
+
+def raw_post(url: str, body: dict, headers: dict | None = None) -> tuple[int, str]:
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+    conn.request("POST", "/api/v1/scheduler", json.dumps(body), {"Content-Type": "application/json", **(headers or {})})
+    resp = conn.getresponse()
+    text = resp.read().decode()
+    conn.close()
+    return resp.status, text
+
+
+class Greedy:
+    """An in-test scheduler: launches one task of a fixed shape per offer while one fits,
+    declines the rest; counts what it ran."""
+
+    def __init__(self, url: str, name: str, cpus: float, mem: float) -> None:
+        self.client = SchedulerClient(url)
+        self.name, self.cpus, self.mem = name, cpus, mem
+        self.running: set[str] = set()
+        self.offers_seen: list[dict] = []
+        self.events: list[dict] = []
+        self.n = 0
+        self.launch = True
+        self.decline_refuse = 5.0
+
+    def start(self) -> Greedy:
+        self.client.subscribe({"user": "root", "name": self.name})
+        threading.Thread(target=self._loop, daemon=True).start()
+        return self
+
+    def _loop(self) -> None:
+        while (event := self.client.events.get()) is not None:
+            self.events.append(event)
+            try:
+                if event["type"] == "OFFERS":
+                    for offer in event["offers"]["offers"]:
+                        self._offer(offer)
+                elif event["type"] == "UPDATE":
+                    st = event["update"]["status"]
+                    if st["state"] == "TASK_RUNNING":
+                        self.running.add(st["task_id"]["value"])
+                    elif TaskState[st["state"]].terminal:
+                        self.running.discard(st["task_id"]["value"])
+                    self.client.acknowledge(st)
+            except CallRefused:
+                return
+
+    def _offer(self, offer: dict) -> None:
+        self.offers_seen.append(offer)
+        have = offered(offer)
+        oid = offer["id"]["value"]
+        if self.launch and have.get("cpus", 0) >= self.cpus and have.get("mem", 0) >= self.mem:
+            self.n += 1
+            ti = task_info(f"{self.name}-{self.n}", offer["agent_id"]["value"], "sleep 60", self.cpus, self.mem)
+            self.client.accept([oid], [ti], refuse_seconds=0)
+        else:
+            self.client.decline([oid], self.decline_refuse)
+
+
+def test_drf_nsdi_example(master):
+    """9 CPUs, 18 GB; A's tasks <1 CPU, 4 GB>, B's <3 CPU, 1 GB>: DRF gives A 3 tasks and B 2,
+    each with a dominant share of 2/3 (Ghodsi et al., NSDI 2011)."""
+    a = Greedy(master.url, "A", 1, 4096).start()
+    b = Greedy(master.url, "B", 3, 1024).start()
+    master.add_agent("agent-1", cpus=9, mem=18 * 1024)
+    wait_for(lambda: len(a.running) + len(b.running) == 5, what="five tasks running")
+    wait_for(lambda: any(offered(o).get("cpus", 0) == 0 for o in a.offers_seen + b.offers_seen),
+             what="the memory-only leftover offered")  # nothing else fits: the cluster is full
+    assert (len(a.running), len(b.running)) == (3, 2)
+    state = master.snapshot()
+    shares = {f["name"]: round(f["dominant_share"], 4) for f in state["frameworks"].values()}
+    assert shares == {"A": round(2 / 3, 4), "B": round(2 / 3, 4)}
+    assert all(t["state"] == "TASK_RUNNING" for t in state["tasks"])
+
+
+def test_decline_filters_change_who_gets_offers(master):
+    x = Greedy(master.url, "X", 1, 64)
+    y = Greedy(master.url, "Y", 1, 64)
+    x.launch = y.launch = False
+    x.decline_refuse = 0  # declining without a filter: X, first by DRF order, is offered again
+    x.start()
+    y.start()
+    master.add_agent("agent-1", cpus=1, mem=256)
+    wait_for(lambda: len(x.offers_seen) >= 3, what="X offered again")
+    assert not y.offers_seen
+    x.decline_refuse = 60  # now X's decline leaves a 60 s filter: the agent goes to Y
+    wait_for(lambda: y.offers_seen, what="Y offered")
+    seen = len(x.offers_seen)
+    y.decline_refuse = 60
+    time.sleep(0.3)  # several allocation rounds: both filtered, nobody is offered
+    assert len(x.offers_seen) == seen
+    x.client.call("REVIVE", {})  # clears X's filters: offers come back at once
+    wait_for(lambda: len(x.offers_seen) > seen, what="X offered after REVIVE")
+    x.client.call("SUPPRESS", {})
+    x.decline_refuse = 0
+    seen = len(x.offers_seen)
+    time.sleep(0.3)
+    assert len(x.offers_seen) <= seen + 1  # at most the one in flight when SUPPRESS came
+
+
+def test_http_api_wire(master):
+    """RecordIO stream, Mesos-Stream-Id, Mesos' error messages, UPDATE/ACKNOWLEDGE, KILL, RECONCILE,
+    HEARTBEAT and RESCIND on agent removal."""
+    u = urllib.parse.urlsplit(master.url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+    conn.request("POST", "/api/v1/scheduler",
+                 json.dumps({"type": "SUBSCRIBE", "subscribe": {"framework_info": {"user": "root", "name": "wire"}}}),
+                 {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    assert resp.status == 200 and resp.getheader("Content-Type") == "application/json"
+    assert resp.getheader("Transfer-Encoding") == "chunked"
+    stream_id = resp.getheader("Mesos-Stream-Id")
+    first_line = resp.readline()
+    assert first_line.strip().isdigit()  # RecordIO: the length, a newline, then the JSON
+    subscribed = json.loads(resp.read(int(first_line)))
+    assert subscribed["type"] == "SUBSCRIBED"
+    fid = subscribed["subscribed"]["framework_id"]["value"]
+    assert subscribed["subscribed"]["heartbeat_interval_seconds"] == 0.3
+
+    revive = {"type": "REVIVE", "framework_id": {"value": fid}}
+    assert raw_post(master.url, revive) == (
+        400, "All non-subscribe calls should include the 'Mesos-Stream-Id' header")
+    code, text = raw_post(master.url, revive, {"Mesos-Stream-Id": "nope"})
+    assert code == 400 and text.startswith("The stream ID 'nope' included in this request didn't match")
+    assert raw_post(master.url, {"type": "REVIVE", "framework_id": {"value": "x"}})[1] == "Framework cannot be found"
+    assert raw_post(master.url, revive, {"Mesos-Stream-Id": stream_id}) == (202, "")
+
+    events = []
+
+    def next_event(kind: str) -> dict:
+        while True:
+            ev = read_record(resp)
+            assert ev is not None, "stream ended"
+            events.append(ev["type"])
+            if ev["type"] == kind:
+                return ev
+
+    def call(body: dict) -> int:
+        return raw_post(master.url, {"framework_id": {"value": fid}, **body}, {"Mesos-Stream-Id": stream_id})[0]
+
+    aid = master.add_agent("agent-w", cpus=2, mem=512)
+    offer = next_event("OFFERS")["offers"]["offers"][0]
+    assert offer["agent_id"]["value"] == aid and offer["hostname"] == "agent-w"
+    assert {"name": "cpus", "type": "SCALAR", "scalar": {"value": 2.0}, "role": "*"} in offer["resources"]
+    ti = task_info("t1", aid, "sleep 60", 0.5, 64)
+    assert call({"type": "ACCEPT", "accept": {"offer_ids": [offer["id"]],
+                                              "operations": [{"type": "LAUNCH", "launch": {"task_infos": [ti]}}]}}) == 202
+
+    def next_update() -> dict:
+        status = next_event("UPDATE")["update"]["status"]
+        if "uuid" in status:
+            assert call({"type": "ACKNOWLEDGE", "acknowledge": {"agent_id": status["agent_id"],
+                                                                "task_id": status["task_id"],
+                                                                "uuid": status["uuid"]}}) == 202
+        return status
+
+    assert next_update()["state"] == "TASK_STARTING"
+    running = next_update()
+    assert running["state"] == "TASK_RUNNING" and running["agent_id"]["value"] == aid
+    assert call({"type": "RECONCILE", "reconcile": {"tasks": [{"task_id": {"value": "t1"}},
+                                                              {"task_id": {"value": "ghost"}}]}}) == 202
+    rec = [next_update(), next_update()]
+    assert {(s["task_id"]["value"], s["state"], s["reason"]) for s in rec} == {
+        ("t1", "TASK_RUNNING", "REASON_RECONCILIATION"), ("ghost", "TASK_LOST", "REASON_RECONCILIATION")}
+    assert call({"type": "KILL", "kill": {"task_id": {"value": "t1"}, "agent_id": {"value": aid}}}) == 202
+    killed = next_update()
+    assert killed["state"] == "TASK_KILLED" and TaskState[killed["state"]] == 4
+    next_event("HEARTBEAT")
+    assert call({"type": "DECLINE", "decline": {"offer_ids": []}}) == 202
+    # an outstanding offer is rescinded when its agent goes away
+    master.add_agent("agent-v", cpus=1, mem=128)
+    offer = next_event("OFFERS")["offers"]["offers"][0]
+    master.remove_agent(offer["agent_id"]["value"])
+    assert next_event("RESCIND")["rescind"]["offer_id"] == offer["id"]
+    assert call({"type": "TEARDOWN"}) == 202
+    conn.close()
+
+
+def _framework(module: str, url: str, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, "-m", f"labkit.mesos.frameworks.{module}", "--master", url, *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+
+
+def test_service_and_batch_frameworks_share_one_master(master):
+    """Two framework processes over HTTP: both are offered resources and run containers; the
+    service's hostname:UNIQUE keeps its 4 instances to at most one per agent (3 agents: 3 run)."""
+    for i in range(3):
+        master.add_agent(f"agent-{i + 1}", cpus=1, mem=256)
+    service = _framework("service", master.url, "--instances", "4", "--constraint", "hostname:UNIQUE",
+                         "--cmd", "sleep 60", "--health-cmd", "true", "--health-interval", "0.2",
+                         "--refuse-seconds", "1")
+    batch = _framework("batch", master.url, "--tasks", "5", "--cmd", 'echo "$MESOS_TASK_ID on $(hostname)"',
+                       "--refuse-seconds", "1")
+    try:
+        out, err = batch.communicate(timeout=20)
+        assert batch.returncode == 0, err
+        lines = [json.loads(line) for line in out.splitlines()]
+        assert lines[-1] == {**lines[-1], "event": "done", "finished": 5, "failed": 0}
+        assert any(e["event"] == "launch" for e in lines)
+
+        def service_tasks():
+            ts = [t for t in master.snapshot()["tasks"] if t["name"] == "web"]
+            return ts if len(ts) == 3 and all(t["healthy"] for t in ts) else None
+
+        tasks = wait_for(service_tasks, what="3 healthy service tasks")
+        assert sorted(t["hostname"] for t in tasks) == ["agent-1", "agent-2", "agent-3"]
+        assert all(t["state"] == "TASK_RUNNING" for t in tasks)
+        done = [t for t in master.snapshot()["completed_tasks"] if t["name"].startswith("job-")]
+        assert len(done) == 5 and {t["state"] for t in done} == {"TASK_FINISHED"}
+    finally:
+        service.terminate()
+        s_out, _ = service.communicate(timeout=10)
+        batch.kill() if batch.poll() is None else None
+    s_lines = [json.loads(line) for line in s_out.splitlines()]
+    assert any(e["event"] == "decline" and e["why"] == "constraint hostname:UNIQUE" for e in s_lines)
+    # the service's scheduler process is gone (failover_timeout 0): the master kills its tasks
+    wait_for(lambda: not master.snapshot()["tasks"], what="the service's tasks killed")

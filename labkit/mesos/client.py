@@ -65,8 +65,8 @@ class SchedulerClient:
                 if event is None:
                     break
                 self.events.put(event)
-        except (OSError, ValueError, http.client.HTTPException):
-            pass
+        except (OSError, ValueError, AttributeError, http.client.HTTPException):
+            pass  # AttributeError: close() took the stream away mid-read (http.client's way of saying so)
         self.events.put(None)
 
     def call(self, kind: str, body: dict[str, Any] | None = None) -> int:

@@ -103,7 +103,7 @@ class Master:
         self.offers: dict[str, Offer] = {}
         self.tasks: dict[str, Task] = {}  # by "framework id/task id"
         self.completed: list[dict[str, Any]] = []
-        self.round_seconds: list[float] = []  # how long each allocation round took
+        self.rounds: list[tuple[float, float, int]] = []  # (monotonic start, seconds, offers) per round
         self._next = {"framework": 0, "agent": 0, "offer": 0}
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -616,8 +616,10 @@ class Master:
             by_framework.setdefault(fid, []).append(offer)
         for fid, offers in by_framework.items():
             self._send(self.frameworks[fid], {"type": "OFFERS", "offers": {"offers": offers}})
-        self.round_seconds.append(time.perf_counter() - t0)
-        return sum(len(o) for o in by_framework.values())
+        count = sum(len(o) for o in by_framework.values())
+        self.rounds.append((now, time.perf_counter() - t0, count))
+        del self.rounds[:-1000]
+        return count
 
     def _expire_offers(self) -> None:
         if self.offer_timeout is None:

@@ -173,20 +173,31 @@ def test_http_api_wire(master):
     assert raw_post(master.url, revive, {"Mesos-Stream-Id": stream_id}) == (202, "")
 
     events = []
+    held: dict[str, dict] = {}  # the latest offer for each hostname, whenever it came
+
+    deadline = time.monotonic() + 20  # heartbeats keep the stream busy: bound the wait here
 
     def next_event(kind: str) -> dict:
         while True:
+            assert time.monotonic() < deadline, f"no {kind} event; saw {events[-10:]}"
             ev = read_record(resp)
             assert ev is not None, "stream ended"
             events.append(ev["type"])
+            if ev["type"] == "OFFERS":
+                held.update({o["hostname"]: o for o in ev["offers"]["offers"]})
             if ev["type"] == kind:
                 return ev
+
+    def offer_from(hostname: str) -> dict:
+        while hostname not in held:
+            next_event("OFFERS")
+        return held.pop(hostname)
 
     def call(body: dict) -> int:
         return raw_post(master.url, {"framework_id": {"value": fid}, **body}, {"Mesos-Stream-Id": stream_id})[0]
 
     aid = master.add_agent("agent-w", cpus=2, mem=512)
-    offer = next_event("OFFERS")["offers"]["offers"][0]
+    offer = offer_from("agent-w")
     assert offer["agent_id"]["value"] == aid and offer["hostname"] == "agent-w"
     assert {"name": "cpus", "type": "SCALAR", "scalar": {"value": 2.0}, "role": "*"} in offer["resources"]
     ti = task_info("t1", aid, "sleep 60", 0.5, 64)
@@ -216,17 +227,68 @@ def test_http_api_wire(master):
     assert call({"type": "DECLINE", "decline": {"offer_ids": []}}) == 202
     # an outstanding offer is rescinded when its agent goes away
     master.add_agent("agent-v", cpus=1, mem=128)
-    offer = next_event("OFFERS")["offers"]["offers"][0]
+    offer = offer_from("agent-v")
     master.remove_agent(offer["agent_id"]["value"])
     assert next_event("RESCIND")["rescind"]["offer_id"] == offer["id"]
+    # a task asking for more than its offer holds is refused with TASK_ERROR, and nothing runs
+    offer = offer_from("agent-w")
+    big = task_info("huge", offer["agent_id"]["value"], "true", 64, 64)
+    assert call({"type": "ACCEPT", "accept": {"offer_ids": [offer["id"]],
+                                              "operations": [{"type": "LAUNCH", "launch": {"task_infos": [big]}}]}}) == 202
+    err = next_update()
+    assert (err["state"], err["reason"]) == ("TASK_ERROR", "REASON_TASK_INVALID")
+    assert "more resources" in err["message"]
     assert call({"type": "TEARDOWN"}) == 202
     conn.close()
+
+
+def test_failover_keeps_tasks_and_offer_timeout_rescinds():
+    """A scheduler that reconnects within failover_timeout keeps its framework id and tasks and is sent
+    the update it had not acknowledged; an offer held past --offer_timeout is rescinded."""
+    with Master(heartbeat_interval=5, allocation_interval=0.05, offer_timeout=0.3, kill_grace_seconds=0.2) as m:
+        info = {"user": "root", "name": "failover", "failover_timeout": 30}
+        c = SchedulerClient(m.url)
+        c.subscribe(info)
+        aid = m.add_agent("agent-1", cpus=1, mem=256)
+        ev = c.events.get(timeout=5)
+        offer = ev["offers"]["offers"][0]
+        c.accept([offer["id"]["value"]], [task_info("keep", aid, "sleep 60", 0.5, 64)], refuse_seconds=0)
+        starting = c.events.get(timeout=10)["update"]["status"]
+        assert starting["state"] == "TASK_STARTING"  # not acknowledged: it comes again after failover
+        fid = c.framework_id
+        c.close()
+        wait_for(lambda: not m.snapshot()["frameworks"][fid]["connected"], what="the master to see the disconnect")
+        c2 = SchedulerClient(m.url)
+        c2.subscribe({**info, "id": {"value": fid}})
+        assert c2.framework_id == fid
+        again = wait_for(lambda: next((e for e in iter(lambda: c2.events.get(timeout=5), None)
+                                       if e["type"] == "UPDATE"), None), what="the unacknowledged update")
+        assert again["update"]["status"]["uuid"] == starting["uuid"]
+        assert [t["task_id"] for t in m.snapshot()["tasks"]] == ["keep"]
+        # offers nobody answers are taken back after offer_timeout
+        rescinded = wait_for(lambda: next((e for e in iter(lambda: c2.events.get(timeout=5), None)
+                                           if e["type"] == "RESCIND"), None), what="a RESCIND")
+        assert rescinded["rescind"]["offer_id"]["value"]
+        c2.call("TEARDOWN")
+        c2.close()
+        wait_for(lambda: not m.snapshot()["tasks"], what="TEARDOWN to kill the task")
 
 
 def _framework(module: str, url: str, *args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.Popen([sys.executable, "-m", f"labkit.mesos.frameworks.{module}", "--master", url, *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+
+
+def _follow(proc: subprocess.Popen) -> list[dict]:
+    """The framework's JSON lines, read as they come (the list grows while the process runs)."""
+    lines: list[dict] = []
+
+    def read() -> None:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            lines.append(json.loads(line))
+    threading.Thread(target=read, daemon=True).start()
+    return lines
 
 
 def test_service_and_batch_frameworks_share_one_master(master):
@@ -236,7 +298,8 @@ def test_service_and_batch_frameworks_share_one_master(master):
         master.add_agent(f"agent-{i + 1}", cpus=1, mem=256)
     service = _framework("service", master.url, "--instances", "4", "--constraint", "hostname:UNIQUE",
                          "--cmd", "sleep 60", "--health-cmd", "true", "--health-interval", "0.2",
-                         "--refuse-seconds", "1")
+                         "--refuse-seconds", "0.2")
+    s_lines = _follow(service)
     batch = _framework("batch", master.url, "--tasks", "5", "--cmd", 'echo "$MESOS_TASK_ID on $(hostname)"',
                        "--refuse-seconds", "1")
     try:
@@ -255,11 +318,35 @@ def test_service_and_batch_frameworks_share_one_master(master):
         assert all(t["state"] == "TASK_RUNNING" for t in tasks)
         done = [t for t in master.snapshot()["completed_tasks"] if t["name"].startswith("job-")]
         assert len(done) == 5 and {t["state"] for t in done} == {"TASK_FINISHED"}
+        # the fourth instance has nowhere to go: every offer is for a host that already has one
+        wait_for(lambda: any(e["event"] == "decline" and e["why"] == "constraint hostname:UNIQUE" for e in s_lines),
+                 what="a decline for hostname:UNIQUE")
+        assert sum(e["event"] == "launch" for e in s_lines) == 3
     finally:
         service.terminate()
-        s_out, _ = service.communicate(timeout=10)
+        service.wait(timeout=10)
         batch.kill() if batch.poll() is None else None
-    s_lines = [json.loads(line) for line in s_out.splitlines()]
-    assert any(e["event"] == "decline" and e["why"] == "constraint hostname:UNIQUE" for e in s_lines)
     # the service's scheduler process is gone (failover_timeout 0): the master kills its tasks
+    wait_for(lambda: not master.snapshot()["tasks"], what="the service's tasks killed")
+
+
+def test_service_replaces_a_task_failing_its_health_check(master):
+    """Marathon's promise: a task whose health check keeps failing is killed and replaced."""
+    master.add_agent("agent-1", cpus=1, mem=256)
+    service = _framework("service", master.url, "--instances", "1", "--cmd", "sleep 60",
+                         "--health-cmd", "false", "--health-interval", "0.1", "--refuse-seconds", "0.2")
+    lines = _follow(service)
+    try:
+        def killed():
+            return [t for t in master.snapshot()["completed_tasks"] if t["state"] == "TASK_KILLED"]
+        first = wait_for(killed, what="the unhealthy task killed")[0]
+        assert first["healthy"] is None or first["healthy"] is False
+        wait_for(lambda: [t for t in master.snapshot()["tasks"] if t["task_id"] != first["task_id"]],
+                 what="a replacement task")
+        wait_for(lambda: sum(e["event"] == "launch" for e in lines) >= 2, what="the framework to relaunch")
+    finally:
+        service.terminate()
+        service.wait(timeout=10)
+    unhealthy = [e for e in lines if e["event"] == "update" and e["state"] == "TASK_KILLED"]
+    assert unhealthy and "health check failed" in unhealthy[0]["message"]
     wait_for(lambda: not master.snapshot()["tasks"], what="the service's tasks killed")

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -18,6 +19,7 @@ from labkit.mesos.protocol import TaskState
 from labkit.runtime.base import ContainerState, Runtime
 from labkit.runtime.oneshot import configs, limits, remove, start
 
+log = logging.getLogger(__name__)
 DEFAULT_IMAGE = "busybox"
 # the callback the master gives: (task id, state, message, healthy or None, reason or None)
 StatusSink = Callable[[str, TaskState, str, "bool | None", "str | None"], None]
@@ -104,11 +106,13 @@ class Agent:
         self.runtime = runtime
         self.sink = sink
         self.tasks: dict[str, TaskRun] = {}
+        self._threads: set[threading.Thread] = set()  # until each has removed its container
         self.kill_grace_seconds = kill_grace_seconds
 
     def launch(self, run: TaskRun) -> None:
         self.tasks[run.task_id] = run
         run.thread = threading.Thread(target=self._run, args=(run,), name=f"mesos-task-{run.task_id}", daemon=True)
+        self._threads.add(run.thread)
         run.thread.start()
 
     def kill(self, task_id: str) -> None:
@@ -120,9 +124,8 @@ class Agent:
         """Kill every task and wait until its container is gone."""
         for run in list(self.tasks.values()):
             run.kill.set()
-        for run in list(self.tasks.values()):
-            if run.thread is not None:
-                run.thread.join(timeout)
+        for thread in list(self._threads):
+            thread.join(timeout)
 
     def _run(self, run: TaskRun) -> None:
         rt = self.runtime
@@ -144,12 +147,13 @@ class Agent:
             self.sink(run.task_id, TaskState.TASK_RUNNING, "", None, None)
             self._watch(run, cid)
         finally:
-            self.tasks.pop(run.task_id, None)
             if sid is not None:
                 try:
                     remove(rt, sid, cid)
-                except LabkitError:
-                    pass  # `labkit gc` finds what is left; the task's state is already reported
+                except LabkitError as exc:  # `labkit gc` finds what is left; the task's state is already reported
+                    log.warning("could not remove the container of task %s: %s", run.task_id, exc)
+            self.tasks.pop(run.task_id, None)
+            self._threads.discard(threading.current_thread())
 
     def _watch(self, run: TaskRun, cid: str) -> None:
         rt = self.runtime

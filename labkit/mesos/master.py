@@ -422,8 +422,8 @@ class Master:
         offers = [self.offers.get(i) for i in ids]
         bad = [i for i, o in zip(ids, offers, strict=True) if o is None or o.framework_id != fw.id]
         valid = [o for o in offers if o is not None and o.framework_id == fw.id]
-        if len({o.agent_id for o in valid}) > 1:
-            bad = ids
+        if len({o.agent_id for o in valid}) > 1 or len(set(ids)) != len(ids):
+            bad = ids  # offers from several agents, or one offer twice: Mesos refuses the lot
         infos = [ti for op in body.get("operations", []) if op.get("type") == "LAUNCH"
                  for ti in (op.get("launch") or {}).get("task_infos", [])]
         if bad or not ids:

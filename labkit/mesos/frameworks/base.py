@@ -79,5 +79,5 @@ def common_args(prog: str, description: str) -> argparse.ArgumentParser:
     ap.add_argument("--mem", type=float, default=32.0, help="MB")
     ap.add_argument("--image", default="busybox")
     ap.add_argument("--refuse-seconds", type=float, default=5.0,
-                    help="filters.refuse_seconds sent with each DECLINE")
+                    help="filters.refuse_seconds sent with each DECLINE and ACCEPT (for an offer's leftover)")
     return ap

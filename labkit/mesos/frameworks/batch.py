@@ -41,7 +41,7 @@ class Batch(Framework):
                 cpus, mem = cpus - self.args.cpus, mem - self.args.mem
                 self.running.add(tid)
             if infos:
-                self.client.accept([oid], infos)
+                self.client.accept([oid], infos, self.args.refuse_seconds)
                 say("launch", tasks=[ti["task_id"]["value"] for ti in infos], hostname=offer["hostname"], offer=oid)
             else:
                 self.client.decline([oid], self.args.refuse_seconds)

@@ -66,7 +66,7 @@ class Service(Framework):
                            name=self.args.id, image=self.args.image, health_command=self.args.health_cmd or None,
                            health=health)
             self.active[tid] = {"hostname": host, "state": "TASK_STAGING", "healthy": None}
-            self.client.accept([oid], [ti])
+            self.client.accept([oid], [ti], self.args.refuse_seconds)  # the leftover is filtered as long
             say("launch", task=tid, hostname=host, offer=oid)
         if len(self.active) >= self.args.instances and not self.suppressed:
             self.client.call("SUPPRESS", {})

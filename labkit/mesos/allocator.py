@@ -12,6 +12,7 @@ Pure bookkeeping with no I/O, so the benchmark times exactly the round the maste
 
 from __future__ import annotations
 
+import bisect
 import random
 from dataclasses import dataclass, field
 
@@ -141,10 +142,15 @@ class DRFAllocator:
 
     def allocate(self, now: float) -> list[tuple[str, str, Amounts]]:
         """One allocation round: ``(framework id, agent id, resources)`` for each offer to make."""
-        candidates = [(fid, fw) for fid, fw in self.frameworks.items() if fw.active and not fw.suppressed]
-        if not candidates:
+        def rank(c: tuple[float, int, str, FrameworkSlot]) -> tuple[float, int]:
+            return c[0], c[1]
+
+        # (dominant share, subscription order, id, slot), kept sorted: after an offer only the
+        # chosen framework's share grows, so it is moved rather than the whole list re-sorted
+        ranked = sorted(((self._share(fw.allocated), fw.order, fid, fw) for fid, fw in self.frameworks.items()
+                         if fw.active and not fw.suppressed), key=rank)
+        if not ranked:
             return []
-        shares = {fid: self._share(fw.allocated) for fid, fw in candidates}
         ids = list(self.agents)
         self._random.shuffle(ids)
         offers = []
@@ -153,14 +159,16 @@ class DRFAllocator:
             free = slot.free
             if not allocatable(free):
                 continue
-            candidates.sort(key=lambda c: (shares[c[0]], c[1].order))
-            for fid, fw in candidates:
+            for i, (_, order, fid, fw) in enumerate(ranked):
                 if fw.filters and self._filtered(fw, aid, free, now):
                     continue
                 offered = {k: v for k, v in free.items() if v > 0}
-                slot.allocated = add(slot.allocated, offered)
-                fw.allocated = add(fw.allocated, offered)
-                shares[fid] = self._share(fw.allocated)
+                slot.allocated = dict(slot.total)  # all of it is now offered or in use
+                mine = fw.allocated
+                for k, v in offered.items():
+                    mine[k] = round(mine.get(k, 0.0) + v, 3)
+                del ranked[i]
+                bisect.insort(ranked, (self._share(mine), order, fid, fw), key=rank)
                 offers.append((fid, aid, offered))
                 break
         return offers

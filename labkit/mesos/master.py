@@ -103,7 +103,8 @@ class Master:
         self.offers: dict[str, Offer] = {}
         self.tasks: dict[str, Task] = {}  # by "framework id/task id"
         self.completed: list[dict[str, Any]] = []
-        self.rounds: list[tuple[float, float, int]] = []  # (monotonic start, seconds, offers) per round
+        # per allocation round: (monotonic start, wall seconds, CPU seconds of the master's thread, offers)
+        self.rounds: list[tuple[float, float, float, int]] = []
         self._next = {"framework": 0, "agent": 0, "offer": 0}
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -598,7 +599,7 @@ class Master:
 
     def allocation_round(self) -> int:
         """Run one DRF round and send each framework one OFFERS event; returns how many offers."""
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         now = time.monotonic()
         by_framework: dict[str, list[dict[str, Any]]] = {}
         for fid, aid, amounts in self.allocator.allocate(now):
@@ -617,7 +618,7 @@ class Master:
         for fid, offers in by_framework.items():
             self._send(self.frameworks[fid], {"type": "OFFERS", "offers": {"offers": offers}})
         count = sum(len(o) for o in by_framework.values())
-        self.rounds.append((now, time.perf_counter() - t0, count))
+        self.rounds.append((now, time.perf_counter() - t0, time.thread_time() - c0, count))
         del self.rounds[:-1000]
         return count
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -349,4 +350,37 @@ def test_service_replaces_a_task_failing_its_health_check(master):
         service.wait(timeout=10)
     unhealthy = [e for e in lines if e["event"] == "update" and e["state"] == "TASK_KILLED"]
     assert unhealthy and "health check failed" in unhealthy[0]["message"]
+    wait_for(lambda: not master.snapshot()["tasks"], what="the service's tasks killed")
+
+
+def test_service_rolls_out_a_new_version_by_its_upgrade_strategy(master, tmp_path):
+    """SIGHUP after editing the app file: minimumHealthCapacity 0.5 and maximumOverCapacity 0 mean
+    one old task is killed before each new one starts, and 1 of 2 stays healthy throughout."""
+    for i in range(3):
+        master.add_agent(f"agent-{i + 1}", cpus=1, mem=256)
+    app = {"id": "/web", "cmd": "sleep 60", "instances": 2, "cpus": 0.1, "mem": 32,
+           "healthChecks": [{"protocol": "COMMAND", "command": {"value": "true"}, "intervalSeconds": 0.1}],
+           "upgradeStrategy": {"minimumHealthCapacity": 0.5, "maximumOverCapacity": 0}}
+    spec = tmp_path / "web.json"
+    spec.write_text(json.dumps(app))
+    service = _framework("service", master.url, "--app", str(spec), "--refuse-seconds", "0.1")
+    lines = _follow(service)
+    try:
+        def healthy_web():
+            ts = [t for t in master.snapshot()["tasks"] if t["name"] == "web" and t["healthy"]]
+            return ts if len(ts) == 2 else None
+        v1 = {t["task_id"] for t in wait_for(healthy_web, what="2 healthy v1 tasks")}
+        spec.write_text(json.dumps({**app, "cmd": "sleep 61"}))
+        service.send_signal(signal.SIGHUP)
+        wait_for(lambda: any(e["event"] == "deployment-finished" for e in lines), what="the deployment to finish")
+        v2 = {t["task_id"] for t in wait_for(healthy_web, what="2 healthy v2 tasks")}
+    finally:
+        service.terminate()
+        service.wait(timeout=10)
+    assert not v1 & v2
+    kills = [e for e in lines if e["event"] == "kill"]
+    assert len(kills) == 2 and all(k["version"] == 1 and k["healthy_left"] >= 1 for k in kills)
+    launches = [e for e in lines if e["event"] == "launch"]
+    assert [e["version"] for e in launches] == [1, 1, 2, 2]
+    assert max(e["tasks"] for e in launches) <= 2  # maximumOverCapacity 0: never more than instances
     wait_for(lambda: not master.snapshot()["tasks"], what="the service's tasks killed")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import queue
 import signal
 import sys
 import time
@@ -42,7 +43,11 @@ class Framework:
             heartbeat_interval_seconds=sub["subscribed"]["heartbeat_interval_seconds"])
         try:
             while not self.done:
-                event = self.client.events.get()
+                try:
+                    event = self.client.events.get(timeout=0.2)
+                except queue.Empty:
+                    self.tick()
+                    continue
                 if event is None:
                     say("disconnected")
                     return 1
@@ -63,6 +68,9 @@ class Framework:
         finally:
             self.client.close()
 
+    def tick(self) -> None:
+        """Called when no event came for a moment (a framework may look at signals it was sent)."""
+
     def offers(self, offers: list[dict[str, Any]]) -> None:
         raise NotImplementedError
 
@@ -74,7 +82,7 @@ def common_args(prog: str, description: str) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog=prog, description=description)
     ap.add_argument("--master", required=True, help="the master's URL, e.g. http://127.0.0.1:5050")
     ap.add_argument("--name", default="", help="framework_info.name")
-    ap.add_argument("--cmd", required=True, help="the shell command each task runs")
+    ap.add_argument("--cmd", default="", help="the shell command each task runs")
     ap.add_argument("--cpus", type=float, default=0.1)
     ap.add_argument("--mem", type=float, default=32.0, help="MB")
     ap.add_argument("--image", default="busybox")

@@ -38,7 +38,8 @@ def wait_for(pred, timeout: float = 15.0, what: str = "condition"):
 
 @pytest.fixture
 def master():
-    m = Master(heartbeat_interval=0.3, allocation_interval=0.05, seed=1,
+    # LABKIT_MESOS_RUNTIME=simulated tries the fallback a host without root gets
+    m = Master(runtime=os.environ.get("LABKIT_MESOS_RUNTIME"), heartbeat_interval=0.3, allocation_interval=0.05, seed=1,
                kill_grace_seconds=0.2).start()
     print("tasks ran on:", m.runtime_reason)
     try:
@@ -165,6 +166,12 @@ def test_http_api_wire(master):
     fid = subscribed["subscribed"]["framework_id"]["value"]
     assert subscribed["subscribed"]["heartbeat_interval_seconds"] == 0.3
 
+    sub = {"type": "SUBSCRIBE", "subscribe": {"framework_info": {"user": "root", "name": "x"}}}
+    assert raw_post(master.url, sub, {"Mesos-Stream-Id": stream_id}) == (
+        400, "Subscribe calls should not include the 'Mesos-Stream-Id' header")
+    assert raw_post(master.url, sub, {"Accept": "text/html"})[0] == 406
+    assert raw_post(master.url, {"type": "NOPE"})[0] == 400
+    assert raw_post(master.url, {"type": "SHUTDOWN"})[0] == 501
     revive = {"type": "REVIVE", "framework_id": {"value": fid}}
     assert raw_post(master.url, revive) == (
         400, "All non-subscribe calls should include the 'Mesos-Stream-Id' header")

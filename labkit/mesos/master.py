@@ -263,11 +263,14 @@ class Master:
         except ValueError as exc:
             return web.Response(status=400, text=f"Failed to parse body into Call protobuf: {exc}")
         kind = call.get("type")
+        if kind is None:
+            return web.Response(status=400, text="Failed to validate scheduler::Call: Expecting 'type' to be present")
+        if kind not in p.CALL_TYPES + p.OTHER_CALL_TYPES:
+            return web.Response(status=400, text=f"Failed to parse body into Call protobuf: {kind!r} is not a "
+                                                 f"scheduler::Call type")
         if kind not in p.CALL_TYPES:
-            return web.Response(status=400 if kind is None else 501,
-                                text="Failed to validate scheduler::Call: Expecting 'type' to be present"
-                                if kind is None else f"Call type {kind} is not implemented by this master; "
-                                f"it serves {', '.join(p.CALL_TYPES)}")
+            return web.Response(status=501, text=f"Call type {kind} is not implemented by this master; it serves "
+                                                 f"{', '.join(p.CALL_TYPES)}")
         if kind == "SUBSCRIBE":
             return await self._subscribe(request, call)
         try:
@@ -299,6 +302,10 @@ class Master:
         if not isinstance(sub, dict) or not isinstance(sub.get("framework_info"), dict):
             return web.Response(status=400, text="Failed to validate scheduler::Call: Expecting 'subscribe' to be "
                                                  "present")
+        accept = [a.split(";")[0].strip().lower() for a in request.headers.get("Accept", "*/*").split(",")]
+        if not {"*/*", "application/*", p.CONTENT_TYPE} & set(accept):
+            return web.Response(status=406, text="Expecting 'Accept' to allow 'application/x-protobuf' or "
+                                                 "'application/json' (this master streams JSON only)")
         if p.STREAM_HEADER in request.headers:
             return web.Response(status=400, text="Subscribe calls should not include the 'Mesos-Stream-Id' header")
         info = dict(sub["framework_info"])

@@ -46,6 +46,9 @@ TERMINAL = frozenset({TaskState.TASK_FINISHED, TaskState.TASK_FAILED, TaskState.
 
 CALL_TYPES = ("SUBSCRIBE", "TEARDOWN", "ACCEPT", "DECLINE", "REVIVE", "SUPPRESS", "KILL", "ACKNOWLEDGE",
               "RECONCILE")
+# in scheduler.proto too, but not served here (501 Not Implemented)
+OTHER_CALL_TYPES = ("ACCEPT_INVERSE_OFFERS", "DECLINE_INVERSE_OFFERS", "SHUTDOWN", "ACKNOWLEDGE_OPERATION_STATUS",
+                    "RECONCILE_OPERATIONS", "MESSAGE", "REQUEST", "UPDATE_FRAMEWORK", "UNKNOWN")
 
 
 def record(event: dict[str, Any]) -> bytes:

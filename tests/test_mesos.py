@@ -326,6 +326,7 @@ def test_service_and_batch_frameworks_share_one_master(master):
         assert all(t["state"] == "TASK_RUNNING" for t in tasks)
         done = [t for t in master.snapshot()["completed_tasks"] if t["name"].startswith("job-")]
         assert len(done) == 5 and {t["state"] for t in done} == {"TASK_FINISHED"}
+        assert {t["stdout"] for t in done} == {f"{t['task_id']} on {t['hostname']}\n" for t in done}
         # the fourth instance has nowhere to go: every offer is for a host that already has one
         wait_for(lambda: any(e["event"] == "decline" and e["why"] == "constraint hostname:UNIQUE" for e in s_lines),
                  what="a decline for hostname:UNIQUE")

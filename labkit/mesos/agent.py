@@ -106,6 +106,7 @@ class Agent:
         self.runtime = runtime
         self.sink = sink
         self.tasks: dict[str, TaskRun] = {}
+        self.outputs: dict[str, str] = {}  # the end of each finished task's log (Mesos keeps it in the sandbox)
         self._threads: set[threading.Thread] = set()  # until each has removed its container
         self.kill_grace_seconds = kill_grace_seconds
 
@@ -165,6 +166,7 @@ class Agent:
         while True:
             st = rt.container_status(cid)
             if st.state == ContainerState.EXITED:
+                self._keep_log(run.task_id, cid)
                 code = st.exit_code
                 if code == 0:
                     self.sink(run.task_id, TaskState.TASK_FINISHED, "Command exited with status 0", healthy, None)
@@ -174,6 +176,7 @@ class Agent:
                 return
             if run.kill.is_set():
                 self._stop(cid)
+                self._keep_log(run.task_id, cid)
                 self.sink(run.task_id, TaskState.TASK_KILLED, "Command terminated with signal Terminated", healthy,
                           None)
                 return
@@ -198,6 +201,14 @@ class Agent:
                               "REASON_TASK_UNHEALTHY")
                     return
             run.kill.wait(0.05)
+
+    def _keep_log(self, task_id: str, cid: str) -> None:
+        try:
+            self.outputs[task_id] = self.runtime.logs(cid)[-4096:].decode(errors="replace")
+        except (LabkitError, OSError):
+            return
+        while len(self.outputs) > 1000:
+            self.outputs.pop(next(iter(self.outputs)))
 
     def _stop(self, cid: str) -> None:
         try:

@@ -660,7 +660,8 @@ class Master:
         agent = self.agents.get(task.agent_id)
         return {"task_id": task.id, "framework_id": task.framework_id, "name": task.name,
                 "agent_id": task.agent_id, "hostname": agent.hostname if agent else None,
-                "state": task.state.name, "healthy": task.healthy, "resources": task.resources}
+                "state": task.state.name, "healthy": task.healthy, "resources": task.resources,
+                "stdout": agent.outputs.get(task.id) if agent else None}
 
     def snapshot(self) -> dict[str, Any]:
         """Frameworks (with dominant shares), agents (with free resources), tasks (live and completed)."""

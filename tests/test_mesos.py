@@ -392,3 +392,24 @@ def test_service_rolls_out_a_new_version_by_its_upgrade_strategy(master, tmp_pat
     assert [e["version"] for e in launches] == [1, 1, 2, 2]
     assert max(e["tasks"] for e in launches) <= 2  # maximumOverCapacity 0: never more than instances
     wait_for(lambda: not master.snapshot()["tasks"], what="the service's tasks killed")
+
+
+def test_refuse_filter_lasts_refuse_seconds_default_five():
+    """The allocator's clock is passed in, so the 5 s default is checked without waiting."""
+    from labkit.mesos.allocator import DRFAllocator
+    from labkit.mesos.master import _refuse_seconds
+
+    assert _refuse_seconds({}) == 5.0 and _refuse_seconds({"filters": {"refuse_seconds": 0.5}}) == 0.5
+    alloc = DRFAllocator(seed=0)
+    alloc.add_agent("a1", {"cpus": 4.0, "mem": 1024.0})
+    alloc.add_framework("f1")
+    alloc.add_framework("f2")
+    [(fid, aid, res)] = alloc.allocate(now=0.0)
+    assert fid == "f1"  # equal shares: the earlier subscriber
+    alloc.recover("f1", aid, res, refuse_seconds=_refuse_seconds({}), now=0.0)  # a DECLINE with no filters
+    for now in (1.0, 4.9):
+        [(fid, _, res)] = alloc.allocate(now=now)
+        assert fid == "f2"
+        alloc.recover("f2", aid, res, refuse_seconds=0, now=now)
+    [(fid, _, _)] = alloc.allocate(now=5.0)
+    assert fid == "f1"

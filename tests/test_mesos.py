@@ -413,3 +413,35 @@ def test_refuse_filter_lasts_refuse_seconds_default_five():
         alloc.recover("f2", aid, res, refuse_seconds=0, now=now)
     [(fid, _, _)] = alloc.allocate(now=5.0)
     assert fid == "f1"
+
+
+def test_task_ids_are_per_framework(master):
+    """Two frameworks may both name a task "web-0" on one agent; a KILL reaches only the caller's."""
+    aid = master.add_agent("agent-1", cpus=2, mem=512)
+    clients = []
+    for name in ("one", "two"):
+        c = SchedulerClient(master.url)
+        c.subscribe({"user": "root", "name": name})
+        clients.append(c)
+
+    def run_same(c: SchedulerClient) -> None:
+        while True:
+            ev = c.events.get(timeout=10)
+            if ev["type"] == "OFFERS":
+                c.accept([ev["offers"]["offers"][0]["id"]["value"]], [task_info("web-0", aid, "sleep 60", 0.5, 64)],
+                         refuse_seconds=0)
+            elif ev["type"] == "UPDATE":
+                c.acknowledge(ev["update"]["status"])
+                if ev["update"]["status"]["state"] == "TASK_RUNNING":
+                    return
+
+    for c in clients:
+        run_same(c)
+    one, two = clients
+    one.call("KILL", {"task_id": {"value": "web-0"}, "agent_id": {"value": aid}})
+    def states():  # a terminal task stays in the master's list until its update is acknowledged
+        return {t["framework_id"]: t["state"] for t in master.snapshot()["tasks"] if t["task_id"] == "web-0"}
+    wait_for(lambda: states()[one.framework_id] == "TASK_KILLED", what="one's task killed")
+    assert states()[two.framework_id] == "TASK_RUNNING"
+    for c in clients:
+        c.close()

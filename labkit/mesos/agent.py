@@ -21,7 +21,7 @@ from labkit.runtime.oneshot import configs, limits, remove, start
 
 log = logging.getLogger(__name__)
 DEFAULT_IMAGE = "busybox"
-# the callback the master gives: (task id, state, message, healthy or None, reason or None)
+# the callback the master gives: ("framework id/task id", state, message, healthy or None, reason or None)
 StatusSink = Callable[[str, TaskState, str, "bool | None", "str | None"], None]
 
 
@@ -65,6 +65,10 @@ class TaskRun:
     kill: threading.Event = field(default_factory=threading.Event)
     container_id: str | None = None
     thread: threading.Thread | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.framework_id}/{self.task_id}"
 
 
 def task_run(info: dict[str, Any], framework_id: str) -> TaskRun:
@@ -111,13 +115,14 @@ class Agent:
         self.kill_grace_seconds = kill_grace_seconds
 
     def launch(self, run: TaskRun) -> None:
-        self.tasks[run.task_id] = run
+        self.tasks[run.key] = run
         run.thread = threading.Thread(target=self._run, args=(run,), name=f"mesos-task-{run.task_id}", daemon=True)
         self._threads.add(run.thread)
         run.thread.start()
 
-    def kill(self, task_id: str) -> None:
-        run = self.tasks.get(task_id)
+    def kill(self, key: str) -> None:
+        """Kill the task ``framework id/task id`` (task ids are unique only within a framework)."""
+        run = self.tasks.get(key)
         if run is not None:
             run.kill.set()
 
@@ -135,17 +140,17 @@ class Agent:
                                limits(memory=int(run.mem * 1024 * 1024) if run.mem >= 4 else None,
                                       cpus=run.cpus if run.cpus > 0 else None),
                                {"labkit.io/mesos-task": run.task_id, "labkit.io/mesos-agent": self.id})
-        self.sink(run.task_id, TaskState.TASK_STARTING, "", None, None)
+        self.sink(run.key, TaskState.TASK_STARTING, "", None, None)
         sid = cid = None
         try:
             try:
                 sid, cid = start(rt, sconf, cconf)
             except (LabkitError, OSError) as exc:
-                self.sink(run.task_id, TaskState.TASK_FAILED, f"Failed to launch container: {exc}", None,
+                self.sink(run.key, TaskState.TASK_FAILED, f"Failed to launch container: {exc}", None,
                           "REASON_CONTAINER_LAUNCH_FAILED")
                 return
             run.container_id = cid
-            self.sink(run.task_id, TaskState.TASK_RUNNING, "", None, None)
+            self.sink(run.key, TaskState.TASK_RUNNING, "", None, None)
             self._watch(run, cid)
         finally:
             if sid is not None:
@@ -153,7 +158,7 @@ class Agent:
                     remove(rt, sid, cid)
                 except LabkitError as exc:  # `labkit gc` finds what is left; the task's state is already reported
                     log.warning("could not remove the container of task %s: %s", run.task_id, exc)
-            self.tasks.pop(run.task_id, None)
+            self.tasks.pop(run.key, None)
             self._threads.discard(threading.current_thread())
 
     def _watch(self, run: TaskRun, cid: str) -> None:
@@ -166,18 +171,18 @@ class Agent:
         while True:
             st = rt.container_status(cid)
             if st.state == ContainerState.EXITED:
-                self._keep_log(run.task_id, cid)
+                self._keep_log(run.key, cid)
                 code = st.exit_code
                 if code == 0:
-                    self.sink(run.task_id, TaskState.TASK_FINISHED, "Command exited with status 0", healthy, None)
+                    self.sink(run.key, TaskState.TASK_FINISHED, "Command exited with status 0", healthy, None)
                 else:
-                    self.sink(run.task_id, TaskState.TASK_FAILED, f"Command exited with status {code}", healthy,
+                    self.sink(run.key, TaskState.TASK_FAILED, f"Command exited with status {code}", healthy,
                               "REASON_COMMAND_EXECUTOR_FAILED")
                 return
             if run.kill.is_set():
                 self._stop(cid)
-                self._keep_log(run.task_id, cid)
-                self.sink(run.task_id, TaskState.TASK_KILLED, "Command terminated with signal Terminated", healthy,
+                self._keep_log(run.key, cid)
+                self.sink(run.key, TaskState.TASK_KILLED, "Command terminated with signal Terminated", healthy,
                           None)
                 return
             if hc is not None and time.monotonic() >= next_check:
@@ -189,22 +194,22 @@ class Agent:
                     failures += 1
                 if ok and healthy is not True:
                     healthy = True
-                    self.sink(run.task_id, TaskState.TASK_RUNNING, "", True, "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED")
+                    self.sink(run.key, TaskState.TASK_RUNNING, "", True, "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED")
                 elif not ok and healthy is True:
                     healthy = False
-                    self.sink(run.task_id, TaskState.TASK_RUNNING, "", False,
+                    self.sink(run.key, TaskState.TASK_RUNNING, "", False,
                               "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED")
                 if failures >= hc.consecutive_failures:
                     self._stop(cid)
-                    self.sink(run.task_id, TaskState.TASK_KILLED,
+                    self.sink(run.key, TaskState.TASK_KILLED,
                               f"Task was killed since health check failed {failures} times", False,
                               "REASON_TASK_UNHEALTHY")
                     return
             run.kill.wait(0.05)
 
-    def _keep_log(self, task_id: str, cid: str) -> None:
+    def _keep_log(self, key: str, cid: str) -> None:
         try:
-            self.outputs[task_id] = self.runtime.logs(cid)[-4096:].decode(errors="replace")
+            self.outputs[key] = self.runtime.logs(cid)[-4096:].decode(errors="replace")
         except (LabkitError, OSError):
             return
         while len(self.outputs) > 1000:

@@ -219,8 +219,8 @@ class Master:
         assert self.runtime is not None and self.loop is not None
         loop = self.loop
 
-        def sink(task_id: str, state: TaskState, message: str, healthy: bool | None, reason: str | None) -> None:
-            loop.call_soon_threadsafe(self._agent_status, aid, task_id, state, message, healthy, reason)
+        def sink(key: str, state: TaskState, message: str, healthy: bool | None, reason: str | None) -> None:
+            loop.call_soon_threadsafe(self._agent_status, aid, key, state, message, healthy, reason)
 
         self.agents[aid] = Agent(aid, hostname or f"agent-{n + 1}", resources, self.runtime, sink, attributes,
                                  kill_grace_seconds=self.kill_grace_seconds)
@@ -397,7 +397,7 @@ class Master:
         for tid in list(fw.tasks):
             task = self.tasks[tid]
             if not task.state.terminal and task.agent_id in self.agents:
-                self.agents[task.agent_id].kill(task.id)
+                self.agents[task.agent_id].kill(tid)
             elif task.state.terminal:
                 self._forget(task)  # its last update will never be acknowledged now
         if fw.queue is not None:
@@ -492,7 +492,7 @@ class Master:
             return
         agent = self.agents.get(task.agent_id)
         if agent is not None:
-            agent.kill(task.id)
+            agent.kill(f"{fw.id}/{tid}")
 
     def _call_acknowledge(self, fw: Framework, body: dict[str, Any]) -> None:
         tid = p.value_of(body.get("task_id"))
@@ -540,15 +540,13 @@ class Master:
             status["healthy"] = healthy
         return status
 
-    def _agent_status(self, agent_id: str, task_id: str, state: TaskState, message: str, healthy: bool | None,
+    def _agent_status(self, agent_id: str, key: str, state: TaskState, message: str, healthy: bool | None,
                       reason: str | None) -> None:
-        agent = self.agents.get(agent_id)
-        if agent is None:
+        if agent_id not in self.agents:
             return  # removed: the master has already said TASK_LOST
-        for task in self.tasks.values():
-            if task.id == task_id and task.agent_id == agent_id and not task.state.terminal:
-                self._task_status(task, state, message, healthy, reason, "SOURCE_EXECUTOR")
-                return
+        task = self.tasks.get(key)
+        if task is not None and task.agent_id == agent_id and not task.state.terminal:
+            self._task_status(task, state, message, healthy, reason, "SOURCE_EXECUTOR")
 
     def _task_status(self, task: Task, state: TaskState, message: str, healthy: bool | None, reason: str | None,
                      source: str) -> None:
@@ -661,7 +659,7 @@ class Master:
         return {"task_id": task.id, "framework_id": task.framework_id, "name": task.name,
                 "agent_id": task.agent_id, "hostname": agent.hostname if agent else None,
                 "state": task.state.name, "healthy": task.healthy, "resources": task.resources,
-                "stdout": agent.outputs.get(task.id) if agent else None}
+                "stdout": agent.outputs.get(f"{task.framework_id}/{task.id}") if agent else None}
 
     def snapshot(self) -> dict[str, Any]:
         """Frameworks (with dominant shares), agents (with free resources), tasks (live and completed)."""

@@ -15,6 +15,7 @@ Two figures, side by side in one run:
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import subprocess
@@ -25,7 +26,7 @@ import time
 
 from labkit.mesos.allocator import DRFAllocator
 from labkit.mesos.client import SchedulerClient
-from labkit.mesos.master import Master
+from labkit.mesos.master import GC_THRESHOLDS, Master
 
 GOAL_MS = 50.0
 
@@ -122,20 +123,28 @@ def main() -> None:
           f"{args.rounds} rounds; goal ≤ {GOAL_MS:.0f} ms per allocation round")
     alloc, alloc_cpu = allocator_only(args.agents, args.frameworks, args.rounds)
     master_ms, master_cpu, cycle_ms = through_master(args.agents, args.frameworks, args.rounds)
-    print(f"{'what':58} {'median ms':>10} {'p95 ms':>8} {'max ms':>8}")
+    default_gc = gc.get_threshold()
+    gc.set_threshold(*GC_THRESHOLDS)  # as `python -m labkit.mesos` runs the master
+    tuned_ms, tuned_cpu, tuned_cycle = through_master(args.agents, args.frameworks, args.rounds)
+    gc.set_threshold(*default_gc)
+    print(f"{'what':62} {'median ms':>10} {'p95 ms':>8} {'max ms':>8}")
     rows = (("allocator round alone (DRFAllocator.allocate), wall", alloc),
             ("  the same, CPU time of its thread", alloc_cpu),
-            ("master round: allocate + build 10 OFFERS events, wall", master_ms),
+            (f"master round: allocate + build OFFERS, wall (gc {default_gc[0]})", master_ms),
             ("  the same, CPU time of the master's thread", master_cpu),
-            ("offer cycle: round start → last scheduler has its OFFERS", cycle_ms))
+            ("  offer cycle: round start → last scheduler has its OFFERS", cycle_ms),
+            (f"master round, wall (gc threshold {GC_THRESHOLDS[0]}, python -m labkit.mesos)", tuned_ms),
+            ("  the same, CPU time of the master's thread", tuned_cpu),
+            ("  offer cycle: round start → last scheduler has its OFFERS", tuned_cycle))
     for name, vals in rows:
         if vals:
-            print(f"{name:58} {statistics.median(vals):10.1f} {pct(vals, 0.95):8.1f} {max(vals):8.1f}")
+            print(f"{name:62} {statistics.median(vals):10.1f} {pct(vals, 0.95):8.1f} {max(vals):8.1f}")
         else:
-            print(f"{name:58} {'(no complete rounds)':>28}")
-    for name, vals in (("wall", master_ms), ("CPU", master_cpu)):
-        verdict = "meets" if vals and statistics.median(vals) <= GOAL_MS else "misses"
-        print(f"the master's allocation round ({name}, median) {verdict} the {GOAL_MS:.0f} ms goal")
+            print(f"{name:62} {'(no complete rounds)':>28}")
+    for name, vals in (("default gc, wall", master_ms), ("tuned gc, wall", tuned_ms), ("tuned gc, CPU", tuned_cpu)):
+        for what, v in (("median", statistics.median(vals) if vals else None), ("p95", pct(vals, 0.95) if vals else None)):
+            verdict = "meets" if v is not None and v <= GOAL_MS else "misses"
+            print(f"the master's allocation round ({name}, {what}) {verdict} the {GOAL_MS:.0f} ms goal")
 
 
 if __name__ == "__main__":

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import signal
 import threading
 
-from labkit.mesos.master import Master
+from labkit.mesos.master import GC_THRESHOLDS, Master
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -18,6 +19,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--runtime", default=None, help="labkit runtime for tasks (default: the host's best)")
     ap.add_argument("--allocation-interval", type=float, default=1.0)
     args = ap.parse_args(argv)
+    gc.set_threshold(*GC_THRESHOLDS)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     with Master(runtime=args.runtime, port=args.port, allocation_interval=args.allocation_interval) as m:

@@ -34,6 +34,10 @@ from labkit.runtime.base import Runtime
 
 log = logging.getLogger(__name__)
 VERSION = "1.11.0"  # the Mesos release whose v1 API this follows
+# For a process that is only a master (``python -m labkit.mesos``): a round over 1,000 agents makes
+# ~15,000 short-lived dicts, and at CPython's default gen0 threshold (700) they push full collections
+# into most rounds; bench_offers.py measures both settings.
+GC_THRESHOLDS = (50_000, 20, 100)
 
 
 @dataclass

@@ -12,6 +12,7 @@ import random
 import re
 from typing import Any
 
+from . import quantities
 from .errors import cause
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -198,6 +199,7 @@ def _containers(spec: Any, path: str) -> list[dict]:
         seen.add(name)
         if not c.get("image"):
             out.append(cause(f"{p}.image", "Required value", "FieldValueRequired"))
+        out += quantities.check(c.get("resources"), f"{p}.resources")
         out += _requests_within_limits(c.get("resources"), f"{p}.resources")
         for j, port in enumerate(c.get("ports") or []):
             n = port.get("containerPort") if isinstance(port, dict) else None
@@ -213,8 +215,6 @@ def _containers(spec: Any, path: str) -> list[dict]:
 
 def _requests_within_limits(res: Any, path: str) -> list[dict]:
     """A request above its limit is invalid (Kubernetes: "must be less than or equal to ... limit")."""
-    from labkit.client.quantity import parse
-
     if not isinstance(res, dict):
         return []
     requests, limits = res.get("requests") or {}, res.get("limits") or {}
@@ -224,7 +224,8 @@ def _requests_within_limits(res: Any, path: str) -> list[dict]:
     for name, req in requests.items():
         if name in limits:
             try:
-                if parse(req) > parse(limits[name]):
+                wanted, most = quantities.value(req), quantities.value(limits[name])
+                if wanted is not None and most is not None and wanted > most:
                     out.append(cause(f"{path}.requests", f'Invalid value: "{req}": must be less than or equal '
                                      f"to {name} limit of {limits[name]}"))
             except ValueError:

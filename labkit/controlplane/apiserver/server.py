@@ -21,6 +21,7 @@ from labkit.controlplane.store import Store, open_store
 from . import priority
 from .customresources import CustomResources
 from .indexes import PodsByNode
+from .inflight import InFlightLimit
 from .lists import Lists
 from .registry import Registry
 from .request import BODY_LIMIT
@@ -30,7 +31,7 @@ from .selectable import AttrCache
 from .storecalls import StoreCalls
 from .subresources import KubeletClient
 from .verbs import Verbs
-from .watch import WatchHub
+from .watch import MAX_BACKLOG, WatchHub
 from .watchstream import WatchStreams
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,12 @@ class APIServer:
 
     def __init__(self, store: str | Store = "memory", host: str = "127.0.0.1", port: int = 0,
                  bookmark_interval: float = 5.0, watch_window: int = 100_000,
-                 compact_interval: float | None = 300.0):
+                 compact_interval: float | None = 300.0, max_requests_inflight: int = 400,
+                 max_mutating_requests_inflight: int = 200, max_watches: int | None = None,
+                 watch_backlog: int = MAX_BACKLOG):
+        # kube-apiserver's defaults; 0 turns a limit off (see inflight.py)
+        self.inflight = InFlightLimit(max_requests_inflight, max_mutating_requests_inflight, max_watches)
+        self.watch_backlog = watch_backlog  # events one watcher may fall behind before it is closed
         self._own_store = isinstance(store, str)
         self.store: Store = open_store(store) if isinstance(store, str) else store
         self.registry = Registry(self.store)
@@ -79,7 +85,7 @@ class APIServer:
         lists = Lists(self.calls, self.attrs, self.hub, self.pods_by_node)
         watches = WatchStreams(self.calls, self.attrs, self.hub, lists, self.bookmark_interval)
         routes = ResourceRoutes(self.calls, Verbs(self.calls, self.attrs, self.crds), lists, watches, self.kubelets)
-        return make_app(routes, BODY_LIMIT * 4)
+        return make_app(routes, BODY_LIMIT * 4, (self.inflight.middleware,))
 
     async def start_async(self) -> None:
         """Bind the port and start serving on the running event loop."""
@@ -87,7 +93,7 @@ class APIServer:
         self.registry.ensure_namespaces()
         priority.ensure_system_classes(self.registry, BY_PLURAL["priorityclasses"])
         self.crds.load()
-        self.hub = WatchHub(self.store, self.loop, self.attrs, self.watch_window)
+        self.hub = WatchHub(self.store, self.loop, self.attrs, self.watch_window, self.watch_backlog)
         self.hub.listeners.append(self.registry.watch_namespaces)
         self.hub.listeners.append(self.crds.watch)
         self.hub.listeners.append(self.registry.priority_classes.watch)

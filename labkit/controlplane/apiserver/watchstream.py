@@ -79,6 +79,13 @@ class WatchStreams:
             await resp.write(b'{"type":"ERROR","object":%s}\n' % dumps(err.status()))
             await resp.write_eof()
             return resp
+        writing = [False]
+
+        def cut_off() -> None:  # the client stopped reading: a write stuck on it is abandoned
+            transport = req.http.transport
+            if writing[0] and transport is not None:
+                transport.abort()
+        sub.on_overflow = cut_off
         try:
             if initial:
                 await resp.write(b"".join(line("ADDED", kv.value, kv.mod_revision) for kv in initial))
@@ -94,7 +101,9 @@ class WatchStreams:
                             batch.append(line(kind, ev.value, ev.revision))
                         else:
                             batch.append(line(kind, obj_bytes=ev.object_bytes()))
+                    writing[0] = True
                     await resp.write(b"".join(batch))
+                    writing[0] = False
                 if sub.error is not None:
                     await resp.write(b'{"type":"ERROR","object":%s}\n' % dumps(sub.error.status()))
                     break

@@ -41,10 +41,16 @@ def _finite(text: str) -> float:
     return value
 
 
+def _integer(text: str) -> int:
+    if len(text.lstrip("-")) > 308:  # beyond float64, where Go's decoder gives up on a number
+        raise ValueError(f"cannot unmarshal number {text[:20]}... into Go value of type float64")
+    return int(text)
+
+
 def decode_json(raw: bytes, what: str = "request body") -> Any:
     """``raw`` as JSON, like Go's decoder: no NaN or Infinity, numbers within float64, depth bounded."""
     try:
-        obj = json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
+        obj = json.loads(raw, parse_constant=_no_constant, parse_float=_finite, parse_int=_integer)
     except RecursionError:
         raise _deep() from None
     except (ValueError, UnicodeDecodeError) as exc:
@@ -64,6 +70,8 @@ _Loader.yaml_implicit_resolvers = {
 
 def decode_yaml(raw: bytes, what: str = "request body") -> Any:
     """``raw`` as YAML, then made JSON-compatible and bounded like :func:`decode_json`."""
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and _flow_depth(raw) > MAX_DEPTH:
+        raise _deep()  # found before PyYAML spends seconds on it
     try:
         obj = yaml.load(raw, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except RecursionError:
@@ -71,6 +79,23 @@ def decode_yaml(raw: bytes, what: str = "request body") -> Any:
     except (yaml.YAMLError, UnicodeDecodeError, ValueError) as exc:
         raise errors.bad_request(f"error decoding {what} as YAML: {exc}") from None
     return _bounded(obj, len(raw), yaml_values=True)
+
+
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def _flow_depth(raw: bytes) -> int:
+    """How deep YAML flow collections (``[`` and ``{``) nest, counting brackets alone (quick, and
+    at worst an overestimate when quoted strings hold unbalanced brackets)."""
+    depth = deepest = 0
+    for b in raw.translate(None, _NOT_BRACKETS):
+        if b in b"[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+        else:
+            depth -= 1
+    return deepest
 
 
 def _scalar(v: Any, yaml_values: bool) -> Any:

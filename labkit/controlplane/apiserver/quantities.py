@@ -56,12 +56,12 @@ def value(text: Any) -> Decimal | None:
     return -amount if negative else amount
 
 
-def check(resources: Any, path: str) -> list[dict]:
-    """Causes for the requests and limits of one container (``path`` is its ``.resources``)."""
+def check(resources: Any, path: str, parts: tuple[str, ...] = ("requests", "limits")) -> list[dict]:
+    """Causes for the requests and limits of one container or claim (``path`` is its ``.resources``)."""
     if not isinstance(resources, dict):
         return []
     out = []
-    for part in ("requests", "limits"):
+    for part in parts:
         items = resources.get(part)
         if not isinstance(items, dict):
             continue

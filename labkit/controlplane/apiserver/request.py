@@ -7,10 +7,11 @@ fields follow ``fieldValidation``.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
-from aiohttp import web
+from aiohttp import web, web_protocol
 
 from . import errors, schema
 from .codec import dumps
@@ -55,11 +56,10 @@ class Request:
         if not _INT.fullmatch(raw):
             raise errors.bad_request(f"invalid value for {name}: {raw!r} is not an integer "
                                      f'(strconv.ParseInt: parsing "{raw}": invalid syntax)')
-        value = int(raw)
-        if not -2**63 <= value < 2**63:
+        if len(raw) > 25 or not -2**63 <= int(raw) < 2**63:
             raise errors.bad_request(f"invalid value for {name}: {raw!r} is out of range "
                                      f'(strconv.ParseInt: parsing "{raw}": value out of range)')
-        return value
+        return int(raw)
 
     def resource_version(self) -> int | None:
         """``resourceVersion`` as a revision: None when unset or "0" (any), else a uint64.
@@ -72,17 +72,16 @@ class Request:
         return parse_resource_version(raw)
 
 
-_INT = re.compile(r"[+-]?[0-9]{1,25}")
-_UINT = re.compile(r"[0-9]{1,25}")
+_INT = re.compile(r"[+-]?[0-9]+")
+_UINT = re.compile(r"[0-9]+")
 
 
 def parse_resource_version(raw: str) -> int:
     """A resourceVersion string as Go's ``strconv.ParseUint(rv, 10, 64)`` reads it, or a 400."""
     why = "invalid syntax"
     if _UINT.fullmatch(raw):
-        value = int(raw)
-        if value < 2**64:
-            return value
+        if len(raw) <= 25 and int(raw) < 2**64:
+            return int(raw)
         why = "value out of range"
     raise errors.bad_request(f'invalid resource version: resourceVersion: Invalid value: "{raw}": '
                              f'strconv.ParseUint: parsing "{raw}": {why}')
@@ -107,7 +106,10 @@ async def read_body(req: Request, allow_patch: bool = False) -> tuple[Any, str]:
         raise errors.too_large(BODY_LIMIT)
     chunks, size = [], 0
     while True:
-        chunk = await http.content.read(65536)
+        try:
+            chunk = await http.content.read(65536)
+        except web_protocol.RequestPayloadError as exc:  # a broken chunked body, say
+            raise errors.bad_request(f"error reading the request body: {exc}") from None
         if not chunk:
             break
         size += len(chunk)
@@ -156,7 +158,8 @@ def field_checks(req: Request, obj: Any) -> dict:
         raise errors.bad_request("strict decoding error: " + ", ".join(f'unknown field "{u}"' for u in unknown))
     if mode == "Ignore":
         return {}
-    return {"Warning": ", ".join(f'299 - "unknown field \\"{u}\\""' for u in unknown)}
+    # a header carries ASCII text only: a field name with control or non-ASCII characters is escaped
+    return {"Warning": ", ".join(f'299 - "unknown field \\"{json.dumps(u)[1:-1]}\\""' for u in unknown)}
 
 
 def strip_nulls(obj: Any) -> None:

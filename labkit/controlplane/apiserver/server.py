@@ -104,7 +104,10 @@ class APIServer:
         if self.compact_interval:
             self._compactor = asyncio.ensure_future(self._compact_periodically(self.compact_interval))
         # long-lived streams (log -f) must not hold a shutdown for a minute
-        self._runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False, shutdown_timeout=3.0)
+        # request bodies are read as sent: kube-apiserver does not decompress them either, and a
+        # corrupt gzip body must be a 400 from the decoder, not an error inside aiohttp
+        self._runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False, shutdown_timeout=3.0,
+                                     auto_decompress=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()

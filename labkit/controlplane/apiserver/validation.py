@@ -8,6 +8,7 @@ imagePullPolicy, rolling-update strategy, service type ...).
 from __future__ import annotations
 
 import base64
+import ipaddress
 import random
 import re
 from typing import Any
@@ -317,7 +318,28 @@ def validate_service(obj: dict, old: dict | None) -> list[dict]:
         n = p.get("port") if isinstance(p, dict) else None
         if not isinstance(n, int) or not 0 < n < 65536:
             out.append(cause(f"spec.ports[{i}].port", f"Invalid value: {n}: must be between 1 and 65535, inclusive"))
+        node_port = p.get("nodePort") if isinstance(p, dict) else None
+        if isinstance(node_port, int) and not 0 <= node_port < 65536:
+            out.append(cause(f"spec.ports[{i}].nodePort", f"Invalid value: {node_port}: provided port is not in the "
+                             "valid range. The range of valid ports is 30000-32767"))
+    ip = spec.get("clusterIP")
+    if isinstance(ip, str) and ip not in ("", "None"):
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            out.append(cause("spec.clusterIPs[0]", f'Invalid value: "{ip}": must be a valid IP address, '
+                             '(e.g. 10.9.8.7 or 2001:db8::ffff)'))
     return out
+
+
+def validate_pvc(obj: dict, old: dict | None) -> list[dict]:
+    """Requested storage is a quantity Kubernetes can hold, and not negative."""
+    return quantities.check((obj.get("spec") or {}).get("resources"), "spec.resources")
+
+
+def validate_pv(obj: dict, old: dict | None) -> list[dict]:
+    """The capacity is a quantity Kubernetes can hold, and not negative."""
+    return quantities.check({"capacity": (obj.get("spec") or {}).get("capacity")}, "spec", parts=("capacity",))
 
 
 def validate_configmap(obj: dict, old: dict | None) -> list[dict]:

@@ -332,7 +332,7 @@ def fuzz_requests(draw: Callable) -> FuzzRequest:
     else:  # mostly the verbs the path takes, so that requests get past routing
         method = draw(_pick(METHODS[shape]))
     query = {key: draw(QUERY[key]) for key in draw(QUERY_KEYS)}
-    if method == "GET" and shape == "collection" and draw(_ints(0, 24)) == 0:  # each watch takes a second
+    if method == "GET" and shape == "collection" and draw(_ints(0, 39)) == 0:  # each watch takes a second
         query["watch"] = draw(_pick(("true", "1", "false", "x")))
     if query.get("watch") in ("true", "1") or query.get("follow") == "true":
         query["timeoutSeconds"] = "1"  # a watch is bounded by the client, as every real one is
@@ -365,7 +365,6 @@ class Campaign:
     violations: list[str] = field(default_factory=list)
     unchanged_violations: int = 0
     session: requests.Session = field(default_factory=requests.Session)
-    slowest: list = field(default_factory=list)
 
     def setup(self) -> None:
         """The namespaces and the CRD the requests name, so that many of them reach the registry."""
@@ -387,14 +386,7 @@ class Campaign:
             raise AssertionError(text)
 
     def send(self, req: FuzzRequest) -> None:
-        import time
-        t0 = time.monotonic()
-        try:
-            self._send(req)
-        finally:
-            self.slowest.append((time.monotonic() - t0, repr(req)[:900]))
-
-    def _send(self, req: FuzzRequest) -> None:
+        """Send one request and check its answer against every invariant."""
         before = self.revision()
         self.sent += 1
         try:

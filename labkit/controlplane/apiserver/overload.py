@@ -1,7 +1,7 @@
 """An ``apiserver-overload`` fault: many clients hammer the apiserver at once for a while.
 
 :func:`burst` is what a chaos tool calls (``labkit chaos apiserver-overload`` is to wrap it). The
-clients do not back off on a 429: a burst is hostile on purpose. What comes back says how the
+clients do not back off on a 429 unless asked to: a burst is hostile on purpose. What comes back says how the
 server held: answers by status code, how many 429s lacked a ``Retry-After``, throughput and
 latency percentiles. The fault undoes itself: when ``seconds`` are up the clients stop.
 """
@@ -51,7 +51,8 @@ class BurstResult:
 
 
 async def burst_async(url: str, clients: int = 200, seconds: float = 5.0, path: str = "/api/v1/namespaces",
-                      method: str = "GET", body: bytes | None = None, timeout: float = 10.0) -> BurstResult:
+                      method: str = "GET", body: bytes | None = None, timeout: float = 10.0,
+                      honor_retry_after: bool = False) -> BurstResult:
     """Run the burst on the current event loop (see :func:`burst`)."""
     result = BurstResult(clients=clients, seconds=seconds)
     deadline = time.monotonic() + seconds
@@ -64,13 +65,18 @@ async def burst_async(url: str, clients: int = 200, seconds: float = 5.0, path: 
                 async with session.request(method, url + path, data=body, headers=headers) as resp:
                     await resp.read()
                     code = resp.status
-                    if code == 429 and "Retry-After" not in resp.headers:
+                    retry_after = resp.headers.get("Retry-After", "")
+                    if code == 429 and not retry_after:
                         result.no_retry_after += 1
+                    if not retry_after.isdigit():
+                        retry_after = ""
             except (TimeoutError, aiohttp.ClientError, OSError):
                 result.failures += 1
                 continue
             result.codes[code] += 1
             result.latencies.setdefault(code, []).append(time.monotonic() - start)
+            if code == 429 and honor_retry_after:  # what client-go does: wait as told, then try again
+                await asyncio.sleep(min(float(retry_after or 1), max(0.0, deadline - time.monotonic())))
 
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)) as session:
@@ -81,13 +87,16 @@ async def burst_async(url: str, clients: int = 200, seconds: float = 5.0, path: 
 
 
 def burst(url: str, clients: int = 200, seconds: float = 5.0, path: str = "/api/v1/namespaces",
-          method: str = "GET", body: bytes | None = None, timeout: float = 10.0) -> BurstResult:
+          method: str = "GET", body: bytes | None = None, timeout: float = 10.0,
+          honor_retry_after: bool = False) -> BurstResult:
     """``clients`` concurrent clients send ``method path`` to the apiserver at ``url`` for ``seconds``.
 
-    Callable from plain code and from a notebook (whose event loop is already running: the burst
-    then runs on a thread of its own).
+    Hostile by default: a 429 is answered with the next request at once. With ``honor_retry_after``
+    the clients wait as the server asks, as client-go does. Callable from plain code and from a
+    notebook (whose event loop is already running: the burst then runs on a thread of its own).
     """
-    run = lambda: asyncio.run(burst_async(url, clients, seconds, path, method, body, timeout))  # noqa: E731
+    run = lambda: asyncio.run(burst_async(url, clients, seconds, path, method, body, timeout,  # noqa: E731
+                                          honor_retry_after))
     try:
         asyncio.get_running_loop()
     except RuntimeError:

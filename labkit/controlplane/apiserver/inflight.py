@@ -60,7 +60,8 @@ def long_running(http: web.Request) -> bool:
     path = http.path
     if not path.startswith(("/api/", "/apis/")):
         return False
-    return path.rstrip("/").rsplit("/", 1)[-1] in LONG_RUNNING_SUBRESOURCES
+    parts = path.rstrip("/").split("/")  # .../pods/NAME/exec: a subresource of a pod, service or node
+    return len(parts) >= 4 and parts[-1] in LONG_RUNNING_SUBRESOURCES and parts[-3] in ("pods", "services", "nodes")
 
 
 class InFlightLimit:

@@ -21,15 +21,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bookmark-interval", type=float, default=5.0, help="seconds between watch bookmarks")
     parser.add_argument("--compact-interval", type=float, default=300.0,
                         help="seconds between store compactions (0 = never); each keeps one interval of history")
+    parser.add_argument("--max-requests-inflight", type=int, default=400,
+                        help="read-only requests served at once before the rest get 429 (0 = no limit)")
+    parser.add_argument("--max-mutating-requests-inflight", type=int, default=200,
+                        help="mutating requests served at once before the rest get 429 (0 = no limit)")
+    parser.add_argument("--max-watches", type=int, default=None,
+                        help="open watches allowed at once before the next gets 429 (default: from the file limit)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
+    # every watch holds a socket: take the whole file limit the system allows, as Go programs do
+    try:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, OSError, ValueError):
+        pass
     # store watches deliver on their own threads: hand the GIL over sooner than the 5 ms default
     sys.setswitchinterval(0.0005)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s apiserver %(levelname)s %(message)s")
     try:
         server = APIServer(args.store, host=args.bind, port=args.port, bookmark_interval=args.bookmark_interval,
-                           compact_interval=args.compact_interval or None)
+                           compact_interval=args.compact_interval or None,
+                           max_requests_inflight=args.max_requests_inflight,
+                           max_mutating_requests_inflight=args.max_mutating_requests_inflight,
+                           max_watches=args.max_watches)
     except ValueError as exc:
         print(f"apiserver: {exc}", file=sys.stderr)
         return 2

@@ -37,20 +37,26 @@ class Lists:
 
     async def list(self, req: Request) -> web.Response:
         lsel, fsel = req.selectors()
-        limit = req.int_param("limit") or None
+        limit = req.int_param("limit")
+        if limit is not None and limit <= 0:  # as kube-apiserver: only a positive limit pages
+            limit = None
         token = req.query.get("continue")
         start_after, rev = None, None
+        asked_rv = req.resource_version()  # validated (a 400 for "notanumber"); any revision serves
+        if token and asked_rv is not None:
+            raise errors.bad_request("specifying resource version is not allowed when using continue")
         if token:
             try:
                 state = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
                 rev, start_after = int(state["rv"]), state["start"]
-            except (ValueError, KeyError, TypeError):
+                if not isinstance(start_after, str) or not isinstance(state["rv"], int) or rev < 0:
+                    raise ValueError("malformed")
+            except (ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError):
                 raise errors.bad_request("invalid continue token") from None
         if not token and req.query.get("resourceVersionMatch") == "Exact":
-            rv_text = req.query.get("resourceVersion", "")
-            if not rv_text.isdigit() or rv_text == "0":
+            if asked_rv is None:
                 raise errors.bad_request("resourceVersionMatch=Exact needs a resourceVersion greater than 0")
-            rev = int(rv_text)
+            rev = asked_rv
             if rev > self.store.revision:
                 raise errors.StatusError(504, "Timeout", f"Too large resource version: {rev}, current: "
                                          f"{self.store.revision}")

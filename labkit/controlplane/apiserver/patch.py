@@ -9,6 +9,7 @@ small table by field name, which covers the fields the labs and kubectl touch.
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 from .errors import bad_request
@@ -69,8 +70,8 @@ def strategic_merge_patch(target: Any, patch: Any) -> Any:
             continue
         if k.startswith("$deleteFromPrimitiveList/"):
             field = k.split("/", 1)[1]
-            if isinstance(result.get(field), list):
-                result[field] = [x for x in result[field] if x not in (v or [])]
+            if isinstance(result.get(field), list) and isinstance(v, list):
+                result[field] = [x for x in result[field] if x not in v]
             continue
         if v is None:
             result.pop(k, None)
@@ -124,9 +125,13 @@ def _merge_list(field: str, current: Any, patch: list) -> list:
 def _reorder(field: str, items: list, order: list) -> list:
     key = _merge_key_for(field, items)
     ident = (lambda x: x.get(key) if isinstance(x, dict) else x) if key else (lambda x: x)
+    if not isinstance(order, list):
+        raise bad_request(f"$setElementOrder/{field} must be a list")
+    # merge keys may be any JSON value (a patch can say anything): rank them by their JSON text
+    text = lambda v: json.dumps(v, sort_keys=True)  # noqa: E731
     wanted = [o.get(key) if isinstance(o, dict) else o for o in order]
-    rank = {w: i for i, w in enumerate(wanted)}
-    return sorted(items, key=lambda x: rank.get(ident(x), len(rank)))
+    rank = {text(w): i for i, w in enumerate(wanted)}
+    return sorted(items, key=lambda x: rank.get(text(ident(x)), len(rank)))
 
 
 def _pointer(path: str) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import struct
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -227,8 +228,13 @@ def decode_request(raw: bytes, rt: ResourceType) -> dict:
             raise errors.unsupported_media_type(PROTOBUF_CT, f"; {kind or '?'} {api_version or '?'} is not "
                                                 "decoded from protobuf here: send it as JSON")
         obj = decode_message(name, payload)
-    except (WireError, UnicodeDecodeError, ValueError) as exc:
+    except (WireError, UnicodeDecodeError, ValueError, OverflowError) as exc:
         raise errors.bad_request(f"error decoding protobuf body: {exc}") from None
+    except (TypeError, AttributeError, KeyError, IndexError, struct.error):  # a field of the wrong wire type
+        raise errors.bad_request("error decoding protobuf body: a field has the wrong wire type for its "
+                                 "message (proto: wrong wireType)") from None
+    except RecursionError:
+        raise errors.bad_request("error decoding protobuf body: messages nested too deeply") from None
     return {"apiVersion": api_version, "kind": kind, **obj}
 
 

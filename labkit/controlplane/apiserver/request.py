@@ -8,13 +8,14 @@ fields follow ``fieldValidation``.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
-import yaml
-from aiohttp import web
+from aiohttp import web, web_protocol
 
 from . import errors, schema
 from .codec import dumps
+from .decoding import decode_json, decode_yaml
 from .errors import StatusError
 from .patch import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH
 from .resources import ResourceType
@@ -48,13 +49,42 @@ class Request:
                 FieldSelector.parse(self.query.get("fieldSelector"), self.rt.field_getters))
 
     def int_param(self, name: str) -> int | None:
+        """An integer query parameter as Go reads it into an int64 (``strconv.ParseInt``)."""
         raw = self.query.get(name)
         if raw in (None, ""):
             return None
-        try:
+        if not _INT.fullmatch(raw):
+            raise errors.bad_request(f"invalid value for {name}: {raw!r} is not an integer "
+                                     f'(strconv.ParseInt: parsing "{raw}": invalid syntax)')
+        if len(raw) > 25 or not -2**63 <= int(raw) < 2**63:
+            raise errors.bad_request(f"invalid value for {name}: {raw!r} is out of range "
+                                     f'(strconv.ParseInt: parsing "{raw}": value out of range)')
+        return int(raw)
+
+    def resource_version(self) -> int | None:
+        """``resourceVersion`` as a revision: None when unset or "0" (any), else a uint64.
+
+        Anything else is a 400, worded as kube-apiserver's etcd3 store words it.
+        """
+        raw = self.query.get("resourceVersion")
+        if raw in (None, "", "0"):
+            return None
+        return parse_resource_version(raw)
+
+
+_INT = re.compile(r"[+-]?[0-9]+")
+_UINT = re.compile(r"[0-9]+")
+
+
+def parse_resource_version(raw: str) -> int:
+    """A resourceVersion string as Go's ``strconv.ParseUint(rv, 10, 64)`` reads it, or a 400."""
+    why = "invalid syntax"
+    if _UINT.fullmatch(raw):
+        if len(raw) <= 25 and int(raw) < 2**64:
             return int(raw)
-        except ValueError:
-            raise errors.bad_request(f"invalid value for {name}: {raw!r} is not an integer") from None
+        why = "value out of range"
+    raise errors.bad_request(f'invalid resource version: resourceVersion: Invalid value: "{raw}": '
+                             f'strconv.ParseUint: parsing "{raw}": {why}')
 
 
 def response(body: bytes, status: int = 200, content_type: str = JSON, headers: dict | None = None) -> web.Response:
@@ -76,7 +106,10 @@ async def read_body(req: Request, allow_patch: bool = False) -> tuple[Any, str]:
         raise errors.too_large(BODY_LIMIT)
     chunks, size = [], 0
     while True:
-        chunk = await http.content.read(65536)
+        try:
+            chunk = await http.content.read(65536)
+        except web_protocol.RequestPayloadError as exc:  # a broken chunked body, say
+            raise errors.bad_request(f"error reading the request body: {exc}") from None
         if not chunk:
             break
         size += len(chunk)
@@ -86,23 +119,14 @@ async def read_body(req: Request, allow_patch: bool = False) -> tuple[Any, str]:
     raw = b"".join(chunks)
     ct = (http.headers.get("Content-Type") or JSON).split(";")[0].strip().lower()
     if ct in ("", JSON, "*/*") or (allow_patch and ct in (MERGE_PATCH, STRATEGIC_PATCH, JSON_PATCH)):
-        try:
-            return json.loads(raw), ct
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise errors.bad_request(f"error decoding request body as JSON: {exc}") from None
+        return decode_json(raw), ct
     if ct in ("application/yaml", "application/x-yaml", "text/yaml"):
-        try:
-            return yaml.safe_load(raw), ct
-        except yaml.YAMLError as exc:
-            raise errors.bad_request(f"error decoding request body as YAML: {exc}") from None
+        return decode_yaml(raw), ct
     if ct == PROTOBUF and not allow_patch:
         from .protobuf import decode_request
         return decode_request(raw, req.rt), ct
     if allow_patch and ct == APPLY_PATCH:  # server-side apply: YAML (or JSON, which is YAML too)
-        try:
-            return yaml.safe_load(raw), ct
-        except yaml.YAMLError as exc:
-            raise errors.bad_request(f"error decoding apply patch as YAML: {exc}") from None
+        return decode_yaml(raw, "apply patch"), ct
     raise errors.unsupported_media_type(ct)
 
 
@@ -134,7 +158,8 @@ def field_checks(req: Request, obj: Any) -> dict:
         raise errors.bad_request("strict decoding error: " + ", ".join(f'unknown field "{u}"' for u in unknown))
     if mode == "Ignore":
         return {}
-    return {"Warning": ", ".join(f'299 - "unknown field \\"{u}\\""' for u in unknown)}
+    # a header carries ASCII text only: a field name with control or non-ASCII characters is escaped
+    return {"Warning": ", ".join(f'299 - "unknown field \\"{json.dumps(u)[1:-1]}\\""' for u in unknown)}
 
 
 def strip_nulls(obj: Any) -> None:

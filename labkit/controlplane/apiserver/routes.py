@@ -221,9 +221,9 @@ async def not_found(http: web.Request) -> web.Response:
     raise errors.path_not_found()
 
 
-def make_app(resources: ResourceRoutes, body_limit: int) -> web.Application:
+def make_app(resources: ResourceRoutes, body_limit: int, middlewares: tuple = ()) -> web.Application:
     """The aiohttp application with every route of the API."""
-    app = web.Application(client_max_size=body_limit)
+    app = web.Application(client_max_size=body_limit, middlewares=list(middlewares))
     router = app.router
     resources.add_to(router)
     for path, handler in (("/{probe:healthz|livez|readyz}{rest:(/.*)?}", health),

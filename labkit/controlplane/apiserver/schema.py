@@ -11,12 +11,28 @@ from __future__ import annotations
 
 import base64
 import re
+from datetime import datetime
 from functools import cache
 from typing import Any
 
 from .protobuf import INLINE, KIND_MESSAGES, schema
 
 _QUANTITY = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+|[KMGTPE]i|[numkMGTPE])?$")
+_INT_RANGE = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _rfc3339(text: str) -> bool:
+    """Whether Go's ``time.Parse(time.RFC3339, text)`` would take it (what metav1.Time decodes with)."""
+    if not _RFC3339.match(text):
+        return False
+    try:
+        datetime.fromisoformat(text[:19])
+    except ValueError:
+        return False
+    return True
+
+
 _GO_TYPES = {"string": "string", "int32": "int32", "int64": "int64", "bool": "bool", "bytes": "[]uint8",
              "double": "float64", "float": "float32"}
 
@@ -64,6 +80,9 @@ class Checker:
         elif typ in ("int32", "int64"):
             if isinstance(v, bool) or not (isinstance(v, int) or (isinstance(v, float) and v.is_integer())):
                 self.mismatch(v, struct, path, typ)
+            elif not _INT_RANGE[typ][0] <= v <= _INT_RANGE[typ][1]:  # Go: the number does not fit the field
+                self.errors.append(f"json: cannot unmarshal number {int(v)} into Go struct field {struct}.{path} "
+                                   f"of type {typ}")
         elif typ in ("double", "float"):
             if isinstance(v, bool) or not isinstance(v, int | float):
                 self.mismatch(v, struct, path, _GO_TYPES[typ])
@@ -90,6 +109,9 @@ class Checker:
         elif typ in ("time", "microtime"):
             if not isinstance(v, str):
                 self.mismatch(v, struct, path, "v1.Time")
+            elif v and not _rfc3339(v):
+                self.errors.append(f'parsing time "{v[:64]}" as "2006-01-02T15:04:05Z07:00": cannot parse it '
+                                   f"as RFC 3339 ({path})")
         elif typ in ("raw", "fieldsv1"):
             return
         elif typ.startswith("map:"):

@@ -21,6 +21,7 @@ from labkit.controlplane.store import Store, open_store
 from . import priority
 from .customresources import CustomResources
 from .indexes import PodsByNode
+from .inflight import InFlightLimit
 from .lists import Lists
 from .registry import Registry
 from .request import BODY_LIMIT
@@ -30,7 +31,7 @@ from .selectable import AttrCache
 from .storecalls import StoreCalls
 from .subresources import KubeletClient
 from .verbs import Verbs
-from .watch import WatchHub
+from .watch import MAX_BACKLOG, WatchHub
 from .watchstream import WatchStreams
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,12 @@ class APIServer:
 
     def __init__(self, store: str | Store = "memory", host: str = "127.0.0.1", port: int = 0,
                  bookmark_interval: float = 5.0, watch_window: int = 100_000,
-                 compact_interval: float | None = 300.0):
+                 compact_interval: float | None = 300.0, max_requests_inflight: int = 400,
+                 max_mutating_requests_inflight: int = 200, max_watches: int | None = None,
+                 watch_backlog: int = MAX_BACKLOG):
+        # kube-apiserver's defaults; 0 turns a limit off (see inflight.py)
+        self.inflight = InFlightLimit(max_requests_inflight, max_mutating_requests_inflight, max_watches)
+        self.watch_backlog = watch_backlog  # events one watcher may fall behind before it is closed
         self._own_store = isinstance(store, str)
         self.store: Store = open_store(store) if isinstance(store, str) else store
         self.registry = Registry(self.store)
@@ -79,7 +85,7 @@ class APIServer:
         lists = Lists(self.calls, self.attrs, self.hub, self.pods_by_node)
         watches = WatchStreams(self.calls, self.attrs, self.hub, lists, self.bookmark_interval)
         routes = ResourceRoutes(self.calls, Verbs(self.calls, self.attrs, self.crds), lists, watches, self.kubelets)
-        return make_app(routes, BODY_LIMIT * 4)
+        return make_app(routes, BODY_LIMIT * 4, (self.inflight.middleware,))
 
     async def start_async(self) -> None:
         """Bind the port and start serving on the running event loop."""
@@ -87,7 +93,7 @@ class APIServer:
         self.registry.ensure_namespaces()
         priority.ensure_system_classes(self.registry, BY_PLURAL["priorityclasses"])
         self.crds.load()
-        self.hub = WatchHub(self.store, self.loop, self.attrs, self.watch_window)
+        self.hub = WatchHub(self.store, self.loop, self.attrs, self.watch_window, self.watch_backlog)
         self.hub.listeners.append(self.registry.watch_namespaces)
         self.hub.listeners.append(self.crds.watch)
         self.hub.listeners.append(self.registry.priority_classes.watch)
@@ -98,7 +104,10 @@ class APIServer:
         if self.compact_interval:
             self._compactor = asyncio.ensure_future(self._compact_periodically(self.compact_interval))
         # long-lived streams (log -f) must not hold a shutdown for a minute
-        self._runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False, shutdown_timeout=3.0)
+        # request bodies are read as sent: kube-apiserver does not decompress them either, and a
+        # corrupt gzip body must be a 400 from the decoder, not an error inside aiohttp
+        self._runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False, shutdown_timeout=3.0,
+                                     auto_decompress=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()

@@ -130,6 +130,9 @@ async def scale(calls: StoreCalls, req: Request) -> web.Response:
                 not isinstance(new_scale.get("metadata") or {}, dict):
             raise errors.bad_request("the body must be an autoscaling/v1 Scale object")
         replicas = new_scale["spec"].get("replicas")
+        if isinstance(replicas, int) and not isinstance(replicas, bool) and replicas > 2**31 - 1:
+            raise errors.bad_request(f"json: cannot unmarshal number {replicas} into Go struct field "
+                                     "ScaleSpec.spec.replicas of type int32")
         if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
             raise errors.invalid("Scale", "autoscaling", name, [errors.cause(
                 "spec.replicas", f"Invalid value: {replicas}: must be greater than or equal to 0")])

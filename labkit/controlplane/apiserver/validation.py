@@ -8,10 +8,12 @@ imagePullPolicy, rolling-update strategy, service type ...).
 from __future__ import annotations
 
 import base64
+import ipaddress
 import random
 import re
 from typing import Any
 
+from . import quantities
 from .errors import cause
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -208,6 +210,7 @@ def _containers(spec: Any, path: str) -> list[dict]:
         seen.add(name)
         if not c.get("image"):
             out.append(cause(f"{p}.image", "Required value", "FieldValueRequired"))
+        out += quantities.check(c.get("resources"), f"{p}.resources")
         out += _requests_within_limits(c.get("resources"), f"{p}.resources")
         for j, port in enumerate(c.get("ports") or []):
             n = port.get("containerPort") if isinstance(port, dict) else None
@@ -223,8 +226,6 @@ def _containers(spec: Any, path: str) -> list[dict]:
 
 def _requests_within_limits(res: Any, path: str) -> list[dict]:
     """A request above its limit is invalid (Kubernetes: "must be less than or equal to ... limit")."""
-    from labkit.client.quantity import parse
-
     if not isinstance(res, dict):
         return []
     requests, limits = res.get("requests") or {}, res.get("limits") or {}
@@ -234,7 +235,8 @@ def _requests_within_limits(res: Any, path: str) -> list[dict]:
     for name, req in requests.items():
         if name in limits:
             try:
-                if parse(req) > parse(limits[name]):
+                wanted, most = quantities.value(req), quantities.value(limits[name])
+                if wanted is not None and most is not None and wanted > most:
                     out.append(cause(f"{path}.requests", f'Invalid value: "{req}": must be less than or equal '
                                      f"to {name} limit of {limits[name]}"))
             except ValueError:
@@ -326,7 +328,28 @@ def validate_service(obj: dict, old: dict | None) -> list[dict]:
         n = p.get("port") if isinstance(p, dict) else None
         if not isinstance(n, int) or not 0 < n < 65536:
             out.append(cause(f"spec.ports[{i}].port", f"Invalid value: {n}: must be between 1 and 65535, inclusive"))
+        node_port = p.get("nodePort") if isinstance(p, dict) else None
+        if isinstance(node_port, int) and not 0 <= node_port < 65536:
+            out.append(cause(f"spec.ports[{i}].nodePort", f"Invalid value: {node_port}: provided port is not in the "
+                             "valid range. The range of valid ports is 30000-32767"))
+    ip = spec.get("clusterIP")
+    if isinstance(ip, str) and ip not in ("", "None"):
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            out.append(cause("spec.clusterIPs[0]", f'Invalid value: "{ip}": must be a valid IP address, '
+                             '(e.g. 10.9.8.7 or 2001:db8::ffff)'))
     return out
+
+
+def validate_pvc(obj: dict, old: dict | None) -> list[dict]:
+    """Requested storage is a quantity Kubernetes can hold, and not negative."""
+    return quantities.check((obj.get("spec") or {}).get("resources"), "spec.resources")
+
+
+def validate_pv(obj: dict, old: dict | None) -> list[dict]:
+    """The capacity is a quantity Kubernetes can hold, and not negative."""
+    return quantities.check({"capacity": (obj.get("spec") or {}).get("capacity")}, "spec", parts=("capacity",))
 
 
 def validate_configmap(obj: dict, old: dict | None) -> list[dict]:

@@ -157,8 +157,8 @@ class Verbs:
         if grace is not None:
             options["gracePeriodSeconds"] = grace
         g = options.get("gracePeriodSeconds")
-        if g is not None and (isinstance(g, bool) or not isinstance(g, int)):
-            raise errors.bad_request("DeleteOptions.gracePeriodSeconds must be an integer")
+        if g is not None and (isinstance(g, bool) or not isinstance(g, int) or not -(2**63) <= g < 2**63):
+            raise errors.bad_request("DeleteOptions.gracePeriodSeconds must be an integer (an int64)")
         if not isinstance(options.get("preconditions") or {}, dict):
             raise errors.bad_request("DeleteOptions.preconditions must be an object")
         if req.query.get("propagationPolicy"):

@@ -26,7 +26,8 @@ from .selectable import AttrCache, Attrs, compute, matches
 from .selectors import FieldSelector, LabelSelector
 
 log = logging.getLogger(__name__)
-MAX_PENDING = 200_000  # events queued for one watcher before it is cut off
+MAX_BACKLOG = 10_000  # live events queued for one watcher before it is closed as unresponsive
+MAX_REPLAY = 200_000  # events a watch replaying old history (its own store watch) may queue
 
 
 class HubEvent:
@@ -75,16 +76,19 @@ class Subscriber:
         self.ended = False
         self.store_watch = None
         self.last_rev = from_rev
+        self.cap = hub.backlog  # raised by the events a watch replays when it starts
+        self.overflowed = False
+        self.on_overflow: Callable[[], None] | None = None  # set by the stream: cut a stuck writer off
         # pods watched by node name (every kubelet) are found through an index, not a scan
         self.trigger = fsel.equals("spec.nodeName") if rt.plural == "pods" else None
 
     def offer(self, ev: HubEvent) -> bool:
         """Queue the event if this watcher wants it (turning it into ADDED/DELETED when it starts or stops matching)."""
-        if ev.revision <= self.from_rev or not ev.key.startswith(self.prefix) or self.error is not None:
+        if (ev.revision <= self.from_rev or not ev.key.startswith(self.prefix) or self.error is not None
+                or self.overflowed):
             return False
-        if len(self.pending) >= MAX_PENDING:  # a client this far behind is cut off; it relists, as in k8s
-            self.pending.clear()
-            self.fail(errors.expired("the watch fell too far behind; list again and watch from there"))
+        if len(self.pending) >= self.cap:
+            self.overflow()
             return True
         self.last_rev = ev.revision
         if not self.filtered:
@@ -108,6 +112,17 @@ class Subscriber:
             return True
         return False
 
+    def overflow(self) -> None:
+        """The client reads too slowly: close its watch, as kube-apiserver closes an unresponsive
+        watcher. What it has not received stays in the watch cache, so it resumes from the last
+        resourceVersion it saw (or, if that has left the window, gets 410 and lists again)."""
+        log.info("closing a %s watch that fell %d events behind", self.rt.plural, len(self.pending))
+        self.pending.clear()
+        self.overflowed = True
+        self.end()
+        if self.on_overflow is not None:
+            self.on_overflow()
+
     def fail(self, err: StatusError) -> None:
         self.error = err
         self.wake.set()
@@ -127,8 +142,10 @@ class Subscriber:
 class WatchHub:
     """Runs on the server's event loop; fed by one store watch on a store-owned thread."""
 
-    def __init__(self, store: Store, loop: asyncio.AbstractEventLoop, attrs: AttrCache, window: int = 100_000):
+    def __init__(self, store: Store, loop: asyncio.AbstractEventLoop, attrs: AttrCache, window: int = 100_000,
+                 backlog: int = MAX_BACKLOG):
         self.store = store
+        self.backlog = backlog
         self.loop = loop
         self.attrs = attrs
         self.window = window
@@ -261,6 +278,7 @@ class WatchHub:
                 if ev.revision <= from_rev:
                     break
                 newer.append(ev)
+            sub.cap = len(newer) + self.backlog  # the replay itself never counts as falling behind
             for ev in reversed(newer):
                 sub.offer(ev)
             if sub.trigger is not None:
@@ -271,6 +289,7 @@ class WatchHub:
                 sub.wake.set()
             return sub
         # older than the window: a private store watch replays history for this client alone
+        sub.cap = MAX_REPLAY
         def feed(events: list[Event]) -> None:
             def push() -> None:
                 for e in events:

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import errors, tables
+from . import tables
 from .codec import decode, dumps, with_rv
 from .errors import StatusError
 from .lists import Lists
@@ -40,14 +40,14 @@ class WatchStreams:
 
     async def watch(self, req: Request) -> web.StreamResponse:
         lsel, fsel = req.selectors()
-        rv_param = req.query.get("resourceVersion")
         timeout = req.int_param("timeoutSeconds")
         bookmarks = req.query.get("allowWatchBookmarks") in ("true", "1")
         send_initial = req.query.get("sendInitialEvents") in ("true", "1")
         as_table = req.wants_table()
         include = req.query.get("includeObject", "Metadata")
         initial: list = []
-        if rv_param in (None, "", "0") or send_initial:
+        asked_rv = req.resource_version()  # a 400 for what is not a uint64
+        if asked_rv is None or send_initial:
             indexed = await self.lists.indexed(req, fsel)
             if indexed is not None:
                 kvs, from_rev = indexed
@@ -56,10 +56,7 @@ class WatchStreams:
             initial = [kv for kv in kvs if matches(self.attrs.get(req.rt, kv.key, kv.mod_revision, kv.value),
                                                    lsel, fsel)]
         else:
-            try:
-                from_rev = int(rv_param)
-            except ValueError:
-                raise errors.bad_request(f"invalid resourceVersion {rv_param!r}") from None
+            from_rev = asked_rv
         resp = web.StreamResponse(status=200)
         resp.headers["Content-Type"] = TABLE_CT if as_table else JSON
         resp.enable_chunked_encoding()
@@ -82,6 +79,13 @@ class WatchStreams:
             await resp.write(b'{"type":"ERROR","object":%s}\n' % dumps(err.status()))
             await resp.write_eof()
             return resp
+        writing = [False]
+
+        def cut_off() -> None:  # the client stopped reading: a write stuck on it is abandoned
+            transport = req.http.transport
+            if writing[0] and transport is not None:
+                transport.abort()
+        sub.on_overflow = cut_off
         try:
             if initial:
                 await resp.write(b"".join(line("ADDED", kv.value, kv.mod_revision) for kv in initial))
@@ -97,7 +101,9 @@ class WatchStreams:
                             batch.append(line(kind, ev.value, ev.revision))
                         else:
                             batch.append(line(kind, obj_bytes=ev.object_bytes()))
+                    writing[0] = True
                     await resp.write(b"".join(batch))
+                    writing[0] = False
                 if sub.error is not None:
                     await resp.write(b'{"type":"ERROR","object":%s}\n' % dumps(sub.error.status()))
                     break

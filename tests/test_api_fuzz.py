@@ -28,7 +28,8 @@ def fuzzed() -> Iterator:
 
 def test_a_bounded_campaign_keeps_every_invariant(fuzzed):
     campaign = Campaign(fuzzed.url, revision=lambda: fuzzed.store.revision,
-                        alive=lambda: requests.get(fuzzed.url + "/healthz", timeout=5).text == "ok")
+                        alive=lambda: requests.get(fuzzed.url + "/healthz", timeout=5).text == "ok",
+                        watches_left=8)
     campaign.setup()
     run(campaign, EXAMPLES)
     assert campaign.violations == []

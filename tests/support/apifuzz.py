@@ -360,6 +360,7 @@ class Campaign:
     revision: Callable[[], int]
     alive: Callable[[], bool]
     strict: bool = True  # raise at the first violation (tests); else count them (benchmark)
+    watches_left: int | None = None  # each watch lasts its second: a short campaign sends only so many
     sent: int = 0
     codes: Counter = field(default_factory=Counter)
     violations: list[str] = field(default_factory=list)
@@ -387,6 +388,10 @@ class Campaign:
 
     def send(self, req: FuzzRequest) -> None:
         """Send one request and check its answer against every invariant."""
+        if req.query.get("watch") in ("true", "1") and self.watches_left is not None:
+            if self.watches_left <= 0:
+                req.query = {k: v for k, v in req.query.items() if k != "watch"}  # a list instead
+            self.watches_left -= 1
         before = self.revision()
         self.sent += 1
         try:

@@ -29,6 +29,8 @@ def parse(q: str | int | float) -> Decimal:
         return Decimal(num) * Decimal(mult)
     except InvalidOperation:
         raise ValueError(f"not a Kubernetes quantity: {q!r} (examples: 500m, 2, 64Mi)") from None
+    except ArithmeticError:  # decimal.Overflow: an exponent beyond what any quantity can hold
+        raise ValueError(f"quantity out of range: {q!r}") from None
 
 
 def milli_cpu(q: str | int | float) -> int:

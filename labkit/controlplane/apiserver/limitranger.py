@@ -95,25 +95,37 @@ def _forbidden(resource: str, name: str, errs: list[str]) -> StatusError:
     return StatusError(403, "Forbidden", f'{resource} "{name}" is forbidden: {why}', {"name": name, "kind": resource})
 
 
-def admit_pod(store: Any, namespace: str | None, pod: dict) -> None:
-    """Fill in each container's default requests and limits, then refuse a pod outside the ranges."""
+def default_pod(store: Any, namespace: str | None, pod: dict) -> None:
+    """The mutating half: fill in each container's default requests and limits from the ranges."""
     if not namespace:
         return
-    ranges = _ranges(store, namespace)
-    if not ranges:
-        return
     spec = pod.setdefault("spec", {})
-    containers = [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
-    for lr in ranges:
+    containers = [c for c in (*(spec.get("initContainers") or []), *(spec.get("containers") or []))
+                  if isinstance(c, dict)]
+    for lr in _ranges(store, namespace):
         for item in (lr.get("spec") or {}).get("limits") or []:
             if item.get("type") != "Container":
                 continue
             for c in containers:
                 res = c.setdefault("resources", {})
+                if not isinstance(res, dict):
+                    continue
                 for k, v in (item.get("defaultRequest") or {}).items():
                     res.setdefault("requests", {}).setdefault(k, v)
                 for k, v in (item.get("default") or {}).items():
                     res.setdefault("limits", {}).setdefault(k, v)
+
+
+def check_pod(store: Any, namespace: str | None, pod: dict) -> None:
+    """The validating half (after the pod passed validation, so its quantities parse): refuse a pod
+    outside the ranges."""
+    if not namespace:
+        return
+    ranges = _ranges(store, namespace)
+    if not ranges:
+        return
+    spec = pod.get("spec") or {}
+    containers = [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
     errs: list[str] = []
     for lr in ranges:
         for item in (lr.get("spec") or {}).get("limits") or []:
@@ -128,7 +140,7 @@ def admit_pod(store: Any, namespace: str | None, pod: dict) -> None:
         raise _forbidden("pods", (pod.get("metadata") or {}).get("name", ""), errs)
 
 
-def admit_claim(store: Any, namespace: str | None, claim: dict) -> None:
+def check_claim(store: Any, namespace: str | None, claim: dict) -> None:
     """A claim's storage request must lie within the PersistentVolumeClaim ranges."""
     if not namespace:
         return

@@ -145,15 +145,15 @@ class Registry:
         if causes:
             raise errors.invalid(rt.kind, rt.group, name, causes)
 
-    def _admit(self, rt: ResourceType, obj: dict, old: dict | None, dry_run: bool = False) -> None:
-        """Admission steps that read other objects, in kube-apiserver's order: LimitRanger (pods,
-        claims), Priority (pods, PriorityClasses), PodSecurity (pods, by namespace label),
-        DefaultStorageClass (new claims), and last ResourceQuota, which charges every new
-        namespaced object to its namespace's quotas."""
+    def _admit(self, rt: ResourceType, obj: dict, old: dict | None) -> None:
+        """Mutating admission and the steps that read other objects, in kube-apiserver's order:
+        LimitRanger's defaults (pods), Priority (pods, PriorityClasses), PodSecurity (pods, by
+        namespace label), DefaultStorageClass (new claims). The validating steps that count
+        quantities run after validation, in :meth:`_admit_validated`."""
         ns = (obj.get("metadata") or {}).get("namespace") if rt.namespaced else None
         if rt.plural == "pods" and not rt.custom:
             if old is None:
-                limitranger.admit_pod(self.store, ns, obj)
+                limitranger.default_pod(self.store, ns, obj)
                 priority.admit_pod(self.priority_classes, obj)
                 podsecurity.admit_pod(self.store, ns, obj)
             else:
@@ -161,10 +161,19 @@ class Registry:
         elif rt.plural == "priorityclasses" and not rt.custom:
             priority.admit_priorityclass(self.priority_classes, obj, old)
         elif rt.plural == "persistentvolumeclaims" and not rt.custom and old is None:
-            limitranger.admit_claim(self.store, ns, obj)
             admit_claim(self.store, obj)  # the DefaultStorageClass admission plugin
-        if old is None and ns:
-            resourcequota.admit(self.store, rt.plural, rt.group, ns, obj, dry_run)
+
+    def _admit_validated(self, rt: ResourceType, obj: dict, dry_run: bool = False) -> None:
+        """Validating admission on a new object that passed validation: LimitRanger's ranges, then
+        ResourceQuota, which charges it to its namespace's quotas (last, as in kube-apiserver)."""
+        ns = (obj.get("metadata") or {}).get("namespace") if rt.namespaced else None
+        if not ns:
+            return
+        if rt.plural == "pods" and not rt.custom:
+            limitranger.check_pod(self.store, ns, obj)
+        elif rt.plural == "persistentvolumeclaims" and not rt.custom:
+            limitranger.check_claim(self.store, ns, obj)
+        resourcequota.admit(self.store, rt.plural, rt.group, ns, obj, dry_run)
 
     # ------------------------------------------------------------------ create
     def create(self, rt: ResourceType, ns: str | None, obj: Any, dry_run: bool = False) -> tuple[dict, bytes]:
@@ -205,8 +214,9 @@ class Registry:
             obj.pop("status", None)  # written through /status only
         if rt.defaulter:
             rt.defaulter(obj)
-        self._admit(rt, obj, None, dry_run)
+        self._admit(rt, obj, None)
         self._validate(rt, obj, None)
+        self._admit_validated(rt, obj, dry_run)
         if rt.plural == "services":
             allocate_service_addresses(self.store, obj)
         for k in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):

@@ -75,14 +75,17 @@ def admit(store: Any, plural: str, group: str, namespace: str | None, obj: dict,
                 break
             status = quota.get("status") or {}
             qname = quota["metadata"]["name"]
-            if "hard" not in status:
-                raise _forbidden(resource, name, f"status unknown for quota: {qname}, resources: "
-                                 + ",".join(sorted((quota.get("spec") or {}).get("hard") or {})))
+            tracked = set((quota.get("spec") or {}).get("hard") or {})
+            missing = usage.missing_for(obj, tracked) if plural == "pods" and not group else []
+            interesting = sorted(tracked & set(delta))
+            if not interesting and not missing:
+                break  # this quota counts nothing this object uses
+            if any(r not in (status.get("hard") or {}) or r not in (status.get("used") or {}) for r in interesting):
+                # the quota controller has not counted it yet (kube-apiserver refuses the same way)
+                raise _forbidden(resource, name, f"status unknown for quota: {qname}, resources: {','.join(interesting)}")
+            if missing:
+                raise _forbidden(resource, name, f"failed quota: {qname}: must specify {'; '.join(missing)}")
             hard = amounts.parse_all(status["hard"])
-            if plural == "pods" and not group:
-                missing = usage.missing_for(obj, set(hard))
-                if missing:
-                    raise _forbidden(resource, name, f"failed quota: {qname}: must specify {'; '.join(missing)}")
             wanted = {r: v for r, v in delta.items() if r in hard}
             if not wanted:
                 break

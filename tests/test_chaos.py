@@ -65,7 +65,7 @@ def _rules(netns: str | None = None) -> str:
 def cluster():
     disk = chaos.small_disk("24m")
     c = Cluster(nodes=2, store=f"sqlite:{disk}/store.db", processes=True, node_grace=3, eviction_seconds=30,
-                lease_interval=1)
+                lease_interval=1, max_requests_inflight=40)  # a limit a burst of 120 clients passes
     try:
         c.start()
         core, apps = c.core(), c.apps()
@@ -228,6 +228,16 @@ def test_a_killed_fault_is_undone_by_gc_and_sigterm_undoes_it_at_once(cluster):
             assert [x for x in gc.find_leaks(["chaos"]) if "process-pause" in x.what]
             gc.collect(["chaos"])
             assert _state(pid) != "T" and not gc.find_leaks(["chaos"])
+
+
+def test_apiserver_overload_is_answered_with_429_and_retry_after_and_the_server_serves_on(cluster):
+    f = chaos.inject(cluster, "apiserver-overload", target="apiserver", duration=2, clients=120)
+    r = f.result
+    assert r.sent > 0 and r.codes.get(429, 0) > 0, r.counts()
+    assert r.no_retry_after == 0, "every 429 must carry Retry-After"
+    assert not any(code >= 500 for code in r.codes), r.counts()
+    assert cluster.core().list_namespace().items  # the server still serves
+    assert any("429" in line for line in f.log)
 
 
 def test_every_acknowledged_write_survived(cluster):

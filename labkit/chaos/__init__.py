@@ -12,6 +12,7 @@ The actions, named as Chaos Mesh and LitmusChaos name them, one module per famil
 * :mod:`~labkit.chaos.network` - ``network-partition``, ``network-delay``, ``network-loss``
 * :mod:`~labkit.chaos.process` - ``process-pause`` (SIGSTOP, then SIGCONT)
 * :mod:`~labkit.chaos.disk` - ``store-disk-full``
+* :mod:`~labkit.chaos.overload` - ``apiserver-overload`` (a burst of clients; nothing to undo)
 
 Each takes a target and a duration and undoes itself at the end, on Ctrl-C and on SIGTERM; what
 it changed is written down first (:mod:`~labkit.chaos.journal`), so ``labkit gc`` undoes the
@@ -27,6 +28,7 @@ from labkit.chaos.disk import StoreDiskFull, remove_small_disk, small_disk
 from labkit.chaos.fault import Fault
 from labkit.chaos.network import NetworkDelay, NetworkLoss, NetworkPartition, netem_works
 from labkit.chaos.node import NodeDown, NodeDrain, wait_ready
+from labkit.chaos.overload import ApiServerOverload
 from labkit.chaos.pod import ContainerKill, PodKill
 from labkit.chaos.process import ProcessPause
 from labkit.chaos.target import ChaosError, ClusterTarget
@@ -34,7 +36,7 @@ from labkit.chaos.target import ChaosError, ClusterTarget
 #: action name -> the Fault that does it
 ACTIONS: dict[str, type[Fault]] = {f.action: f for f in (
     PodKill, ContainerKill, NodeDown, NodeDrain, NetworkPartition, NetworkDelay, NetworkLoss, ProcessPause,
-    StoreDiskFull)}
+    StoreDiskFull, ApiServerOverload)}
 
 __all__ = ["ACTIONS", "ChaosError", "ClusterTarget", "Fault", "fault", "inject", "netem_works", "remove_small_disk",
            "small_disk", "wait_ready"]

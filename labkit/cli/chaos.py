@@ -18,6 +18,8 @@ ACTIONS = {
     "process-pause": ("SIGSTOP a component for the duration, then SIGCONT.",
                       "apiserver, scheduler, controller-manager, kubelet-NODE, cri-NODE, etcd"),
     "store-disk-full": ("Fill the small tmpfs under the cluster's store; writes fail, reads go on.", "store"),
+    "apiserver-overload": ("A burst of clients on the apiserver for the duration; it answers 429 + Retry-After "
+                           "past its in-flight limit.", "apiserver"),
 }
 
 
@@ -42,6 +44,8 @@ def _command(action: str, summary: str, target_help: str) -> click.Command:
     @click.option("--jitter", "jitter_ms", type=float, default=0.0, help="network-delay: +- milliseconds.")
     @click.option("--loss", "loss_percent", type=float, default=50.0, show_default=True,
                   help="network-loss: percent of packets dropped.")
+    @click.option("--clients", type=click.IntRange(1, 5000), default=200, show_default=True,
+                  help="apiserver-overload: how many clients at once.")
     @click.option("--control-plane-only", is_flag=True,
                   help="network-partition: cut only the kubelet's link to the apiserver, not the node's pods.")
     def run(target: str, duration: float, cluster_name: str, **options) -> None:

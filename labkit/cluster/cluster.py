@@ -89,6 +89,7 @@ class Cluster(_OfficialClients):
                  eviction_seconds: float | None = 2.0, lease_interval: float = 2.0, node_cpu: str | None = None,
                  node_memory: str | None = None, node_labels: dict[str, dict[str, str]] | None = None,
                  node_gpus: dict[str, int] | None = None, gpus: int = 0, scoring_strategy: str = "LeastAllocated",
+                 max_requests_inflight: int = 400,
                  kubeconfig: str | os.PathLike | None = None, keep_state: bool = False, die_with_parent: bool = True):
         if nodes < 0:
             raise ValueError("nodes must be 0 or more")
@@ -116,6 +117,7 @@ class Cluster(_OfficialClients):
         # (node_gpus: a per-node count, from a plugin started inside those kubelets)
         self.gpus = gpus
         self.scoring_strategy = scoring_strategy  # the scheduler's NodeResourcesFit strategy (pack or spread)
+        self.max_requests_inflight = max_requests_inflight  # the apiserver's limit (kube-apiserver's default; 0: none)
         self.gpu_plugin_daemonset = False  # set at start: can this host run the plugin as a DaemonSet pod?
         self.device_plugins = ""  # which way the GPU plugin runs, for describe() and `cluster status`
         self.keep_state = keep_state
@@ -233,12 +235,13 @@ class Cluster(_OfficialClients):
         store = self._store_url()
         if self.processes:
             c = self._spawn("apiserver", self._py("labkit.controlplane.apiserver", "--port", str(self.port),
-                                                  "--store", store))
+                                                  "--store", store, "--max-requests-inflight",
+                                                  str(self.max_requests_inflight)))
             wait_for(lambda: http_ok(self.url + "/version") or (not c.alive and raise_exited(c)), timeout, "apiserver", c.log)
         else:
             from labkit.controlplane.apiserver import APIServer
 
-            self._api = APIServer(store, port=self.port).start()
+            self._api = APIServer(store, port=self.port, max_requests_inflight=self.max_requests_inflight).start()
 
     def cri_socket(self, node: str) -> Path:
         return self.dir / f"{node}-cri.sock"

@@ -106,8 +106,11 @@ class InFlightLimit:
         try:
             resp = await handler(http)
             if isinstance(resp, web.Response) and not resp.prepared:
-                await resp.prepare(http)  # the slot is held until the reply is written, as in Go
-                await resp.write_eof()
+                try:
+                    await resp.prepare(http)  # the slot is held until the reply is written, as in Go
+                    await resp.write_eof()
+                except ConnectionResetError:  # the client went away (a notebook's cluster stopping): nothing to send
+                    pass
             return resp
         finally:
             if mutating:

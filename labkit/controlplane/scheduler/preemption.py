@@ -46,8 +46,12 @@ def _fits(table: NodeTable, slot: int, needs: dict[str, int], freed: dict[str, i
     return True
 
 
-def find(table: NodeTable, p: PodInfo, d: Decision, priorities: dict[str, int]) -> Preemption | None:
-    """Where preempting would let ``p`` run, and whom; None when no deletion of lower-priority pods helps."""
+def find(table: NodeTable, p: PodInfo, d: Decision, priorities: dict[str, int],
+         leaving: frozenset[str] | set[str] = frozenset()) -> Preemption | None:
+    """Where preempting would let ``p`` run, and whom; None when no deletion of lower-priority pods helps.
+
+    ``leaving``: pods already being deleted. They still hold their resources until they are gone,
+    so they count as used, but they are no victims: deleting them again frees nothing more."""
     spec = p.spec
     if spec.get("preemptionPolicy") == "Never":
         return None
@@ -64,7 +68,8 @@ def find(table: NodeTable, p: PodInfo, d: Decision, priorities: dict[str, int]) 
         if slot is None:
             continue
         lower = sorted(((priorities.get(k, 0), k, req) for k, (s, req, _) in table.pods.items()
-                        if s == slot and priorities.get(k, 0) < mine and not k.startswith("nominated:")),
+                        if s == slot and priorities.get(k, 0) < mine and not k.startswith("nominated:")
+                        and k not in leaving),
                        key=lambda x: (-x[0], x[1]))  # most important first: they are reprieved first
         freed: dict[str, int] = {}
         for _, _, req in lower:

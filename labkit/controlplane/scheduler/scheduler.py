@@ -161,7 +161,9 @@ class Scheduler:
                 self.table.add_pod(f"nominated:{p.key}", reserved, pod, p.requests)  # wait for them
             else:
                 self.nominated.pop(p.key, None)
-                pre = preemption.find(self.table, p, d, self._priorities())
+                leaving = {k for k in self.table.pods if k in self.pods.cache
+                           and self.pods.cache[k]["metadata"].get("deletionTimestamp")}
+                pre = preemption.find(self.table, p, d, self._priorities(), leaving)
             if pre is not None:
                 self.nominated[p.key] = pre.node
                 self.table.add_pod(f"nominated:{p.key}", pre.node, pod, p.requests)

@@ -78,6 +78,24 @@ class Target:
 
         return client.BatchV1Api(self.api_client)
 
+    def pod(self, name: str) -> Any:
+        """The pod ``name`` in this namespace, or None while there is none (a verify asks "is it there yet?")."""
+        return self._read_or_none(self.core.read_namespaced_pod, name)
+
+    def deployment(self, name: str) -> Any:
+        """The Deployment ``name`` in this namespace, or None while there is none."""
+        return self._read_or_none(self.apps.read_namespaced_deployment, name)
+
+    def _read_or_none(self, read: Callable[[str, str], Any], name: str) -> Any:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return read(name, self.namespace)
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+
     def name(self, base: str) -> str:
         """A container or object name that is this learner's own (``owner-base``)."""
         return f"{self.owner}-{base}"

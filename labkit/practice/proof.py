@@ -7,6 +7,7 @@ solution, verify is polled, because a cluster converges (a pod is scheduled, the
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from labkit.practice.exercise import Exercise, Target, Verdict
@@ -50,3 +51,12 @@ def prove(ex: Exercise, target: Target) -> Proof:
         if ex.cleanup:
             ex.cleanup(target)
     return Proof(before, after, time.monotonic() - t0)
+
+
+def wait_until(what: str, pred: Callable[[], object], timeout: float = 60, every: float = 0.25) -> None:
+    """For set-ups and solutions: poll ``pred`` until it is true; TimeoutError naming ``what`` otherwise."""
+    end = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > end:
+            raise TimeoutError(what)
+        time.sleep(every)

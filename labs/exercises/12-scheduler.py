@@ -64,17 +64,6 @@ def _solve_on_tainted(t: Target) -> None:
 POOL_LABEL = "exercise.labkit.dev/pool"
 
 
-def _read_pod(t: Target, name: str):  # noqa: ANN202 - a V1Pod or None
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        return t.core.read_namespaced_pod(name, t.namespace)
-    except ApiException as err:
-        if err.status == 404:
-            return None
-        raise
-
-
 def _setup_pending(t: Target) -> None:
     t.core.create_namespaced_pod(t.namespace, {
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"},
@@ -83,7 +72,7 @@ def _setup_pending(t: Target) -> None:
 
 
 def _verify_pending(t: Target) -> Verdict:
-    pod = _read_pod(t, "web")
+    pod = t.pod("web")
     if pod is None:
         return Verdict.not_yet(f"there is no pod 'web' in namespace {t.namespace!r} (the exercise's set-up makes it;"
                                " it must stay as it was made)")
@@ -231,7 +220,7 @@ def _verify_plugin(t: Target) -> Verdict:
             t.core.create_namespaced_pod(t.namespace, _probe_pod(p, name, "100m"))
         time.sleep(0.3)  # the ballast reaches the scheduler's informer with the rest
         _run_scheduler(t, name, plugin, {f"{t.namespace}/{p}" for p in probes})
-        placed = {p: pod.spec.node_name if (pod := _read_pod(t, p)) is not None else None for p in probes}
+        placed = {p: pod.spec.node_name if (pod := t.pod(p)) is not None else None for p in probes}
     finally:
         _delete_probes(t, wait=0)
     if any(n is None for n in placed.values()):

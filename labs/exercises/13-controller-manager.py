@@ -28,17 +28,6 @@ def _deployment(name: str, replicas: int, image: str = "busybox") -> dict:
                                                            "command": ["sleep", "3600"]}]}}}}
 
 
-def _read_deployment(t: Target, name: str):  # noqa: ANN202 - a V1Deployment or None
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        return t.apps.read_namespaced_deployment(name, t.namespace)
-    except ApiException as err:
-        if err.status == 404:
-            return None
-        raise
-
-
 def _owned(items: list, owner_uid: str) -> list:
     return [x for x in items if any(r.uid == owner_uid and r.controller for r in x.metadata.owner_references or [])]
 
@@ -54,7 +43,7 @@ def _setup_scale(t: Target) -> None:
 
 
 def _verify_scale(t: Target) -> Verdict:
-    d = _read_deployment(t, "web")
+    d = t.deployment("web")
     if d is None:
         return Verdict.not_yet(f"there is no Deployment 'web' in namespace {t.namespace!r}")
     if d.spec.replicas != 4:
@@ -97,7 +86,7 @@ def _setup_broken_rollout(t: Target) -> None:
 
 
 def _verify_rollback(t: Target) -> Verdict:
-    d = _read_deployment(t, "shop")
+    d = t.deployment("shop")
     if d is None:
         return Verdict.not_yet(f"there is no Deployment 'shop' in namespace {t.namespace!r}")
     image = d.spec.template.spec.containers[0].image

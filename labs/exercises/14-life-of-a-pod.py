@@ -10,17 +10,6 @@ TYPO_IMAGE = "busyboxx"
 GREETING = "written by the init container"
 
 
-def _read_pod(t: Target, name: str):  # noqa: ANN202 - a V1Pod or None
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        return t.core.read_namespaced_pod(name, t.namespace)
-    except ApiException as err:
-        if err.status == 404:
-            return None
-        raise
-
-
 def _waiting(pod) -> str:  # noqa: ANN001
     for s in pod.status.container_statuses or []:
         if s.state and s.state.waiting and s.state.waiting.reason:
@@ -37,7 +26,7 @@ def _setup_typo(t: Target) -> None:
 
 
 def _verify_typo(t: Target) -> Verdict:
-    pod = _read_pod(t, "web")
+    pod = t.pod("web")
     if pod is None:
         return Verdict.not_yet(f"there is no pod 'web' in namespace {t.namespace!r}: create it again with an image"
                                " that exists")
@@ -54,7 +43,7 @@ def _verify_typo(t: Target) -> Verdict:
 def _solve_typo(t: Target) -> None:
     t.core.delete_namespaced_pod("web", t.namespace, grace_period_seconds=0)
     for _ in range(150):
-        if _read_pod(t, "web") is None:
+        if t.pod("web") is None:
             break
         time.sleep(0.2)
     t.core.create_namespaced_pod(t.namespace, {
@@ -65,7 +54,7 @@ def _solve_typo(t: Target) -> None:
 
 # ---------------------------------------------------------------------------- 14.2 init container
 def _verify_init(t: Target) -> Verdict:
-    pod = _read_pod(t, "greeter")
+    pod = t.pod("greeter")
     if pod is None:
         return Verdict.not_yet(f"there is no pod 'greeter' in namespace {t.namespace!r}")
     if not pod.spec.init_containers:
@@ -99,7 +88,7 @@ def _solve_init(t: Target) -> None:
 
 # ---------------------------------------------------------------------------- 14.3 restart, data kept
 def _verify_flaky(t: Target) -> Verdict:
-    pod = _read_pod(t, "flaky")
+    pod = t.pod("flaky")
     if pod is None:
         return Verdict.not_yet(f"there is no pod 'flaky' in namespace {t.namespace!r}")
     if pod.spec.restart_policy != "OnFailure":

@@ -9,24 +9,13 @@ from labkit.practice import Exercise, Target, Verdict
 UNSCHEDULABLE = "node.kubernetes.io/unschedulable"
 
 
-def _read_pod(t: Target, name: str):  # noqa: ANN202 - a V1Pod or None
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        return t.core.read_namespaced_pod(name, t.namespace)
-    except ApiException as err:
-        if err.status == 404:
-            return None
-        raise
-
-
 def _last_node(t: Target) -> str:
     return sorted(n.metadata.name for n in t.core.list_node().items)[-1]
 
 
 # ---------------------------------------------------------------------------- 15.1 a blue chip
 def _verify_succeeded(t: Target) -> Verdict:
-    pod = _read_pod(t, "once")
+    pod = t.pod("once")
     if pod is None:
         return Verdict.not_yet(f"there is no pod 'once' in namespace {t.namespace!r}")
     if pod.spec.restart_policy == "Always":
@@ -100,7 +89,7 @@ def _solve_drain(t: Target) -> None:
 
 # ---------------------------------------------------------------------------- 15.3 stuck Terminating
 def _verify_stuck(t: Target) -> Verdict:
-    pod = _read_pod(t, "stuck")
+    pod = t.pod("stuck")
     if pod is None:
         return Verdict.not_yet(f"there is no pod 'stuck' in namespace {t.namespace!r} (if you deleted it and it is"
                                " gone, nothing held it: create it again)")
@@ -121,7 +110,7 @@ def _solve_stuck(t: Target) -> None:
 
 
 def _release_stuck(t: Target) -> None:
-    if _read_pod(t, "stuck") is not None:
+    if t.pod("stuck") is not None:
         t.core.patch_namespaced_pod("stuck", t.namespace, {"metadata": {"finalizers": None}})
 
 

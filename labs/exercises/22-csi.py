@@ -8,11 +8,11 @@ that only *said* it wrote something does not pass.
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
 from labkit.practice import Exercise, Target, Verdict
+from labkit.practice.proof import wait_until
 
 DRIVER = "hostpath.csi.labkit.io"
 NEEDS = ("root", "mount")
@@ -59,7 +59,7 @@ def _delete_claims(t: Target, names: list[str]) -> None:
         if _claim(t, n) is not None:
             t.core.delete_namespaced_persistent_volume_claim(n, t.namespace)
     left = set(pvs)
-    _wait(f"volumes {sorted(left)} to be deleted",
+    wait_until(f"volumes {sorted(left)} to be deleted",
           lambda: not left & {pv.metadata.name for pv in t.core.list_persistent_volume().items}, 30)
 
 
@@ -82,22 +82,14 @@ def _writer(name: str, claim: str, script: str) -> dict:
                                      "volumeMounts": [{"name": "data", "mountPath": "/data"}]}]}}
 
 
-def _wait(what: str, pred: Any, timeout: float = 60) -> None:
-    end = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > end:
-            raise TimeoutError(what)
-        time.sleep(0.25)
-
-
 def _run_and_delete(t: Target, pod: dict) -> None:
     """Create a pod, wait until it has finished, delete it and wait until it is gone."""
     name = pod["metadata"]["name"]
     t.core.create_namespaced_pod(t.namespace, pod)
-    _wait(f"pod {name} to finish",
+    wait_until(f"pod {name} to finish",
           lambda: t.core.read_namespaced_pod(name, t.namespace).status.phase in ("Succeeded", "Failed"))
     t.core.delete_namespaced_pod(name, t.namespace)
-    _wait(f"pod {name} to go", lambda: not _pod_exists(t, name))
+    wait_until(f"pod {name} to go", lambda: not _pod_exists(t, name))
 
 
 # --- 22.1: data that survives its pod -------------------------------------------------------
@@ -231,7 +223,7 @@ def _solve_statefulset(t: Target) -> None:
                                   "volumeMounts": [{"name": "data", "mountPath": "/data"}]}]}},
                  "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
                      "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "16Mi"}}}}]}})
-    _wait("db to have 2 ready replicas",
+    wait_until("db to have 2 ready replicas",
           lambda: (t.apps.read_namespaced_stateful_set("db", t.namespace).status.ready_replicas or 0) == 2, 90)
     old = t.core.read_namespaced_pod("db-0", t.namespace).metadata.uid
     t.core.delete_namespaced_pod("db-0", t.namespace)
@@ -239,7 +231,7 @@ def _solve_statefulset(t: Target) -> None:
     def back() -> bool:
         p = [p for p in t.core.list_namespaced_pod(t.namespace).items if p.metadata.name == "db-0"]
         return bool(p) and p[0].metadata.uid != old and p[0].status.phase == "Running"
-    _wait("db-0 to come back", back, 90)
+    wait_until("db-0 to come back", back, 90)
 
 
 def _cleanup_statefulset(t: Target) -> None:
@@ -257,7 +249,7 @@ def _cleanup_statefulset(t: Target) -> None:
         except ApiException as err:
             if err.status != 404:  # the set's deletion may have taken it already
                 raise
-    _wait("db's pods to go", lambda: not t.core.list_namespaced_pod(t.namespace, label_selector="app=db").items, 60)
+    wait_until("db's pods to go", lambda: not t.core.list_namespaced_pod(t.namespace, label_selector="app=db").items, 60)
     _delete_claims(t, ["data-db-0", "data-db-1"])
 
 
@@ -269,7 +261,7 @@ def _cleanup_survives(t: Target) -> None:
     except ApiException as err:
         if err.status != 404:
             raise
-    _wait("pod writer to go", lambda: not _pod_exists(t, "writer"), 30)
+    wait_until("pod writer to go", lambda: not _pod_exists(t, "writer"), 30)
     _delete_claims(t, ["notes"])
 
 

@@ -8,11 +8,11 @@ runtime itself over its CRI socket.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 from labkit.practice import Exercise, Target, Verdict
+from labkit.practice.proof import wait_until
 
 NODE = "node-1"
 
@@ -20,14 +20,6 @@ NODE = "node-1"
 def _app_pods(t: Target) -> list[Any]:
     return [p for p in t.core.list_namespaced_pod(t.namespace, label_selector="app=app").items
             if not p.metadata.deletion_timestamp]
-
-
-def _wait(what: str, pred: Any, timeout: float = 60) -> None:
-    end = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > end:
-            raise TimeoutError(what)
-        time.sleep(0.25)
 
 
 # --- 24.1: which runtime runs a pod ---------------------------------------------------------
@@ -88,7 +80,7 @@ def _solve_drain(t: Target) -> None:
                               "spec": {"terminationGracePeriodSeconds": 0,
                                        "containers": [{"name": "app", "image": "busybox",
                                                        "command": ["sleep", "3600"]}]}}}})
-    _wait("app to be available", lambda: (t.apps.read_namespaced_deployment("app", t.namespace).status
+    wait_until("app to be available", lambda: (t.apps.read_namespaced_deployment("app", t.namespace).status
                                           .available_replicas or 0) == 2)
     t.core.patch_node(NODE, {"spec": {"unschedulable": True}})
     for p in _app_pods(t):
@@ -149,7 +141,7 @@ def _solve_repaired(t: Target) -> None:
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "steady"},
         "spec": {"terminationGracePeriodSeconds": 0,
                  "containers": [{"name": "main", "image": "busybox", "command": ["sleep", "3600"]}]}})
-    _wait("steady to run", lambda: t.core.read_namespaced_pod("steady", t.namespace).status.phase == "Running")
+    wait_until("steady to run", lambda: t.core.read_namespaced_pod("steady", t.namespace).status.phase == "Running")
     pod = t.core.read_namespaced_pod("steady", t.namespace)
     rt = _runtime_for(t, pod.spec.node_name)
     try:

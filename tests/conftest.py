@@ -75,8 +75,26 @@ def state_root(tmp_path: Path) -> Path:
     return d
 
 
+def _new_children(config: pytest.Config, before: set[int]) -> list[psutil.Process]:
+    """Live descendants of this process not in ``before``, less those of the background without-root
+    book build (its kernels come and go beside every test; see tests/support/nonroot_book.py)."""
+    build = config.stash.get(NONROOT_BUILD, None)
+    build_pid = build.proc.pid if build is not None and build.proc is not None else None
+    out = []
+    for p in psutil.Process().children(recursive=True):
+        if p.pid in before:
+            continue
+        try:
+            if p.status() == psutil.STATUS_ZOMBIE or (build_pid and any(a.pid == build_pid for a in p.parents())):
+                continue
+        except psutil.NoSuchProcess:
+            continue
+        out.append(p)
+    return out
+
+
 @pytest.fixture()
-def no_leaks(tmp_path: Path, state_root: Path) -> Iterator[None]:
+def no_leaks(tmp_path: Path, state_root: Path, request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail the test if it leaves mounts under its tmp dir, lkct- cgroups or container state."""
     from support.containers import our_cgroups, our_mounts
 
@@ -95,8 +113,7 @@ def no_leaks(tmp_path: Path, state_root: Path) -> Iterator[None]:
         except cgroups.CgroupError:
             pass
     states = [p.name for p in state_root.iterdir()] if state_root.exists() else []
-    procs = [p for p in psutil.Process().children(recursive=True)
-             if p.pid not in children_before and p.status() != psutil.STATUS_ZOMBIE]
+    procs = _new_children(request.config, children_before)
     assert not procs, f"leaked processes: {[(p.pid, p.name()) for p in procs]}"
     assert not mounts, f"leaked mounts: {mounts}"
     assert not leaked_cg, f"leaked cgroups: {leaked_cg}"

@@ -187,6 +187,10 @@ class ChannelPortForward:
                  ports: list[int]):
         self.ws, self.connect, self.pod, self.ports = ws, connect, pod, ports
         self.writers: dict[int, asyncio.StreamWriter] = {}
+        # set once port i's connection in the pod is made (None: it failed); the client may send
+        # before that, and its bytes must wait for it rather than be dropped (an HTTP request lost
+        # that way left the pod's server waiting 60 s and answering 408)
+        self.connected: dict[int, asyncio.Future[asyncio.StreamWriter | None]] = {}
         self._send_lock = asyncio.Lock()
 
     async def send(self, channel: int, data: bytes) -> None:
@@ -195,6 +199,8 @@ class ChannelPortForward:
                 await self.ws.send_bytes(bytes((channel,)) + data)
 
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.connected = {i: loop.create_future() for i in range(len(self.ports))}
         for i, port in enumerate(self.ports):
             await self.send(2 * i, port.to_bytes(2, "little"))
             await self.send(2 * i + 1, port.to_bytes(2, "little"))
@@ -217,9 +223,11 @@ class ChannelPortForward:
             sock.setblocking(False)
             reader, writer = await asyncio.open_connection(sock=sock)
         except OSError as exc:
+            self.connected[i].set_result(None)
             await self.send(2 * i + 1, f"error forwarding port {port} to pod {self.pod}: {exc}".encode())
             return
         self.writers[i] = writer
+        self.connected[i].set_result(writer)
         with contextlib.suppress(OSError):
             while data := await reader.read(CHUNK):
                 await self.send(2 * i, data)
@@ -231,7 +239,8 @@ class ChannelPortForward:
             raw = msg.data.encode() if isinstance(msg.data, str) else msg.data
             if not raw or raw[0] % 2:
                 continue
-            writer = self.writers.get(raw[0] // 2)
+            ready = self.connected.get(raw[0] // 2)
+            writer = await ready if ready is not None else None
             if writer is not None and len(raw) > 1:
                 writer.write(raw[1:])
                 await writer.drain()

@@ -48,7 +48,8 @@ def _verify_app(t: Target) -> Verdict:
     with Master(allocation_interval=0.05, seed=1, kill_grace_seconds=0.2) as m:
         for i in range(3):
             m.add_agent(f"agent-{i + 1}", cpus=2, mem=1024)
-        fw = FrameworkProcess("service", m.url, "--app", str(path))
+        # short filters, so that offers for the 4th instance come back (and are declined) within the check
+        fw = FrameworkProcess("service", m.url, "--app", str(path), "--refuse-seconds", "0.3")
         try:
             healthy = lambda: [x for x in _state(m)["tasks"] if x["healthy"]]  # noqa: E731
             _until(lambda: len(healthy()) >= 3 and fw.of("decline"), 15)
@@ -128,7 +129,8 @@ def _verify_greedy(t: Target) -> Verdict:
             if not _until(lambda: any(f["name"] == "greedy" for f in _state(m)["frameworks"].values()), 10):
                 return Verdict.not_yet(f"greedy.py did not subscribe: {greedy.stderr_now().strip()[-300:]}")
             batch = FrameworkProcess("batch", m.url, "--tasks", "2", "--cpus", "0.5", "--mem", "32", "--cmd", "true")
-            done = _until(lambda: batch.of("done"), 4)
+            _until(lambda: batch.of("subscribed"), 10)
+            done = _until(lambda: batch.of("done"), 3)  # two `true` jobs take well under a second once offered
             frameworks = _state(m)["frameworks"].values()
             if greedy.proc.poll() is not None or not any(f["name"] == "greedy" for f in frameworks):
                 return Verdict.not_yet("greedy.py must stay subscribed (a framework that leaves proves nothing)")
@@ -138,7 +140,7 @@ def _verify_greedy(t: Target) -> Verdict:
                 return Verdict.not_yet("greedy.py launched tasks of its own: it has nothing to run")
             if not done:
                 offers = len(batch.of("launch")) + len(batch.of("decline"))
-                return Verdict.not_yet(f"in 4 s the batch framework got {offers} offers and finished nothing: "
+                return Verdict.not_yet(f"in 3 s the batch framework got {offers} offers and finished nothing: "
                                        "greedy.py declines with refuse_seconds=0, so DRF's tie (both at a "
                                        "share of 0) goes back to greedy.py every round")
             return Verdict.ok(f"the batch framework ran its 2 jobs ({done[0]}) while greedy.py stayed subscribed")

@@ -120,6 +120,7 @@ def test_drf_nsdi_example(master):
     shares = {f["name"]: round(f["dominant_share"], 4) for f in state["frameworks"].values()}
     assert shares == {"A": round(2 / 3, 4), "B": round(2 / 3, 4)}
     assert all(t["state"] == "TASK_RUNNING" for t in state["tasks"])
+    assert all(t["container_id"] for t in state["tasks"])  # a lab can exec into a running task
 
 
 def test_decline_filters_change_who_gets_offers(master):
@@ -445,3 +446,32 @@ def test_task_ids_are_per_framework(master):
     assert states()[two.framework_id] == "TASK_RUNNING"
     for c in clients:
         c.close()
+
+
+def test_batch_per_offer_caps_tasks_launched_from_one_offer(master):
+    """--per-offer N: at most N tasks from one offer, so the allocator's order decides the rest."""
+    from labkit.mesos.frameworks.process import FrameworkProcess
+
+    master.add_agent("agent-1", cpus=1, mem=256)
+    with FrameworkProcess("batch", master.url, "--tasks", "4", "--per-offer", "2", "--cmd", "true",
+                          "--refuse-seconds", "0") as batch:
+        done = batch.wait_for(lambda e: e["event"] == "done", timeout=20)
+        assert (done["finished"], done["failed"]) == (4, 0)
+        assert [len(e["tasks"]) for e in batch.of("launch")] == [2, 2]
+    with pytest.raises(ValueError, match="unknown framework"):
+        FrameworkProcess("marathon", master.url)
+
+
+def test_offers_with_drf_keep_tenant_shares_closer_than_arrival_order():
+    """The comparison lab 42 and bench_schedulers.py print: one seeded workload, four placements."""
+    from labkit.compare import placement
+
+    results = {r.scheduler: r for r in placement.compare(tasks=200, machines=10)}
+    assert list(results) == ["offers+DRF", "offers+DRF, 1/offer, refuse 0s", "kube-style", "Borg-style best fit"]
+    gap = {name: placement.spread(list(r.dominant_share.values())) for name, r in results.items()}
+    assert gap["offers+DRF"] < gap["kube-style"] and gap["offers+DRF"] < gap["Borg-style best fit"]
+    for r in results.values():
+        assert all(c <= 16 + 1e-6 and m <= 64 + 1e-6 for c, m in r.used)  # nothing placed beyond a machine
+        assert 0 <= r.stranded_cpus <= r.cell_cpus and 0 <= r.stranded_gib <= r.cell_gib
+        assert sum(r.placed.values()) > 0 and r.submitted == {"A": 100, "B": 100}
+    assert "offers+DRF" in placement.table(list(results.values()))

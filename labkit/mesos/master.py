@@ -659,11 +659,14 @@ class Master:
 
     # ------------------------------------------------------------------ what a reader looks at
     def _task_view(self, task: Task) -> dict[str, Any]:
+        """What a reader sees of a task; ``container_id`` (while it runs) lets a lab exec into it."""
         agent = self.agents.get(task.agent_id)
+        key = f"{task.framework_id}/{task.id}"
         return {"task_id": task.id, "framework_id": task.framework_id, "name": task.name,
                 "agent_id": task.agent_id, "hostname": agent.hostname if agent else None,
                 "state": task.state.name, "healthy": task.healthy, "resources": task.resources,
-                "stdout": agent.outputs.get(f"{task.framework_id}/{task.id}") if agent else None}
+                "stdout": agent.outputs.get(f"{task.framework_id}/{task.id}") if agent else None,
+                "container_id": run.container_id if agent and (run := agent.tasks.get(key)) else None}
 
     def snapshot(self) -> dict[str, Any]:
         """Frameworks (with dominant shares), agents (with free resources), tasks (live and completed)."""

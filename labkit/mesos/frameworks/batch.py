@@ -1,7 +1,7 @@
 """A batch framework: run ``--tasks`` copies of a command to completion, then TEARDOWN and exit.
 
 It packs as many waiting tasks into each offer as fit (a batch system wants throughput, not
-spreading), relaunches a failed task up to ``--retries`` times, and declines offers it cannot use.
+spreading; ``--per-offer`` caps that), relaunches a failed task up to ``--retries`` times, and declines offers it cannot use.
 
     python -m labkit.mesos.frameworks.batch --master URL --tasks 8 --cmd 'echo $MESOS_TASK_ID'
 """
@@ -32,7 +32,8 @@ class Batch(Framework):
             oid, have = offer["id"]["value"], offered(offer)
             cpus, mem = have.get("cpus", 0.0), have.get("mem", 0.0)
             infos = []
-            while self.waiting and cpus + 1e-9 >= self.args.cpus and mem + 1e-9 >= self.args.mem:
+            while (self.waiting and cpus + 1e-9 >= self.args.cpus and mem + 1e-9 >= self.args.mem
+                   and not (self.args.per_offer and len(infos) >= self.args.per_offer)):
                 tid = self.waiting.pop(0)
                 self.tries[tid] += 1
                 cmd = f"MESOS_TASK_ID={tid}; {self.args.cmd}"
@@ -72,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = common_args("labkit.mesos.frameworks.batch", __doc__.splitlines()[0])
     ap.add_argument("--tasks", type=int, default=4)
     ap.add_argument("--retries", type=int, default=2)
+    ap.add_argument("--per-offer", type=int, default=0,
+                    help="launch at most this many tasks from one offer (0: as many as fit); 1 lets the "
+                         "master's DRF order decide each task, as in the DRF paper's example")
     return Batch(ap.parse_args(argv)).run()
 
 

@@ -231,7 +231,7 @@ class Cluster(_OfficialClients):
     def _ssl_context(self):  # noqa: ANN202 - ssl.SSLContext | None
         return self.identities.ssl_context() if self.identities is not None else None
 
-    def _admin_get(self, path: str) -> dict:
+    def api_get(self, path: str) -> dict:
         """GET as the admin (the kubeconfig's token on a secure cluster), as JSON."""
         headers = {}
         if self.identities is not None:
@@ -440,6 +440,9 @@ class Cluster(_OfficialClients):
         c.runtime_reason = info.get("runtime_reason", "")
         c.device_plugins = info.get("device_plugins", "")
         c.components.update(statefile.components(info))
+        if c.identities is not None:  # restarted components keep their own identities
+            for f in (c.identities.dir / "kubeconfigs").glob("*.kubeconfig"):
+                c.component_kubeconfigs[f.name.removesuffix(".kubeconfig")] = str(f)
         c.started = True
         return c
 
@@ -475,7 +478,7 @@ class Cluster(_OfficialClients):
         ready: set[str] = set()
         while time.time() < deadline:
             try:
-                items = self._admin_get("/api/v1/nodes").get("items") or []
+                items = self.api_get("/api/v1/nodes").get("items") or []
             except (OSError, ValueError):
                 items = []
             ready = {n["metadata"]["name"] for n in items if is_ready(n)}

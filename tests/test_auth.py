@@ -180,6 +180,20 @@ def test_a_kubelet_changes_only_its_own_node(cluster, students) -> None:
         core.delete_node("elsewhere")
 
 
+def test_each_component_works_as_itself(cluster) -> None:
+    from labkit.client.conditions import is_ready
+
+    for component, user in (("scheduler", "system:kube-scheduler"),
+                            ("controller-manager", "system:kube-controller-manager"),
+                            ("kubelet-node-1", "system:node:node-1")):
+        api = config.new_client_from_config(config_file=cluster.component_kubeconfigs[component])
+        who = client.AuthenticationV1Api(api).create_self_subject_review({}).status.user_info
+        assert who.username == user
+    node = cluster.api_get("/api/v1/nodes/node-1")
+    assert is_ready(node)  # the kubelet registered and reports its Node as system:node:node-1
+    assert node["spec"].get("podCIDR")  # the controller-manager's node IPAM wrote it, as itself
+
+
 def test_a_plain_apiserver_refuses_a_non_loopback_address() -> None:
     with pytest.raises(ValueError, match="refusing to listen on 0.0.0.0 without TLS"):
         APIServer("memory", host="0.0.0.0")

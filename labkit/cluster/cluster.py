@@ -24,6 +24,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from labkit.client.conditions import is_ready
@@ -52,8 +53,6 @@ from labkit.cluster.supervisor import (
 )
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from labkit.node.assembly import NodeConfig
 
 log = logging.getLogger(__name__)
@@ -410,6 +409,10 @@ class Cluster(_OfficialClients):
         self.components.clear()
         self.started = False
         if not self.keep_state:
+            if self.identities is not None and self.identities.ca_file.exists():  # the CA data's file, if read
+                from labkit.client.kubeconfig import data_file
+
+                Path(data_file(self.identities.ca_file.read_bytes())).unlink(missing_ok=True)
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def _stop_at_exit(self) -> None:

@@ -201,6 +201,38 @@ def test_a_plain_apiserver_refuses_a_non_loopback_address() -> None:
         APIServer("memory", authorization_mode="ABAC")
 
 
+def test_client_certificates_and_late_tokens_authenticate(tmp_path) -> None:
+    import ssl
+    import sys
+    import urllib.request
+
+    from labkit.controlplane.apiserver.auth.pki import CertificateAuthority, make_cluster_pki
+    from labkit.controlplane.apiserver.auth.tokens import append_token
+
+    tls = make_cluster_pki(tmp_path)
+    tokens = tmp_path / "tokens.csv"
+    tokens.write_text("")
+    ca = CertificateAuthority.load(tmp_path)
+    cert = ca.issue(tmp_path / "teacher.crt", tmp_path / "teacher.key", "teacher", ["system:masters"])
+    with APIServer("memory", tls=tls, token_file=tokens, authorization_mode="Node,RBAC") as api:
+        def whoami(token: str | None = None, certificate: tuple[str, str] | None = None) -> dict:
+            ctx = ssl.create_default_context(cafile=tls.client_ca_file)
+            if certificate:
+                ctx.load_cert_chain(*certificate)
+            req = urllib.request.Request(api.url + "/apis/authentication.k8s.io/v1/selfsubjectreviews", data=b"{}",
+                                         headers={"Authorization": f"Bearer {token}"} if token else {})
+            with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+                return json.loads(r.read())["status"]["userInfo"]
+
+        assert whoami(certificate=cert) == {"username": "teacher",
+                                            "groups": ["system:masters", "system:authenticated"]}
+        late = append_token(tokens, "latecomer", ["students"])  # added while the server runs
+        assert whoami(late)["username"] == "latecomer"
+    out = subprocess.run([sys.executable, "-m", "labkit.controlplane.apiserver", "--bind", "0.0.0.0",
+                          "--store", "memory", "--port", "0"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2 and "refusing to listen on 0.0.0.0 without TLS" in out.stderr
+
+
 @pytest.mark.parametrize("rule,attrs,allowed", [
     ({"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}, ("delete", "apps", "deployments", "", "x"), True),
     ({"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]}, ("get", "apps", "deployments",

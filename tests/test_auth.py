@@ -180,6 +180,31 @@ def test_a_kubelet_changes_only_its_own_node(cluster, students) -> None:
         core.delete_node("elsewhere")
 
 
+def test_nobody_grants_rights_they_do_not_hold(cluster, students, tmp_path) -> None:
+    alice = students[0]
+    rbac = client.RbacAuthorizationV1Api(cluster.client())
+    rbac.create_namespaced_role_binding(alice.namespace, {
+        "metadata": {"name": "dana-admin"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io",
+                                                         "kind": "ClusterRole", "name": "admin"},
+        "subjects": [{"kind": "User", "name": "dana"}]})
+    dana = cluster.write_kubeconfig(tmp_path / "dana", "dana", cluster.add_user("dana"), alice.namespace)
+    as_dana = client.RbacAuthorizationV1Api(config.new_client_from_config(config_file=str(dana)))
+
+    def binding(name: str, role: str) -> dict:
+        return {"metadata": {"name": name},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+                "subjects": [{"kind": "User", "name": "dana"}]}
+
+    as_dana.create_namespaced_role_binding(alice.namespace, binding("dana-edit", "edit"))  # held: allowed
+    message = _forbidden(lambda: as_dana.create_namespaced_role_binding(alice.namespace,
+                                                                         binding("dana-root", "cluster-admin")))
+    assert message.startswith('rolebindings.rbac.authorization.k8s.io "dana-root" is forbidden: user "dana" '
+                              '(groups=["system:authenticated"]) is attempting to grant RBAC permissions not '
+                              "currently held:\n{APIGroups:[\"*\"], Resources:[\"*\"], Verbs:[\"*\"]}")
+    _forbidden(lambda: as_dana.create_namespaced_role(alice.namespace, {"metadata": {"name": "nodes"}, "rules": [
+        {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]}]}))
+
+
 def test_each_component_works_as_itself(cluster) -> None:
     from labkit.client.conditions import is_ready
 

@@ -20,8 +20,8 @@ from .. import errors
 from ..codec import dumps
 from ..errors import StatusError
 from ..request import BODY_LIMIT, response, status_response
+from . import escalation, reviews
 from . import node as node_authz
-from . import reviews
 from .attributes import Attributes, forbidden, from_request, unauthorized
 from .authn import Authenticator, bearer_token
 from .rbac import RBACAuthorizer
@@ -103,10 +103,10 @@ class AuthFilter:
                 self.denied += 1
                 return status_response(unauthorized())
         a = from_request(user, http.method, path, http.query)
-        body_name = None
+        body_name = body = None
         if (a.verb == "create" and not a.name and node_authz.node_name(a) is not None
                 and (a.api_group, a.resource) in _NAMED_BY_BODY):
-            body_name = await _peek_name(http)
+            body_name = _name_of(await _peek_body(http))
         if body_name:
             a = Attributes(a.user, a.verb, True, a.api_group, a.api_version, a.resource, a.subresource,
                            a.namespace, body_name, a.path)
@@ -114,6 +114,14 @@ class AuthFilter:
         if not allowed:
             self.denied += 1
             return status_response(err or forbidden(a))
+        if a.api_group == escalation.RBAC_GROUP and a.verb in ("create", "update", "patch") and "RBAC" in self.modes:
+            if a.verb != "patch":
+                body = await _peek_body(http)
+            old = self.rbac.bindings.get(_binding_key(a)) if a.resource in escalation.BINDING_KINDS else None
+            refusal = escalation.check(self.rbac, a, body, old)
+            if refusal is not None:
+                self.denied += 1
+                return status_response(refusal)
         if http.method == "POST" and (path in reviews.REVIEW_PATHS or reviews.TOKEN_PATH.match(path)):
             return await self._answering(http, user)
         return await handler(http)
@@ -164,6 +172,12 @@ class AuthFilter:
         return response(dumps(reviews.token_request(body, token, exp, seconds)), 201)
 
 
+def _binding_key(a: Attributes) -> str:
+    if a.resource == "rolebindings":
+        return f"/registry/rolebindings/{a.namespace}/{a.name}"
+    return f"/registry/clusterrolebindings/{a.name}"
+
+
 async def _read(http: web.Request) -> bytes:
     if http.content_length is not None and http.content_length > BODY_LIMIT:
         raise errors.too_large(BODY_LIMIT)
@@ -173,8 +187,8 @@ async def _read(http: web.Request) -> bytes:
     return raw
 
 
-async def _peek_name(http: web.Request) -> str | None:
-    """metadata.name of a create's body, leaving the body for the handler to read as usual."""
+async def _peek_body(http: web.Request) -> dict | None:
+    """The decoded body of a write, leaving it for the handler to read as usual (None if unreadable)."""
     try:
         raw = await _read(http)
     except StatusError:
@@ -187,6 +201,9 @@ async def _peek_name(http: web.Request) -> str | None:
         body = decode_body(raw, http.headers.get("Content-Type", ""))
     except StatusError:
         return None
-    name = (body.get("metadata") or {}).get("name") if isinstance(body, dict) else None
-    return name if isinstance(name, str) else None
+    return body if isinstance(body, dict) else None
 
+
+def _name_of(body: dict | None) -> str | None:
+    name = ((body or {}).get("metadata") or {}).get("name")
+    return name if isinstance(name, str) else None

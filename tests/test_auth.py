@@ -224,6 +224,8 @@ def test_a_plain_apiserver_refuses_a_non_loopback_address() -> None:
         APIServer("memory", host="0.0.0.0")
     with pytest.raises(ValueError, match="not one of AlwaysAllow, AlwaysDeny, Node, RBAC"):
         APIServer("memory", authorization_mode="ABAC")
+    with pytest.raises(ValueError, match="an apiserver listening on 0.0.0.0 needs secure=True"):
+        Cluster(nodes=0, bind="0.0.0.0")
 
 
 def test_client_certificates_and_late_tokens_authenticate(tmp_path) -> None:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+USER = web.RequestKey("labkit.user", UserInfo)  # who made the request, once authenticated
 MODES = ("AlwaysAllow", "AlwaysDeny", "Node", "RBAC")
 PROBES = ("/healthz", "/livez", "/readyz")
 ANONYMOUS_USER = UserInfo(ANONYMOUS, "", (UNAUTHENTICATED,))
@@ -87,21 +88,34 @@ class AuthFilter:
     # ------------------------------------------------------------------ the middleware
     @web.middleware
     async def middleware(self, http: web.Request, handler) -> web.StreamResponse:  # noqa: ANN001
-        path = http.path
         if self.authenticator is None:
-            if http.method == "POST" and (path in reviews.REVIEW_PATHS or reviews.TOKEN_PATH.match(path)):
+            if http.method == "POST" and _answered_here(http.path):
                 return await self._answering(http, UNSECURED)
             return await handler(http)
         try:
-            user = await self.authenticator.authenticate(http)
+            refusal = await self._check(http)
         except StatusError as err:
-            return status_response(err)
+            refusal = status_response(err)
+        except Exception as exc:  # noqa: BLE001 - e.g. the store failing under the Node authorizer
+            log.exception("authorizing %s %s", http.method, http.path)
+            refusal = status_response(errors.internal(f"{type(exc).__name__}: {exc}"))
+        if refusal is not None:
+            return refusal
+        if http.method == "POST" and _answered_here(http.path):
+            return await self._answering(http, http[USER])
+        return await handler(http)
+
+    async def _check(self, http: web.Request) -> web.Response | None:
+        """None when the request may go on (its user left in ``http``); else the 401 or 403 to send."""
+        path = http.path
+        user = await self.authenticator.authenticate(http)  # type: ignore[union-attr]
         if user is None:
             if path.startswith(PROBES) and bearer_token(http) is None:
                 user = ANONYMOUS_USER  # health checks answer without credentials, nothing else does
             else:
                 self.denied += 1
                 return status_response(unauthorized())
+        http[USER] = user
         a = from_request(user, http.method, path, http.query)
         body_name = body = None
         if (a.verb == "create" and not a.name and node_authz.node_name(a) is not None
@@ -122,9 +136,7 @@ class AuthFilter:
             if refusal is not None:
                 self.denied += 1
                 return status_response(refusal)
-        if http.method == "POST" and (path in reviews.REVIEW_PATHS or reviews.TOKEN_PATH.match(path)):
-            return await self._answering(http, user)
-        return await handler(http)
+        return None
 
     async def _answering(self, http: web.Request, user: UserInfo) -> web.Response:
         try:
@@ -170,6 +182,10 @@ class AuthFilter:
         token, exp = self.service_accounts().issue(namespace, name, uid, audiences, seconds,
                                                  spec.get("boundObjectRef"))
         return response(dumps(reviews.token_request(body, token, exp, seconds)), 201)
+
+
+def _answered_here(path: str) -> bool:
+    return path.rstrip("/") in reviews.REVIEW_PATHS or reviews.TOKEN_PATH.match(path) is not None
 
 
 def _binding_key(a: Attributes) -> str:

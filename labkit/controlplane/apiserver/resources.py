@@ -208,6 +208,23 @@ RESOURCES += [
                  top_fields=frozenset({"addressType", "endpoints", "ports"})),
 ]
 
+# Authorization (issue 12): RBAC objects; the authorizer (auth/rbac.py) reads them from the watch cache
+from .auth import rbacobjects as rbac  # noqa: E402
+
+RESOURCES += [
+    ResourceType("rbac.authorization.k8s.io", "v1", "roles", "Role", validator=rbac.validate_role,
+                 has_generation=False, top_fields=frozenset({"rules"})),
+    ResourceType("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding",
+                 defaulter=rbac.default_binding, validator=rbac.validate_role_binding, has_generation=False,
+                 top_fields=frozenset({"subjects", "roleRef"})),
+    ResourceType("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False,
+                 validator=rbac.validate_cluster_role, has_generation=False,
+                 top_fields=frozenset({"rules", "aggregationRule"})),
+    ResourceType("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", namespaced=False,
+                 defaulter=rbac.default_binding, validator=rbac.validate_cluster_role_binding,
+                 has_generation=False, top_fields=frozenset({"subjects", "roleRef"})),
+]
+
 BY_PATH: dict[tuple[str, str, str], ResourceType] = {(r.group, r.version, r.plural): r for r in RESOURCES}
 BY_PLURAL: dict[str, ResourceType] = {r.plural: r for r in RESOURCES}
 

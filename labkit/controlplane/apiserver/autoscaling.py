@@ -166,9 +166,14 @@ class V1Routes:
                 return resp
             raw = await up.read()
             out_ct = up.headers.get("Content-Type", "application/json")
-            if not table and up.status < 300 and out_ct.startswith("application/json"):
+            if up.status < 300 and out_ct.startswith("application/json"):
                 obj = json.loads(raw)
-                if obj.get("kind") == "HorizontalPodAutoscaler":
+                if obj.get("kind") == "Table":  # rows may carry the whole object (includeObject=Object)
+                    for row in obj.get("rows") or []:
+                        if (row.get("object") or {}).get("kind") == "HorizontalPodAutoscaler":
+                            row["object"] = to_v1(row["object"])
+                    raw = json.dumps(obj).encode()
+                elif obj.get("kind") == "HorizontalPodAutoscaler":
                     raw = json.dumps(to_v1(obj)).encode()
                 elif obj.get("kind") == "HorizontalPodAutoscalerList":
                     obj["apiVersion"] = V1

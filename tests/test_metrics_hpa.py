@@ -115,6 +115,32 @@ def test_kubectl_autoscale_scales_a_busy_deployment_up(cluster):
     apps.delete_namespaced_deployment("busy", "default")  # stop spinning before the next test
 
 
+def test_probes_of_every_kind_act(cluster):
+    """httpGet readiness takes a pod out of service, tcpSocket liveness passes, exec liveness restarts."""
+    core = cluster.core()
+    once = lambda kind, **how: {kind: how, "periodSeconds": 1, "failureThreshold": 1}  # noqa: E731
+    serve = "mkdir -p /www && echo ok > /www/index.html && httpd -p 8080 -h /www && sleep 3600"
+    core.create_namespaced_pod("default", {"metadata": {"name": "probed"}, "spec": {
+        "terminationGracePeriodSeconds": 0, "containers": [
+            {"name": "app", "image": "busybox", "command": ["sh", "-c", serve],
+             "readinessProbe": once("httpGet", path="/index.html", port=8080),
+             "livenessProbe": once("tcpSocket", port=8080)},
+            {"name": "gated", "image": "busybox", "command": ["sh", "-c", serve],
+             "readinessProbe": once("httpGet", path="/missing.html", port=8080)},
+            {"name": "heart", "image": "busybox", "command": ["sh", "-c", "touch /tmp/a; sleep 1; rm /tmp/a; sleep 3600"],
+             "livenessProbe": once("exec", command=["cat", "/tmp/a"])}]}})
+
+    def statuses() -> dict:
+        st = core.read_namespaced_pod("probed", "default").status.container_statuses or []
+        return {s.name: s for s in st}
+    wait_for(lambda: (s := statuses()) and s["app"].ready and s["heart"].restart_count >= 1, 30,
+             "app ready (httpGet), heart restarted (exec)")
+    s = statuses()
+    assert s["app"].restart_count == 0  # its tcpSocket liveness probe passes
+    assert not s["gated"].ready  # a 404 is a failed httpGet
+    core.delete_namespaced_pod("probed", "default", grace_period_seconds=0)
+
+
 def scrape(url: str) -> dict:
     with urllib.request.urlopen(url, timeout=10) as r:
         return {f.name: f for f in text_string_to_metric_families(r.read().decode())}

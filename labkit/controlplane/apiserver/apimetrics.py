@@ -18,9 +18,11 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
 )
 
+disable_created_metrics()  # kube's series have no *_created companions
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # kube-apiserver's buckets for apiserver_request_duration_seconds (a subset)
 BUCKETS = (0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 45, 60)

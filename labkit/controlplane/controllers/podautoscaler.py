@@ -219,6 +219,17 @@ class HorizontalPodAutoscalerController(Controller):
                                  "scaling is disabled since the replica count of the target is zero", old_conds)]
             await self._write_status(hpa, {**new_status, "desiredReplicas": 0, "conditions": conds})
             return
+        if current > max_r or current < min_r:  # out of bounds: kube moves into them before reading any metric
+            desired = max_r if current > max_r else min_r
+            await self.client.patch(res, ref["name"], {"spec": {"replicas": desired}}, ns, sub="scale")
+            why = "above Spec.MaxReplicas" if current > max_r else "below Spec.MinReplicas"
+            self.recorder.event(hpa, "Normal", "SuccessfulRescale",
+                                f"New size: {desired}; reason: Current number of replicas {why}")
+            conds.append(_condition("AbleToScale", True, "SucceededRescale",
+                                    f"the HPA controller was able to update the target scale to {desired}", old_conds))
+            await self._write_status(hpa, {**new_status, "desiredReplicas": desired, "lastScaleTime": now_iso(),
+                                           "conditions": conds})
+            return
         metric = _resource_metric(hpa)
         try:
             if metric is None:

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from labkit.node.kubelet.nodecontext import NodeContext
     from labkit.node.kubelet.podworker import PodRecord
 
+disable_created_metrics()  # kube's series have no *_created companions
 log = logging.getLogger(__name__)
 
 

@@ -1,7 +1,7 @@
 """The kubelet's resource statistics: what cAdvisor does inside a real kubelet.
 
-Every ``interval`` seconds the node reads each running container's cgroup counters through the
-runtime (CRI ``ContainerStats``: cumulative CPU nanoseconds and the memory working set) and keeps
+While anyone reads them (and a minute after), every ``interval`` seconds the node reads each
+running container's cgroup counters through the runtime (CRI ``ContainerStats``: cumulative CPU nanoseconds and the memory working set) and keeps
 the samples of the last ``window`` seconds. CPU usage is a *rate*: the growth of the cumulative
 counter over that window, in cores. Three readers use them:
 
@@ -75,12 +75,17 @@ class Stats:
         self.ctx, self.records = ctx, records
         self.interval, self.window = interval, window
         self.samples: dict[str, deque[Sample]] = {}  # container id -> samples, oldest first
-        self.registry = CollectorRegistry(auto_describe=True)
+        # sampling runs while someone reads the stats (metrics.k8s.io, /metrics), and for ``keep``
+        # seconds after, so a node nobody watches costs nothing
+        self.keep = 60.0
+        self.wanted_until = 0.0
+        self._wanted = asyncio.Event()
+        self.registry = CollectorRegistry(auto_describe=False)
         self.probes = Counter("prober_probe_total", "Cumulative number of a liveness, readiness or startup "
                               "probe for a container by result.",
                               ["probe_type", "result", "container", "pod", "namespace"], registry=self.registry)
         self.registry.register(_KubeletCollector(self))
-        self.resource_registry = CollectorRegistry(auto_describe=True)
+        self.resource_registry = CollectorRegistry(auto_describe=False)
         self.resource_registry.register(_ResourceCollector(self))
 
     def probe_result(self, kind: str, pod_key: str, container: str, ok: bool) -> None:
@@ -117,8 +122,18 @@ class Stats:
         for cid in set(self.samples) - seen:
             del self.samples[cid]
 
+    def demand(self) -> None:
+        """Someone read the stats: keep sampling (a rate needs two samples, so the first read after a
+        quiet spell has none yet, as metrics-server has nothing until its second scrape)."""
+        self.wanted_until = time.monotonic() + self.keep
+        self._wanted.set()
+
     async def run(self) -> None:
         while True:
+            if time.monotonic() > self.wanted_until:
+                self.samples.clear()  # old samples would make a rate over a gap
+                self._wanted.clear()
+                await self._wanted.wait()
             try:
                 await self.sample()
             except Exception:  # noqa: BLE001 - never stop sampling over one bad round
@@ -136,6 +151,7 @@ class Stats:
     # ------------------------------------------------------------------ documents
     def summary(self) -> dict:
         """The kubelet Summary API (``/stats/summary``), the fields metrics-server reads."""
+        self.demand()
         pods: dict[str, dict] = {}
         node_cpu, node_mem, node_total, window, newest = 0, 0, 0, 0.0, 0.0
         for rec, name, cid in self.running():
@@ -187,6 +203,7 @@ class _ResourceCollector(Collector):
         self.stats = stats
 
     def collect(self) -> Iterator:
+        self.stats.demand()
         labels = ["container", "pod", "namespace"]
         cpu = CounterMetricFamily("container_cpu_usage_seconds_total",
                                   "Cumulative cpu time consumed by the container in core-seconds", labels=labels)

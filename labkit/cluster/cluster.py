@@ -374,7 +374,7 @@ class Cluster(_OfficialClients):
             "name": self.name, "url": self.url, "kubeconfig": self.kubeconfig, "nodes": self.nodes,
             "runtime": self.runtime_name, "runtime_reason": self.runtime_reason, "store": self.store_spec,
             "cri": self.cri, "processes": self.processes, "keep_state": self.keep_state,
-            "device_plugins": self.device_plugins}, self.components)
+            "device_plugins": self.device_plugins, "metrics_ports": self.metrics_ports}, self.components)
 
     @classmethod
     def load(cls, name: str = "default") -> Cluster:
@@ -384,6 +384,7 @@ class Cluster(_OfficialClients):
                 cri=info["cri"], port=int(info["url"].rsplit(":", 1)[1]), kubeconfig=info["kubeconfig"])
         c.runtime_reason = info.get("runtime_reason", "")
         c.device_plugins = info.get("device_plugins", "")
+        c.metrics_ports = info.get("metrics_ports", {})
         c.components.update(statefile.components(info))
         c.started = True
         return c

@@ -12,8 +12,9 @@ import html
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
 
 
-def _nice_max(v: float) -> float:
-    """The smallest of 1, 2, 2.5, 5 x 10^k at or above ``v`` (an axis that ends on a round number)."""
+def _nice_max(v: float, steps: tuple[float, ...] = (1, 2, 4, 8, 10)) -> float:
+    """The smallest ``m x 10^k`` (m from ``steps``) at or above ``v``: an axis that ends on a round number
+    and divides into round ticks (4 for y, with 1, 2, 4, 8; 5 for x)."""
     if v <= 0:
         return 1.0
     k = 1.0
@@ -21,7 +22,7 @@ def _nice_max(v: float) -> float:
         k *= 10
     while k > v:
         k /= 10
-    for m in (1, 2, 2.5, 5, 10):
+    for m in steps:
         if m * k >= v:
             return m * k
     return 10 * k
@@ -35,7 +36,7 @@ def chart(series: dict[str, list[tuple[float, float]]], *, title: str = "", y_la
     left_pad, right_pad, top, bottom = 56, 56 if right else 16, 28, 40
     w, h = width - left_pad - right_pad, height - top - bottom
     every = [p for s in list(series.values()) + list((right or {}).values()) for p in s]
-    x_max = max((x for x, _ in every), default=1.0) or 1.0
+    x_max = _nice_max(max((x for x, _ in every), default=1.0), (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10))
     y_max = _nice_max(max((y for s in series.values() for _, y in s), default=1.0))
     r_max = _nice_max(max((y for s in (right or {}).values() for _, y in s), default=1.0))
 
@@ -61,7 +62,7 @@ def chart(series: dict[str, list[tuple[float, float]]], *, title: str = "", y_la
             out.append(f'<text x="{left_pad + w + 4}" y="{y + 4:.1f}">{rv:g}</text>')
     for i in range(6):
         x = x_max * i / 5
-        out.append(f'<text x="{px(x):.1f}" y="{top + h + 14}" text-anchor="middle">{x:.0f}</text>')
+        out.append(f'<text x="{px(x):.1f}" y="{top + h + 14}" text-anchor="middle">{x:g}</text>')
     out.append(f'<text x="{left_pad + w / 2}" y="{height - 6}" text-anchor="middle">{html.escape(x_label)}</text>')
     out.append(f'<text x="12" y="{top + h / 2}" transform="rotate(-90 12 {top + h / 2})" '
                f'text-anchor="middle">{html.escape(y_label)}</text>')

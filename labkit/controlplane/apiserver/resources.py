@@ -216,7 +216,7 @@ RESOURCES += [
                  subresources=("status",), defaulter=autoscaling.default_hpa, validator=autoscaling.validate_hpa,
                  categories=("all",)),
     ResourceType("autoscaling", "v1", "horizontalpodautoscalers", "HorizontalPodAutoscaler", short_names=("hpa",),
-                 subresources=("status",), storage="horizontalpodautoscalers.v1", categories=("all",)),
+                 subresources=("status",), storage="horizontalpodautoscalers.v1"),
     ResourceType("metrics.k8s.io", "v1beta1", "nodes", "NodeMetrics", namespaced=False,
                  storage="nodes.metrics.k8s.io", has_generation=False),
     ResourceType("metrics.k8s.io", "v1beta1", "pods", "PodMetrics", storage="pods.metrics.k8s.io",

@@ -139,6 +139,8 @@ def _summary(body: bytes) -> str:
     """What a client reads first in a reply: a Status's reason and message, a kind, an event type."""
     if not body:
         return ""
+    if body.startswith(b'{"kind":"APIGroupList"'):  # grows with every group served (autoscaling, metrics.k8s.io)
+        return "APIGroupList"
     if len(body) > 1500:
         return "<large>"
     text = body.decode()

@@ -68,6 +68,7 @@ _LIST += [
     Resource("networking.k8s.io", "v1", "ingresses", "Ingress"),
     Resource("networking.k8s.io", "v1", "ingressclasses", "IngressClass", namespaced=False),
     Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),
+    Resource("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler"),
 ]
 
 RESOURCES: dict[str, Resource] = {r.plural: r for r in _LIST}

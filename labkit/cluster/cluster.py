@@ -89,7 +89,8 @@ class Cluster(_OfficialClients):
                  eviction_seconds: float | None = 2.0, lease_interval: float = 2.0, node_cpu: str | None = None,
                  node_memory: str | None = None, node_labels: dict[str, dict[str, str]] | None = None,
                  node_gpus: dict[str, int] | None = None, gpus: int = 0, scoring_strategy: str = "LeastAllocated",
-                 max_requests_inflight: int = 400,
+                 max_requests_inflight: int = 400, hpa_sync_period: float = 15.0,
+                 hpa_downscale_stabilization: float = 300.0,
                  kubeconfig: str | os.PathLike | None = None, keep_state: bool = False, die_with_parent: bool = True,
                  secure: bool = False, tls_hosts: list[str] | None = None, bind: str = "127.0.0.1"):
         if nodes < 0:
@@ -119,6 +120,12 @@ class Cluster(_OfficialClients):
         self.gpus = gpus
         self.scoring_strategy = scoring_strategy  # the scheduler's NodeResourcesFit strategy (pack or spread)
         self.max_requests_inflight = max_requests_inflight  # the apiserver's limit (kube-apiserver's default; 0: none)
+        # the HorizontalPodAutoscaler controller's period and scale-down window (kube's defaults: 15 s, 300 s)
+        self.hpa_sync_period = hpa_sync_period
+        self.hpa_downscale_stabilization = hpa_downscale_stabilization
+        # Prometheus /metrics of the scheduler and controller-manager (the apiserver and kubelets serve theirs
+        # on their own ports); see metrics_urls()
+        self.metrics_ports = {"scheduler": free_port(), "controller-manager": free_port()}
         self.gpu_plugin_daemonset = False  # set at start: can this host run the plugin as a DaemonSet pod?
         self.device_plugins = ""  # which way the GPU plugin runs, for describe() and `cluster status`
         self.keep_state = keep_state
@@ -188,7 +195,8 @@ class Cluster(_OfficialClients):
                     self.name, self.kubeconfig, self.runtime_name, [self.node_config(n) for n in nodes],
                     node_grace=self.node_grace, eviction_seconds=self.eviction_seconds,
                     cri_files={n: (str(self.cri_socket(n)), str(self.cri_trace_file(n))) for n in nodes}
-                    if self.cri else None, scoring_strategy=self.scoring_strategy)
+                    if self.cri else None, scoring_strategy=self.scoring_strategy,
+                    hpa=(self.hpa_sync_period, self.hpa_downscale_stabilization), metrics_ports=self.metrics_ports)
                 self._inproc.start()
             self.started = True
             atexit.register(self._stop_at_exit)
@@ -348,10 +356,14 @@ class Cluster(_OfficialClients):
     def command_for(self, component: str) -> list[str]:
         if component == "scheduler":
             return self._py("labkit.controlplane.scheduler", "--kubeconfig", self._component_kubeconfig("scheduler"),
-                            "--scoring-strategy", self.scoring_strategy)
+                            "--scoring-strategy", self.scoring_strategy,
+                            "--metrics-port", str(self.metrics_ports["scheduler"]))
         if component == "controller-manager":
             args = ["--kubeconfig", self._component_kubeconfig("controller-manager"),
-                    "--node-monitor-grace-period", str(self.node_grace)]
+                    "--node-monitor-grace-period", str(self.node_grace),
+                    "--hpa-sync-period", str(self.hpa_sync_period),
+                    "--hpa-downscale-stabilization", str(self.hpa_downscale_stabilization),
+                    "--metrics-port", str(self.metrics_ports["controller-manager"])]
             if self.eviction_seconds is not None:
                 args += ["--eviction-seconds", str(self.eviction_seconds)]
             return self._py("labkit.controlplane.controllers", *args)
@@ -441,7 +453,8 @@ class Cluster(_OfficialClients):
             "name": self.name, "url": self.url, "kubeconfig": self.kubeconfig, "nodes": self.nodes,
             "runtime": self.runtime_name, "runtime_reason": self.runtime_reason, "store": self.store_spec,
             "cri": self.cri, "processes": self.processes, "keep_state": self.keep_state,
-            "device_plugins": self.device_plugins, "secure": self.secure, "bind": self.bind}, self.components)
+            "device_plugins": self.device_plugins, "secure": self.secure, "bind": self.bind,
+            "metrics_ports": self.metrics_ports}, self.components)
 
     @classmethod
     def load(cls, name: str = "default") -> Cluster:
@@ -452,6 +465,7 @@ class Cluster(_OfficialClients):
                 secure=bool(info.get("secure")), bind=info.get("bind", "127.0.0.1"))
         c.runtime_reason = info.get("runtime_reason", "")
         c.device_plugins = info.get("device_plugins", "")
+        c.metrics_ports = info.get("metrics_ports", {})
         c.components.update(statefile.components(info))
         if c.identities is not None:  # restarted components keep their own identities
             for f in (c.identities.dir / "kubeconfigs").glob("*.kubeconfig"):
@@ -504,6 +518,22 @@ class Cluster(_OfficialClients):
             time.sleep(0.1)
         raise ClusterError(f"nodes not ready after {timeout:.0f}s: have {sorted(ready)}, want {sorted(want)}; "
                            f"logs in {self.dir / 'logs'}")
+
+    def metrics_urls(self) -> dict[str, str]:
+        """Where each component serves Prometheus ``/metrics``: the apiserver, scheduler,
+        controller-manager, and every kubelet (found from its Node's kubelet endpoint)."""
+        urls = {"apiserver": self.url + "/metrics"}
+        urls.update({c: f"http://127.0.0.1:{p}/metrics" for c, p in self.metrics_ports.items()})
+        try:
+            with urllib.request.urlopen(self.url + "/api/v1/nodes", timeout=5) as r:
+                items = json.loads(r.read()).get("items") or []
+        except OSError:
+            items = []
+        for n in items:
+            port = (((n.get("status") or {}).get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
+            if port:
+                urls[f"kubelet-{n['metadata']['name']}"] = f"http://127.0.0.1:{port}/metrics"
+        return urls
 
     def status(self) -> list[dict]:
         return [{"component": n, "pid": c.pid, "alive": c.alive, "log": c.log} for n, c in self.components.items()]

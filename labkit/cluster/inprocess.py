@@ -22,7 +22,8 @@ class InProcess:
 
     def __init__(self, name: str, kubeconfig: str, runtime_name: str, nodes: list[NodeConfig], *, node_grace: float,
                  eviction_seconds: float | None, cri_files: dict[str, tuple[str, str]] | None = None,
-                 scoring_strategy: str = "LeastAllocated"):
+                 scoring_strategy: str = "LeastAllocated", hpa: tuple[float, float] = (15.0, 300.0),
+                 metrics_ports: dict[str, int] | None = None):
         """``cri_files``: each node's CRI socket and trace file, when the nodes reach their runtime over CRI."""
         self.kubeconfig = kubeconfig
         self.runtime_name = runtime_name
@@ -31,6 +32,9 @@ class InProcess:
         self.eviction_seconds = eviction_seconds
         self.cri_files = cri_files
         self.scoring_strategy = scoring_strategy
+        self.hpa = hpa  # the HPA controller's sync period and scale-down stabilization window
+        self.metrics_ports = metrics_ports or {}
+        self.metrics_servers: list = []
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name=f"labkit-{name}", daemon=True)
         self.tasks: dict[str, asyncio.Task] = {}
@@ -66,7 +70,19 @@ class InProcess:
                                    framework=Framework(scores=scores_for(self.scoring_strategy)))
         self.tasks["scheduler"] = asyncio.create_task(self.scheduler.run())
         self.controllers = ControllerManager(await self._client("labkit-controller-manager"),
-                                             node_grace=self.node_grace, eviction_cap=self.eviction_seconds)
+                                             node_grace=self.node_grace, eviction_cap=self.eviction_seconds,
+                                             hpa_sync_period=self.hpa[0], hpa_downscale_stabilization=self.hpa[1])
+        from labkit.controlplane.componentmetrics import (
+            controller_manager_registry,
+            scheduler_registry,
+            serve_metrics,
+        )
+
+        for component, registry in (("scheduler", scheduler_registry(self.scheduler)),
+                                     ("controller-manager", controller_manager_registry(self.controllers.controllers))):
+            if component in self.metrics_ports:
+                runner, _ = await serve_metrics(registry, self.metrics_ports[component])
+                self.metrics_servers.append(runner)
         self.tasks["controller-manager"] = asyncio.create_task(self.controllers.run())
         for node in self.node_configs:
             await self.start_kubelet(node)
@@ -121,5 +137,7 @@ class InProcess:
             t.cancel()
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
         await asyncio.gather(*(n.stop(kill_pods=True) for n in self.nodes.values()), return_exceptions=True)
+        for runner in self.metrics_servers:
+            await runner.cleanup()
         for cl in self.clients:
             await cl.close()

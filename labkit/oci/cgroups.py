@@ -295,7 +295,10 @@ class Cgroup:
         d, v = self._ctrl_dir("memory")
         if d is not None:
             raw = _read(d / ("memory.usage_in_bytes" if v == 1 else "memory.current")).strip()
-            out["memory_bytes"] = int(raw) if raw.isdigit() else None
+            # the working set, as the kubelet (cAdvisor) counts it: usage less the page cache the
+            # kernel may reclaim at once (inactive file pages)
+            inactive = counters(_read(d / "memory.stat")).get("total_inactive_file" if v == 1 else "inactive_file", 0)
+            out["memory_bytes"] = max(0, int(raw) - inactive) if raw.isdigit() else None
         d, v = self._ctrl_dir("cpuacct") if "cpuacct" in self.v1 else self._ctrl_dir("cpu")
         if d is not None:
             if v == 1:

@@ -132,8 +132,8 @@ def _schema_name(rt: ResourceType) -> str:
 
     if rt.custom:  # as kube-apiserver names them: the group reversed (com.example.v1.Widget)
         return ".".join(reversed(rt.group.split("."))) + f".{rt.version}.{rt.kind}"
-    if (rt.group_version, rt.kind) not in KIND_MESSAGES:
-        return _OWN_SCHEMAS[(rt.group, rt.kind)]
+    if (rt.group_version, rt.kind) not in KIND_MESSAGES:  # an open schema under kube's name for the kind
+        return _OWN_SCHEMAS.get((rt.group, rt.kind)) or f"io.k8s.api.{rt.group.split('.')[0]}.{rt.version}.{rt.kind}"
     return schema_name(KIND_MESSAGES[(rt.group_version, rt.kind)])
 
 

@@ -47,6 +47,7 @@ KIND_MESSAGES[("v1", "LimitRange")] = "core.v1.LimitRange"
 KIND_MESSAGES[("networking.k8s.io/v1", "Ingress")] = "networking.v1.Ingress"
 KIND_MESSAGES[("networking.k8s.io/v1", "IngressClass")] = "networking.v1.IngressClass"
 KIND_MESSAGES[("discovery.k8s.io/v1", "EndpointSlice")] = "discovery.v1.EndpointSlice"
+KIND_MESSAGES[("autoscaling/v2", "HorizontalPodAutoscaler")] = "autoscaling.v2.HorizontalPodAutoscaler"
 
 Field = tuple[str, str, bool]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from . import ingress, limitranger, priority, resourcequota
+from . import autoscaling, ingress, limitranger, priority, resourcequota
 from . import validation as v
 from . import workloads as w
 from .crddefinition import default_crd, validate_crd
@@ -225,8 +225,23 @@ RESOURCES += [
                  has_generation=False, top_fields=frozenset({"subjects", "roleRef"})),
 ]
 
+# Horizontal scaling and its metrics (issue 14): HorizontalPodAutoscalers are kept as autoscaling/v2
+# (autoscaling.V1Routes serves the v1 view); metrics.k8s.io is computed on request (metricsapi.py)
+# and never stored: its segments keep its nodes and pods apart from the core ones
+RESOURCES += [
+    ResourceType("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", short_names=("hpa",),
+                 subresources=("status",), defaulter=autoscaling.default_hpa, validator=autoscaling.validate_hpa,
+                 categories=("all",)),
+    ResourceType("autoscaling", "v1", "horizontalpodautoscalers", "HorizontalPodAutoscaler", short_names=("hpa",),
+                 subresources=("status",), storage="horizontalpodautoscalers.v1"),
+    ResourceType("metrics.k8s.io", "v1beta1", "nodes", "NodeMetrics", namespaced=False,
+                 storage="nodes.metrics.k8s.io", has_generation=False),
+    ResourceType("metrics.k8s.io", "v1beta1", "pods", "PodMetrics", storage="pods.metrics.k8s.io",
+                 has_generation=False),
+]
+
 BY_PATH: dict[tuple[str, str, str], ResourceType] = {(r.group, r.version, r.plural): r for r in RESOURCES}
-BY_PLURAL: dict[str, ResourceType] = {r.plural: r for r in RESOURCES}
+BY_PLURAL: dict[str, ResourceType] = {r.segment: r for r in RESOURCES}
 
 
 def serve(rts: list[ResourceType]) -> None:

@@ -221,10 +221,14 @@ async def not_found(http: web.Request) -> web.Response:
     raise errors.path_not_found()
 
 
-def make_app(resources: ResourceRoutes, body_limit: int, middlewares: tuple = ()) -> web.Application:
-    """The aiohttp application with every route of the API."""
+def make_app(resources: ResourceRoutes, body_limit: int, middlewares: tuple = (),
+             before: tuple[Callable[[web.UrlDispatcher], None], ...] = ()) -> web.Application:
+    """The aiohttp application with every route of the API; ``before`` add routes that win over the
+    resource shapes (an API computed on request, such as metrics.k8s.io)."""
     app = web.Application(client_max_size=body_limit, middlewares=list(middlewares))
     router = app.router
+    for add in before:
+        add(router)
     resources.add_to(router)
     for path, handler in (("/{probe:healthz|livez|readyz}{rest:(/.*)?}", health),
                           ("/version" + SLASH, version),

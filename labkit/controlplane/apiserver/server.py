@@ -20,13 +20,16 @@ from aiohttp import web
 from labkit.controlplane.store import Store, open_store
 
 from . import priority
+from .apimetrics import APIMetrics
 from .auth.setup import check as check_auth
 from .auth.setup import make_filter
 from .auth.tlsconfig import TLSConfig
+from .autoscaling import V1Routes
 from .customresources import CustomResources
 from .indexes import PodsByNode
 from .inflight import InFlightLimit
 from .lists import Lists
+from .metricsapi import MetricsAPI
 from .registry import Registry
 from .request import BODY_LIMIT
 from .resources import BY_PLURAL
@@ -77,6 +80,8 @@ class APIServer:
         self.hub: WatchHub | None = None
         self.pods_by_node: PodsByNode | None = None
         self.kubelets = KubeletClient()
+        self.api_metrics = APIMetrics()  # GET /metrics
+        self.metrics_api = MetricsAPI(self.calls, self.kubelets)  # metrics.k8s.io, metrics-server's part
         self.loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -99,7 +104,11 @@ class APIServer:
         routes = ResourceRoutes(self.calls, Verbs(self.calls, self.attrs, self.crds), lists, watches, self.kubelets)
         if self.auth is None:
             self.auth = make_filter(self, self.auth_options)
-        return make_app(routes, BODY_LIMIT * 4, (self.inflight.middleware, self.auth.middleware))
+        v1_hpa = V1Routes(lambda: self.url, self.kubelets.session)
+        return make_app(routes, BODY_LIMIT * 4,
+                        (self.api_metrics.middleware, self.inflight.middleware, self.auth.middleware),
+                        before=(self.metrics_api.add_to, v1_hpa.add_to,
+                                lambda router: router.add_get("/metrics", self.api_metrics.handle)))
 
     async def start_async(self) -> None:
         """Bind the port and start serving on the running event loop."""

@@ -404,6 +404,42 @@ PRINTERS["ingressclasses"] = ([("Name", S, 0), ("Controller", S, 0), ("Parameter
                               _ingressclass_row)
 PRINTERS["endpointslices"] = ([("Name", S, 0), ("AddressType", S, 0), ("Ports", S, 0), ("Endpoints", S, 0),
                                ("Age", S, 0)], _endpointslice_row)
+
+
+def _hpa_targets(hpa: dict) -> str:
+    """TARGETS as kubectl 1.30+ prints it: ``cpu: 42%/50%``, ``<unknown>`` before the first reading."""
+    spec, status = hpa.get("spec") or {}, hpa.get("status") or {}
+    current = {(m.get("resource") or {}).get("name"): (m.get("resource") or {}).get("current") or {}
+               for m in status.get("currentMetrics") or [] if m.get("type") == "Resource"}
+    shown = []
+    for m in spec.get("metrics") or []:
+        if m.get("type") != "Resource":
+            shown.append(f"{m.get('type', '?')}: <unknown>")
+            continue
+        res = m.get("resource") or {}
+        target, cur = res.get("target") or {}, current.get(res.get("name")) or {}
+        if target.get("type") == "Utilization":
+            now = f"{cur['averageUtilization']}%" if cur.get("averageUtilization") is not None else "<unknown>"
+            shown.append(f"{res.get('name')}: {now}/{target.get('averageUtilization')}%")
+        else:
+            now = cur.get("averageValue") or "<unknown>"
+            shown.append(f"{res.get('name')}: {now}/{target.get('averageValue') or target.get('value')}")
+    if len(shown) > 2:
+        return ", ".join(shown[:2]) + f" + {len(shown) - 2} more..."
+    return ", ".join(shown) or "<none>"
+
+
+def _hpa_row(hpa: dict, now: float) -> list:
+    spec, status = hpa.get("spec") or {}, hpa.get("status") or {}
+    ref = spec.get("scaleTargetRef") or {}
+    return [hpa["metadata"]["name"], f"{ref.get('kind', '')}/{ref.get('name', '')}", _hpa_targets(hpa),
+            spec.get("minReplicas", 1) if spec.get("minReplicas") is not None else "<unset>",
+            spec.get("maxReplicas", 0), status.get("currentReplicas", 0), age(hpa, now)]
+
+
+PRINTERS["horizontalpodautoscalers"] = ([("Name", S, 0), ("Reference", S, 0), ("Targets", S, 0),
+                                         ("MinPods", S, 0), ("MaxPods", N, 0), ("Replicas", N, 0), ("Age", S, 0)],
+                                        _hpa_row)
 DEFAULT_PRINTER: tuple[list[Column], RowFn] = ([("Name", S, 0), ("Age", S, 0)], _default_row)
 
 

@@ -31,8 +31,11 @@ class WorkQueue:
         self._processing: set[str] = set()
         self._dirty: set[str] = set()
         self._failures: dict[str, int] = {}
+        self.adds = 0  # for workqueue_adds_total
+        self.retries = 0  # for workqueue_retries_total
 
     def add(self, key: str) -> None:
+        self.adds += 1
         if key in self._processing:
             self._dirty.add(key)  # re-run after the current sync finishes
             return
@@ -46,6 +49,7 @@ class WorkQueue:
     def retry(self, key: str) -> None:
         n = self._failures.get(key, 0) + 1
         self._failures[key] = n
+        self.retries += 1
         self.add_after(key, min(0.05 * 2**n, 10.0))
 
     def forget(self, key: str) -> None:

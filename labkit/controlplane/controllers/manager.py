@@ -16,6 +16,7 @@ from labkit.controlplane.controllers.garbagecollector import GarbageCollector
 from labkit.controlplane.controllers.job import JobController, TTLAfterFinishedController
 from labkit.controlplane.controllers.nodeipam import NodeIpamController
 from labkit.controlplane.controllers.nodelifecycle import NodeLifecycleController
+from labkit.controlplane.controllers.podautoscaler import HorizontalPodAutoscalerController
 from labkit.controlplane.controllers.pv_binder import PersistentVolumeBinder
 from labkit.controlplane.controllers.replicaset import ReplicaSetController
 from labkit.controlplane.controllers.resourcequota import ResourceQuotaController
@@ -26,11 +27,13 @@ log = logging.getLogger(__name__)
 ALL = ("replicaset", "deployment", "nodelifecycle", "garbagecollector", "nodeipam", "endpoints", "pvbinder")
 ALL += ("job", "ttlafterfinished", "cronjob", "daemonset", "statefulset")  # the batch and apps workloads
 ALL += ("resourcequota",)
+ALL += ("horizontalpodautoscaling",)
 
 
 class ControllerManager:
     def __init__(self, client: Client, controllers: tuple[str, ...] = ALL, *, node_grace: float = 40.0,
-                 eviction_cap: float | None = None, cluster_cidr: str = "10.244.0.0/16"):
+                 eviction_cap: float | None = None, cluster_cidr: str = "10.244.0.0/16",
+                 hpa_sync_period: float = 15.0, hpa_downscale_stabilization: float = 300.0):
         self.client = client
         self.informers = SharedInformers(client)
         rec = lambda name: EventRecorder(client, name)  # noqa: E731
@@ -62,6 +65,10 @@ class ControllerManager:
             self.controllers.append(StatefulSetController(client, inf, rec("statefulset-controller")))
         if "resourcequota" in controllers:
             self.controllers.append(ResourceQuotaController(client, inf, rec("resourcequota-controller")))
+        if "horizontalpodautoscaling" in controllers:
+            self.controllers.append(HorizontalPodAutoscalerController(
+                client, inf, rec("horizontal-pod-autoscaler"), sync_period=hpa_sync_period,
+                downscale_stabilization=hpa_downscale_stabilization))
         if "pvbinder" in controllers:
             try:
                 self.controllers.append(PersistentVolumeBinder(client, inf, rec("persistentvolume-controller")))

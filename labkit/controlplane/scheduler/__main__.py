@@ -7,6 +7,7 @@ import logging
 import click
 
 from labkit.client.leaderelection import run_component
+from labkit.controlplane.componentmetrics import scheduler_registry, serve_metrics
 from labkit.controlplane.scheduler.framework import Framework
 from labkit.controlplane.scheduler.plugins import SCORING_STRATEGIES, scores_for
 from labkit.controlplane.scheduler.scheduler import Scheduler
@@ -22,17 +23,23 @@ from labkit.controlplane.scheduler.scheduler import Scheduler
               help="Act only while holding a Lease in kube-system (run several copies for availability).")
 @click.option("--scoring-strategy", type=click.Choice(SCORING_STRATEGIES), default="LeastAllocated",
               show_default=True, help="NodeResourcesFit's scoring: spread (LeastAllocated) or pack (MostAllocated).")
+@click.option("--metrics-port", type=int, default=None,
+              help="Serve Prometheus /metrics on this port of 127.0.0.1 (0: any free port; default: none).")
 @click.option("-v", "--verbose", is_flag=True)
 def main(kubeconfig: str | None, scheduler_name: str, bind_concurrency: int, no_events: bool, leader_elect: bool,
-         scoring_strategy: str, verbose: bool) -> None:
+         scoring_strategy: str, metrics_port: int | None, verbose: bool) -> None:
     """labkit's kube-scheduler: filter, score, bind through the API."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s scheduler %(levelname)s %(message)s")
 
-    run_component(kubeconfig, f"labkit-scheduler/{scheduler_name}", scheduler_name, leader_elect,
-                  lambda client: Scheduler(client, scheduler_name, bind_concurrency=bind_concurrency,
-                                           events=not no_events,
-                                           framework=Framework(scores=scores_for(scoring_strategy))).run())
+    async def run(client) -> None:  # noqa: ANN001 - a labkit Client
+        sched = Scheduler(client, scheduler_name, bind_concurrency=bind_concurrency, events=not no_events,
+                          framework=Framework(scores=scores_for(scoring_strategy)))
+        if metrics_port is not None:
+            await serve_metrics(scheduler_registry(sched), metrics_port)
+        await sched.run()
+
+    run_component(kubeconfig, f"labkit-scheduler/{scheduler_name}", scheduler_name, leader_elect, run)
 
 
 if __name__ == "__main__":

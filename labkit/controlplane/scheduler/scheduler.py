@@ -51,6 +51,7 @@ class Scheduler:
         self.preemptions = 0
         self.bound = 0
         self.failed = 0
+        self.attempts = {"scheduled": 0, "unschedulable": 0}  # scheduler_schedule_attempts_total
         self._sem = asyncio.Semaphore(bind_concurrency)
         self._tasks: set[asyncio.Task] = set()
         self.nodes.add_handler(self._node_add, self._node_update, self._node_delete)
@@ -149,6 +150,7 @@ class Scheduler:
         if reserved:
             self.table.remove_pod(f"nominated:{p.key}")  # its own reservation must not stand in its way
         d = self.framework.schedule_one(self.table, p)
+        self.attempts["unschedulable" if d.node is None else "scheduled"] += 1
         self.decisions[p.key] = d
         if len(self.decisions) > 2048:
             self.decisions.pop(next(iter(self.decisions)))

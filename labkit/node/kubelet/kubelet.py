@@ -27,6 +27,7 @@ from labkit.node.kubelet.nodecontext import NodeContext
 from labkit.node.kubelet.plugins import NodePlugins, PluginError
 from labkit.node.kubelet.podcleanup import cleanup_pod
 from labkit.node.kubelet.podworker import PodRecord, PodWorker
+from labkit.node.kubelet.stats import Stats
 from labkit.runtime.base import ContainerState, PodSandboxStatus, Runtime
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ class Kubelet:
         taints: list[dict] | None = None, lease_interval: float = 5.0, status_interval: float = 10.0,
         serve_logs: bool = True, port: int = 0, address: str = "127.0.0.1", hollow: bool = False,
         pod_poll: float = 1.0, backoff_base: float = 2.0, backoff_max: float = 60.0, watch_pods: bool = True,
-        state: Path | None = None,
+        state: Path | None = None, stats_interval: float = 1.0, stats_window: float = 5.0,
     ):
         self.client = client
         self.node_name = node_name
@@ -91,6 +92,10 @@ class Kubelet:
         self.ctx = NodeContext(node_name, self.owner, address, self.state, client, self.events, runtime, self.plugins,
                                self.call_runtime, self.sync_runtime_version, v.runtime_name, hollow=hollow,
                                pod_poll=pod_poll, backoff_base=backoff_base, backoff_max=backoff_max)
+        #: cAdvisor's part: cgroup samples behind /stats/summary (metrics.k8s.io) and /metrics
+        self.stats = None if hollow else Stats(self.ctx, self.records, stats_interval, stats_window)
+        if self.stats is not None:
+            self.ctx.probe_observer = self.stats.probe_result
 
     @property
     def runtime_name(self) -> str:
@@ -344,7 +349,7 @@ class Kubelet:
         if self.serve_logs:
             from labkit.node.kubelet.server import start_server
 
-            self._server, self.port = await start_server(self.ctx, self.records, self.port)
+            self._server, self.port = await start_server(self.ctx, self.records, self.port, self.stats)
         if not self.hollow:
             try:
                 for sb in await self.call_runtime(self.runtime.list_pod_sandboxes):
@@ -363,6 +368,8 @@ class Kubelet:
         self._tasks.append(asyncio.create_task(self._every(self.status_interval, self.post_status)))
         if not self.hollow:
             self._tasks.append(asyncio.create_task(self._relist()))
+        if self.stats is not None:
+            self._tasks.append(asyncio.create_task(self.stats.run()))
         if self.pods:
             self._tasks.append(asyncio.create_task(self.pods.run()))
             await self.pods.wait_synced(60)

@@ -39,6 +39,8 @@ class NodeContext:
     backoff_max: float = 60.0
     #: sandboxes the runtime already had when the kubelet started, by pod uid, until a worker adopts one
     existing: dict[str, PodSandboxStatus] = field(default_factory=dict)
+    #: told of every probe run: (probeKind, "ns/pod", container, succeeded), for the kubelet's /metrics
+    probe_observer: Callable[[str, str, str, bool], None] | None = None
 
     def adopt_sandbox(self, uid: str) -> PodSandboxStatus | None:
         """A sandbox this node's runtime already has for the pod (after a kubelet restart)."""

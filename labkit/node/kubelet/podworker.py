@@ -330,6 +330,8 @@ class PodWorker:
                 ok, out = res.exit_code == 0, (res.stdout + res.stderr).decode(errors="replace").strip()
             except LabkitError as exc:
                 ok, out = False, str(exc)
+            if k.probe_observer is not None:
+                k.probe_observer(kind, rec.key, name, ok)
             label = "Readiness" if kind == "readinessProbe" else "Liveness"
             if not ok:
                 self.event("Warning", "Unhealthy", f"{label} probe failed: {out[:200]}")

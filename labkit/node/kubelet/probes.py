@@ -24,10 +24,13 @@ def probe_command(probe: dict) -> list[str] | None:
         return list((probe["exec"] or {}).get("command") or [])
     if "httpGet" in probe:
         h = probe["httpGet"] or {}
-        return ["wget", "-q", "-T", str(probe.get("timeoutSeconds", 1)), "-O", "/dev/null",
-                f"http://127.0.0.1:{h.get('port', 80)}{h.get('path', '/')}"]
+        # no -T: Debian's busybox 1.35 wget crashes (SIGSEGV) with it; the ExecSync timeout bounds the probe
+        return ["wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{h.get('port', 80)}{h.get('path', '/')}"]
     if "tcpSocket" in probe:
-        return ["nc", "-z", "127.0.0.1", str((probe["tcpSocket"] or {}).get("port", 0))]
+        # connect and close at once: busybox's small nc has no -z, but it exits 0 once connected when its
+        # stdin is empty, and 1 when the connection is refused
+        port = int((probe["tcpSocket"] or {}).get("port", 0))
+        return ["sh", "-c", f"nc -w {int(probe.get('timeoutSeconds', 1))} 127.0.0.1 {port} </dev/null"]
     return None
 
 

@@ -14,6 +14,7 @@ import json
 from typing import TYPE_CHECKING
 
 from aiohttp import ClientSession, ClientTimeout, WSMsgType, web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from labkit.errors import LabkitError
 from labkit.node.kubelet import containers as C
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
     from labkit.node.kubelet.nodecontext import NodeContext
     from labkit.node.kubelet.podworker import PodRecord
+    from labkit.node.kubelet.stats import Stats
 
 
 def _find(records: Mapping[str, PodRecord], ns: str, pod: str, container: str, previous: bool):
@@ -47,8 +49,10 @@ def _tail(data: bytes, lines: str | None) -> bytes:
     return b"".join(parts[-n:]) if n > 0 else b""
 
 
-async def start_server(k: NodeContext, records: Mapping[str, PodRecord], port: int = 0) -> tuple[web.AppRunner, int]:
-    """Serve the node's pods (``records``, by pod uid, as the kubelet keeps them) on ``port``."""
+async def start_server(k: NodeContext, records: Mapping[str, PodRecord], port: int = 0,
+                       stats: Stats | None = None) -> tuple[web.AppRunner, int]:
+    """Serve the node's pods (``records``, by pod uid, as the kubelet keeps them) on ``port``;
+    with ``stats``, also the Summary API and the Prometheus series."""
     app = web.Application()
 
     async def logs(request: web.Request) -> web.StreamResponse:
@@ -214,6 +218,18 @@ async def start_server(k: NodeContext, records: Mapping[str, PodRecord], port: i
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/pods", pods)
     app.router.add_get("/containers", containers)
+    if stats is not None:
+        async def summary(request: web.Request) -> web.Response:
+            return web.json_response(stats.summary())
+
+        async def metrics(request: web.Request) -> web.Response:
+            registry = stats.resource_registry if request.path.endswith("/resource") else stats.registry
+            return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+        app.router.add_get("/stats/summary", summary)
+        app.router.add_get("/metrics", metrics)
+        app.router.add_get("/metrics/resource", metrics)
+
     async def close_sessions(_app: web.Application) -> None:
         for s in sessions:
             await s.close()

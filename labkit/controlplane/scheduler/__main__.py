@@ -22,16 +22,19 @@ from labkit.controlplane.scheduler.scheduler import Scheduler
               help="Act only while holding a Lease in kube-system (run several copies for availability).")
 @click.option("--scoring-strategy", type=click.Choice(SCORING_STRATEGIES), default="LeastAllocated",
               show_default=True, help="NodeResourcesFit's scoring: spread (LeastAllocated) or pack (MostAllocated).")
+@click.option("--also-schedule-for", "also_for", multiple=True, metavar="NAME",
+              help="Lab only: also take pods whose spec.schedulerName is NAME, so two schedulers contend for the "
+                   "same pods (Omega's optimistic concurrency: the loser of a bind gets 409 and retries).")
 @click.option("-v", "--verbose", is_flag=True)
 def main(kubeconfig: str | None, scheduler_name: str, bind_concurrency: int, no_events: bool, leader_elect: bool,
-         scoring_strategy: str, verbose: bool) -> None:
+         scoring_strategy: str, also_for: tuple[str, ...], verbose: bool) -> None:
     """labkit's kube-scheduler: filter, score, bind through the API."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s scheduler %(levelname)s %(message)s")
 
     run_component(kubeconfig, f"labkit-scheduler/{scheduler_name}", scheduler_name, leader_elect,
                   lambda client: Scheduler(client, scheduler_name, bind_concurrency=bind_concurrency,
-                                           events=not no_events,
+                                           events=not no_events, also_for=also_for,
                                            framework=Framework(scores=scores_for(scoring_strategy))).run())
 
 

@@ -123,6 +123,8 @@ class Scheduler:
         try:
             await self.nodes.wait_synced(60)
             await self.pods.wait_synced(60)
+            log.info("%s: synced %d nodes and %d pods; scheduling", self.name, len(self.nodes.cache),
+                     len(self.pods.cache))
             await self._schedule_loop()
         finally:
             for t in tasks:

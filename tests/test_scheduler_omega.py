@@ -63,7 +63,6 @@ def test_two_schedulers_bind_every_pod_exactly_once_and_count_their_conflicts(cl
         core.create_namespaced_pod("default", pod(name, "omega-a" if i % 2 else "omega-b"))
     core.create_namespaced_pod("default", pod("elsewhere", "someone-else"))
     a, b, placed = asyncio.run(contend(cluster.kubeconfig, names))
-    print(a.counters(), b.counters())
     assert sorted(placed) == sorted(names) and all(placed.values())
     assert a.bound + b.bound == PODS  # each pod's bind succeeded once, whoever won it
     assert a.conflicts + b.conflicts >= 1  # both took the same pods: some binds lost the race

@@ -51,7 +51,8 @@ class FilterPlugin:
 class ScorePlugin:
     name = "?"
 
-    def score(self, t: NodeTable, p: PodInfo, idx: np.ndarray) -> np.ndarray:
+    def score(self, t: NodeTable, p: PodInfo, idx: np.ndarray) -> np.ndarray | None:
+        """0..100 for the node slots ``idx``; None when the plugin has nothing to say about this pod."""
         raise NotImplementedError
 
 

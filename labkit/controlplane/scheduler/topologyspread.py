@@ -52,6 +52,14 @@ def constraints(pod: dict, when: str) -> list[dict]:
     return out
 
 
+def _no_constraints(p: PodInfo) -> bool:
+    """Most pods have none: answer that once per scheduling attempt, cheaply."""
+    none = p.cache.get("no-spread")
+    if none is None:
+        none = p.cache["no-spread"] = not p.spec.get("topologySpreadConstraints")
+    return none
+
+
 class _Counts:
     """Matching pods per domain of one constraint, over the eligible nodes."""
 
@@ -105,7 +113,7 @@ class PodTopologySpread(FilterPlugin, ScorePlugin):
     name = "PodTopologySpread"
 
     def filter(self, t: NodeTable, p: PodInfo, idx: np.ndarray) -> tuple[np.ndarray, Reasons]:
-        cs = constraints(p.pod, "DoNotSchedule")
+        cs = [] if _no_constraints(p) else constraints(p.pod, "DoNotSchedule")
         if not cs:
             return np.ones(len(idx), dtype=bool), lambda j: []
         eligible = _eligible(t, p, cs)
@@ -118,10 +126,10 @@ class PodTopologySpread(FilterPlugin, ScorePlugin):
             ok &= has & (n.in_domain(idx) + n.self_match - n.min_match <= n.max_skew)
         return ok, lambda j: [MISSING_LABEL if missing[j] else SKEW]
 
-    def score(self, t: NodeTable, p: PodInfo, idx: np.ndarray) -> np.ndarray:
-        cs = constraints(p.pod, "ScheduleAnyway")
+    def score(self, t: NodeTable, p: PodInfo, idx: np.ndarray) -> np.ndarray | None:
+        cs = [] if _no_constraints(p) else constraints(p.pod, "ScheduleAnyway")
         if not cs:
-            return np.zeros(len(idx), dtype=np.float64)
+            return None
         eligible = _eligible(t, p, cs)
         raw = np.zeros(len(idx), dtype=np.float64)
         has_all = np.ones(len(idx), dtype=bool)

@@ -10,6 +10,7 @@ import pytest
 
 from labkit.client import Client
 from labkit.cluster import Cluster
+from labkit.controlplane.scheduler.plugins import PodInfo
 from labkit.controlplane.scheduler.scheduler import Scheduler
 
 PODS = 40
@@ -70,3 +71,27 @@ def test_two_schedulers_bind_every_pod_exactly_once_and_count_their_conflicts(cl
         assert s.conflicts == s.lost + s.retries
         assert s.counters()["conflicts"] == s.conflicts
     assert not core.read_namespaced_pod("elsewhere", "default").spec.node_name  # not theirs: left alone
+
+
+def test_a_conflict_on_a_pod_still_unplaced_is_retried_on_fresh_state(cluster):
+    """The loser of a bind reads the pod again: placed by another, it stops; still unplaced, it decides again."""
+    core = cluster.core()
+    core.create_namespaced_pod("default", pod("again", "omega-c"))
+
+    async def conflict_twice() -> Scheduler:
+        cl = Client(cluster.kubeconfig)
+        try:
+            s = Scheduler(cl, "omega-c", events=False)
+            stale = await cl.get("pods", "again", "default")
+            p = PodInfo.of(stale)
+            await s._after_conflict(stale, p, "n1")  # nobody has placed it: retry
+            assert s.queued == {p.key}
+            await s._bind_call(stale, "n2")  # another writer places it
+            await s._after_conflict(stale, p, "n1")  # now the fresh read ends the retry
+            return s
+        finally:
+            await cl.close()
+
+    s = asyncio.run(conflict_twice())
+    assert s.counters() == {"bound": 0, "unschedulable": 0, "preemptions": 0, "conflicts": 2, "retries": 1,
+                                 "lost": 1}

@@ -404,6 +404,16 @@ class Cluster(_OfficialClients):
         if c.proc is not None:
             c.proc.wait(10)
 
+    def power_off(self, node: str) -> None:
+        """Take a node away as a power cut would: nothing tells the apiserver, and its pods stop answering.
+
+        Unlike :meth:`kill` of a kubelet (whose containers keep running), the node's pods go too.
+        The node stays in the API until the node lifecycle controller notices its Lease stopped."""
+        if self._inproc is None:
+            raise ClusterError("power_off needs Cluster(processes=False); for a process cluster, "
+                               "labkit.chaos's node-down stops a kubelet (its containers keep running)")
+        self._inproc.power_off(node)
+
     def stop(self) -> None:
         """Stop everything and remove every container, sandbox, socket and file the cluster made."""
         if self._inproc is not None:

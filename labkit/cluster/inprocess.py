@@ -116,6 +116,15 @@ class InProcess:
             raise ClusterError(f"no running component {component!r}")
         self.loop.call_soon_threadsafe(t.cancel)
 
+    def power_off(self, node: str) -> None:
+        """The node's machine is gone: its kubelet stops with no word to the apiserver, and its pods'
+        containers, network and sandboxes go with it (as when a zone loses power)."""
+        running = self.nodes.pop(node, None)
+        if running is None:
+            raise ClusterError(f"no running node {node!r}; running: {', '.join(sorted(self.nodes)) or 'none'}")
+        self.kubelets.pop(node, None)
+        self.call(running.stop(kill_pods=True), 120)
+
     def stop(self) -> None:
         if not self.thread.is_alive():
             return

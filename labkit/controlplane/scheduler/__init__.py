@@ -2,6 +2,7 @@
 
 * :mod:`.nodetable` - nodes as numpy columns (allocatable, requested, labels, taints)
 * :mod:`.plugins`   - filter and score plugins, vectorised over nodes
+* :mod:`.topologyspread` - PodTopologySpread: spread a workload over zones (maxSkew, DoNotSchedule|ScheduleAnyway)
 * :mod:`.framework` - ``schedule_one(table, pod) -> Decision``: pure, usable from a lab
 * :mod:`.decision`  - why this node: every plugin's verdict per node, the FailedScheduling text
 * :mod:`.scheduler` - the process: informers, queue, assume, concurrent binds, Events

@@ -25,16 +25,20 @@ from labkit.controlplane.scheduler.scheduler import Scheduler
               show_default=True, help="NodeResourcesFit's scoring: spread (LeastAllocated) or pack (MostAllocated).")
 @click.option("--metrics-port", type=int, default=None,
               help="Serve Prometheus /metrics on this port of 127.0.0.1 (0: any free port; default: none).")
+@click.option("--also-schedule-for", "also_for", multiple=True, metavar="NAME",
+              help="Lab only: also take pods whose spec.schedulerName is NAME, so two schedulers contend for the "
+                   "same pods (Omega's optimistic concurrency: the loser of a bind gets 409 and retries).")
 @click.option("-v", "--verbose", is_flag=True)
 def main(kubeconfig: str | None, scheduler_name: str, bind_concurrency: int, no_events: bool, leader_elect: bool,
-         scoring_strategy: str, metrics_port: int | None, verbose: bool) -> None:
+         scoring_strategy: str, metrics_port: int | None, also_for: tuple[str, ...],
+         verbose: bool) -> None:
     """labkit's kube-scheduler: filter, score, bind through the API."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s scheduler %(levelname)s %(message)s")
 
     async def run(client) -> None:  # noqa: ANN001 - a labkit Client
         sched = Scheduler(client, scheduler_name, bind_concurrency=bind_concurrency, events=not no_events,
-                          framework=Framework(scores=scores_for(scoring_strategy)))
+                          also_for=also_for, framework=Framework(scores=scores_for(scoring_strategy)))
         if metrics_port is not None:
             await serve_metrics(scheduler_registry(sched), metrics_port)
         await sched.run()

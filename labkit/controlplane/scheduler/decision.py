@@ -79,8 +79,9 @@ class Decision:
             row: dict = {"node": name}
             for plugin, mask, reasons in self.filters:
                 row[plugin] = "pass" if mask[i] else "; ".join(reasons(i))
-            for plugin, _w, arr in self.scores:
-                row[plugin] = None if name in fails else round(float(arr[i]))
+            for plugin, _w, arr in self.scores:  # a plugin that filters and scores gets two columns
+                col = f"{plugin} score" if plugin in row else plugin
+                row[col] = None if name in fails else round(float(arr[i]))
             row["total"] = None if name in fails else round(float(self.total[i]))
             row["chosen"] = name == self.node
             rows.append(row)

@@ -60,6 +60,9 @@ class Framework:
         if feasible.any():
             for s, w in self.scores:
                 arr = s.score(table, p, idx)
+                if arr is None:  # the plugin has no opinion on this pod: 0 everywhere, nothing to add
+                    scored.append((s.name, w, np.zeros(len(idx))))
+                    continue
                 scored.append((s.name, w, arr))
                 total += w * np.rint(arr)
         node = None

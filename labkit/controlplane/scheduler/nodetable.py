@@ -40,6 +40,8 @@ class NodeTable:
         self._signature: dict[str, tuple] = {}
         self._label_cache: dict[str, tuple[np.ndarray, dict[str, int]]] = {}
         self.pods: dict[str, tuple[int, dict[str, int], tuple[int, int]]] = {}  # pod key -> (slot, req, nz)
+        # pod key -> (namespace, labels, terminating): what PodTopologySpread counts
+        self.pod_labels: dict[str, tuple[str, dict[str, str], bool]] = {}
 
     # ------------------------------------------------------------------ nodes
     def _grow(self) -> None:
@@ -130,6 +132,7 @@ class NodeTable:
         self._free.append(i)
         for k in [k for k, v in self.pods.items() if v[0] == i]:
             del self.pods[k]
+            self.pod_labels.pop(k, None)
 
     # ------------------------------------------------------------------ pods
     def add_pod(self, key: str, node_name: str, pod: dict, req: dict[str, int] | None = None) -> None:
@@ -137,11 +140,15 @@ class NodeTable:
         i = self.slot.get(node_name)
         if i is None:
             return
+        md = pod.get("metadata") or {}
+        meta = (md.get("namespace", "default"), md.get("labels") or {}, bool(md.get("deletionTimestamp")))
         have = self.pods.get(key)
         if have is not None:
             if have[0] == i:
+                self.pod_labels[key] = meta  # a pod being deleted stops counting for spread
                 return
             self.remove_pod(key)
+        self.pod_labels[key] = meta
         req = req if req is not None else pod_requests(pod)
         nz = nonzero_requests(pod)
         for r, v in req.items():
@@ -152,6 +159,7 @@ class NodeTable:
         self.pods[key] = (i, req, nz)
 
     def remove_pod(self, key: str) -> None:
+        self.pod_labels.pop(key, None)
         have = self.pods.pop(key, None)
         if have is None:
             return

@@ -51,7 +51,8 @@ class FilterPlugin:
 class ScorePlugin:
     name = "?"
 
-    def score(self, t: NodeTable, p: PodInfo, idx: np.ndarray) -> np.ndarray:
+    def score(self, t: NodeTable, p: PodInfo, idx: np.ndarray) -> np.ndarray | None:
+        """0..100 for the node slots ``idx``; None when the plugin has nothing to say about this pod."""
         raise NotImplementedError
 
 
@@ -239,15 +240,19 @@ SCORING_STRATEGIES = ("LeastAllocated", "MostAllocated", "RequestedToCapacityRat
 
 def scores_for(strategy: str = "LeastAllocated", shape: list[tuple[float, float]] | None = None
                ) -> list[tuple[ScorePlugin, int]]:
-    """The score plugins for one of NodeResourcesFit's scoring strategies, plus BalancedAllocation."""
+    """The score plugins for one of NodeResourcesFit's scoring strategies, plus BalancedAllocation and
+    PodTopologySpread (weight 2, as in kube-scheduler's default profile)."""
     if strategy not in SCORING_STRATEGIES:
         raise ValueError(f"unknown scoring strategy {strategy!r}: choose {', '.join(SCORING_STRATEGIES)}")
     fit: ScorePlugin = {"LeastAllocated": NodeResourcesLeastAllocated, "MostAllocated": NodeResourcesMostAllocated,
                         }.get(strategy, lambda: RequestedToCapacityRatio(shape))()
-    return [(fit, 1), (NodeResourcesBalancedAllocation(), 1)]
+    return [(fit, 1), (NodeResourcesBalancedAllocation(), 1), (PodTopologySpread(), 2)]
 
+
+# PodTopologySpread reads the classes above, so it is imported once they exist
+from labkit.controlplane.scheduler.topologyspread import PodTopologySpread  # noqa: E402
 
 DEFAULT_FILTERS: list[FilterPlugin] = [NodeUnschedulable(), NodeName(), TaintToleration(), NodeAffinity(),
-                                       NodeResourcesFit()]
+                                       NodeResourcesFit(), PodTopologySpread()]
 DEFAULT_SCORES: list[tuple[ScorePlugin, int]] = [(NodeResourcesLeastAllocated(), 1),
-                                                 (NodeResourcesBalancedAllocation(), 1)]
+                                                 (NodeResourcesBalancedAllocation(), 1), (PodTopologySpread(), 2)]

@@ -5,6 +5,13 @@ informers), takes unscheduled pods whose ``spec.schedulerName`` is its own, runs
 :meth:`Framework.schedule_one`, *assumes* the result at once (so the next pod already sees the
 node as fuller) and binds through ``pods/binding`` concurrently, many binds in flight.
 A pod that fits nowhere gets a FailedScheduling Event and waits for the cluster to change.
+
+Several schedulers may share one cluster, as in Omega: each keeps its own copy of the cell's
+state and binds optimistically. The bind is a conditional write (the apiserver sets
+``spec.nodeName`` only while it is empty); a scheduler that loses answers the 409 by reading the
+pod again and, if it is still unplaced, deciding again on that fresh state. ``conflicts`` and
+``retries`` count this; each conflict is also logged. ``also_for`` (lab only) lets this scheduler
+take the pods of other scheduler names too, so that two schedulers contend for the same pods.
 """
 
 from __future__ import annotations
@@ -33,9 +40,11 @@ RETRY_UNSCHEDULABLE_S = 5.0
 
 class Scheduler:
     def __init__(self, client: Client, name: str = "default-scheduler", *, framework: Framework | None = None,
-                 bind_concurrency: int = 64, events: bool = True, explain_max_nodes: int = 16):
+                 bind_concurrency: int = 64, events: bool = True, explain_max_nodes: int = 16,
+                 also_for: tuple[str, ...] | list[str] = ()):
         self.client = client
         self.name = name
+        self.names = frozenset((name, *also_for))  # also_for: lab-only contention for other schedulers' pods
         self.framework = framework or Framework()
         self.table = NodeTable()
         self.events = EventRecorder(client, name, max_in_flight=4) if events else None
@@ -52,6 +61,9 @@ class Scheduler:
         self.bound = 0
         self.failed = 0
         self.attempts = {"scheduled": 0, "unschedulable": 0}  # scheduler_schedule_attempts_total
+        self.conflicts = 0  # binds answered 409: another writer changed the pod first
+        self.retries = 0  # pods decided again after a conflict, because they were still unplaced
+        self.lost = 0  # conflicts where another scheduler had placed the pod: the fresh read ends the retry
         self._sem = asyncio.Semaphore(bind_concurrency)
         self._tasks: set[asyncio.Task] = set()
         self.nodes.add_handler(self._node_add, self._node_update, self._node_delete)
@@ -70,7 +82,7 @@ class Scheduler:
 
     def _mine(self, pod: dict) -> bool:
         spec = pod.get("spec") or {}
-        return (spec.get("schedulerName") or "default-scheduler") == self.name
+        return (spec.get("schedulerName") or "default-scheduler") in self.names
 
     def _pod_add(self, pod: dict) -> None:
         key = key_of(pod)
@@ -112,6 +124,8 @@ class Scheduler:
         try:
             await self.nodes.wait_synced(60)
             await self.pods.wait_synced(60)
+            log.info("%s: synced %d nodes and %d pods; scheduling", self.name, len(self.nodes.cache),
+                     len(self.pods.cache))
             await self._schedule_loop()
         finally:
             for t in tasks:
@@ -201,13 +215,43 @@ class Scheduler:
                 self.events.event(pod, "Normal", "Scheduled", d.message())
         except ApiError as exc:
             self.table.remove_pod(p.key)  # forget the assumption
-            if exc.code not in (404, 409):
+            if exc.code == 409:
+                self.binding.discard(p.key)
+                await self._after_conflict(pod, p, d.node)
+            elif exc.code != 404:
                 log.warning("bind %s -> %s failed: %s", p.key, d.node, exc)
                 await asyncio.sleep(0.2)
                 self.unschedulable.add(p.key)
         finally:
             self.binding.discard(p.key)
             self._sem.release()
+
+    async def _after_conflict(self, pod: dict, p: PodInfo, wanted: str | None) -> None:
+        """Optimistic concurrency's other half: the bind lost, so read fresh state and retry if there is work left."""
+        self.conflicts += 1
+        md = pod["metadata"]
+        try:
+            fresh = await self.client.get("pods", md["name"], md.get("namespace", "default"))
+        except ApiError:
+            log.info("bind conflict %d: %s (wanted %s) is gone", self.conflicts, p.key, wanted)
+            return
+        node = (fresh.get("spec") or {}).get("nodeName")
+        if node:
+            self.lost += 1
+            self.table.add_pod(p.key, node, fresh)  # resync: count the winner's placement at once
+            log.info("bind conflict %d: %s wanted %s but was already bound to %s; fresh state: nothing to retry",
+                     self.conflicts, p.key, wanted, node)
+        elif not fresh["metadata"].get("deletionTimestamp"):
+            self.retries += 1
+            log.info("bind conflict %d: %s wanted %s; still unplaced on fresh state: retry %d",
+                     self.conflicts, p.key, wanted, self.retries)
+            self.unschedulable.discard(p.key)
+            self._enqueue(p.key)
+
+    def counters(self) -> dict[str, int]:
+        """What this scheduler did: pods bound, attempts that found no node, preemptions, bind conflicts, retries."""
+        return {"bound": self.bound, "unschedulable": self.failed, "preemptions": self.preemptions,
+                "conflicts": self.conflicts, "retries": self.retries, "lost": self.lost}
 
     async def _bind_call(self, pod: dict, node: str, why: str | None = None) -> None:
         md = pod["metadata"]

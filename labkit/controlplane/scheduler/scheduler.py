@@ -57,6 +57,10 @@ class Scheduler:
         self.binding: set[str] = set()
         self.decisions: dict[str, Decision] = {}  # last decision per pod key (labs read it)
         self.nominated: dict[str, str] = {}  # preemptor pod key -> the node its victims are leaving
+        # preemptor pod key -> the victims it asked to delete: until they are gone from the informer,
+        # the nomination stands (the deletes run in a task, and the informer sees their deletion
+        # timestamps later still; a retry in between preempted a second node's pods too)
+        self.victims_of: dict[str, set[str]] = {}
         self.preemptions = 0
         self.bound = 0
         self.failed = 0
@@ -104,6 +108,7 @@ class Scheduler:
         key = key_of(pod)
         self.table.remove_pod(key)
         self.unschedulable.discard(key)
+        self.victims_of.pop(key, None)
         self._retry_unschedulable()
 
     def _enqueue(self, key: str) -> None:
@@ -173,20 +178,24 @@ class Scheduler:
             self.unschedulable.add(p.key)
             self.failed += 1
             pre = None
-            if reserved and self._victims_leaving(reserved):
+            if reserved and (self._victims_leaving(reserved)
+                             or any(k in self.pods.cache for k in self.victims_of.get(p.key, ()))):
                 self.table.add_pod(f"nominated:{p.key}", reserved, pod, p.requests)  # wait for them
             else:
                 self.nominated.pop(p.key, None)
+                self.victims_of.pop(p.key, None)
                 leaving = {k for k in self.table.pods if k in self.pods.cache
                            and self.pods.cache[k]["metadata"].get("deletionTimestamp")}
                 pre = preemption.find(self.table, p, d, self._priorities(), leaving)
             if pre is not None:
                 self.nominated[p.key] = pre.node
+                self.victims_of[p.key] = set(pre.victims)
                 self.table.add_pod(f"nominated:{p.key}", pre.node, pod, p.requests)
                 self.preemptions += 1
             task = asyncio.get_running_loop().create_task(self._mark_unschedulable(pod, d, pre))
         else:
             self.nominated.pop(p.key, None)
+            self.victims_of.pop(p.key, None)
             self.table.add_pod(p.key, d.node, pod, p.requests)  # assume
             self.binding.add(p.key)
             task = asyncio.get_running_loop().create_task(self._bind(pod, p, d))

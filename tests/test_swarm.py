@@ -113,7 +113,7 @@ def test_quorum_loss_stops_new_scheduling_and_recovery_heals(swarm: Swarm) -> No
     assert "shop_gateway" in running, "the task on the surviving node keeps running"
     for i in (2, 3):
         swarm.start_engine(i, wait=False)
-    wait_for(lambda: swarm.leader() is not None, 60, "a new leader")
+    wait_for(lambda: swarm.leader(via=(1,)) is not None, 60, "a new leader")
     swarm.docker(1, "service", "scale", "-d", "shop_web=2")
     assert len(swarm.wait_running("shop_web", 2)) == 2
 

@@ -106,13 +106,15 @@ class Swarm:
         out = self.docker(via, "node", "ls", "--format", "{{json .}}")
         return [json.loads(line) for line in out.splitlines()]
 
-    def leader(self) -> int | None:
-        """The index of the Raft leader, asked of any running manager; None while there is none."""
+    def leader(self, via: tuple[int, ...] | None = None) -> int | None:
+        """The index of the Raft leader, asked of the running managers (or those in ``via``);
+        None while there is none."""
         for e in self.engines:
-            if not e.running():
+            if not e.running() or (via is not None and e.index not in via):
                 continue
             try:
-                for n in self.nodes(e.index):
+                out = e.docker("node", "ls", "--format", "{{json .}}", timeout=5)
+                for n in (json.loads(line) for line in out.splitlines()):
                     if n.get("ManagerStatus") == "Leader":
                         return int(n["Hostname"].removeprefix("node-"))
             except EngineError:
@@ -134,7 +136,8 @@ class Swarm:
 
     def tasks(self, service: str, via: int = 1) -> list[dict]:
         """The service's tasks that should be running: ``docker service ps`` as dicts."""
-        out = self.docker(via, "service", "ps", service, "--filter", "desired-state=running", "--format", "{{json .}}")
+        out = self.docker(via, "service", "ps", service, "--no-trunc", "--filter", "desired-state=running",
+                          "--format", "{{json .}}")
         return [json.loads(line) for line in out.splitlines()]
 
     def wait_running(self, service: str, replicas: int, via: int = 1, timeout: float = 60) -> list[dict]:
@@ -150,6 +153,17 @@ class Swarm:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{service}: {len(now)} of {replicas} tasks running after {timeout} s")
             time.sleep(0.3)
+
+    def container_of(self, task: dict, timeout: float = 15) -> tuple[int, str]:
+        """(node index, container ID) of a task from :meth:`tasks`; its engine may list the
+        container a moment after the manager reports the task running, so this polls."""
+        index = int(task["Node"].removeprefix("node-"))
+        deadline = time.monotonic() + timeout
+        while not (cid := self.docker(index, "ps", "-q", "--filter", f"label=com.docker.swarm.task.id={task['ID']}")):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no container for task {task['ID']} on node-{index} after {timeout} s")
+            time.sleep(0.2)
+        return index, cid
 
     def http_get(self, index: int, port: int, path: str = "/", timeout: float = 3) -> str:
         """GET ``http://<node index's address>:<port><path>`` from inside the swarm's network (the only

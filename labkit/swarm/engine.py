@@ -71,6 +71,10 @@ class Engine:
         """Start ``dockerd`` in the background (see :meth:`wait_ready`)."""
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "daemon.json").write_text("{}\n")  # not the host's /etc/docker/daemon.json
+        # a stopped engine's pid files may name a process that is gone but not yet reaped: dockerd
+        # would then wait for "the containerd that is still running" and give up
+        for stale in (self.root / "dockerd.pid", self.root / "exec" / "containerd" / "containerd.pid"):
+            stale.unlink(missing_ok=True)
         log = open(self.root / "dockerd.log", "ab")  # noqa: SIM115 - the engine keeps it open
         self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      start_new_session=True)
@@ -129,9 +133,7 @@ class Engine:
                 pass
         from labkit.swarm.leftovers import kill_engine_processes
 
+        if getattr(self, "proc", None) is not None and self.proc.poll() is None:
+            self.proc.kill()  # dockerd is this process's child: kill and reap it first
+            self.proc.wait(5)
         kill_engine_processes(self.root, f"swarm-{self.swarm_id}-n{self.index}", self.netns)
-        if getattr(self, "proc", None) is not None:
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                pass

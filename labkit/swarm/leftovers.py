@@ -54,6 +54,8 @@ def engine_pids(root: Path, cgroup_tag: str, netns: str | None = None) -> list[i
         if not d.name.isdigit() or int(d.name) == me:
             continue
         try:
+            if (d / "stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                continue  # dead, waiting for its parent to reap it: nothing left to kill
             if needle in (d / "cmdline").read_bytes() or f"/labkit/{cgroup_tag}" in (d / "cgroup").read_text():
                 pids.append(int(d.name))
             elif ino is not None and os.stat(d / "ns" / "net").st_ino == ino:

@@ -114,8 +114,10 @@ def test_quorum_loss_stops_new_scheduling_and_recovery_heals(swarm: Swarm) -> No
     for i in (2, 3):
         swarm.start_engine(i, wait=False)
     wait_for(lambda: swarm.leader(via=(1,)) is not None, 60, "a new leader")
-    swarm.docker(1, "service", "scale", "-d", "shop_web=2")
-    assert len(swarm.wait_running("shop_web", 2)) == 2
+    # healed: the swarm schedules new work again
+    swarm.docker(1, "service", "create", "-d", "--name", "healed", "--constraint", "node.hostname == node-1",
+                 "--no-resolve-image", "labkit/busybox:latest", "sleep", "600")
+    assert len(swarm.wait_running("healed", 1)) == 1
 
 
 def test_teardown_leaves_nothing(swarm: Swarm) -> None:
@@ -135,7 +137,7 @@ def test_teardown_leaves_nothing(swarm: Swarm) -> None:
 def test_gc_removes_a_swarm_whose_owner_was_killed() -> None:
     from labkit.runtime import gc
 
-    code = "from labkit.swarm import Swarm; import time; s = Swarm(managers=1); s.start(); print(s.id, flush=True); time.sleep(600)"
+    code = "from labkit.swarm import Swarm; import time; s = Swarm(managers=1, images=()); s.start(); print(s.id, flush=True); time.sleep(600)"
     owner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=os.environ.copy())
     swarm_id = owner.stdout.readline().strip()
     assert swarm_id, "the owner process did not start its swarm"

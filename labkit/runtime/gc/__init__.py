@@ -17,6 +17,8 @@ first: they hold mounts, cgroups and namespaces). The owners are named in ``pypr
   only when labkit turned swarm mode on (:mod:`labkit.runtime.gc.docker`)
 * ``netns``, ``links``, ``iptables`` - namespaces ``labkit-*``, interfaces and bridges ``lk*``, rules
   whose comment says ``labkit`` and chains ``LABKIT-*`` (:mod:`labkit.node.cni.leftovers`)
+* ``swarm-engines`` - multi-node swarms whose owning process died: their dockerd processes,
+  containers, mounts, cgroups, namespaces and bridge (:mod:`labkit.swarm.leftovers`)
 * ``clusters`` - folders of notebook clusters whose processes all died; never a ``labkit cluster
   up`` cluster's, whose store may hold a user's objects (:mod:`labkit.cluster.cleanup`)
 
@@ -31,10 +33,10 @@ from dataclasses import dataclass
 
 #: every kind, in the order :func:`collect` removes them (faults first: a paused or cut-off process
 #: goes back to work before anything it uses is removed)
-KINDS = ("chaos", "containers", "mounts", "cgroups", "netns", "links", "iptables", "processes", "docker", "swarm",
+KINDS = ("chaos", "swarm-engines", "containers", "mounts", "cgroups", "netns", "links", "iptables", "processes", "docker", "swarm",
          "clusters")
 #: the kinds only root can remove
-ROOT_KINDS = ("mounts", "cgroups", "netns", "links", "iptables")
+ROOT_KINDS = ("mounts", "cgroups", "netns", "links", "iptables", "swarm-engines")
 ENTRY_POINTS = "labkit.gc"
 DEFAULT_STATE = "/run/labkit"
 

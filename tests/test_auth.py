@@ -162,6 +162,15 @@ def test_kubectl_create_token_gives_a_serviceaccount_identity(cluster, students,
     assert err.value.status == 401
 
 
+def test_every_namespace_has_a_default_serviceaccount(students) -> None:
+    """The ServiceAccounts controller makes ``default`` in each new namespace, so this works at once."""
+    from support.cluster import wait_for
+
+    bob = students[1]
+    wait_for(lambda: bob.kubectl("create", "token", "default").returncode == 0, timeout=20,
+             what="kubectl create token default in a new namespace")
+
+
 def test_a_kubelet_changes_only_its_own_node(cluster, students) -> None:
     core = cluster.core()
     core.create_node({"metadata": {"name": "elsewhere"}})

@@ -20,6 +20,7 @@ from labkit.controlplane.controllers.podautoscaler import HorizontalPodAutoscale
 from labkit.controlplane.controllers.pv_binder import PersistentVolumeBinder
 from labkit.controlplane.controllers.replicaset import ReplicaSetController
 from labkit.controlplane.controllers.resourcequota import ResourceQuotaController
+from labkit.controlplane.controllers.serviceaccount import ServiceAccountsController
 from labkit.controlplane.controllers.statefulset import StatefulSetController
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ ALL = ("replicaset", "deployment", "nodelifecycle", "garbagecollector", "nodeipa
 ALL += ("job", "ttlafterfinished", "cronjob", "daemonset", "statefulset")  # the batch and apps workloads
 ALL += ("resourcequota",)
 ALL += ("horizontalpodautoscaling",)
+ALL += ("serviceaccount",)
 
 
 class ControllerManager:
@@ -69,6 +71,8 @@ class ControllerManager:
             self.controllers.append(HorizontalPodAutoscalerController(
                 client, inf, rec("horizontal-pod-autoscaler"), sync_period=hpa_sync_period,
                 downscale_stabilization=hpa_downscale_stabilization))
+        if "serviceaccount" in controllers:
+            self.controllers.append(ServiceAccountsController(client, inf, rec("serviceaccount-controller")))
         if "pvbinder" in controllers:
             try:
                 self.controllers.append(PersistentVolumeBinder(client, inf, rec("persistentvolume-controller")))

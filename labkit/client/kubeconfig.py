@@ -7,6 +7,7 @@ kubectl uses points them at labkit's apiserver or at a real cluster.
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import ssl
 import tempfile
@@ -86,24 +87,45 @@ def _file_or_data(section: dict, key: str, base: Path) -> str | None:
     data = section.get(key + "-data")
     if not data:
         return None
-    fd, name = tempfile.mkstemp(prefix="labkit-kubeconfig-", suffix=".pem")
-    with os.fdopen(fd, "wb") as f:
-        f.write(base64.b64decode(data))
+    # one file per distinct content: components load their kubeconfig often, and must not leave a
+    # new temporary file behind each time
+    raw = base64.b64decode(data)
+    name = os.path.join(tempfile.gettempdir(), f"labkit-kubeconfig-{hashlib.sha256(raw).hexdigest()[:16]}.pem")
+    if not os.path.exists(name):
+        fd, tmp = tempfile.mkstemp(prefix="labkit-kubeconfig-", suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+        os.replace(tmp, name)
     return name
 
 
-def write_kubeconfig(path: str | os.PathLike, server: str, name: str = "labkit") -> Path:
-    """Write a kubeconfig for an unauthenticated local API server (what ``labkit cluster up`` hands out)."""
+def write_kubeconfig(path: str | os.PathLike, server: str, name: str = "labkit", *, token: str | None = None,
+                     ca_data: bytes | None = None, ca_file: str | os.PathLike | None = None,
+                     namespace: str = "default", user: str | None = None) -> Path:
+    """Write a kubeconfig: for an unauthenticated local API server (what ``labkit cluster up`` hands
+    out), or, with ``token`` and the cluster's CA (``ca_data`` embedded, or ``ca_file`` by path), for
+    one user of a secure one."""
+    cluster: dict = {"server": server}
+    if ca_data is not None:
+        cluster["certificate-authority-data"] = base64.b64encode(ca_data).decode()
+    elif ca_file is not None:
+        cluster["certificate-authority"] = str(ca_file)
+    user_name = user or name
     doc = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": name, "cluster": {"server": server}}],
-        "users": [{"name": name, "user": {}}],
-        "contexts": [{"name": name, "context": {"cluster": name, "user": name, "namespace": "default"}}],
+        "clusters": [{"name": name, "cluster": cluster}],
+        "users": [{"name": user_name, "user": {"token": token} if token else {}}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": user_name, "namespace": namespace}}],
         "current-context": name,
         "preferences": {},
     }
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(yaml.safe_dump(doc, sort_keys=False))
+    if token:  # a credential: readable by its owner only
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(yaml.safe_dump(doc, sort_keys=False))
+    else:
+        p.write_text(yaml.safe_dump(doc, sort_keys=False))
     return p

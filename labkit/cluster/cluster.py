@@ -28,12 +28,13 @@ from typing import TYPE_CHECKING
 
 from labkit.client.conditions import is_ready
 from labkit.client.kubeconfig import write_kubeconfig
-from labkit.cluster import statefile
+from labkit.cluster import identities, statefile
 from labkit.cluster.cleanup import remove_nodes, remove_stale_clusters, sweep_pods
 from labkit.cluster.gpuplugin import NAME as GPU_PLUGIN_NAME
 from labkit.cluster.gpuplugin import NAMESPACE as GPU_PLUGIN_NAMESPACE
 from labkit.cluster.gpuplugin import RESOURCE as GPU_RESOURCE
 from labkit.cluster.gpuplugin import daemonset_runs_here, install_gpu_plugin
+from labkit.cluster.identities import Identities
 from labkit.cluster.inprocess import InProcess
 from labkit.cluster.statefile import clusters_dir
 from labkit.cluster.storagedefaults import install_storage_defaults
@@ -90,7 +91,8 @@ class Cluster(_OfficialClients):
                  node_memory: str | None = None, node_labels: dict[str, dict[str, str]] | None = None,
                  node_gpus: dict[str, int] | None = None, gpus: int = 0, scoring_strategy: str = "LeastAllocated",
                  max_requests_inflight: int = 400,
-                 kubeconfig: str | os.PathLike | None = None, keep_state: bool = False, die_with_parent: bool = True):
+                 kubeconfig: str | os.PathLike | None = None, keep_state: bool = False, die_with_parent: bool = True,
+                 secure: bool = False, tls_hosts: list[str] | None = None):
         if nodes < 0:
             raise ValueError("nodes must be 0 or more")
         from labkit.controlplane.scheduler.plugins import SCORING_STRATEGIES
@@ -127,6 +129,12 @@ class Cluster(_OfficialClients):
         self.kubeconfig = str(kubeconfig or self.dir / "kubeconfig")
         self.runtime_spec = runtime
         self.runtime_name, self.runtime_reason = self._choose_runtime(runtime)
+        # secure=True: TLS with the cluster's own CA, a token per user and component, Node,RBAC
+        # authorization (see identities.py); tls_hosts: more names/addresses the serving certificate covers
+        self.secure = secure
+        self.tls_hosts = list(tls_hosts or [])
+        self.identities: Identities | None = Identities(self.dir / "pki", self.url) if secure else None
+        self.component_kubeconfigs: dict[str, str] = {}
         self.components: dict[str, Component] = {}
         self._inproc: InProcess | None = None
         self._api = None
@@ -136,7 +144,7 @@ class Cluster(_OfficialClients):
     # ------------------------------------------------------------------ naming
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.secure else 'http'}://127.0.0.1:{self.port}"
 
     def node_names(self) -> list[str]:
         return [f"node-{i + 1}" for i in range(self.nodes)]
@@ -159,8 +167,8 @@ class Cluster(_OfficialClients):
         remove_stale_clusters()
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "logs").mkdir(exist_ok=True)
-        write_kubeconfig(self.kubeconfig, self.url, name=self.name if len(self.name) < 50 else "labkit")
         try:
+            self._write_kubeconfigs()
             self._start_store_and_apiserver(timeout)
             install_storage_defaults(self.kubeconfig)  # the default StorageClass, as kind and minikube ship
             as_daemonset = self._place_gpu_plugin()
@@ -184,6 +192,55 @@ class Cluster(_OfficialClients):
             self.stop()
             raise
         return self
+
+    def _write_kubeconfigs(self) -> None:
+        """The admin's kubeconfig; on a secure cluster also the CA, the tokens and each component's kubeconfig."""
+        name = self.name if len(self.name) < 50 else "labkit"
+        ids = self.identities
+        if ids is None:
+            write_kubeconfig(self.kubeconfig, self.url, name=name)
+            return
+        ids.create(self.tls_hosts)
+        user, groups = identities.ADMIN
+        ids.write_kubeconfig(self.kubeconfig, user, ids.add_user(user, groups), cluster_name=name)
+        self.component_kubeconfigs = {
+            "scheduler": ids.component_kubeconfig("scheduler", *identities.SCHEDULER),
+            "controller-manager": ids.component_kubeconfig("controller-manager", *identities.CONTROLLER_MANAGER),
+            **{f"kubelet-{n}": ids.component_kubeconfig(f"kubelet-{n}", *identities.node_user(n))
+               for n in self.node_names()}}
+
+    def _component_kubeconfig(self, component: str) -> str:
+        return self.component_kubeconfigs.get(component, self.kubeconfig)
+
+    def add_user(self, name: str, groups: list[str] | tuple[str, ...] = ()) -> str:
+        """A new bearer token for user ``name`` in ``groups`` (secure clusters); works at once, no restart.
+
+        What the user may do comes from RBAC: bind a role to ``name`` (or to one of its groups).
+        """
+        if self.identities is None:
+            raise ClusterError("add_user needs a secure cluster: labkit.Cluster(secure=True)")
+        return self.identities.add_user(name, groups)
+
+    def write_kubeconfig(self, path: str | os.PathLike, user: str, token: str, namespace: str = "default") -> Path:
+        """A kubeconfig for one user of this secure cluster (its CA embedded, the token, a default namespace)."""
+        if self.identities is None:
+            raise ClusterError("write_kubeconfig needs a secure cluster: labkit.Cluster(secure=True)")
+        return self.identities.write_kubeconfig(path, user, token, namespace,
+                                                cluster_name=self.name if len(self.name) < 50 else "labkit")
+
+    def _ssl_context(self):  # noqa: ANN202 - ssl.SSLContext | None
+        return self.identities.ssl_context() if self.identities is not None else None
+
+    def _admin_get(self, path: str) -> dict:
+        """GET as the admin (the kubeconfig's token on a secure cluster), as JSON."""
+        headers = {}
+        if self.identities is not None:
+            from labkit.client.kubeconfig import KubeConfig
+
+            headers["Authorization"] = f"Bearer {KubeConfig.load(self.kubeconfig).token}"
+        req = urllib.request.Request(self.url + path, headers=headers)
+        with urllib.request.urlopen(req, timeout=5, context=self._ssl_context()) as r:
+            return json.loads(r.read())
 
     def _place_gpu_plugin(self) -> bool:
         """For ``gpus=N``: True when the plugin will run as a DaemonSet; otherwise start it in every
@@ -234,14 +291,22 @@ class Cluster(_OfficialClients):
     def _start_store_and_apiserver(self, timeout: float) -> None:
         store = self._store_url()
         if self.processes:
+            secure = self.identities.apiserver_args() if self.identities is not None else []
             c = self._spawn("apiserver", self._py("labkit.controlplane.apiserver", "--port", str(self.port),
                                                   "--store", store, "--max-requests-inflight",
-                                                  str(self.max_requests_inflight)))
-            wait_for(lambda: http_ok(self.url + "/version") or (not c.alive and raise_exited(c)), timeout, "apiserver", c.log)
+                                                  str(self.max_requests_inflight), *secure))
+            ctx = self._ssl_context()
+            wait_for(lambda: http_ok(self.url + "/readyz", ctx) or (not c.alive and raise_exited(c)), timeout,
+                     "apiserver", c.log)
         else:
             from labkit.controlplane.apiserver import APIServer
 
-            self._api = APIServer(store, port=self.port, max_requests_inflight=self.max_requests_inflight).start()
+            ids = self.identities
+            auth = {} if ids is None else {
+                "tls": ids.tls, "token_file": ids.token_file, "authorization_mode": "Node,RBAC",
+                "service_account_key_file": ids.sa_key_file}
+            self._api = APIServer(store, port=self.port, max_requests_inflight=self.max_requests_inflight,
+                                  **auth).start()
 
     def cri_socket(self, node: str) -> Path:
         return self.dir / f"{node}-cri.sock"
@@ -254,7 +319,7 @@ class Cluster(_OfficialClients):
         from labkit.node.assembly import NodeConfig
 
         runtime = f"unix://{self.cri_socket(node)}" if self.cri else self.runtime_name
-        return NodeConfig(node, self.kubeconfig, runtime, cpu=self.node_cpu, memory=self.node_memory,
+        return NodeConfig(node, self._component_kubeconfig(f"kubelet-{node}"), runtime, cpu=self.node_cpu, memory=self.node_memory,
                           labels=dict(self.node_labels.get(node, {})), lease_interval=self.lease_interval,
                           gpus=self.node_gpus.get(node, 0), cleanup_on_exit=True)
 
@@ -273,10 +338,11 @@ class Cluster(_OfficialClients):
 
     def command_for(self, component: str) -> list[str]:
         if component == "scheduler":
-            return self._py("labkit.controlplane.scheduler", "--kubeconfig", self.kubeconfig,
+            return self._py("labkit.controlplane.scheduler", "--kubeconfig", self._component_kubeconfig("scheduler"),
                             "--scoring-strategy", self.scoring_strategy)
         if component == "controller-manager":
-            args = ["--kubeconfig", self.kubeconfig, "--node-monitor-grace-period", str(self.node_grace)]
+            args = ["--kubeconfig", self._component_kubeconfig("controller-manager"),
+                    "--node-monitor-grace-period", str(self.node_grace)]
             if self.eviction_seconds is not None:
                 args += ["--eviction-seconds", str(self.eviction_seconds)]
             return self._py("labkit.controlplane.controllers", *args)
@@ -362,14 +428,15 @@ class Cluster(_OfficialClients):
             "name": self.name, "url": self.url, "kubeconfig": self.kubeconfig, "nodes": self.nodes,
             "runtime": self.runtime_name, "runtime_reason": self.runtime_reason, "store": self.store_spec,
             "cri": self.cri, "processes": self.processes, "keep_state": self.keep_state,
-            "device_plugins": self.device_plugins}, self.components)
+            "device_plugins": self.device_plugins, "secure": self.secure}, self.components)
 
     @classmethod
     def load(cls, name: str = "default") -> Cluster:
         """The cluster ``labkit cluster up`` started (from its state file), to inspect or stop it."""
         info = statefile.read(name)
         c = cls(nodes=info["nodes"], runtime=info["runtime"], store=info["store"], processes=True, name=info["name"],
-                cri=info["cri"], port=int(info["url"].rsplit(":", 1)[1]), kubeconfig=info["kubeconfig"])
+                cri=info["cri"], port=int(info["url"].rsplit(":", 1)[1]), kubeconfig=info["kubeconfig"],
+                secure=bool(info.get("secure")))
         c.runtime_reason = info.get("runtime_reason", "")
         c.device_plugins = info.get("device_plugins", "")
         c.components.update(statefile.components(info))
@@ -408,9 +475,8 @@ class Cluster(_OfficialClients):
         ready: set[str] = set()
         while time.time() < deadline:
             try:
-                with urllib.request.urlopen(self.url + "/api/v1/nodes", timeout=5) as r:
-                    items = json.loads(r.read()).get("items") or []
-            except OSError:
+                items = self._admin_get("/api/v1/nodes").get("items") or []
+            except (OSError, ValueError):
                 items = []
             ready = {n["metadata"]["name"] for n in items if is_ready(n)}
             if want <= ready:

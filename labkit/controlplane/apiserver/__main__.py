@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 
+from labkit.controlplane.apiserver.auth.tlsconfig import TLSConfig
 from labkit.controlplane.apiserver.server import APIServer
 
 
@@ -27,6 +28,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="mutating requests served at once before the rest get 429 (0 = no limit)")
     parser.add_argument("--max-watches", type=int, default=None,
                         help="open watches allowed at once before the next gets 429 (default: from the file limit)")
+    parser.add_argument("--tls-cert-file", help="serving certificate (PEM); with --tls-private-key-file, serve HTTPS")
+    parser.add_argument("--tls-private-key-file", help="the serving certificate's private key (PEM)")
+    parser.add_argument("--client-ca-file", help="CA whose client certificates authenticate (user = CN, groups = O)")
+    parser.add_argument("--token-auth-file", help='static tokens, one per line: token,user,uid,"group1,group2"')
+    parser.add_argument("--authorization-mode", default="AlwaysAllow",
+                        help="authorizers in order: AlwaysAllow, AlwaysDeny, Node, RBAC (e.g. Node,RBAC)")
+    parser.add_argument("--service-account-signing-key-file",
+                        help="ECDSA P-256 key (PEM) that signs ServiceAccount tokens; made there if absent")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     # every watch holds a socket: take the whole file limit the system allows, as Go programs do
@@ -41,12 +50,21 @@ def main(argv: list[str] | None = None) -> int:
     sys.setswitchinterval(0.0005)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s apiserver %(levelname)s %(message)s")
+    if bool(args.tls_cert_file) != bool(args.tls_private_key_file):
+        print("apiserver: --tls-cert-file and --tls-private-key-file go together", file=sys.stderr)
+        return 2
+    tls = TLSConfig(args.tls_cert_file, args.tls_private_key_file, args.client_ca_file) if args.tls_cert_file else None
+    if args.client_ca_file and tls is None:
+        print("apiserver: --client-ca-file needs --tls-cert-file and --tls-private-key-file", file=sys.stderr)
+        return 2
     try:
         server = APIServer(args.store, host=args.bind, port=args.port, bookmark_interval=args.bookmark_interval,
                            compact_interval=args.compact_interval or None,
                            max_requests_inflight=args.max_requests_inflight,
                            max_mutating_requests_inflight=args.max_mutating_requests_inflight,
-                           max_watches=args.max_watches)
+                           max_watches=args.max_watches, tls=tls, token_file=args.token_auth_file,
+                           authorization_mode=args.authorization_mode,
+                           service_account_key_file=args.service_account_signing_key_file)
     except ValueError as exc:
         print(f"apiserver: {exc}", file=sys.stderr)
         return 2

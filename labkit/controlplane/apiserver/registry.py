@@ -134,6 +134,9 @@ class Registry:
         name = meta.get("name") or ""
         causes = []
         why = check_name(name, label=rt.plural in ("namespaces", "services"))
+        if rt.group == "rbac.authorization.k8s.io":  # RBAC names are path segments ("system:node", "edit")
+            why = (f"may not be '{name}'" if name in (".", "..") else "may not contain '/' or '%'"
+                   if "/" in name or "%" in name else "may not be empty" if not name else None)
         if why:
             causes.append(errors.cause("metadata.name", f'Invalid value: "{name}": {why}'))
         causes += check_labels(meta.get("labels"), "metadata.labels")

@@ -208,6 +208,23 @@ RESOURCES += [
                  top_fields=frozenset({"addressType", "endpoints", "ports"})),
 ]
 
+# Authorization (issue 12): RBAC objects; the authorizer (auth/rbac.py) reads them from the watch cache
+from .auth import rbacobjects as rbac  # noqa: E402
+
+RESOURCES += [
+    ResourceType("rbac.authorization.k8s.io", "v1", "roles", "Role", validator=rbac.validate_role,
+                 has_generation=False, top_fields=frozenset({"rules"})),
+    ResourceType("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding",
+                 defaulter=rbac.default_binding, validator=rbac.validate_role_binding, has_generation=False,
+                 top_fields=frozenset({"subjects", "roleRef"})),
+    ResourceType("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False,
+                 validator=rbac.validate_cluster_role, has_generation=False,
+                 top_fields=frozenset({"rules", "aggregationRule"})),
+    ResourceType("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", namespaced=False,
+                 defaulter=rbac.default_binding, validator=rbac.validate_cluster_role_binding,
+                 has_generation=False, top_fields=frozenset({"subjects", "roleRef"})),
+]
+
 # Certificate signing requests (issue 12's node join): a kubelet that joins with a bootstrap token asks
 # for its node certificate here, as kubeadm's TLS bootstrap does; the class server approves and signs
 # (approval goes through /status too: there is no separate /approval subresource here)

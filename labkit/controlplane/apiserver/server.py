@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 
@@ -19,6 +20,9 @@ from aiohttp import web
 from labkit.controlplane.store import Store, open_store
 
 from . import priority
+from .auth.setup import check as check_auth
+from .auth.setup import make_filter
+from .auth.tlsconfig import TLSConfig
 from .customresources import CustomResources
 from .indexes import PodsByNode
 from .inflight import InFlightLimit
@@ -48,7 +52,14 @@ class APIServer:
                  bookmark_interval: float = 5.0, watch_window: int = 100_000,
                  compact_interval: float | None = 300.0, max_requests_inflight: int = 400,
                  max_mutating_requests_inflight: int = 200, max_watches: int | None = None,
-                 watch_backlog: int = MAX_BACKLOG):
+                 watch_backlog: int = MAX_BACKLOG, *, tls: TLSConfig | None = None,
+                 token_file: str | os.PathLike | None = None, authorization_mode: str | tuple[str, ...] = "AlwaysAllow",
+                 service_account_key_file: str | os.PathLike | None = None):
+        # who may connect and what they may do (auth/): the default is loopback, plain HTTP, no
+        # authentication; any other address needs TLS, a token file and an authorizer (ValueError)
+        self.auth_options = check_auth(host, tls, token_file, authorization_mode)
+        self.auth_options.service_account_key_file = str(service_account_key_file) if service_account_key_file else None
+        self.auth = None  # the AuthFilter, built at start
         # kube-apiserver's defaults; 0 turns a limit off (see inflight.py)
         self.inflight = InFlightLimit(max_requests_inflight, max_mutating_requests_inflight, max_watches)
         self.watch_backlog = watch_backlog  # events one watcher may fall behind before it is closed
@@ -77,7 +88,8 @@ class APIServer:
     # ------------------------------------------------------------------ lifecycle
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.auth_options.tls is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     def make_app(self) -> web.Application:
         """The aiohttp application with every route (see :mod:`.routes`); needs the watch cache."""
@@ -85,7 +97,9 @@ class APIServer:
         lists = Lists(self.calls, self.attrs, self.hub, self.pods_by_node)
         watches = WatchStreams(self.calls, self.attrs, self.hub, lists, self.bookmark_interval)
         routes = ResourceRoutes(self.calls, Verbs(self.calls, self.attrs, self.crds), lists, watches, self.kubelets)
-        return make_app(routes, BODY_LIMIT * 4, (self.inflight.middleware,))
+        if self.auth is None:
+            self.auth = make_filter(self, self.auth_options)
+        return make_app(routes, BODY_LIMIT * 4, (self.inflight.middleware, self.auth.middleware))
 
     async def start_async(self) -> None:
         """Bind the port and start serving on the running event loop."""
@@ -109,7 +123,9 @@ class APIServer:
         self._runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False, shutdown_timeout=3.0,
                                      auto_decompress=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        tls = self.auth_options.tls
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True,
+                           ssl_context=tls.server_context() if tls is not None else None)
         await site.start()
         sock = site._server.sockets[0]  # type: ignore[union-attr]
         self.port = sock.getsockname()[1]

@@ -46,7 +46,7 @@ export KUBECONFIG=~/.kube/{escape(s.name)}.yaml
 kubectl get pods                  # your namespace: empty at first
 kubectl auth can-i --list         # what you may do
 kubectl get nodes                 # the class's machines: you can look, not change
-python -m labkit exercise verify 13.1 --namespace {ns}   # a lab exercise, checked as in the notebook</pre>
+labkit exercise verify 14.1 --namespace {ns}   # a lab exercise, checked as in the notebook</pre>
 <p>You may create, change and delete Deployments, Pods, Services, ConfigMaps and Secrets in your namespace.
 You cannot see other students' namespaces, change Nodes, run privileged or hostPath pods, or go over
 your budget: the server answers 403 with the reason. Keep this token to yourself: it is you.</p>

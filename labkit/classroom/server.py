@@ -21,7 +21,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from labkit.classroom import credentials, gradebook, handout, progress, provision, state
+from labkit.classroom import credentials, gradebook, handout, nodejoin, progress, provision, state
+from labkit.classroom.frontdoor import open_front_door
 from labkit.classroom.roster import Student
 
 log = logging.getLogger("labkit.classroom")
@@ -36,6 +37,8 @@ class ClassServer:
         self.dir = Path(spec["dir"])
         self.gradebook = self.dir / "gradebook.csv"
         self.cluster = None
+        self.server_url = ""
+        self.join_token = ""
         self._checks = threading.Event()
         self._lock = threading.Lock()
 
@@ -46,7 +49,8 @@ class ClassServer:
             address=self.spec.get("address") or "127.0.0.1")
         self.cluster.start()
 
-    def provision(self) -> dict[str, Path]:
+    def provision(self, server: str) -> dict[str, Path]:
+        """Every student's namespace, token and kubeconfig (pointing at ``server``); the teacher's copy."""
         api = self.cluster.client()
         provision.room(api)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -55,11 +59,25 @@ class ClassServer:
         for s in self.students:
             provision.student(api, self.name, s, self.spec.get("pod_security", "baseline"))
             path = self.dir / "kubeconfigs" / f"{s.name}.kubeconfig"
-            credentials.student_kubeconfig(self.cluster, s.name, [provision.STUDENTS_GROUP], s.namespace, path)
+            credentials.student_kubeconfig(self.cluster, server, s.name, [provision.STUDENTS_GROUP], s.namespace,
+                                           path)
             kubeconfigs[s.name] = path
         shutil.copyfile(self.cluster.kubeconfig, self.dir / "teacher.kubeconfig")
         (self.dir / "teacher.kubeconfig").chmod(0o600)
+        (self.dir / "ca.crt").write_bytes(credentials.ca_certificate(self.cluster))
+        self.join_token = nodejoin.bootstrap_token(api)
         return kubeconfigs
+
+    def _approver(self, stop: threading.Event) -> None:
+        """Sign joining nodes in (the controller-manager's CSR approver and signer, for this class)."""
+        ids = self.cluster.identities
+        ca_cert, ca_key = Path(ids.ca_file).read_bytes(), (Path(ids.dir) / "ca.key").read_bytes()
+        api = self.cluster.client()
+        while not stop.wait(0.5):
+            try:
+                nodejoin.approve_pending(api, ca_cert, ca_key)
+            except Exception as exc:  # noqa: BLE001 - the next pass tries again
+                log.warning("approving node certificates: %s", exc)
 
     # -------------------------------------------------------------- checks
     def check_round(self) -> None:
@@ -92,22 +110,33 @@ class ClassServer:
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001 - aiohttp gives no public way to a port 0's choice
         progress_url = f"http://127.0.0.1:{port}/"
-        kubeconfigs = await loop.run_in_executor(None, self.provision)
-        handout.write(self.dir, f"Class {self.name}", self.students, kubeconfigs, self.cluster.url, progress_url)
-        stop_checks = threading.Event()
-        checker = threading.Thread(target=self._checker, args=(stop_checks,), name="class-checks", daemon=True)
-        checker.start()
+        address = self.spec.get("address") or "127.0.0.1"
+        door = None
+        server = self.cluster.url
+        if address not in ("127.0.0.1", "localhost"):
+            door = await open_front_door(address, self.cluster.port, self.cluster.port)
+            server = f"https://{address}:{self.cluster.port}"
+        self.server_url = server
+        kubeconfigs = await loop.run_in_executor(None, self.provision, server)
+        handout.write(self.dir, f"Class {self.name}", self.students, kubeconfigs, server, progress_url)
+        stop_threads = threading.Event()
+        for target, name in ((self._checker, "class-checks"), (self._approver, "class-node-approver")):
+            threading.Thread(target=target, args=(stop_threads,), name=name, daemon=True).start()
         state.save(self.name, self._info(progress_url, kubeconfigs, ready=True))
         await stop.wait()
-        stop_checks.set()
+        stop_threads.set()
         self._checks.set()
+        if door is not None:
+            door.close()
         await runner.cleanup()
 
     def _info(self, progress_url: str, kubeconfigs: dict[str, Path], ready: bool) -> dict:
         import os
 
         return {"name": self.name, "pid": os.getpid(), "ready": ready, "cluster": state.cluster_name(self.name),
-                "api": self.cluster.url, "teacher_kubeconfig": str(self.dir / "teacher.kubeconfig"),
+                "api": self.server_url, "teacher_kubeconfig": str(self.dir / "teacher.kubeconfig"),
+                "join": f"labkit node join --server {self.server_url} --token {self.join_token} "
+                        f"--ca-cert {self.dir / 'ca.crt'}",
                 "progress": progress_url, "dir": str(self.dir), "gradebook": str(self.gradebook),
                 "exercises": self.exercises, "pod_security": self.spec.get("pod_security", "baseline"),
                 "students": [{"name": s.name, "size": s.size, "namespace": s.namespace,

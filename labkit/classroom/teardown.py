@@ -62,7 +62,7 @@ def teardown(name: str, info: dict | None = None) -> str | None:
         d = Path(folder)
         for sub in ("kubeconfigs", "handouts", "work"):
             shutil.rmtree(d / sub, ignore_errors=True)
-        for f in ("handout.html", "teacher.kubeconfig", "gradebook.lock"):
+        for f in ("handout.html", "teacher.kubeconfig", "ca.crt", "gradebook.lock"):
             (d / f).unlink(missing_ok=True)
         if (d / "gradebook.csv").exists():
             kept = str(d / "gradebook.csv")

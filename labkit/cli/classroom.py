@@ -116,9 +116,10 @@ def describe(info: dict) -> str:
              f"  handout          {d / 'handout.html'}   (print it: one page per student)",
              f"  progress page    {info['progress']}",
              f"  gradebook        {info['gradebook']}",
+             f"  another machine  {info['join']}",
              "",
              "  labkit class status   |   labkit class check   |   labkit class down"]
-    if not info["api"].startswith("https://127.") and "127.0.0.1" not in info["api"]:
+    if "//127.0.0.1:" not in info["api"]:
         lines.insert(2, "  (students reach it over the room's network: TLS and their tokens protect it)")
     return "\n".join(lines)
 

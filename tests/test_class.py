@@ -134,7 +134,7 @@ def test_an_exercise_done_shows_up_on_the_progress_page_without_a_reload(room) -
     cell = "document.getElementById('cell-student-1-14.1')"
 
     async def scenario() -> None:
-        b = Chromium()
+        b = Chromium(loopback=True)
         try:
             await b.start()
             await b.open(url)

@@ -19,7 +19,9 @@ CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-br
 class Chromium:
     """Headless Chromium driven over the DevTools protocol (one browser, one tab, many pages)."""
 
-    def __init__(self) -> None:
+    def __init__(self, loopback: bool = False) -> None:
+        # no name resolves (the site must not reach out); ``loopback`` lets pages served on 127.0.0.1 load
+        self.resolver_rules = "MAP * ~NOTFOUND" + (", EXCLUDE 127.0.0.1" if loopback else "")
         self.profile = tempfile.mkdtemp(prefix="labkit-book-chromium-")
         self.proc: subprocess.Popen | None = None
         self.ws = None
@@ -35,7 +37,7 @@ class Chromium:
         self.proc = subprocess.Popen(
             [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
              "--disable-component-update", "--disable-sync", "--no-first-run", "--no-default-browser-check",
-             "--host-resolver-rules=MAP * ~NOTFOUND", f"--user-data-dir={self.profile}",
+             f"--host-resolver-rules={self.resolver_rules}", f"--user-data-dir={self.profile}",
              "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=self.log, start_new_session=True)  # its own process group
         port_file = Path(self.profile) / "DevToolsActivePort"

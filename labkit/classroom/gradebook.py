@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from labkit.atomicfile import write_atomic
 from labkit.classroom.roster import Student
@@ -39,20 +40,22 @@ def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def check_one(teacher_kubeconfig: str, s: Student, exercise_id: str, workdir: Path) -> Result:
-    """Run ``exercise_id``'s verify against ``s``'s namespace; an exception is a hint, never a crash."""
+def check_one(teacher_kubeconfig: str, s: Student, exercise_id: str, workdir: Path, api_client: Any = None) -> Result:
+    """Run ``exercise_id``'s verify against ``s``'s namespace; an exception is a hint, never a crash.
+
+    ``api_client`` (the teacher's, shared by a round's checks) saves reading the kubeconfig each time."""
     from labkit.practice import exercise
     from labkit.practice.exercise import Target, Verdict
 
     ex = exercise(exercise_id)
     target = Target(kubeconfig=teacher_kubeconfig, namespace=s.namespace, workdir=workdir / s.name / ex.lab,
                     owner=s.name)
+    if api_client is not None:
+        target.__dict__["api_client"] = api_client  # the cached_property's slot
     try:
         v = ex.verify(target)
     except Exception as err:  # noqa: BLE001 - a student's half-made object must not stop the class's checks
         v = Verdict.not_yet(f"could not check yet ({type(err).__name__}: {err})")
-    finally:
-        target.__dict__.pop("api_client", None)
     return Result(s.name, ex.id, bool(v.passed), now(), v.message)
 
 
@@ -99,6 +102,12 @@ def record(path: Path, results: Iterable[Result]) -> dict[tuple[str, str], Resul
 def run_checks(teacher_kubeconfig: str, students: list[Student], exercises: list[str], gradebook: Path,
                workdir: Path) -> list[Result]:
     """Check every (student, exercise) pair and record the results; returns this round's results."""
-    results = [check_one(teacher_kubeconfig, s, ex, workdir) for s in students for ex in exercises]
+    from kubernetes import config
+
+    api = config.new_client_from_config(config_file=teacher_kubeconfig)
+    try:
+        results = [check_one(teacher_kubeconfig, s, ex, workdir, api) for s in students for ex in exercises]
+    finally:
+        api.close()
     record(gradebook, results)
     return results

@@ -27,7 +27,7 @@ table { border-collapse: collapse; } td { padding: .1em .8em .1em 0; vertical-al
 """
 
 
-def _page(class_name: str, s: Student, kubeconfig_text: str, server: str, progress_url: str) -> str:
+def _page(class_name: str, s: Student, kubeconfig_text: str, server: str) -> str:
     budget = size(s.size)
     ns = escape(s.namespace)
     return f"""<section class="student" id="{escape(s.name)}">
@@ -38,7 +38,6 @@ def _page(class_name: str, s: Student, kubeconfig_text: str, server: str, progre
 <tr><td>Your budget ({escape(s.size)})</td><td>{escape(budget.cpu)} CPU and {escape(budget.memory)} of memory requested,
  at most {budget.pods} pods</td></tr>
 <tr><td>API server</td><td><code>{escape(server)}</code></td></tr>
-<tr><td>Class progress</td><td><code>{escape(progress_url)}</code></td></tr>
 </table>
 <h2>Start</h2>
 <pre>save the block below as ~/.kube/{escape(s.name)}.yaml, then:
@@ -46,7 +45,7 @@ export KUBECONFIG=~/.kube/{escape(s.name)}.yaml
 kubectl get pods                  # your namespace: empty at first
 kubectl auth can-i --list         # what you may do
 kubectl get nodes                 # the class's machines: you can look, not change
-labkit exercise verify 14.1 --namespace {ns}   # a lab exercise, checked as in the notebook</pre>
+labkit exercise verify 14.1 --namespace {ns}   # with labkit installed: check an exercise</pre>
 <p>You may create, change and delete Deployments, Pods, Services, ConfigMaps and Secrets in your namespace.
 You cannot see other students' namespaces, change Nodes, run privileged or hostPath pods, or go over
 your budget: the server answers 403 with the reason. Keep this token to yourself: it is you.</p>
@@ -61,13 +60,12 @@ def _document(title: str, body: str) -> str:
             f"<style>{STYLE}</style></head>\n<body>\n{body}</body></html>\n")
 
 
-def write(folder: Path, class_name: str, students: list[Student], kubeconfigs: dict[str, Path], server: str,
-          progress_url: str) -> Path:
+def write(folder: Path, class_name: str, students: list[Student], kubeconfigs: dict[str, Path], server: str) -> Path:
     """Write ``handout.html`` (all students) and ``handouts/NAME.html``; returns the first."""
     pages = []
     (folder / "handouts").mkdir(parents=True, exist_ok=True)
     for s in students:
-        page = _page(class_name, s, kubeconfigs[s.name].read_text(), server, progress_url)
+        page = _page(class_name, s, kubeconfigs[s.name].read_text(), server)
         pages.append(page)
         p = folder / "handouts" / f"{s.name}.html"
         p.write_text(_document(f"{class_name}: {s.name}", page))

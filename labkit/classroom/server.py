@@ -128,7 +128,7 @@ class ClassServer:
             server = f"https://{address}:{self.cluster.port}"
         self.server_url = server
         kubeconfigs = await loop.run_in_executor(None, self.provision, server)
-        handout.write(self.dir, f"Class {self.name}", self.students, kubeconfigs, server, progress_url)
+        handout.write(self.dir, f"Class {self.name}", self.students, kubeconfigs, server)
         stop_threads = threading.Event()
         for target, name in ((self._checker, "class-checks"), (self._approver, "class-node-approver")):
             threading.Thread(target=target, args=(stop_threads,), name=name, daemon=True).start()

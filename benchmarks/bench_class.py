@@ -194,6 +194,53 @@ def authorizer_cost(bindings: int = 1000, requests: int = 20000) -> float | None
     return (time.perf_counter() - t0) / requests * 1e6
 
 
+def per_request_costs(rounds: int = 10, per_round: int = 50) -> dict[str, float]:
+    """Milliseconds per sequential GET (one client, keep-alive) against three bare apiserver processes:
+    plain HTTP, TLS only, and TLS + a token + Node,RBAC - so TLS's share of the cost stands apart from
+    auth's. They take turns, ``per_round`` requests each, and the median round counts."""
+    import requests as http
+
+    from labkit.cluster.identities import ADMIN, Identities
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-class-pki-"))
+    ids = Identities(folder, "https://127.0.0.1")
+    ids.create()
+    token = ids.add_user(*ADMIN)
+    tls = ["--tls-cert-file", ids.tls.cert_file, "--tls-private-key-file", ids.tls.key_file]
+    setups = {"plain HTTP": ([], None), "TLS only": (tls, None), "TLS + token + RBAC": (ids.apiserver_args(), token)}
+    procs, sessions, times = [], {}, {k: [] for k in setups}
+    try:
+        for label, (flags, tok) in setups.items():
+            proc = subprocess.Popen([sys.executable, "-m", "labkit.controlplane.apiserver", "--port", "0", "--store",
+                                     "memory", "--compact-interval", "0", *flags],
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            procs.append(proc)
+            line = proc.stdout.readline() if proc.stdout else ""
+            url = line.split("ready on ", 1)[1].split()[0]
+            session = http.Session()
+            if tok:
+                session.headers["Authorization"] = f"Bearer {tok}"
+            # (verify per call: a session's verify loses to $REQUESTS_CA_BUNDLE)
+            sessions[label] = (session, url + "/api/v1/namespaces/default/configmaps",
+                               str(ids.ca_file) if flags else True)
+            for _ in range(30):  # warm up: connection, caches
+                session.get(sessions[label][1], timeout=10, verify=sessions[label][2]).raise_for_status()
+        for _ in range(rounds):
+            for label, (session, path, verify) in sessions.items():
+                t0 = time.perf_counter()
+                for _ in range(per_round):
+                    session.get(path, timeout=10, verify=verify)
+                times[label].append((time.perf_counter() - t0) / per_round * 1000)
+    finally:
+        for session, _, _ in sessions.values():
+            session.close()
+        for proc in procs:
+            proc.terminate()
+            proc.wait(10)
+        shutil.rmtree(folder, ignore_errors=True)
+    return {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--students", type=int, default=40)
@@ -246,6 +293,10 @@ def main() -> None:
     print(f"{'auth+RBAC cost (%)':<28}{cost:>12.1f}{'':>12}{'<= 10':>10}")
     print(f"{'cross-namespace successes':<28}{secure.cross_namespace_ok:>12}{'(no auth)':>12}{'0':>10}")
     print(f"{'quota overruns':<28}{over:>12}{over_off:>12}{'0':>10}")
+    costs = per_request_costs()
+    base = costs["plain HTTP"]
+    print("one client, sequential GETs, bare apiserver: " + ", ".join(
+        f"{k} {v:.2f} ms ({v / base:.2f}x)" for k, v in costs.items()))
     us = authorizer_cost()
     print(f"{'authorizer, 1,000 bindings':<28}{(f'{us:.1f} us/req' if us is not None else 'n/a'):>12}")
     unexpected = [e for e in secure.errors + off.errors if "overscale" not in e]

@@ -23,16 +23,15 @@ POD_SECURITY_LEVELS = ("baseline", "restricted")
 
 
 def _create_or_replace(create: Any, replace: Any, name: str, *args: Any) -> None:
+    """Create the object, or replace it when it exists (a second ``class up`` on the same store)."""
     from kubernetes.client.exceptions import ApiException
 
-    body = args[-1]
     try:
         create(*args)
     except ApiException as err:
         if err.status != 409:
             raise
         replace(name, *args)
-    return body
 
 
 def room(api_client: Any) -> None:

@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -141,8 +142,6 @@ class ClassServer:
         await runner.cleanup()
 
     def _info(self, progress_url: str, kubeconfigs: dict[str, Path], ready: bool) -> dict:
-        import os
-
         return {"name": self.name, "pid": os.getpid(), "ready": ready, "cluster": state.cluster_name(self.name),
                 "api": self.server_url, "teacher_kubeconfig": str(self.dir / "teacher.kubeconfig"),
                 "join": f"labkit node join --server {self.server_url} --token {self.join_token} "
@@ -158,6 +157,10 @@ class ClassServer:
             self.cluster.stop()
 
 
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m labkit.classroom.server")
     parser.add_argument("--name", required=True)
@@ -165,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s class %(levelname)s %(message)s")
     spec = json.loads((state.folder(args.name) / state.SPEC_FILE).read_text())
     server = ClassServer(args.name, spec)
-    # a SIGTERM while the cluster starts still stops it cleanly
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    state.save(args.name, {"name": args.name, "pid": os.getpid(), "ready": False})  # gc: this class is alive
+    signal.signal(signal.SIGTERM, _interrupt)  # a SIGTERM while the cluster starts still stops it cleanly
     try:
         server.start_cluster()
         signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -208,7 +208,7 @@ def per_request_costs(rounds: int = 10, per_round: int = 50) -> dict[str, float]
     token = ids.add_user(*ADMIN)
     tls = ["--tls-cert-file", ids.tls.cert_file, "--tls-private-key-file", ids.tls.key_file]
     setups = {"plain HTTP": ([], None), "TLS only": (tls, None), "TLS + token + RBAC": (ids.apiserver_args(), token)}
-    procs, sessions, times = [], {}, {k: [] for k in setups}
+    procs, sessions, times, conc = [], {}, {k: [] for k in setups}, {}
     try:
         for label, (flags, tok) in setups.items():
             proc = subprocess.Popen([sys.executable, "-m", "labkit.controlplane.apiserver", "--port", "0", "--store",
@@ -231,6 +231,10 @@ def per_request_costs(rounds: int = 10, per_round: int = 50) -> dict[str, float]
                 for _ in range(per_round):
                     session.get(path, timeout=10, verify=verify)
                 times[label].append((time.perf_counter() - t0) / per_round * 1000)
+        for label, (session, path, verify) in sessions.items():  # the same GETs from 40 clients at once
+            ctx = ssl.create_default_context(cafile=verify) if isinstance(verify, str) else False
+            headers = dict(session.headers)
+            conc[label] = [asyncio.run(_concurrent_gets(path, ctx, headers)) for _ in range(3)]
     finally:
         for session, _, _ in sessions.values():
             session.close()
@@ -238,7 +242,21 @@ def per_request_costs(rounds: int = 10, per_round: int = 50) -> dict[str, float]
             proc.terminate()
             proc.wait(10)
         shutil.rmtree(folder, ignore_errors=True)
-    return {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+    return {k: sorted(v)[len(v) // 2] for k, v in times.items()}, {k: sorted(v)[1] for k, v in conc.items()}
+
+
+async def _concurrent_gets(url: str, ctx: ssl.SSLContext | bool, headers: dict, clients: int = 40,
+                           each: int = 20) -> float:
+    """Requests per second when ``clients`` keep-alive clients GET ``url`` ``each`` times at once."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        async def one() -> None:
+            for _ in range(each):
+                async with session.get(url, ssl=ctx, headers=headers) as r:
+                    await r.read()
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(clients)))
+        return clients * each / (time.perf_counter() - t0)
 
 
 def main() -> None:
@@ -293,10 +311,12 @@ def main() -> None:
     print(f"{'auth+RBAC cost (%)':<28}{cost:>12.1f}{'':>12}{'<= 10':>10}")
     print(f"{'cross-namespace successes':<28}{secure.cross_namespace_ok:>12}{'(no auth)':>12}{'0':>10}")
     print(f"{'quota overruns':<28}{over:>12}{over_off:>12}{'0':>10}")
-    costs = per_request_costs()
-    base = costs["plain HTTP"]
-    print("one client, sequential GETs, bare apiserver: " + ", ".join(
+    costs, rates = per_request_costs()
+    base, top = costs["plain HTTP"], rates["plain HTTP"]
+    print("bare apiserver, one client, sequential GETs: " + ", ".join(
         f"{k} {v:.2f} ms ({v / base:.2f}x)" for k, v in costs.items()))
+    print("bare apiserver, 40 clients at once, GETs/s:  " + ", ".join(
+        f"{k} {v:.0f} ({v / top:.2f}x)" for k, v in rates.items()))
     us = authorizer_cost()
     print(f"{'authorizer, 1,000 bindings':<28}{(f'{us:.1f} us/req' if us is not None else 'n/a'):>12}")
     unexpected = [e for e in secure.errors + off.errors if "overscale" not in e]

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import urllib.request
-
 import click
 
 
@@ -28,8 +25,11 @@ def cluster() -> None:
               help="Simulated nvidia.com/gpu devices per node, from the sample device plugin run as a DaemonSet "
                    "in kube-system (where a pod cannot run it, e.g. --runtime simulated or without root, each "
                    "kubelet starts it in-process instead, and says so).")
+@click.option("--secure", is_flag=True,
+              help="TLS with the cluster's own CA, a token per user and component, Node,RBAC authorization "
+                   "(the kubeconfig is the admin's, in group system:masters).")
 def up(nodes: int, runtime: str | None, store: str, kubeconfig: str | None, port: int, name: str, no_cri: bool,
-       gpus: int) -> None:
+       gpus: int, secure: bool) -> None:
     """Start apiserver, scheduler, controller-manager and N kubelets in the background."""
     from labkit.cluster import Cluster, ClusterError, clusters_dir
 
@@ -49,7 +49,7 @@ def up(nodes: int, runtime: str | None, store: str, kubeconfig: str | None, port
             raise click.ClickException(f"unknown runtime {runtime!r}; choose one of: {', '.join(NAMES)}")
     c = Cluster(nodes=nodes, runtime=runtime, store=store, processes=True, name=name, cri=not no_cri, port=port,
                 kubeconfig=kubeconfig, keep_state=True, node_grace=40.0, eviction_seconds=None, lease_interval=5.0,
-                die_with_parent=False, gpus=gpus)
+                die_with_parent=False, gpus=gpus, secure=secure)
     try:
         c.start()
     except (ClusterError, OSError, ValueError) as exc:
@@ -75,9 +75,8 @@ def status(name: str) -> None:
     for row in c.status():
         click.echo(f"  {row['component']:<24} pid {row['pid']:<8} {'running' if row['alive'] else 'NOT RUNNING'}")
     try:
-        with urllib.request.urlopen(c.url + "/api/v1/nodes", timeout=3) as r:
-            nodes = json.loads(r.read()).get("items") or []
-    except OSError as exc:
+        nodes = c.api_get("/api/v1/nodes").get("items") or []
+    except (OSError, ValueError) as exc:
         click.echo(f"  API server not answering: {exc}")
         raise SystemExit(1) from None
     for n in nodes:

@@ -90,13 +90,18 @@ def _file_or_data(section: dict, key: str, base: Path) -> str | None:
     # one file per distinct content: components load their kubeconfig often, and must not leave a
     # new temporary file behind each time
     raw = base64.b64decode(data)
-    name = os.path.join(tempfile.gettempdir(), f"labkit-kubeconfig-{hashlib.sha256(raw).hexdigest()[:16]}.pem")
+    name = data_file(raw)
     if not os.path.exists(name):
         fd, tmp = tempfile.mkstemp(prefix="labkit-kubeconfig-", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(raw)
         os.replace(tmp, name)
     return name
+
+
+def data_file(raw: bytes) -> str:
+    """Where an embedded certificate or key of a kubeconfig is written for TLS libraries to read."""
+    return os.path.join(tempfile.gettempdir(), f"labkit-kubeconfig-{hashlib.sha256(raw).hexdigest()[:16]}.pem")
 
 
 def write_kubeconfig(path: str | os.PathLike, server: str, name: str = "labkit", *, token: str | None = None,

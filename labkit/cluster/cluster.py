@@ -24,6 +24,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from labkit.client.conditions import is_ready
@@ -52,8 +53,6 @@ from labkit.cluster.supervisor import (
 )
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from labkit.node.assembly import NodeConfig
 
 log = logging.getLogger(__name__)
@@ -92,7 +91,7 @@ class Cluster(_OfficialClients):
                  node_gpus: dict[str, int] | None = None, gpus: int = 0, scoring_strategy: str = "LeastAllocated",
                  max_requests_inflight: int = 400,
                  kubeconfig: str | os.PathLike | None = None, keep_state: bool = False, die_with_parent: bool = True,
-                 secure: bool = False, tls_hosts: list[str] | None = None):
+                 secure: bool = False, tls_hosts: list[str] | None = None, bind: str = "127.0.0.1"):
         if nodes < 0:
             raise ValueError("nodes must be 0 or more")
         from labkit.controlplane.scheduler.plugins import SCORING_STRATEGIES
@@ -130,9 +129,16 @@ class Cluster(_OfficialClients):
         self.runtime_spec = runtime
         self.runtime_name, self.runtime_reason = self._choose_runtime(runtime)
         # secure=True: TLS with the cluster's own CA, a token per user and component, Node,RBAC
-        # authorization (see identities.py); tls_hosts: more names/addresses the serving certificate covers
+        # authorization (see identities.py); tls_hosts: more names/addresses the serving certificate covers;
+        # bind: the apiserver's listening address (any other than loopback needs secure=True)
+        from labkit.controlplane.apiserver.auth.setup import loopback
+
+        if not loopback(bind) and not secure:
+            raise ValueError(f"an apiserver listening on {bind} needs secure=True (TLS, tokens and RBAC): "
+                             "otherwise anyone who can reach that address could do anything to the cluster")
         self.secure = secure
-        self.tls_hosts = list(tls_hosts or [])
+        self.bind = bind
+        self.tls_hosts = list(tls_hosts or []) + ([bind] if bind not in ("127.0.0.1", "0.0.0.0", "::") else [])
         self.identities: Identities | None = Identities(self.dir / "pki", self.url) if secure else None
         self.component_kubeconfigs: dict[str, str] = {}
         self.components: dict[str, Component] = {}
@@ -144,7 +150,9 @@ class Cluster(_OfficialClients):
     # ------------------------------------------------------------------ naming
     @property
     def url(self) -> str:
-        return f"{'https' if self.secure else 'http'}://127.0.0.1:{self.port}"
+        host = "127.0.0.1" if self.bind in ("0.0.0.0", "::") else self.bind
+        host = f"[{host}]" if ":" in host else host
+        return f"{'https' if self.secure else 'http'}://{host}:{self.port}"
 
     def node_names(self) -> list[str]:
         return [f"node-{i + 1}" for i in range(self.nodes)]
@@ -231,7 +239,7 @@ class Cluster(_OfficialClients):
     def _ssl_context(self):  # noqa: ANN202 - ssl.SSLContext | None
         return self.identities.ssl_context() if self.identities is not None else None
 
-    def _admin_get(self, path: str) -> dict:
+    def api_get(self, path: str) -> dict:
         """GET as the admin (the kubeconfig's token on a secure cluster), as JSON."""
         headers = {}
         if self.identities is not None:
@@ -293,6 +301,7 @@ class Cluster(_OfficialClients):
         if self.processes:
             secure = self.identities.apiserver_args() if self.identities is not None else []
             c = self._spawn("apiserver", self._py("labkit.controlplane.apiserver", "--port", str(self.port),
+                                                  "--bind", self.bind,
                                                   "--store", store, "--max-requests-inflight",
                                                   str(self.max_requests_inflight), *secure))
             ctx = self._ssl_context()
@@ -305,7 +314,7 @@ class Cluster(_OfficialClients):
             auth = {} if ids is None else {
                 "tls": ids.tls, "token_file": ids.token_file, "authorization_mode": "Node,RBAC",
                 "service_account_key_file": ids.sa_key_file}
-            self._api = APIServer(store, port=self.port, max_requests_inflight=self.max_requests_inflight,
+            self._api = APIServer(store, host=self.bind, port=self.port, max_requests_inflight=self.max_requests_inflight,
                                   **auth).start()
 
     def cri_socket(self, node: str) -> Path:
@@ -410,6 +419,10 @@ class Cluster(_OfficialClients):
         self.components.clear()
         self.started = False
         if not self.keep_state:
+            if self.identities is not None and self.identities.ca_file.exists():  # the CA data's file, if read
+                from labkit.client.kubeconfig import data_file
+
+                Path(data_file(self.identities.ca_file.read_bytes())).unlink(missing_ok=True)
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def _stop_at_exit(self) -> None:
@@ -428,7 +441,7 @@ class Cluster(_OfficialClients):
             "name": self.name, "url": self.url, "kubeconfig": self.kubeconfig, "nodes": self.nodes,
             "runtime": self.runtime_name, "runtime_reason": self.runtime_reason, "store": self.store_spec,
             "cri": self.cri, "processes": self.processes, "keep_state": self.keep_state,
-            "device_plugins": self.device_plugins, "secure": self.secure}, self.components)
+            "device_plugins": self.device_plugins, "secure": self.secure, "bind": self.bind}, self.components)
 
     @classmethod
     def load(cls, name: str = "default") -> Cluster:
@@ -436,10 +449,13 @@ class Cluster(_OfficialClients):
         info = statefile.read(name)
         c = cls(nodes=info["nodes"], runtime=info["runtime"], store=info["store"], processes=True, name=info["name"],
                 cri=info["cri"], port=int(info["url"].rsplit(":", 1)[1]), kubeconfig=info["kubeconfig"],
-                secure=bool(info.get("secure")))
+                secure=bool(info.get("secure")), bind=info.get("bind", "127.0.0.1"))
         c.runtime_reason = info.get("runtime_reason", "")
         c.device_plugins = info.get("device_plugins", "")
         c.components.update(statefile.components(info))
+        if c.identities is not None:  # restarted components keep their own identities
+            for f in (c.identities.dir / "kubeconfigs").glob("*.kubeconfig"):
+                c.component_kubeconfigs[f.name.removesuffix(".kubeconfig")] = str(f)
         c.started = True
         return c
 
@@ -475,7 +491,7 @@ class Cluster(_OfficialClients):
         ready: set[str] = set()
         while time.time() < deadline:
             try:
-                items = self._admin_get("/api/v1/nodes").get("items") or []
+                items = self.api_get("/api/v1/nodes").get("items") or []
             except (OSError, ValueError):
                 items = []
             ready = {n["metadata"]["name"] for n in items if is_ready(n)}

@@ -75,7 +75,7 @@ CLUSTER_ROLES: dict[str, list[dict]] = {
     "system:kube-scheduler": [
         _rule(["*"], ["*"], READ),
         _rule([""], ["pods/binding", "bindings"], ["create"]),
-        _rule([""], ["pods"], ["delete"]),
+        _rule([""], ["pods"], ["delete", "patch"]),  # preemption; patch: labkit's why-this-node annotation
         _rule([""], ["pods/status"], ["patch", "update"]),
         _rule(["", "events.k8s.io"], ["events"], ["create", "patch", "update"]),
         _rule(["coordination.k8s.io"], ["leases"], ALL),

@@ -20,8 +20,8 @@ from .. import errors
 from ..codec import dumps
 from ..errors import StatusError
 from ..request import BODY_LIMIT, response, status_response
+from . import escalation, reviews
 from . import node as node_authz
-from . import reviews
 from .attributes import Attributes, forbidden, from_request, unauthorized
 from .authn import Authenticator, bearer_token
 from .rbac import RBACAuthorizer
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+USER = web.RequestKey("labkit.user", UserInfo)  # who made the request, once authenticated
 MODES = ("AlwaysAllow", "AlwaysDeny", "Node", "RBAC")
 PROBES = ("/healthz", "/livez", "/readyz")
 ANONYMOUS_USER = UserInfo(ANONYMOUS, "", (UNAUTHENTICATED,))
@@ -87,26 +88,39 @@ class AuthFilter:
     # ------------------------------------------------------------------ the middleware
     @web.middleware
     async def middleware(self, http: web.Request, handler) -> web.StreamResponse:  # noqa: ANN001
-        path = http.path
         if self.authenticator is None:
-            if http.method == "POST" and (path in reviews.REVIEW_PATHS or reviews.TOKEN_PATH.match(path)):
+            if http.method == "POST" and _answered_here(http.path):
                 return await self._answering(http, UNSECURED)
             return await handler(http)
         try:
-            user = await self.authenticator.authenticate(http)
+            refusal = await self._check(http)
         except StatusError as err:
-            return status_response(err)
+            refusal = status_response(err)
+        except Exception as exc:  # noqa: BLE001 - e.g. the store failing under the Node authorizer
+            log.exception("authorizing %s %s", http.method, http.path)
+            refusal = status_response(errors.internal(f"{type(exc).__name__}: {exc}"))
+        if refusal is not None:
+            return refusal
+        if http.method == "POST" and _answered_here(http.path):
+            return await self._answering(http, http[USER])
+        return await handler(http)
+
+    async def _check(self, http: web.Request) -> web.Response | None:
+        """None when the request may go on (its user left in ``http``); else the 401 or 403 to send."""
+        path = http.path
+        user = await self.authenticator.authenticate(http)  # type: ignore[union-attr]
         if user is None:
             if path.startswith(PROBES) and bearer_token(http) is None:
                 user = ANONYMOUS_USER  # health checks answer without credentials, nothing else does
             else:
                 self.denied += 1
                 return status_response(unauthorized())
+        http[USER] = user
         a = from_request(user, http.method, path, http.query)
-        body_name = None
+        body_name = body = None
         if (a.verb == "create" and not a.name and node_authz.node_name(a) is not None
                 and (a.api_group, a.resource) in _NAMED_BY_BODY):
-            body_name = await _peek_name(http)
+            body_name = _name_of(await _peek_body(http))
         if body_name:
             a = Attributes(a.user, a.verb, True, a.api_group, a.api_version, a.resource, a.subresource,
                            a.namespace, body_name, a.path)
@@ -114,9 +128,15 @@ class AuthFilter:
         if not allowed:
             self.denied += 1
             return status_response(err or forbidden(a))
-        if http.method == "POST" and (path in reviews.REVIEW_PATHS or reviews.TOKEN_PATH.match(path)):
-            return await self._answering(http, user)
-        return await handler(http)
+        if a.api_group == escalation.RBAC_GROUP and a.verb in ("create", "update", "patch") and "RBAC" in self.modes:
+            if a.verb != "patch":
+                body = await _peek_body(http)
+            old = self.rbac.bindings.get(_binding_key(a)) if a.resource in escalation.BINDING_KINDS else None
+            refusal = escalation.check(self.rbac, a, body, old)
+            if refusal is not None:
+                self.denied += 1
+                return status_response(refusal)
+        return None
 
     async def _answering(self, http: web.Request, user: UserInfo) -> web.Response:
         try:
@@ -164,6 +184,16 @@ class AuthFilter:
         return response(dumps(reviews.token_request(body, token, exp, seconds)), 201)
 
 
+def _answered_here(path: str) -> bool:
+    return path.rstrip("/") in reviews.REVIEW_PATHS or reviews.TOKEN_PATH.match(path) is not None
+
+
+def _binding_key(a: Attributes) -> str:
+    if a.resource == "rolebindings":
+        return f"/registry/rolebindings/{a.namespace}/{a.name}"
+    return f"/registry/clusterrolebindings/{a.name}"
+
+
 async def _read(http: web.Request) -> bytes:
     if http.content_length is not None and http.content_length > BODY_LIMIT:
         raise errors.too_large(BODY_LIMIT)
@@ -173,8 +203,8 @@ async def _read(http: web.Request) -> bytes:
     return raw
 
 
-async def _peek_name(http: web.Request) -> str | None:
-    """metadata.name of a create's body, leaving the body for the handler to read as usual."""
+async def _peek_body(http: web.Request) -> dict | None:
+    """The decoded body of a write, leaving it for the handler to read as usual (None if unreadable)."""
     try:
         raw = await _read(http)
     except StatusError:
@@ -187,6 +217,9 @@ async def _peek_name(http: web.Request) -> str | None:
         body = decode_body(raw, http.headers.get("Content-Type", ""))
     except StatusError:
         return None
-    name = (body.get("metadata") or {}).get("name") if isinstance(body, dict) else None
-    return name if isinstance(name, str) else None
+    return body if isinstance(body, dict) else None
 
+
+def _name_of(body: dict | None) -> str | None:
+    name = ((body or {}).get("metadata") or {}).get("name")
+    return name if isinstance(name, str) else None

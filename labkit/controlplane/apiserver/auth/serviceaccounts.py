@@ -34,6 +34,10 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def _compact(obj: dict) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
 def username(namespace: str, name: str) -> str:
     return f"{SA_PREFIX}{namespace}:{name}"
 
@@ -81,7 +85,7 @@ class ServiceAccountTokens:
             claims["kubernetes.io"][bound["kind"].lower()] = {"name": bound.get("name", ""),
                                                                 "uid": bound.get("uid", "")}
         header = {"alg": "ES256", "kid": self.kid}
-        signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
+        signing_input = f"{_b64(_compact(header))}.{_b64(_compact(claims))}"
         r, s = decode_dss_signature(self.key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
         return f"{signing_input}.{_b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}", exp
 

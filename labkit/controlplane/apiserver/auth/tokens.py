@@ -75,6 +75,9 @@ def append_token(path: str | os.PathLike, user: str, groups: list[str] | tuple[s
     """Add one user to a token file (made if absent) and return its token."""
     if not user or any(c in user for c in ",\n\""):
         raise ValueError(f"user name {user!r} must be non-empty and hold no comma, quote or newline")
+    for g in groups:
+        if not g or any(c in g for c in ",\n\""):
+            raise ValueError(f"group name {g!r} must be non-empty and hold no comma, quote or newline")
     token = token or new_token()
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerow([token, user, uid or user, ",".join(groups)])

@@ -14,12 +14,11 @@ from labkit.client.kubeconfig import write_kubeconfig
 def secure_cluster(nodes: int, runtime: str | None, name: str, address: str = "127.0.0.1") -> Any:
     """A Cluster with TLS, tokens and Node,RBAC whose components die with this process (the class server).
 
-    Its serving certificate also names ``address``, where the class's front door
-    (:mod:`labkit.classroom.frontdoor`) lets students and joining nodes in."""
+    Its apiserver listens on ``address`` (students' machines and joining nodes connect there; the
+    serving certificate names it)."""
     from labkit.cluster import Cluster
 
-    hosts = [] if address in ("127.0.0.1", "localhost") else [address]
-    return Cluster(nodes=nodes, runtime=runtime, name=name, secure=True, tls_hosts=hosts, keep_state=True,
+    return Cluster(nodes=nodes, runtime=runtime, name=name, secure=True, bind=address, keep_state=True,
                    die_with_parent=True, node_grace=40.0, eviction_seconds=None, lease_interval=5.0)
 
 

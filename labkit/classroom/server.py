@@ -23,7 +23,6 @@ from pathlib import Path
 from aiohttp import web
 
 from labkit.classroom import credentials, gradebook, handout, nodejoin, progress, provision, state
-from labkit.classroom.frontdoor import open_front_door
 from labkit.classroom.roster import Student
 
 log = logging.getLogger("labkit.classroom")
@@ -121,13 +120,7 @@ class ClassServer:
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001 - aiohttp gives no public way to a port 0's choice
         progress_url = f"http://127.0.0.1:{port}/"
-        address = self.spec.get("address") or "127.0.0.1"
-        door = None
-        server = self.cluster.url
-        if address not in ("127.0.0.1", "localhost"):
-            door = await open_front_door(address, self.cluster.port, self.cluster.port)
-            server = f"https://{address}:{self.cluster.port}"
-        self.server_url = server
+        server = self.server_url = self.cluster.url  # on --address: where students and nodes connect
         kubeconfigs = await loop.run_in_executor(None, self.provision, server)
         handout.write(self.dir, f"Class {self.name}", self.students, kubeconfigs, server)
         stop_threads = threading.Event()
@@ -137,8 +130,6 @@ class ClassServer:
         await stop.wait()
         stop_threads.set()
         self._checks.set()
-        if door is not None:
-            door.close()
         await runner.cleanup()
 
     def _info(self, progress_url: str, kubeconfigs: dict[str, Path], ready: bool) -> dict:

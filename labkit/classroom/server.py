@@ -39,15 +39,44 @@ class ClassServer:
         self.cluster = None
         self.server_url = ""
         self.join_token = ""
+        self.kubeconfigs: dict[str, Path] = {}
         self._checks = threading.Event()
         self._lock = threading.Lock()
 
     # -------------------------------------------------------------- set-up
     def start_cluster(self) -> None:
+        """Start the cluster; the students' namespaces and kubeconfigs are made while its nodes start."""
         self.cluster = credentials.secure_cluster(
             nodes=self.spec["nodes"], runtime=self.spec.get("runtime"), name=state.cluster_name(self.name),
             address=self.spec.get("address") or "127.0.0.1")
-        self.cluster.start()
+        self.server_url = self.cluster.url  # on --address: where students and nodes connect
+        done: dict = {}
+        started = threading.Event()
+        early = threading.Thread(target=self._provision_when_serving, args=(started, done), daemon=True)
+        early.start()
+        try:
+            self.cluster.start()
+        finally:
+            started.set()
+        early.join()
+        if "error" in done:
+            raise done["error"]
+        self.kubeconfigs = done["kubeconfigs"]
+
+    def _provision_when_serving(self, started: threading.Event, done: dict) -> None:
+        from labkit.cluster.supervisor import http_ok
+
+        try:
+            while not started.is_set():  # the apiserver answers (with RBAC's default roles) before the nodes
+                if self.cluster.identities is not None and self.cluster.identities.ca_file.exists() and http_ok(
+                        self.cluster.url + "/readyz", self.cluster.identities.ssl_context()):
+                    break
+                started.wait(0.1)
+            if started.is_set() and not self.cluster.started:
+                return  # the cluster did not start: nothing to provision
+            done["kubeconfigs"] = self.provision(self.server_url)
+        except Exception as exc:  # noqa: BLE001 - handed to the main thread
+            done["error"] = exc
 
     def provision(self, server: str) -> dict[str, Path]:
         """Every student's namespace, token and kubeconfig (pointing at ``server``); the teacher's copy."""
@@ -120,9 +149,8 @@ class ClassServer:
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001 - aiohttp gives no public way to a port 0's choice
         progress_url = f"http://127.0.0.1:{port}/"
-        server = self.server_url = self.cluster.url  # on --address: where students and nodes connect
-        kubeconfigs = await loop.run_in_executor(None, self.provision, server)
-        handout.write(self.dir, f"Class {self.name}", self.students, kubeconfigs, server)
+        kubeconfigs = self.kubeconfigs
+        handout.write(self.dir, f"Class {self.name}", self.students, kubeconfigs, self.server_url)
         stop_threads = threading.Event()
         for target, name in ((self._checker, "class-checks"), (self._approver, "class-node-approver")):
             threading.Thread(target=target, args=(stop_threads,), name=name, daemon=True).start()

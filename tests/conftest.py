@@ -190,7 +190,8 @@ def _stop_nonroot_build(config: pytest.Config) -> None:
         build.remove()
 
 
-LEAK_KINDS = ("chaos", "mounts", "cgroups", "netns", "links", "processes", "docker", "containers", "clusters")
+LEAK_KINDS = ("chaos", "mounts", "cgroups", "netns", "links", "processes", "docker", "containers", "clusters",
+              "classes")
 _leftovers = pytest.StashKey[list]()
 
 

@@ -25,6 +25,8 @@ COMMANDS: dict[str, str] = {
     "diagrams": "labkit.cli.diagrams:diagrams",
     "exercise": "labkit.cli.exercise:exercise",
     "chaos": "labkit.cli.chaos:chaos",
+    "class": "labkit.cli.classroom:class_",
+    "node": "labkit.cli.node:node",
 }
 
 _GROUP = None

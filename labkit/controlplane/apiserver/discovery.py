@@ -123,7 +123,9 @@ def _gv_path(group: str, version: str) -> str:
 
 # kinds served without a protobuf message in the field table: their schema is written here
 _OWN_SCHEMAS = {("apiextensions.k8s.io", "CustomResourceDefinition"):
-                "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition"}
+                "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
+                ("certificates.k8s.io", "CertificateSigningRequest"):
+                "io.k8s.api.certificates.v1.CertificateSigningRequest"}
 
 
 def _schema_name(rt: ResourceType) -> str:

@@ -240,6 +240,15 @@ RESOURCES += [
                  has_generation=False),
 ]
 
+# Certificate signing requests (issue 12's node join): a kubelet that joins with a bootstrap token asks
+# for its node certificate here, as kubeadm's TLS bootstrap does; the class server approves and signs
+# (approval goes through /status too: there is no separate /approval subresource here)
+RESOURCES += [
+    ResourceType("certificates.k8s.io", "v1", "certificatesigningrequests", "CertificateSigningRequest",
+                 namespaced=False, short_names=("csr",), subresources=("status",),
+                 has_generation=False, reset_status_on_create=True),
+]
+
 BY_PATH: dict[tuple[str, str, str], ResourceType] = {(r.group, r.version, r.plural): r for r in RESOURCES}
 BY_PLURAL: dict[str, ResourceType] = {r.segment: r for r in RESOURCES}
 

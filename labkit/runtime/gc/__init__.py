@@ -21,6 +21,8 @@ first: they hold mounts, cgroups and namespaces). The owners are named in ``pypr
   containers, mounts, cgroups, namespaces and bridge (:mod:`labkit.swarm.leftovers`)
 * ``clusters`` - folders of notebook clusters whose processes all died; never a ``labkit cluster
   up`` cluster's, whose store may hold a user's objects (:mod:`labkit.cluster.cleanup`)
+* ``classes`` - classes whose class server is gone (killed): their cluster, tokens and handouts; the
+  gradebook stays (:mod:`labkit.classroom.teardown`)
 
 :func:`find_leaks` only looks; :func:`collect` removes. ``labkit gc --dry-run`` prints the first.
 """
@@ -34,7 +36,7 @@ from dataclasses import dataclass
 #: every kind, in the order :func:`collect` removes them (faults first: a paused or cut-off process
 #: goes back to work before anything it uses is removed)
 KINDS = ("chaos", "swarm-engines", "containers", "mounts", "cgroups", "netns", "links", "iptables", "processes", "docker", "swarm",
-         "clusters")
+         "clusters", "classes")
 #: the kinds only root can remove
 ROOT_KINDS = ("mounts", "cgroups", "netns", "links", "iptables", "swarm-engines")
 ENTRY_POINTS = "labkit.gc"

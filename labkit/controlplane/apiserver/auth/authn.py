@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from . import bootstraptokens
+from .bootstraptokens import SecretGetter
 from .tokens import TokenFile
 from .user import UserInfo
 
@@ -49,9 +51,11 @@ class Authenticator:
     """Turns a request into a :class:`UserInfo` (with ``system:authenticated``), or None."""
 
     def __init__(self, tokens: TokenFile | None, service_accounts: Callable[[], ServiceAccountTokens],
-                 sa_uid: ServiceAccountUID, client_certs: bool = False):
+                 sa_uid: ServiceAccountUID, client_certs: bool = False,
+                 bootstrap_secret: SecretGetter | None = None):
         self.tokens, self.service_accounts, self.sa_uid = tokens, service_accounts, sa_uid
         self.client_certs = client_certs
+        self.bootstrap_secret = bootstrap_secret  # bootstrap tokens (labkit node join), when given
 
     async def authenticate(self, http: web.Request) -> UserInfo | None:
         if self.client_certs:
@@ -68,6 +72,8 @@ class Authenticator:
             user = self.tokens.lookup(token)
             if user is not None:
                 return user.with_authenticated()
+        if self.bootstrap_secret is not None and bootstraptokens.TOKEN.match(token):
+            return await bootstraptokens.user(token, self.bootstrap_secret)
         if token.count(".") == 2:
             sa = self.service_accounts()
             claims = sa.verify(token)

@@ -131,8 +131,13 @@ def make_filter(server: APIServer, opts: AuthOptions) -> AuthFilter:
                 return True
         return False
 
+    async def bootstrap_secret(name: str) -> dict | None:  # kube-system's bootstrap-token-ID Secrets
+        kv = await server.calls.call(server.store.get, f"/registry/secrets/kube-system/{name}")
+        return None if kv is None else json.loads(kv.value)
+
     authn = None
     if opts.authenticating:
         tokens = TokenFile(opts.token_file) if opts.token_file else None
-        authn = Authenticator(tokens, sa_tokens, sa_uid, client_certs=bool(opts.tls and opts.tls.client_ca_file))
+        authn = Authenticator(tokens, sa_tokens, sa_uid, client_certs=bool(opts.tls and opts.tls.client_ca_file),
+                              bootstrap_secret=bootstrap_secret)
     return AuthFilter(authn, opts.authorization_mode, rbac, sa_tokens, sa_uid, pod_node, used_by)

@@ -20,12 +20,14 @@ from labkit.controlplane.controllers.pv_binder import PersistentVolumeBinder
 from labkit.controlplane.controllers.replicaset import ReplicaSetController
 from labkit.controlplane.controllers.resourcequota import ResourceQuotaController
 from labkit.controlplane.controllers.statefulset import StatefulSetController
+from labkit.controlplane.controllers.volumesnapshot import VolumeSnapshotController
 
 log = logging.getLogger(__name__)
 
 ALL = ("replicaset", "deployment", "nodelifecycle", "garbagecollector", "nodeipam", "endpoints", "pvbinder")
 ALL += ("job", "ttlafterfinished", "cronjob", "daemonset", "statefulset")  # the batch and apps workloads
 ALL += ("resourcequota",)
+ALL += ("volumesnapshot",)  # CSI snapshots (backup)
 
 
 class ControllerManager:
@@ -62,6 +64,8 @@ class ControllerManager:
             self.controllers.append(StatefulSetController(client, inf, rec("statefulset-controller")))
         if "resourcequota" in controllers:
             self.controllers.append(ResourceQuotaController(client, inf, rec("resourcequota-controller")))
+        if "volumesnapshot" in controllers:
+            self.controllers.append(VolumeSnapshotController(client, inf, rec("snapshot-controller")))
         if "pvbinder" in controllers:
             try:
                 self.controllers.append(PersistentVolumeBinder(client, inf, rec("persistentvolume-controller")))

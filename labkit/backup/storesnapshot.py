@@ -50,10 +50,14 @@ class RestoredStore:
     revision: int
     keys: int
     etcd: object | None = field(default=None, repr=False)  # an EtcdCluster for etcd snapshots
+    folder: Path | None = None  # removed by stop(): set where the store was only for one run
 
     def stop(self) -> None:
+        """Stop the restored etcd member, and remove the store if it lived in ``folder``."""
         if self.etcd is not None:
             self.etcd.stop()
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _sqlite_path(url: str) -> Path:
@@ -162,11 +166,12 @@ def snapshot_backend(path: str | os.PathLike) -> str:
         return "sqlite" if f.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC else "etcd"
 
 
-def restore_snapshot(snapshot: str | os.PathLike, target: str | os.PathLike) -> RestoredStore:
+def restore_snapshot(snapshot: str | os.PathLike, target: str | os.PathLike, start: bool = True) -> RestoredStore:
     """Make a fresh store from ``snapshot`` at ``target`` and return its URL.
 
     sqlite: ``target`` is the new database file (it must not exist). etcd: ``target`` is a new
-    directory; a one-member etcd is restored into it and started (``RestoredStore.stop()`` ends it).
+    directory; a one-member etcd is restored into it and, with ``start``, started (``RestoredStore.stop()``
+    ends it; ``RestoredStore.etcd.start()`` starts one left stopped).
     """
     snapshot, target = Path(snapshot), Path(target)
     if not snapshot.is_file():
@@ -185,5 +190,6 @@ def restore_snapshot(snapshot: str | os.PathLike, target: str | os.PathLike) -> 
     _run_etcdctl("snapshot", "restore", str(snapshot), "--name", m.name, "--data-dir", str(m.data_dir),
                  "--initial-cluster", f"{m.name}={m.peer_url}", "--initial-advertise-peer-urls", m.peer_url,
                  "--initial-cluster-token", cluster.token)
-    cluster.start()
+    if start:
+        cluster.start()
     return RestoredStore(cluster.url, rev, keys, cluster)

@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "exercise": "labkit.cli.exercise:exercise",
     "chaos": "labkit.cli.chaos:chaos",
 }
+COMMANDS["backup"] = "labkit.cli.backup:backup"  # issue 14: store snapshots and namespace archives
 
 _GROUP = None
 

@@ -131,6 +131,7 @@ class Cluster(_OfficialClients):
         self._inproc: InProcess | None = None
         self._api = None
         self._etcd: Component | None = None
+        self.store_url = ""  # the apiserver's store URL once started (sqlite:PATH, etcd:URL or memory)
         self.started = False
 
     # ------------------------------------------------------------------ naming
@@ -232,7 +233,7 @@ class Cluster(_OfficialClients):
         return s
 
     def _start_store_and_apiserver(self, timeout: float) -> None:
-        store = self._store_url()
+        store = self.store_url = self._store_url()  # what `labkit backup create` snapshots
         if self.processes:
             c = self._spawn("apiserver", self._py("labkit.controlplane.apiserver", "--port", str(self.port),
                                                   "--store", store, "--max-requests-inflight",
@@ -362,7 +363,7 @@ class Cluster(_OfficialClients):
             "name": self.name, "url": self.url, "kubeconfig": self.kubeconfig, "nodes": self.nodes,
             "runtime": self.runtime_name, "runtime_reason": self.runtime_reason, "store": self.store_spec,
             "cri": self.cri, "processes": self.processes, "keep_state": self.keep_state,
-            "device_plugins": self.device_plugins}, self.components)
+            "device_plugins": self.device_plugins, "store_url": self.store_url}, self.components)
 
     @classmethod
     def load(cls, name: str = "default") -> Cluster:
@@ -372,6 +373,7 @@ class Cluster(_OfficialClients):
                 cri=info["cri"], port=int(info["url"].rsplit(":", 1)[1]), kubeconfig=info["kubeconfig"])
         c.runtime_reason = info.get("runtime_reason", "")
         c.device_plugins = info.get("device_plugins", "")
+        c.store_url = info.get("store_url", "")
         c.components.update(statefile.components(info))
         c.started = True
         return c

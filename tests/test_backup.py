@@ -73,6 +73,26 @@ def test_snapshot_of_a_memory_store_says_what_to_do_instead(tmp_path):
         restore_snapshot(tmp_path / "missing.db", tmp_path / "new.db")
 
 
+def test_cli_snapshots_a_store_and_restores_it_into_a_new_one(tmp_path):
+    from click.testing import CliRunner
+
+    from labkit.cli.backup import backup
+
+    store = open_store(f"sqlite:{tmp_path / 'live.db'}")
+    store.create("/registry/configmaps/default/kept", b"{}")
+    store.close()
+    runner = CliRunner()
+    made = runner.invoke(backup, ["create", "--store", f"sqlite:{tmp_path / 'live.db'}", str(tmp_path / "s.db")])
+    refused = runner.invoke(backup, ["restore", str(tmp_path / "s.db")])
+    restored = runner.invoke(backup, ["restore", str(tmp_path / "s.db"), "--into", str(tmp_path / "new.db")])
+    assert made.exit_code == 0 and "sqlite snapshot" in made.output, made.output
+    assert refused.exit_code != 0 and "--into PATH" in refused.output
+    assert restored.exit_code == 0 and f"labkit cluster up --store sqlite:{tmp_path / 'new.db'}" in restored.output
+    fresh = open_store(f"sqlite:{tmp_path / 'new.db'}")
+    assert fresh.get("/registry/configmaps/default/kept") is not None
+    fresh.close()
+
+
 def _apiserver_client(api: APIServer, path: Path) -> BlockingClient:
     write_kubeconfig(str(path), api.url)
     return BlockingClient(str(path))
@@ -132,6 +152,29 @@ def test_a_missing_namespace_is_a_clear_error(tmp_path):
         write_kubeconfig(str(tmp_path / "a.kc"), a.url)
         with pytest.raises(ValueError, match="does not exist"):
             backup_namespaces(["nope"], tmp_path / "x.tar.gz", str(tmp_path / "a.kc"))
+
+
+@pytest.mark.skipif(not shutil.which("kubectl"), reason="kubectl is not installed")
+def test_kubectl_gets_volumesnapshots_and_refuses_one_without_a_source(tmp_path):
+    import subprocess
+
+    with APIServer("memory") as a:
+        client = _apiserver_client(a, tmp_path / "a.kc")
+        client.call("create", "volumesnapshots", {"metadata": {"name": "s1"}, "spec": {
+            "source": {"persistentVolumeClaimName": "data"}}}, "default")
+        client.close()
+
+        def kubectl(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+            return subprocess.run(["kubectl", "--kubeconfig", str(tmp_path / "a.kc"), *args], capture_output=True,
+                                  text=True, input=stdin, timeout=30)
+
+        got = kubectl("get", "volumesnapshot")
+        bad = kubectl("create", "-f", "-", stdin="apiVersion: snapshot.storage.k8s.io/v1\nkind: VolumeSnapshot\n"
+                                                 "metadata: {name: bad}\nspec: {source: {}}\n")
+    assert got.returncode == 0, got.stderr
+    header, row = got.stdout.splitlines()[:2]
+    assert header.split()[:3] == ["NAME", "READYTOUSE", "SOURCEPVC"] and row.split()[:2] == ["s1", "data"]
+    assert bad.returncode != 0 and "exactly one of persistentVolumeClaimName" in bad.stderr
 
 
 # --- on a real cluster: CSI snapshots, and the disaster --------------------------------------------

@@ -14,8 +14,7 @@ def _cluster_info(name: str) -> dict:
     try:
         return statefile.read(name)
     except (ClusterError, FileNotFoundError, OSError) as exc:
-        raise click.ClickException(f"no cluster named {name!r} is up ({exc}); start one with "
-                                   "'labkit cluster up', or give --store URL / --kubeconfig FILE") from None
+        raise click.ClickException(f"{exc}; or give --store URL / --kubeconfig FILE") from None
 
 
 @click.group()

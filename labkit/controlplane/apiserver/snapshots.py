@@ -58,7 +58,7 @@ def validate_volumesnapshotcontent(obj: dict, old: dict | None) -> list[dict]:
 
 
 def _bool(v: object) -> str:
-    return "<unset>" if v is None else str(bool(v)).lower()
+    return "" if v is None else str(bool(v)).lower()  # not reported yet: blank, as kubectl prints a CRD's column
 
 
 def volumesnapshot_row(vs: dict, now: float, age) -> list:

@@ -203,7 +203,8 @@ def read_archive(path: str | os.PathLike) -> tuple[dict, dict[str, list[dict]]]:
     return meta, objects
 
 
-def _rewire(obj: dict, uid_map: dict[str, str], notes: list[str]) -> None:
+def _rewire(obj: dict, uid_map: dict[str, str], notes: list[str]) -> int:
+    """Point each owner reference at the owner's new UID; returns how many were rewired."""
     md = obj["metadata"]
     refs = md.get("ownerReferences") or []
     kept = []
@@ -218,6 +219,7 @@ def _rewire(obj: dict, uid_map: dict[str, str], notes: list[str]) -> None:
         md["ownerReferences"] = kept
     else:
         md.pop("ownerReferences", None)
+    return len(kept)
 
 
 def _prepare(plural: str, obj: dict) -> dict:
@@ -256,12 +258,14 @@ async def _restore(kc: KubeConfig, path: Path, namespaces: list[str] | None) -> 
     chosen = namespaces or meta.get("namespaces") or []
     summary = ArchiveSummary(path, list(chosen))
     uid_map = summary.uid_map
+    rewired = 0
     sem = asyncio.Semaphore(CONCURRENCY)
     async with Client(kc, user_agent="labkit-restore") as client:
         async def one(plural: str, obj: dict) -> int:
+            nonlocal rewired
             old_uid = obj["metadata"].get("uid", "")
             body = _prepare(plural, obj)
-            _rewire(body, uid_map, summary.notes)
+            rewired += _rewire(body, uid_map, summary.notes)
             async with sem:
                 try:
                     if plural == "services":
@@ -285,10 +289,8 @@ async def _restore(kc: KubeConfig, path: Path, namespaces: list[str] | None) -> 
         for plural in RESTORE_ORDER:
             items = [o for o in objects.get(plural, [])
                      if (o["metadata"].get("namespace") or o["metadata"].get("name")) in chosen]
-            # owners of the same resource (rare) go first: those without references to their own kind
             done = await asyncio.gather(*(one(plural, o) for o in items))
             summary.counts[plural] = sum(done)
-    rewired = sum(1 for objs in objects.values() for o in objs if o["metadata"].get("ownerReferences"))
     if rewired:
         summary.notes.insert(0, f"{rewired} owner reference(s) rewired to the new owners' UIDs")
     summary.seconds = time.perf_counter() - t0

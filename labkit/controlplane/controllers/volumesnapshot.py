@@ -26,7 +26,7 @@ import time
 from labkit.client import ApiError, Client
 from labkit.client.csinodes import controller_endpoints
 from labkit.client.events import EventRecorder
-from labkit.client.informer import key_of
+from labkit.client.informer import Informer, key_of
 from labkit.controlplane.controllers.base import Controller, SharedInformers
 
 log = logging.getLogger(__name__)
@@ -62,9 +62,11 @@ class VolumeSnapshotController(Controller):
 
     def __init__(self, client: Client, informers: SharedInformers, recorder: EventRecorder | None = None):
         super().__init__(client, informers, recorder or EventRecorder(client, "snapshot-controller"))
-        self.snapshots = informers.get("volumesnapshots")
-        self.contents = informers.get("volumesnapshotcontents")
-        self.classes = informers.get("volumesnapshotclasses")
+        # its own informers, started in run() once the API is known to serve the group: on a real
+        # cluster without the snapshot CRDs the shared ones would never sync and hold up every controller
+        self.snapshots = Informer(client, "volumesnapshots")
+        self.contents = Informer(client, "volumesnapshotcontents")
+        self.classes = Informer(client, "volumesnapshotclasses")
         self.pvcs = informers.get("persistentvolumeclaims")
         self.pvs = informers.get("persistentvolumes")
         self.csidrivers = informers.get("csidrivers")
@@ -77,8 +79,24 @@ class VolumeSnapshotController(Controller):
         self.queue.add("*")
 
     async def run(self) -> None:
-        self.queue.add("*")
-        await super().run()
+        try:
+            await self.client.request("GET", f"/apis/{GROUP_VERSION}")
+        except ApiError as exc:
+            if exc.code != 404:
+                raise
+            log.info("%s: the API does not serve %s; no snapshots to take", self.name, GROUP_VERSION)
+            return
+        own = [self.snapshots, self.contents, self.classes]
+        tasks = [asyncio.create_task(inf.run()) for inf in own]
+        try:
+            for inf in own:
+                await inf.wait_synced(60)
+            self.queue.add("*")
+            await super().run()
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def call_driver(self, driver: str, method: str, *args):
         """A Controller-service call at the next published endpoint when one does not answer."""

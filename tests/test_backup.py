@@ -177,6 +177,32 @@ def test_kubectl_gets_volumesnapshots_and_refuses_one_without_a_source(tmp_path)
     assert bad.returncode != 0 and "exactly one of persistentVolumeClaimName" in bad.stderr
 
 
+def test_hostpath_driver_snapshots_a_volume_and_makes_a_new_one_from_it(tmp_path):
+    from labkit.csi.client import CSIClient, CSIError
+    from labkit.node.csi.driver import CSIDriverServer
+
+    with CSIDriverServer(tmp_path / "csi.sock", tmp_path / "volumes") as server:
+        csi = CSIClient(server.endpoint)
+        try:
+            vol = csi.create_volume("v1", 1 << 20)
+            Path(vol.volume_context["path"], "f.txt").write_text("before")
+            snap = csi.create_snapshot("s1", "v1")
+            again = csi.create_snapshot("s1", "v1")  # idempotent: the same name is the same snapshot
+            Path(vol.volume_context["path"], "f.txt").write_text("after")
+            copy = csi.create_volume("v2", 1 << 20, from_snapshot="s1")
+            with pytest.raises(CSIError) as missing:
+                csi.create_volume("v3", 1 << 20, from_snapshot="nope")
+            csi.delete_snapshot("s1")
+            csi.delete_snapshot("s1")  # deleting twice is fine
+        finally:
+            csi.close()
+    assert snap.ready_to_use and snap.size_bytes == len("before") and again.snapshot_id == "s1"
+    assert Path(copy.volume_context["path"], "f.txt").read_text() == "before"
+    assert copy.content_source.snapshot.snapshot_id == "s1"
+    assert missing.value.code == "NOT_FOUND"
+    assert not (tmp_path / "volumes-snapshots" / "s1").exists()
+
+
 # --- on a real cluster: CSI snapshots, and the disaster --------------------------------------------
 
 def _pod(name: str, claim: str, script: str, restart: str = "OnFailure") -> dict:

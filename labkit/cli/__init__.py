@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "class": "labkit.cli.classroom:class_",
     "node": "labkit.cli.node:node",
 }
+COMMANDS["backup"] = "labkit.cli.backup:backup"  # issue 14: store snapshots and namespace archives
 
 _GROUP = None
 

@@ -14,8 +14,9 @@ def cluster() -> None:
 @click.option("--nodes", default=3, show_default=True, type=click.IntRange(0, 50), help="Number of nodes (kubelets).")
 @click.option("--runtime", default=None,
               help="native | runc | crun | docker | simulated (default: the best one on this host).")
-@click.option("--store", default="sqlite", show_default=True, type=click.Choice(["memory", "sqlite", "etcd"]),
-              help="Where the apiserver keeps objects.")
+@click.option("--store", default="sqlite", show_default=True,
+              help="Where the apiserver keeps objects: memory, sqlite or etcd; or an existing store, "
+                   "sqlite:PATH or etcd:http://HOST:PORT (one `labkit backup restore` made).")
 @click.option("--kubeconfig", type=click.Path(dir_okay=False), default=None,
               help="Write the kubeconfig here (default: in the cluster's state directory).")
 @click.option("--port", default=0, type=int, help="API server port (default: a free one).")

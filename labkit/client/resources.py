@@ -81,3 +81,11 @@ def resource(name_or_kind: str) -> Resource:
     if r is None:
         raise KeyError(f"unknown resource {name_or_kind!r}; known: {sorted(RESOURCES)}")
     return r
+# CSI snapshots (issue 14, backup): the snapshot controller and `labkit backup` use them
+_LIST += [
+    Resource("snapshot.storage.k8s.io", "v1", "volumesnapshotclasses", "VolumeSnapshotClass", namespaced=False),
+    Resource("snapshot.storage.k8s.io", "v1", "volumesnapshots", "VolumeSnapshot"),
+    Resource("snapshot.storage.k8s.io", "v1", "volumesnapshotcontents", "VolumeSnapshotContent", namespaced=False),
+]
+RESOURCES.update({r.plural: r for r in _LIST[-3:]})
+_BY_KIND.update({r.kind: r for r in _LIST[-3:]})

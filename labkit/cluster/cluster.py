@@ -152,6 +152,7 @@ class Cluster(_OfficialClients):
         self._inproc: InProcess | None = None
         self._api = None
         self._etcd: Component | None = None
+        self.store_url = ""  # the apiserver's store URL once started (sqlite:PATH, etcd:URL or memory)
         self.started = False
 
     # ------------------------------------------------------------------ naming
@@ -305,7 +306,7 @@ class Cluster(_OfficialClients):
         return s
 
     def _start_store_and_apiserver(self, timeout: float) -> None:
-        store = self._store_url()
+        store = self.store_url = self._store_url()  # what `labkit backup create` snapshots
         if self.processes:
             secure = self.identities.apiserver_args() if self.identities is not None else []
             c = self._spawn("apiserver", self._py("labkit.controlplane.apiserver", "--port", str(self.port),
@@ -464,7 +465,8 @@ class Cluster(_OfficialClients):
             "runtime": self.runtime_name, "runtime_reason": self.runtime_reason, "store": self.store_spec,
             "cri": self.cri, "processes": self.processes, "keep_state": self.keep_state,
             "device_plugins": self.device_plugins, "secure": self.secure, "bind": self.bind,
-            "metrics_ports": self.metrics_ports}, self.components)
+            "metrics_ports": self.metrics_ports,
+            "store_url": self.store_url}, self.components)
 
     @classmethod
     def load(cls, name: str = "default") -> Cluster:
@@ -476,6 +478,7 @@ class Cluster(_OfficialClients):
         c.runtime_reason = info.get("runtime_reason", "")
         c.device_plugins = info.get("device_plugins", "")
         c.metrics_ports = info.get("metrics_ports", {})
+        c.store_url = info.get("store_url", "")
         c.components.update(statefile.components(info))
         if c.identities is not None:  # restarted components keep their own identities
             for f in (c.identities.dir / "kubeconfigs").glob("*.kubeconfig"):

@@ -25,13 +25,31 @@ def default_storage_class() -> dict:
             "provisioner": DRIVER_NAME, "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate"}
 
 
+DEFAULT_SNAPSHOT_CLASS = "csi-hostpath-snapclass"
+
+
+def default_snapshot_class() -> dict:
+    """The default VolumeSnapshotClass for the same driver (the upstream hostpath example's name)."""
+    from labkit.node.csi.driver import DRIVER_NAME
+
+    return {"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotClass",
+            "metadata": {"name": DEFAULT_SNAPSHOT_CLASS,
+                         "annotations": {"snapshot.storage.kubernetes.io/is-default-class": "true"},
+                         "labels": {"app.kubernetes.io/managed-by": "labkit"}},
+            "driver": DRIVER_NAME, "deletionPolicy": "Delete"}
+
+
 def install_storage_defaults(kubeconfig: str, timeout: float = 10.0) -> None:
-    """Create the default StorageClass unless the cluster already has it (a restarted cluster does)."""
+    """Create the default StorageClass and VolumeSnapshotClass unless the cluster already has them
+    (a restarted cluster does)."""
     client = BlockingClient(kubeconfig, user_agent="labkit-cluster/storage-defaults", timeout=timeout)
     try:
-        client.call("create", "storageclasses", default_storage_class())
-    except ApiError as exc:
-        if exc.code != 409:
-            raise
+        for plural, obj in (("storageclasses", default_storage_class()),
+                            ("volumesnapshotclasses", default_snapshot_class())):
+            try:
+                client.call("create", plural, obj)
+            except ApiError as exc:
+                if exc.code != 409:
+                    raise
     finally:
         client.close()

@@ -50,10 +50,21 @@ class CSIClient:
         r = self._call(self.identity, "Probe", pb.ProbeRequest())
         return (not r.HasField("ready")) or r.ready.value
 
-    def create_volume(self, name: str, size_bytes: int, parameters: dict[str, str] | None = None) -> pb.Volume:
+    def create_volume(self, name: str, size_bytes: int, parameters: dict[str, str] | None = None,
+                      from_snapshot: str | None = None) -> pb.Volume:
+        """A new volume; ``from_snapshot`` (a snapshot id) starts it with that snapshot's data."""
         req = pb.CreateVolumeRequest(name=name, capacity_range=pb.CapacityRange(required_bytes=size_bytes),
                                      volume_capabilities=[_mount_capability()], parameters=parameters or {})
+        if from_snapshot:
+            req.volume_content_source.snapshot.snapshot_id = from_snapshot
         return self._call(self.controller, "CreateVolume", req).volume
+
+    def create_snapshot(self, name: str, source_volume_id: str, parameters: dict[str, str] | None = None) -> pb.Snapshot:
+        req = pb.CreateSnapshotRequest(name=name, source_volume_id=source_volume_id, parameters=parameters or {})
+        return self._call(self.controller, "CreateSnapshot", req).snapshot
+
+    def delete_snapshot(self, snapshot_id: str) -> None:
+        self._call(self.controller, "DeleteSnapshot", pb.DeleteSnapshotRequest(snapshot_id=snapshot_id))
 
     def delete_volume(self, volume_id: str) -> None:
         self._call(self.controller, "DeleteVolume", pb.DeleteVolumeRequest(volume_id=volume_id))

@@ -207,6 +207,16 @@ class ControllerStub:
                 request_serializer=labkit_dot_csi_dot_csi__pb2.ControllerGetCapabilitiesRequest.SerializeToString,
                 response_deserializer=labkit_dot_csi_dot_csi__pb2.ControllerGetCapabilitiesResponse.FromString,
                 _registered_method=True)
+        self.CreateSnapshot = channel.unary_unary(
+                '/csi.v1.Controller/CreateSnapshot',
+                request_serializer=labkit_dot_csi_dot_csi__pb2.CreateSnapshotRequest.SerializeToString,
+                response_deserializer=labkit_dot_csi_dot_csi__pb2.CreateSnapshotResponse.FromString,
+                _registered_method=True)
+        self.DeleteSnapshot = channel.unary_unary(
+                '/csi.v1.Controller/DeleteSnapshot',
+                request_serializer=labkit_dot_csi_dot_csi__pb2.DeleteSnapshotRequest.SerializeToString,
+                response_deserializer=labkit_dot_csi_dot_csi__pb2.DeleteSnapshotResponse.FromString,
+                _registered_method=True)
 
 
 class ControllerServicer:
@@ -230,6 +240,18 @@ class ControllerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateSnapshot(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSnapshot(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControllerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -247,6 +269,16 @@ def add_ControllerServicer_to_server(servicer, server):
                     servicer.ControllerGetCapabilities,
                     request_deserializer=labkit_dot_csi_dot_csi__pb2.ControllerGetCapabilitiesRequest.FromString,
                     response_serializer=labkit_dot_csi_dot_csi__pb2.ControllerGetCapabilitiesResponse.SerializeToString,
+            ),
+            'CreateSnapshot': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSnapshot,
+                    request_deserializer=labkit_dot_csi_dot_csi__pb2.CreateSnapshotRequest.FromString,
+                    response_serializer=labkit_dot_csi_dot_csi__pb2.CreateSnapshotResponse.SerializeToString,
+            ),
+            'DeleteSnapshot': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSnapshot,
+                    request_deserializer=labkit_dot_csi_dot_csi__pb2.DeleteSnapshotRequest.FromString,
+                    response_serializer=labkit_dot_csi_dot_csi__pb2.DeleteSnapshotResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -330,6 +362,60 @@ class Controller:
             '/csi.v1.Controller/ControllerGetCapabilities',
             labkit_dot_csi_dot_csi__pb2.ControllerGetCapabilitiesRequest.SerializeToString,
             labkit_dot_csi_dot_csi__pb2.ControllerGetCapabilitiesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSnapshot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/csi.v1.Controller/CreateSnapshot',
+            labkit_dot_csi_dot_csi__pb2.CreateSnapshotRequest.SerializeToString,
+            labkit_dot_csi_dot_csi__pb2.CreateSnapshotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSnapshot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/csi.v1.Controller/DeleteSnapshot',
+            labkit_dot_csi_dot_csi__pb2.DeleteSnapshotRequest.SerializeToString,
+            labkit_dot_csi_dot_csi__pb2.DeleteSnapshotResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -126,6 +126,9 @@ _OWN_SCHEMAS = {("apiextensions.k8s.io", "CustomResourceDefinition"):
                 "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
                 ("certificates.k8s.io", "CertificateSigningRequest"):
                 "io.k8s.api.certificates.v1.CertificateSigningRequest"}
+# CSI snapshots are CRDs in Kubernetes (the external snapshotter's): named as kube-apiserver names a CRD's schema
+_OWN_SCHEMAS.update({("snapshot.storage.k8s.io", kind): f"io.k8s.storage.snapshot.v1.{kind}"
+                     for kind in ("VolumeSnapshotClass", "VolumeSnapshot", "VolumeSnapshotContent")})
 
 
 def _schema_name(rt: ResourceType) -> str:

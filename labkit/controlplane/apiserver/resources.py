@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from . import autoscaling, ingress, limitranger, priority, resourcequota
+from . import autoscaling, ingress, limitranger, priority, resourcequota, snapshots
 from . import validation as v
 from . import workloads as w
 from .crddefinition import default_crd, validate_crd
@@ -293,3 +293,18 @@ def group_versions() -> dict[str, list[str]]:
 def in_group_version(group: str, version: str) -> list[ResourceType]:
     """The resources of one group/version, for its discovery and OpenAPI documents."""
     return [r for r in RESOURCES if r.group == group and r.version == version]
+
+# Backup (issue 14): CSI snapshots; the snapshot controller calls the driver's CreateSnapshot
+# (see snapshots.py and controllers/volumesnapshot.py)
+RESOURCES += [
+    ResourceType("snapshot.storage.k8s.io", "v1", "volumesnapshotclasses", "VolumeSnapshotClass", namespaced=False,
+                 short_names=("vsclass", "vsclasses"), validator=snapshots.validate_volumesnapshotclass,
+                 has_generation=False, top_fields=frozenset({"driver", "parameters", "deletionPolicy"})),
+    ResourceType("snapshot.storage.k8s.io", "v1", "volumesnapshots", "VolumeSnapshot", short_names=("vs",),
+                 subresources=("status",), validator=snapshots.validate_volumesnapshot),
+    ResourceType("snapshot.storage.k8s.io", "v1", "volumesnapshotcontents", "VolumeSnapshotContent",
+                 namespaced=False, short_names=("vsc", "vscs"), subresources=("status",),
+                 validator=snapshots.validate_volumesnapshotcontent),
+]
+BY_PATH.update({(r.group, r.version, r.plural): r for r in RESOURCES[-3:]})
+BY_PLURAL.update({r.plural: r for r in RESOURCES[-3:]})

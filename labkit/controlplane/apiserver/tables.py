@@ -14,6 +14,8 @@ from typing import Any
 from labkit.client.selectors import InvalidSelector, format_selector
 from labkit.client.timestamps import parse_time
 
+from . import snapshots
+
 Column = tuple[str, str, int]  # name, type, priority
 RowFn = Callable[[dict, float], list]
 
@@ -479,3 +481,15 @@ def table(resource: str, objs: list[dict], meta: dict, include: str = "Metadata"
         t["columnDefinitions"] = column_definitions(resource)
     t["rows"] = [row(resource, o, include, now) for o in objs]
     return t
+
+# CSI snapshots (issue 14, backup): the external snapshotter CRDs' printer columns
+PRINTERS["volumesnapshots"] = ([("Name", S, 0), ("ReadyToUse", B, 0), ("SourcePVC", S, 0),
+                                ("SourceSnapshotContent", S, 0), ("RestoreSize", S, 0), ("SnapshotClass", S, 0),
+                                ("SnapshotContent", S, 0), ("CreationTime", S, 0), ("Age", S, 0)],
+                               lambda o, now: snapshots.volumesnapshot_row(o, now, age))
+PRINTERS["volumesnapshotcontents"] = ([("Name", S, 0), ("ReadyToUse", B, 0), ("RestoreSize", N, 0),
+                                       ("DeletionPolicy", S, 0), ("Driver", S, 0), ("VolumeSnapshotClass", S, 0),
+                                       ("VolumeSnapshot", S, 0), ("VolumeSnapshotNamespace", S, 0), ("Age", S, 0)],
+                                      lambda o, now: snapshots.volumesnapshotcontent_row(o, now, age))
+PRINTERS["volumesnapshotclasses"] = ([("Name", S, 0), ("Driver", S, 0), ("DeletionPolicy", S, 0), ("Age", S, 0)],
+                                     lambda o, now: snapshots.volumesnapshotclass_row(o, now, age))

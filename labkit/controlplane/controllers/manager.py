@@ -22,6 +22,7 @@ from labkit.controlplane.controllers.replicaset import ReplicaSetController
 from labkit.controlplane.controllers.resourcequota import ResourceQuotaController
 from labkit.controlplane.controllers.serviceaccount import ServiceAccountsController
 from labkit.controlplane.controllers.statefulset import StatefulSetController
+from labkit.controlplane.controllers.volumesnapshot import VolumeSnapshotController
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ ALL += ("job", "ttlafterfinished", "cronjob", "daemonset", "statefulset")  # the
 ALL += ("resourcequota",)
 ALL += ("horizontalpodautoscaling",)
 ALL += ("serviceaccount",)
+ALL += ("volumesnapshot",)  # CSI snapshots (backup)
 
 
 class ControllerManager:
@@ -73,6 +75,8 @@ class ControllerManager:
                 downscale_stabilization=hpa_downscale_stabilization))
         if "serviceaccount" in controllers:
             self.controllers.append(ServiceAccountsController(client, inf, rec("serviceaccount-controller")))
+        if "volumesnapshot" in controllers:
+            self.controllers.append(VolumeSnapshotController(client, inf, rec("snapshot-controller")))
         if "pvbinder" in controllers:
             try:
                 self.controllers.append(PersistentVolumeBinder(client, inf, rec("persistentvolume-controller")))

@@ -8,7 +8,8 @@ claims and volumes through the apiserver and:
    the access modes asked for): ``pv.spec.claimRef`` and ``pvc.spec.volumeName`` point at each
    other and both become ``Bound``;
 2. if none fits and the claim's StorageClass names a CSI driver that some node registered,
-   calls the driver's ``CreateVolume`` and creates the PV itself (dynamic provisioning);
+   calls the driver's ``CreateVolume`` and creates the PV itself (dynamic provisioning); a claim
+   whose ``dataSource`` is a VolumeSnapshot gets a new volume made from that snapshot's data;
 3. when a claim is deleted, releases its PV: ``Delete`` reclaim calls ``DeleteVolume`` and
    removes the PV, ``Retain`` leaves it ``Released`` with its data.
 
@@ -61,6 +62,17 @@ def claim_class(pvc: dict, classes: list[dict]) -> str:
         if (sc["metadata"].get("annotations") or {}).get(DEFAULT_CLASS_ANNOTATION) == "true":
             return sc["metadata"]["name"]
     return ""
+
+
+def _data_source(pvc: dict) -> dict | None:
+    """The claim's VolumeSnapshot data source (``dataSource`` or ``dataSourceRef``), if it names one."""
+    spec = pvc.get("spec") or {}
+    for field in ("dataSourceRef", "dataSource"):
+        src = spec.get(field)
+        if isinstance(src, dict) and src.get("kind") == "VolumeSnapshot" \
+                and src.get("apiGroup", "snapshot.storage.k8s.io") == "snapshot.storage.k8s.io":
+            return src
+    return None
 
 
 def find_match(pvc: dict, pvs: list[dict], storage_class: str) -> dict | None:
@@ -160,11 +172,13 @@ class PersistentVolumeBinder(Controller):
             # a bind already under way (our last pass, seen late through the watch) is finished, never redone
             pv = next((p for p in pvs if p["metadata"]["name"] == (pvc.get("spec") or {}).get("volumeName")), None) \
                 or next((p for p in pvs if ((p.get("spec") or {}).get("claimRef") or {}).get("uid") == uid), None) \
-                or find_match(pvc, pvs, sc)
+                or (None if _data_source(pvc) else find_match(pvc, pvs, sc))  # restored data needs a new volume
             if pv is None:
                 provisioner = (by_name.get(sc) or {}).get("provisioner")
                 if provisioner in self.provisioners:
                     pv = await self.provision(pvc, sc, by_name[sc])
+                    if pv is None:  # its data source is not ready yet: the next pass tries again
+                        continue
                 else:
                     why = (f"storageclass {sc!r} has provisioner {provisioner!r}, which no node has registered "
                            "(no CSINode lists it with a CSIDriver object)"
@@ -176,11 +190,16 @@ class PersistentVolumeBinder(Controller):
             pvs = [p for p in pvs if p["metadata"]["name"] != pv["metadata"]["name"]]
         await self.release(pvs)
 
-    async def provision(self, pvc: dict, sc_name: str, sc: dict) -> dict:
-        """CreateVolume on the class's CSI driver, then create the PV that describes it."""
+    async def provision(self, pvc: dict, sc_name: str, sc: dict) -> dict | None:
+        """CreateVolume on the class's CSI driver (from the claim's snapshot, if it names one), then create
+        the PV that describes it; None while the snapshot is not ready."""
         name = f"pvc-{pvc['metadata']['uid']}"
         driver = sc["provisioner"]
-        vol = await self._call_driver(driver, "create_volume", name, _request(pvc) or 1 << 30, sc.get("parameters"))
+        snapshot = await self._snapshot_handle(pvc) if _data_source(pvc) else None
+        if _data_source(pvc) and snapshot is None:
+            return None
+        vol = await self._call_driver(driver, "create_volume", name, _request(pvc) or 1 << 30, sc.get("parameters"),
+                                      snapshot)
         pv = {
             "apiVersion": "v1", "kind": "PersistentVolume",
             "metadata": {"name": name, "annotations": {"pv.kubernetes.io/provisioned-by": driver}},
@@ -201,6 +220,27 @@ class PersistentVolumeBinder(Controller):
         await self._event(pvc, "Normal", "ProvisioningSucceeded",
                           f"Successfully provisioned volume {name} using {driver}")
         return created
+
+    async def _snapshot_handle(self, pvc: dict) -> str | None:
+        """The CSI snapshot id a claim's ``dataSource`` VolumeSnapshot stands for; None (and a retry soon) while not ready."""
+        from labkit.controlplane.controllers.volumesnapshot import snapshot_handle
+
+        source = _data_source(pvc) or {}
+        ns = pvc["metadata"].get("namespace", "default")
+        try:
+            vs = await self.client.get("volumesnapshots", source.get("name", ""), ns)
+            contents = (await self.client.list("volumesnapshotcontents"))["items"]
+        except ApiError as exc:
+            if exc.code != 404:
+                raise
+            vs, contents = {}, []
+        handle = snapshot_handle(vs, contents) if vs else None
+        if handle is None:
+            why = (f"waiting for VolumeSnapshot {ns}/{source.get('name')} to be ready to use"
+                   if vs else f"VolumeSnapshot {ns}/{source.get('name')} does not exist")
+            await self._event(pvc, "Normal", "WaitForSnapshot", why)
+            self.queue.add_after("*", 1.0)
+        return handle
 
     async def bind(self, pvc: dict, pv: dict) -> None:
         md = pvc["metadata"]

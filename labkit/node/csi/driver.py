@@ -4,7 +4,11 @@ It implements the three CSI services a storage vendor ships, over gRPC on a unix
 
 * **Identity**  - GetPluginInfo, GetPluginCapabilities, Probe: "who are you, are you ready?"
 * **Controller** - CreateVolume / DeleteVolume: make or destroy a volume (here: a directory
-  under ``--root``); called by the provisioner when a claim needs a new volume.
+  under ``--root``); called by the provisioner when a claim needs a new volume. CreateSnapshot /
+  DeleteSnapshot: copy a volume's files aside (under ``<root>-snapshots``), called by the snapshot
+  controller for a VolumeSnapshot; CreateVolume with a snapshot as its content source starts the
+  new volume as a copy of that snapshot. (Like the upstream hostpath driver, the copy is taken
+  while the pod may write: crash-consistent per file, not an atomic freeze of the volume.)
 * **Node** - NodePublishVolume / NodeUnpublishVolume: make a volume appear at the path the
   kubelet chose for a pod (here: ``mount --bind``), and take it away again.
 
@@ -21,11 +25,12 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from concurrent import futures
 from pathlib import Path
 
 import grpc
-from google.protobuf import wrappers_pb2
+from google.protobuf import timestamp_pb2, wrappers_pb2
 
 from labkit import paths
 from labkit.csi import csi_pb2 as pb
@@ -69,6 +74,7 @@ class HostPathDriver(pb_grpc.IdentityServicer, pb_grpc.ControllerServicer, pb_gr
     def __init__(self, root: str | os.PathLike, node_id: str = "labkit-node"):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self.snapshot_root = self.root.with_name(self.root.name + "-snapshots")
         self.node_id = node_id
         self.calls: list[str] = []  # method names in order: the lab shows the protocol with these
 
@@ -76,6 +82,11 @@ class HostPathDriver(pb_grpc.IdentityServicer, pb_grpc.ControllerServicer, pb_gr
         if not _SAFE_ID.match(volume_id or ""):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"volume_id {volume_id!r} is not a valid volume id")
         return self.root / volume_id
+
+    def _snapshot_dir(self, snapshot_id: str, context) -> Path:
+        if not _SAFE_ID.match(snapshot_id or ""):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"snapshot_id {snapshot_id!r} is not a valid snapshot id")
+        return self.snapshot_root / snapshot_id
 
     # --- Identity ---------------------------------------------------------
     def GetPluginInfo(self, request, context):
@@ -94,8 +105,10 @@ class HostPathDriver(pb_grpc.IdentityServicer, pb_grpc.ControllerServicer, pb_gr
     # --- Controller -------------------------------------------------------
     def ControllerGetCapabilities(self, request, context):
         self.calls.append("ControllerGetCapabilities")
-        rpc = pb.ControllerServiceCapability.RPC(type=pb.ControllerServiceCapability.RPC.CREATE_DELETE_VOLUME)
-        return pb.ControllerGetCapabilitiesResponse(capabilities=[pb.ControllerServiceCapability(rpc=rpc)])
+        rpc = pb.ControllerServiceCapability.RPC
+        return pb.ControllerGetCapabilitiesResponse(capabilities=[
+            pb.ControllerServiceCapability(rpc=rpc(type=t))
+            for t in (rpc.CREATE_DELETE_VOLUME, rpc.CREATE_DELETE_SNAPSHOT)])
 
     def CreateVolume(self, request, context):
         self.calls.append("CreateVolume")
@@ -106,10 +119,50 @@ class HostPathDriver(pb_grpc.IdentityServicer, pb_grpc.ControllerServicer, pb_gr
         if any(c.HasField("block") for c in request.volume_capabilities):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "hostpath volumes are filesystems; block access is not offered")
         d = self._volume_dir(request.name, context)
-        d.mkdir(exist_ok=True)  # idempotent: the same name twice is the same volume
         size = request.capacity_range.required_bytes or 1 << 30
+        source = request.volume_content_source if request.HasField("volume_content_source") else None
+        if source is not None and source.HasField("volume"):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "hostpath does not clone volumes; restore from a snapshot")
+        if source is not None and source.HasField("snapshot"):
+            snap = self._snapshot_dir(source.snapshot.snapshot_id, context)
+            if not snap.is_dir():
+                context.abort(grpc.StatusCode.NOT_FOUND, f"snapshot {source.snapshot.snapshot_id} does not exist")
+            if not d.exists():  # idempotent: a retried call finds the volume already made
+                tmp = d.with_name(d.name + ".restoring")
+                shutil.rmtree(tmp, ignore_errors=True)
+                shutil.copytree(snap, tmp, symlinks=True)
+                tmp.rename(d)
+        d.mkdir(exist_ok=True)  # idempotent: the same name twice is the same volume
         return pb.CreateVolumeResponse(volume=pb.Volume(volume_id=request.name, capacity_bytes=size,
-                                                        volume_context={"path": str(d)}))
+                                                        volume_context={"path": str(d)},
+                                                        content_source=source))
+
+    def CreateSnapshot(self, request, context):
+        self.calls.append("CreateSnapshot")
+        if not request.name or not request.source_volume_id:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "CreateSnapshot needs a name and a source_volume_id")
+        src = self._volume_dir(request.source_volume_id, context)
+        snap = self._snapshot_dir(request.name, context)
+        if not src.is_dir():
+            context.abort(grpc.StatusCode.NOT_FOUND, f"volume {request.source_volume_id} does not exist under {self.root}")
+        if not snap.exists():  # idempotent: the same name twice is the same snapshot
+            tmp = snap.with_name(snap.name + ".taking")
+            shutil.rmtree(tmp, ignore_errors=True)
+            self.snapshot_root.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(src, tmp, symlinks=True)
+            tmp.rename(snap)
+        size = sum(f.stat().st_size for f in snap.rglob("*") if f.is_file() and not f.is_symlink())
+        created = timestamp_pb2.Timestamp()
+        created.FromNanoseconds(int(snap.stat().st_mtime * 1e9) if snap.exists() else time.time_ns())
+        return pb.CreateSnapshotResponse(snapshot=pb.Snapshot(
+            snapshot_id=request.name, source_volume_id=request.source_volume_id, size_bytes=size,
+            creation_time=created, ready_to_use=True))
+
+    def DeleteSnapshot(self, request, context):
+        self.calls.append("DeleteSnapshot")
+        snap = self._snapshot_dir(request.snapshot_id, context)
+        shutil.rmtree(snap, ignore_errors=True)  # idempotent: a missing snapshot is already deleted
+        return pb.DeleteSnapshotResponse()
 
     def DeleteVolume(self, request, context):
         self.calls.append("DeleteVolume")

@@ -14,6 +14,7 @@ lab added.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -38,6 +39,11 @@ NOT_SHOWN = ("the routing mesh answering on a node with no task (there is no oth
              "Raft quorum loss and recovery (one manager: stopping it stops the whole swarm)",
              "backup of a manager's state (it needs the engine stopped: here that is the host's Docker)",
              "disaster recovery with docker swarm init --force-new-cluster (the same reason)")
+
+
+def onenode_dir() -> Path:
+    """Where the fallback keeps each run's work files (``labkit gc`` removes those of dead owners)."""
+    return paths.state_dir() / "swarm-onenode"
 
 
 def _free_port() -> int:
@@ -91,7 +97,7 @@ class OneNodeSwarm:
     id: str = field(default_factory=lambda: secrets.token_hex(3))
 
     def __post_init__(self) -> None:
-        self.folder = paths.state_dir() / "swarm-onenode" / self.id
+        self.folder = onenode_dir() / self.id
         self.engines = [HostEngine(self.folder)]
         self.indexes = (1,)
         #: host ports for the lab's gateway and mesh services: free ones, not 8080/8081 of a busy host
@@ -112,6 +118,7 @@ class OneNodeSwarm:
         engine = self.engines[0]
         engine.docker("info", "--format", "{{.ServerVersion}}", timeout=20)  # a plain error if it is down
         self.folder.mkdir(parents=True)
+        (self.folder / "owner.json").write_text(json.dumps({"pid": os.getpid()}))  # for labkit gc
         self._mode = one_node_swarm()
         try:
             self._mode.__enter__()
@@ -214,6 +221,10 @@ def start_swarm(managers: int = 3, images: tuple[str, ...] = ("busybox",)) -> Sw
         except (EngineError, RuntimeError, OSError) as exc:
             why = f"the nested engines could not start: {exc}"
     one = OneNodeSwarm(why_not=why, images=images)
-    one.start()
+    try:
+        one.start()
+    except EngineError as exc:
+        raise EngineError(f"no swarm can run here: {why}; and the one-node fallback could not start either: "
+                          f"{exc}") from exc
     return one
 

@@ -11,10 +11,12 @@ probed by :func:`host_allows`; the lab says which parts it could not show.
 * :mod:`labkit.swarm.cluster` - three engines made into a swarm of managers
 * :mod:`labkit.swarm.hostcheck` - what the kernel offers
 * :mod:`labkit.swarm.leftovers` - the ``swarm-engines`` kind of ``labkit gc``
+* :mod:`labkit.swarm.onenode` - the one-node fallback on the host's engine, and :func:`start_swarm`
 """
 
 from labkit.swarm.cluster import Swarm
 from labkit.swarm.engine import Engine
 from labkit.swarm.hostcheck import HostCheck, host_allows
+from labkit.swarm.onenode import OneNodeSwarm, start_swarm
 
-__all__ = ["Engine", "HostCheck", "Swarm", "host_allows"]
+__all__ = ["Engine", "HostCheck", "OneNodeSwarm", "Swarm", "host_allows", "start_swarm"]

@@ -38,6 +38,14 @@ class Swarm:
         self.managers, self.workers, self.images = managers, workers, images
         self.engines = [Engine(self.id, i, self.folder / f"n{i}") for i in range(1, managers + workers + 1)]
         self.network = network.SwarmNetwork(self.id, len(self.engines))
+        self.indexes = tuple(e.index for e in self.engines)
+        #: host ports of the lab's gateway and mesh services (inside the nodes' own namespaces)
+        self.published = (8080, 8081)
+
+    #: three engines run (the one-node fallback, :class:`labkit.swarm.onenode.OneNodeSwarm`, says False)
+    nested = True
+    why_not = ""
+    note = ""
 
     # --- life cycle -------------------------------------------------------------------
     def __enter__(self) -> Swarm:
@@ -97,6 +105,10 @@ class Swarm:
     def node(self, index: int) -> Engine:
         return self.engines[index - 1]
 
+    def hostname(self, index: int) -> str:
+        """The name ``docker node ls`` shows for node ``index``."""
+        return self.node(index).name
+
     def docker(self, index: int, *args: str, **kw: object) -> str:
         """The docker CLI against node ``index`` (1-based)."""
         return self.node(index).docker(*args, **kw)  # type: ignore[arg-type]
@@ -113,7 +125,7 @@ class Swarm:
             if not e.running() or (via is not None and e.index not in via):
                 continue
             try:
-                out = e.docker("node", "ls", "--format", "{{json .}}", timeout=5)
+                out = e.docker("node", "ls", "--format", "{{json .}}", timeout=2)  # it hangs while there is none
                 for n in (json.loads(line) for line in out.splitlines()):
                     if n.get("ManagerStatus") == "Leader":
                         return int(n["Hostname"].removeprefix("node-"))

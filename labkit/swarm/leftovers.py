@@ -135,14 +135,26 @@ def _orphans() -> list[Path]:
     return [f for f in sorted(d.iterdir()) if f.is_dir() and not owner_alive(f)]
 
 
+def _onenode_orphans() -> list[Path]:
+    """Work folders of one-node fallback runs whose owner died (swarm mode itself is the
+    ``docker-swarm`` marker's business, see :mod:`labkit.runtime.swarm`)."""
+    d = paths.state_dir() / "swarm-onenode"
+    if not d.is_dir():
+        return []
+    return [f for f in sorted(d.iterdir()) if f.is_dir() and not owner_alive(f)]
+
+
 def _leaks() -> list[Leak]:
     return [Leak("swarm-engines", f"{f} (swarm {f.name}: dockerd x{len(list(f.glob('n*')))}, "
-                                  f"bridge {network.bridge_name(f.name)})") for f in _orphans()]
+                                  f"bridge {network.bridge_name(f.name)})") for f in _orphans()] + [
+        Leak("swarm-engines", f"{f} (work files of a one-node swarm run)") for f in _onenode_orphans()]
 
 
 def _remove() -> None:
     for f in _orphans():
         tear_down(f)
+    for f in _onenode_orphans():
+        shutil.rmtree(f, ignore_errors=True)
 
 
 SWARM_ENGINES = Kind("swarm-engines", _leaks, _remove)

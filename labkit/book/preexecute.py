@@ -145,31 +145,36 @@ def preexecute(book: Path, toc: Path, s: Settings, results: Path, jobs: int) -> 
     if todo:
         log(f"executing {len(todo)} pages, {min(jobs, len(together)) or 1} at a time"
             + (f" (then {len(alone)} alone: {', '.join(p.name for p, _ in alone)})" if alone else ""))
-    # spawn, not fork: the parent holds jupyter-cache's sqlite connection
-    with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=get_context("spawn")) as pool:
-        running: dict[Future, Page] = {}
-        queue = list(together)
-        while queue or running:
-            while queue and len(running) < jobs:
-                page, nb = queue.pop(0)
-                running[pool.submit(_execute, nb, str(page.path.parent), s.timeout, s.allow_errors)] = page
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for fut in done:
-                store(running.pop(fut), *fut.result(), {})
-        for page, nb in alone:
-            store(page, *pool.submit(_execute, nb, str(page.path.parent), s.timeout, s.allow_errors).result(), {})
+    def run(page: Page, nb: nbformat.NotebookNode) -> tuple:
+        return _execute(nb, str(page.path.parent), s.timeout, s.allow_errors)
 
-        digest = results_digest(results)
-        for page in later:
-            nb = read_notebook(page, s.extensions)
-            if nb is None:
-                continue
-            record = cached(nb)
-            if record is not None and (record.data or {}).get(RESULTS_KEY) == digest:
-                continue
-            store(page, *pool.submit(_execute, nb, str(page.path.parent), s.timeout, s.allow_errors).result(),
-                  {RESULTS_KEY: digest})
-            os.utime(page.path)  # Sphinx reads it again, and myst-nb takes the new run from the cache
+    if len(together) > 1 and jobs > 1:
+        # spawn, not fork: the parent holds jupyter-cache's sqlite connection
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+            running: dict[Future, Page] = {}
+            queue = list(together)
+            while queue or running:
+                while queue and len(running) < jobs:
+                    page, nb = queue.pop(0)
+                    running[pool.submit(_execute, nb, str(page.path.parent), s.timeout, s.allow_errors)] = page
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    store(running.pop(fut), *fut.result(), {})
+    else:
+        alone = together + alone
+    for page, nb in alone:  # in this process, one at a time
+        store(page, *run(page, nb), {})
+
+    digest = results_digest(results)
+    for page in later:
+        nb = read_notebook(page, s.extensions)
+        if nb is None:
+            continue
+        record = cached(nb)
+        if record is not None and (record.data or {}).get(RESULTS_KEY) == digest:
+            continue
+        store(page, *run(page, nb), {RESULTS_KEY: digest})
+        os.utime(page.path)  # Sphinx reads it again, and myst-nb takes the new run from the cache
     if todo:
         log(f"pages executed in {time.monotonic() - t0:.1f} s")
     return failed

@@ -113,6 +113,8 @@ def main(argv: list[str]) -> int:
     except PageOrderError as exc:
         print(f"build: FAILED: {exc}")
         return 1
+    except Exception as exc:  # noqa: BLE001 - the build below still executes every page, one at a time
+        print(f"build: executing pages ahead failed ({type(exc).__name__}: {exc}); jupyter-book runs them one by one")
     # through this interpreter, not the jupyter-book script: a copied venv's scripts name the old path
     jb = [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())"]
     rc = subprocess.run([*jb, "build", str(book), *flags], check=False).returncode

@@ -42,7 +42,7 @@ def test_after_pages_come_last_in_dependency_order(tmp_path: Path) -> None:
         "    - file: summary\n")
     (tmp_path / "labs").mkdir()
     page(tmp_path, "intro", "1")
-    page(tmp_path, "labs/a", "1")
+    page(tmp_path, "labs/a", "1", "labkit:\n  alone: true\n")
     page(tmp_path, "side", "1", "labkit:\n  after: all\n")
     page(tmp_path, "summary", "1", "labkit:\n  after: [side]\n")
     names = toc_files(tmp_path / "_toc.yml")
@@ -51,6 +51,7 @@ def test_after_pages_come_last_in_dependency_order(tmp_path: Path) -> None:
     first, later = phases([p for p in pages if p])
     assert [p.name for p in first] == ["intro", "labs/a"]
     assert [p.name for p in later] == ["side", "summary"]
+    assert [p.name for p in first if p.alone] == ["labs/a"]
 
 
 def test_an_after_that_cannot_be_honoured_says_which_page_and_why() -> None:

@@ -94,7 +94,8 @@ def main(argv: list[str]) -> int:
     book = Path(argv[0] if argv else ".").resolve()
     jobs, flags = take_jobs(argv[1:])
     html = build_dir(book, flags) / "html"
-    for page, log in error_logs(html).items():
+    failed_before = error_logs(html)
+    for page, log in failed_before.items():
         src = source_of(book, page)
         if src is not None:
             print(f"build: {page} failed in an earlier build: executing it again")
@@ -109,7 +110,7 @@ def main(argv: list[str]) -> int:
     # the comparison records sit beside the cache the pages are executed into; the kernels write there
     results = Path(os.environ.setdefault("LABKIT_RESULTS", str(settings.cache.parent / "results")))
     try:
-        pre.preexecute(book, toc, settings, results, jobs or pre.default_jobs())
+        pre.preexecute(book, toc, settings, results, jobs or pre.default_jobs(), frozenset(failed_before))
     except PageOrderError as exc:
         print(f"build: FAILED: {exc}")
         return 1

@@ -107,8 +107,13 @@ def log(msg: str) -> None:
     print(f"book: {msg}", flush=True)
 
 
-def preexecute(book: Path, toc: Path, s: Settings, results: Path, jobs: int) -> list[str]:
-    """Run every uncached page (``jobs`` at a time) into the cache; return the pages that failed."""
+def preexecute(book: Path, toc: Path, s: Settings, results: Path, jobs: int,
+               leave: frozenset[str] = frozenset()) -> list[str]:
+    """Run every uncached page (``jobs`` at a time) into the cache; return the pages that failed.
+
+    ``leave``: pages that failed in an earlier build; myst-nb runs them (again) and reports them, so
+    running them here as well would only run a broken page twice.
+    """
     from jupyter_cache import get_cache
     from jupyter_cache.base import CacheBundleIn
 
@@ -136,6 +141,8 @@ def preexecute(book: Path, toc: Path, s: Settings, results: Path, jobs: int) -> 
 
     todo: list[tuple[Page, nbformat.NotebookNode]] = []
     for page in first:
+        if page.name in leave:
+            continue
         nb = read_notebook(page, s.extensions)
         if nb is not None and cached(nb) is None:
             todo.append((page, nb))

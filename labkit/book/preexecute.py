@@ -146,6 +146,8 @@ def preexecute(book: Path, toc: Path, s: Settings, results: Path, jobs: int,
         nb = read_notebook(page, s.extensions)
         if nb is not None and cached(nb) is None:
             todo.append((page, nb))
+    if len(todo) <= 1 and not later:
+        return []  # nothing to run side by side and nothing to order: myst-nb runs it, as it would anyway
     together = [t for t in todo if not t[0].alone]
     alone = [t for t in todo if t[0].alone]
     t0 = time.monotonic()

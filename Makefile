@@ -49,7 +49,8 @@ test: book
 	# (the summary line counts reruns, and -rR names each in "rerun test summary info": a test listed there
 	# is flaky and gets fixed), so one slow moment does not fail the run, and a real bug still does.
 	# After the run, tests/conftest.py fails it if anything labkit made is left on the host.
-	$(PY) -m pytest -raR --reruns 1 --reruns-delay 2 tests
+	# --durations: the log names the 30 slowest tests, so CI time can be watched where it is spent
+	$(PY) -m pytest -raR --reruns 1 --reruns-delay 2 --durations=30 tests
 
 lint: setup
 	$(VENV)/bin/ruff check labkit tests benchmarks

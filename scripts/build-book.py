@@ -15,6 +15,11 @@ build unseen. The rule here:
 
 (An earlier version compared the log's time with the build's start; two builds run back to back
 within a second then took the old log for a new one.)
+
+Before jupyter-book reads the pages, :mod:`labkit.book.preexecute` executes every page that is not
+in the execution cache, several at a time (``--jobs N`` or ``$LABKIT_BOOK_JOBS``; default: CPUs + 1),
+and pages marked ``labkit: {after: ...}`` last. A page that fails there is left out of the cache, so
+myst-nb runs it again during the build and rule 2 applies to it as before.
 """
 
 from __future__ import annotations
@@ -55,6 +60,29 @@ def broken_pages(html: Path) -> list[str]:
                   if "reports" not in p.relative_to(html).parts and BROKEN.search(p.read_text(errors="replace")))
 
 
+def flag_value(flags: list[str], name: str) -> str | None:
+    """The value of ``--name VALUE`` or ``--name=VALUE`` among jupyter-book's flags."""
+    for i, flag in enumerate(flags):
+        if flag == name and i + 1 < len(flags):
+            return flags[i + 1]
+        if flag.startswith(name + "="):
+            return flag.split("=", 1)[1]
+    return None
+
+
+def take_jobs(flags: list[str]) -> tuple[int | None, list[str]]:
+    """``--jobs N`` is this script's own flag: (N or None, the flags left for jupyter-book)."""
+    value = flag_value(flags, "--jobs")
+    if value is None:
+        return None, flags
+    rest = [f for i, f in enumerate(flags)
+            if not (f == "--jobs" or f.startswith("--jobs=") or (i > 0 and flags[i - 1] == "--jobs"))]
+    try:
+        return max(1, int(value)), rest
+    except ValueError:
+        raise SystemExit(f"--jobs {value!r}: give a whole number of pages to run at once") from None
+
+
 def source_of(book: Path, page: str) -> Path | None:
     for suffix in SOURCE_SUFFIXES:
         if (book / (page + suffix)).is_file():
@@ -64,14 +92,30 @@ def source_of(book: Path, page: str) -> Path | None:
 
 def main(argv: list[str]) -> int:
     book = Path(argv[0] if argv else ".").resolve()
-    flags = argv[1:]
+    jobs, flags = take_jobs(argv[1:])
     html = build_dir(book, flags) / "html"
-    for page, log in error_logs(html).items():
+    failed_before = error_logs(html)
+    for page, log in failed_before.items():
         src = source_of(book, page)
         if src is not None:
             print(f"build: {page} failed in an earlier build: executing it again")
             os.utime(src)
         log.unlink()  # a page that fails again gets a new one; a page that is gone needs none
+    from labkit.book import preexecute as pre
+    from labkit.book.pages import PageOrderError
+
+    config = Path(flag_value(flags, "--config") or book / "_config.yml")
+    toc = Path(flag_value(flags, "--toc") or book / "_toc.yml")
+    settings = pre.settings(book, config, html.parent)
+    # the comparison records sit beside the cache the pages are executed into; the kernels write there
+    results = Path(os.environ.setdefault("LABKIT_RESULTS", str(settings.cache.parent / "results")))
+    try:
+        pre.preexecute(book, toc, settings, results, jobs or pre.default_jobs(), frozenset(failed_before))
+    except PageOrderError as exc:
+        print(f"build: FAILED: {exc}")
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the build below still executes every page, one at a time
+        print(f"build: executing pages ahead failed ({type(exc).__name__}: {exc}); jupyter-book runs them one by one")
     # through this interpreter, not the jupyter-book script: a copied venv's scripts name the old path
     jb = [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())"]
     rc = subprocess.run([*jb, "build", str(book), *flags], check=False).returncode

@@ -39,7 +39,7 @@ ROUTES = [
     ('GET', '/nope', None, 404, NO_PATH),
     ('GET', '/api', None, 200, 'APIVersions'),
     ('GET', '/api/', None, 200, 'APIVersions'),
-    ('GET', '/apis', None, 200, '<large>'),  # an APIGroupList: past 1.5 kB since snapshot.storage.k8s.io
+    ('GET', '/apis', None, 200, 'APIGroupList'),
     ('POST', '/api', None, 200, 'APIVersions'),
     ('GET', '/api/v1', None, 200, '<large>'),
     ('GET', '/api/v2', None, 404, NO_PATH),

@@ -85,3 +85,23 @@ class CSIClient:
 
     def close(self) -> None:
         self._ch.close()
+
+
+async def call_controller_service(endpoints: list[str], driver: str, method: str, *args):  # noqa: ANN201
+    """One Controller-service call for ``driver``, at the next endpoint when one does not answer (a
+    node that went away without unregistering leaves its address behind); what the PV binder and the
+    snapshot controller both do."""
+    import asyncio
+
+    from labkit.client import ApiError
+
+    for i, endpoint in enumerate(endpoints):
+        client = CSIClient(endpoint)
+        try:
+            return await asyncio.to_thread(getattr(client, method), *args)
+        except CSIError as exc:
+            if exc.code != "UNAVAILABLE" or i == len(endpoints) - 1:
+                raise
+        finally:
+            client.close()
+    raise ApiError(503, "ServiceUnavailable", f"no node publishes an endpoint for CSI driver {driver!r}")

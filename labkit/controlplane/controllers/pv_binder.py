@@ -126,21 +126,9 @@ class PersistentVolumeBinder(Controller):
         return controller_endpoints(self.csinodes.list(), self.csidrivers.list())
 
     async def _call_driver(self, driver: str, method: str, *args):
-        """One Controller-service call on the driver, at the next endpoint when one does not answer
-        (a node that went away without unregistering leaves its address behind)."""
-        from labkit.csi.client import CSIClient, CSIError  # the CSI protocol's gRPC stubs
+        from labkit.csi.client import call_controller_service  # the CSI protocol's gRPC stubs
 
-        endpoints = self.provisioners.get(driver) or []
-        for i, endpoint in enumerate(endpoints):
-            client = CSIClient(endpoint)
-            try:
-                return await asyncio.to_thread(getattr(client, method), *args)
-            except CSIError as exc:
-                if exc.code != "UNAVAILABLE" or i == len(endpoints) - 1:
-                    raise
-            finally:
-                client.close()
-        raise ApiError(503, "ServiceUnavailable", f"no node publishes an endpoint for CSI driver {driver!r}")
+        return await call_controller_service(self.provisioners.get(driver) or [], driver, method, *args)
 
     def _enqueue_all(self, *_: dict) -> None:
         self.queue.add("*")

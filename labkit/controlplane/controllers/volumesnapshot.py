@@ -99,20 +99,10 @@ class VolumeSnapshotController(Controller):
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def call_driver(self, driver: str, method: str, *args):
-        """A Controller-service call at the next published endpoint when one does not answer."""
-        from labkit.csi.client import CSIClient, CSIError
+        from labkit.csi.client import call_controller_service
 
         endpoints = controller_endpoints(self.csinodes.list(), self.csidrivers.list()).get(driver) or []
-        for i, endpoint in enumerate(endpoints):
-            client = CSIClient(endpoint)
-            try:
-                return await asyncio.to_thread(getattr(client, method), *args)
-            except CSIError as exc:
-                if exc.code != "UNAVAILABLE" or i == len(endpoints) - 1:
-                    raise
-            finally:
-                client.close()
-        raise ApiError(503, "ServiceUnavailable", f"no node publishes an endpoint for CSI driver {driver!r}")
+        return await call_controller_service(endpoints, driver, method, *args)
 
     async def sync(self, key: str = "*") -> None:
         contents = {c["metadata"]["name"]: c for c in self.contents.list()}
